@@ -1,0 +1,27 @@
+//! `cni`: the kubetron CNI plugin (CNI spec 1.1): configuration and result types, ADD, DEL, CHECK,
+//! STATUS, GC, VERSION, and the spec's error results.
+//!
+//! Data flows one way: CNI request -> netlink (`netdev`) + local OVS / OVN NB rows (`ovn`).
+//!
+//! Must not touch: Kubernetes API objects (it reads only what the runtime passes in).
+//!
+//! Spec layer (this crate's base): [`NetConf`] (with kubetron's [`KubetronConf`]), [`CniResult`] and
+//! its per-version JSON ([`CniResult::to_version`]), [`CniError`]/[`ErrorCode`], [`Env`] (CNI_* vars),
+//! [`VersionInfo`], and the dispatcher [`run`]/[`run_process`] over a [`Plugin`].
+
+mod config;
+mod dispatch;
+mod env;
+mod error;
+mod result;
+mod version;
+
+pub use config::{
+    valid_network_name, Attachment, Ipam, KubetronConf, NetConf, PortMapping, RuntimeConfig,
+    DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS,
+};
+pub use dispatch::{run, run_process, Plugin, Request};
+pub use env::{valid_container_id, validate_ifname, CniArgs, Command, Env};
+pub use error::{CniError, ErrorCode, ErrorJson};
+pub use result::{CniResult, Dns, Interface, IpConfig, RouteEntry};
+pub use version::{Version, VersionInfo, CURRENT_VERSION, SUPPORTED_VERSIONS};

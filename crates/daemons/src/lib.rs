@@ -1,0 +1,42 @@
+//! `daemons`: runs real Open vSwitch and OVN daemons (ovsdb-server, ovn-northd, ovs-vswitchd,
+//! ovn-controller) under one state directory, and stops them by their pid files.
+//!
+//! Owns: database files, command lines, pid files, readiness waits, teardown.
+//! Used by the sandbox and by tests.
+//!
+//! Must not touch: OVSDB contents beyond what `ovs-vsctl`/`ovn-nbctl` need to initialise a database;
+//! never stops a process it did not start (never by process name).
+//!
+//! Modules: [`process`] (generic: spawn detached with pid/log files, optionally in a netns; stop
+//! by pid; wait for sockets), [`ovsdb_server`] (standalone servers and raft clusters).
+
+use std::path::PathBuf;
+
+pub mod netns;
+pub mod ovn;
+pub mod ovsdb_server;
+pub mod process;
+
+pub use ovsdb_server::{OvsdbServer, OvsdbServerConfig, RaftCluster, Ssl};
+pub use ovn::{link_underlay, Central, Chassis, ChassisConfig};
+pub use process::{free_tcp_port, DaemonSpec};
+
+/// Installed schema files.
+pub mod schemas {
+    pub const NB: &str = "/usr/share/ovn/ovn-nb.ovsschema";
+    pub const SB: &str = "/usr/share/ovn/ovn-sb.ovsschema";
+    pub const VSWITCH: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+}
+
+/// Errors of the daemons crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot run {cmd}: {source}")]
+    Spawn { cmd: String, source: std::io::Error },
+    #[error("{cmd} exited with status {status}: {stderr}")]
+    Command { cmd: String, status: i32, stderr: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("not ready: {0}")]
+    NotReady(String),
+}

@@ -1,0 +1,230 @@
+//! Generic daemon process handling: start an Open vSwitch style daemon detached with a pid file
+//! and log file (optionally inside a network namespace), read pid files, stop a daemon by pid
+//! (SIGTERM, bounded wait, then SIGKILL; a zombie counts as stopped), and wait for its sockets.
+//!
+//! Never stops a process by name: only by the pid recorded in the pid file of a daemon it started.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::Error;
+
+/// A daemon to start with `--detach --pidfile=F --log-file=L --no-chdir`.
+#[derive(Debug, Clone)]
+pub struct DaemonSpec {
+    /// Program, e.g. `ovsdb-server`.
+    pub program: String,
+    /// Arguments other than the detach/pidfile/log-file/no-chdir ones.
+    pub args: Vec<String>,
+    pub pidfile: PathBuf,
+    pub logfile: PathBuf,
+    /// Run inside this network namespace (`ip netns exec NS ...`).
+    pub netns: Option<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl DaemonSpec {
+    pub fn new(program: &str, pidfile: impl Into<PathBuf>, logfile: impl Into<PathBuf>) -> DaemonSpec {
+        DaemonSpec { program: program.to_string(), args: vec![], pidfile: pidfile.into(), logfile: logfile.into(), netns: None, env: vec![] }
+    }
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn args<S: Into<String>>(mut self, a: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+    pub fn netns(mut self, ns: Option<String>) -> Self {
+        self.netns = ns;
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    /// The full command line.
+    pub fn command_line(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(ns) = &self.netns {
+            v.extend(["ip".to_string(), "netns".into(), "exec".into(), ns.clone()]);
+        }
+        v.push(self.program.clone());
+        v.extend(self.args.iter().cloned());
+        v.push("--detach".into());
+        v.push(format!("--pidfile={}", self.pidfile.display()));
+        v.push(format!("--log-file={}", self.logfile.display()));
+        v.push("--no-chdir".into());
+        v
+    }
+
+    /// Starts the daemon; returns its pid once the pid file names a live process.
+    pub fn spawn(&self) -> Result<i32, Error> {
+        let argv = self.command_line();
+        let out = run_argv(&argv, &self.env)?;
+        if !out.status.success() {
+            let log_tail = tail(&self.logfile, 20);
+            return Err(Error::Command {
+                cmd: argv.join(" "),
+                status: out.status.code().unwrap_or(-1),
+                stderr: format!("{}{}", String::from_utf8_lossy(&out.stderr), log_tail),
+            });
+        }
+        // With --detach the parent exits after the pid file is written.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(pid) = read_pidfile(&self.pidfile)? {
+                if is_running(pid) {
+                    return Ok(pid);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(Error::NotReady(format!("{} wrote no live pid to {}", self.program, self.pidfile.display())));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn run_argv(argv: &[String], env: &[(String, String)]) -> Result<std::process::Output, Error> {
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(std::process::Stdio::null());
+    c.output().map_err(|e| Error::Spawn { cmd: argv.join(" "), source: e })
+}
+
+/// Runs a command to completion; error (with its stderr) if it fails. Returns stdout.
+pub fn run(program: &str, args: &[&str]) -> Result<String, Error> {
+    let argv: Vec<String> = std::iter::once(program.to_string()).chain(args.iter().map(|s| s.to_string())).collect();
+    let out = run_argv(&argv, &[])?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            cmd: argv.join(" "),
+            status: out.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(s) => {
+            let v: Vec<&str> = s.lines().collect();
+            let start = v.len().saturating_sub(lines);
+            format!("\nlast lines of {}:\n{}", path.display(), v[start..].join("\n"))
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Reads a pid file; `None` if it does not exist.
+pub fn read_pidfile(path: &Path) -> Result<Option<i32>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => s.trim().parse::<i32>().map(Some).map_err(|_| Error::NotReady(format!("bad pid file {}: {s:?}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Io { path: path.to_path_buf(), source: e }),
+    }
+}
+
+/// Whether `pid` is a live process (a zombie is not).
+pub fn is_running(pid: i32) -> bool {
+    if pid <= 0 || kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(s) => s.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with('Z')).unwrap_or(true),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `timeout` for `pid` to stop.
+pub fn wait_stopped(pid: i32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while is_running(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Stops `pid`: SIGTERM, wait up to `timeout`, then SIGKILL.
+pub fn stop_pid(pid: i32, timeout: Duration) -> Result<(), Error> {
+    if !is_running(pid) {
+        return Ok(());
+    }
+    let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    if wait_stopped(pid, timeout) {
+        return Ok(());
+    }
+    kill_pid(pid)
+}
+
+/// SIGKILLs `pid` and waits until it is gone (or a zombie).
+pub fn kill_pid(pid: i32) -> Result<(), Error> {
+    if !is_running(pid) {
+        return Ok(());
+    }
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    if wait_stopped(pid, Duration::from_secs(5)) {
+        Ok(())
+    } else {
+        Err(Error::NotReady(format!("process {pid} survived SIGKILL")))
+    }
+}
+
+/// Stops the daemon named by a pid file (if any).
+pub fn stop_pidfile(pidfile: &Path, timeout: Duration) -> Result<(), Error> {
+    match read_pidfile(pidfile)? {
+        Some(pid) => stop_pid(pid, timeout),
+        None => Ok(()),
+    }
+}
+
+/// Waits until a unix socket accepts connections. With `netns`, the socket file is still
+/// reachable from here (unix sockets are not namespaced by network namespaces).
+pub fn wait_for_unix_socket(path: &Path, timeout: Duration) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::NotReady(format!("unix socket {} not accepting after {timeout:?}", path.display())));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until a TCP port on 127.0.0.1 accepts connections (root network namespace only).
+pub fn wait_for_tcp(port: u16, timeout: Duration) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::NotReady(format!("tcp 127.0.0.1:{port} not accepting after {timeout:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_tcp_port() -> Result<u16, Error> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| Error::Io { path: PathBuf::from("127.0.0.1:0"), source: e })?;
+    l.local_addr().map(|a| a.port()).map_err(|e| Error::Io { path: PathBuf::from("127.0.0.1:0"), source: e })
+}

@@ -1,0 +1,22 @@
+//! `k8s`: the Kubernetes half of kubetron: NetworkAttachmentDefinitions, the pod network request
+//! annotation, the controller (pods -> desired OVN state), the admission webhook, leader election.
+//!
+//! Data flows one way: Kubernetes objects -> desired OVN state -> OVSDB transactions (`ovn`).
+//!
+//! Must not touch: netlink or the local Open_vSwitch database (that is the node side).
+//!
+//! Modules (the Kubernetes-facing pieces that need no OVN):
+//! - [`annotation`]: parse and resolve `k8s.v1.cni.cncf.io/networks` (text and JSON forms).
+//! - [`nad`]: the NetworkAttachmentDefinition CRD type, kubetron's config in it, exposure rules.
+//! - [`status`]: `k8s.v1.cni.cncf.io/network-status` and `kubetron.io/interfaces` annotations.
+//! - [`webhook`]: the pod mutating admission webhook (HTTPS, AdmissionReview v1) and [`webhook::serve`].
+//! - [`rbac`]: the API permissions each component uses (what `deploy/` grants).
+//! - [`env`]: `NETWORK_INTERFACE_<NET>` environment variables for the requested interfaces.
+
+pub mod addr;
+pub mod annotation;
+pub mod env;
+pub mod nad;
+pub mod rbac;
+pub mod status;
+pub mod webhook;

@@ -1,0 +1,133 @@
+//! Which namespaces may use a NAD.
+//!
+//! A NAD is usable in its own namespace. From another namespace only when its annotation
+//! `kubetron.io/allowed-namespaces` lists that namespace (comma-separated, spaces ignored) or
+//! contains `*`.
+
+use thiserror::Error;
+
+use super::{KubetronConfig, NetworkAttachmentDefinition};
+use crate::annotation::NetworkSelection;
+
+/// Annotation on a NAD sharing it with other namespaces.
+pub const ALLOWED_NAMESPACES_ANNOTATION: &str = "kubetron.io/allowed-namespaces";
+
+/// The parsed `kubetron.io/allowed-namespaces` annotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedNamespaces {
+    /// Not set or empty: own namespace only.
+    OwnOnly,
+    /// `*`: every namespace.
+    All,
+    /// These namespaces (plus its own).
+    Listed(Vec<String>),
+}
+
+/// Read the sharing annotation of a NAD.
+pub fn allowed_namespaces(nad: &NetworkAttachmentDefinition) -> AllowedNamespaces {
+    let raw = nad.metadata.annotations.as_ref().and_then(|a| a.get(ALLOWED_NAMESPACES_ANNOTATION));
+    let list: Vec<String> = raw
+        .map(|r| r.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    if list.iter().any(|s| s == "*") {
+        AllowedNamespaces::All
+    } else if list.is_empty() {
+        AllowedNamespaces::OwnOnly
+    } else {
+        AllowedNamespaces::Listed(list)
+    }
+}
+
+/// Why a pod may not use a network.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    /// The NAD given is not the one the selection names (a caller bug, reported plainly).
+    #[error("network {wanted} was requested but NetworkAttachmentDefinition {got} was found")]
+    Mismatch {
+        /// `ns/name` requested.
+        wanted: String,
+        /// `ns/name` of the NAD.
+        got: String,
+    },
+    /// Another namespace's network, not shared at all.
+    #[error("network {network} belongs to namespace {owner} and is not shared with other namespaces; ask its owner to add namespace {pod_namespace} to its annotation kubetron.io/allowed-namespaces")]
+    NotShared {
+        /// `ns/name`.
+        network: String,
+        /// The NAD's namespace.
+        owner: String,
+        /// The pod's namespace.
+        pod_namespace: String,
+    },
+    /// Another namespace's network, shared with others only.
+    #[error("network {network} is shared only with namespaces {allowed} (annotation kubetron.io/allowed-namespaces), not with namespace {pod_namespace}")]
+    NotListed {
+        /// `ns/name`.
+        network: String,
+        /// Comma-separated list.
+        allowed: String,
+        /// The pod's namespace.
+        pod_namespace: String,
+    },
+    /// Static IPs asked for but not granted.
+    #[error("network {network} does not allow static IPs (its config does not set capabilities.ips), but interface {interface} asks for {ips}")]
+    StaticIps {
+        /// `ns/name`.
+        network: String,
+        /// Interface.
+        interface: String,
+        /// The IPs asked for.
+        ips: String,
+    },
+    /// Static MAC asked for but not granted.
+    #[error("network {network} does not allow static MAC addresses (its config does not set capabilities.mac), but interface {interface} asks for {mac}")]
+    StaticMac {
+        /// `ns/name`.
+        network: String,
+        /// Interface.
+        interface: String,
+        /// The MAC asked for.
+        mac: String,
+    },
+}
+
+/// May a pod in `pod_ns` use `nad` for `selection`?
+pub fn authorize(pod_ns: &str, selection: &NetworkSelection, nad: &NetworkAttachmentDefinition) -> Result<(), Refusal> {
+    let network = selection.network().to_string();
+    let owner = nad.namespace_str();
+    if owner != selection.namespace || nad.name_str() != selection.name {
+        return Err(Refusal::Mismatch { wanted: network, got: format!("{}/{}", owner, nad.name_str()) });
+    }
+    if owner == pod_ns {
+        return Ok(());
+    }
+    match allowed_namespaces(nad) {
+        AllowedNamespaces::All => Ok(()),
+        AllowedNamespaces::Listed(list) if list.iter().any(|n| n == pod_ns) => Ok(()),
+        AllowedNamespaces::Listed(list) => {
+            Err(Refusal::NotListed { network, allowed: list.join(", "), pod_namespace: pod_ns.to_string() })
+        }
+        AllowedNamespaces::OwnOnly => {
+            Err(Refusal::NotShared { network, owner: owner.to_string(), pod_namespace: pod_ns.to_string() })
+        }
+    }
+}
+
+/// Does the network's config grant what the selection asks for (static IPs, static MAC)?
+pub fn check_capabilities(selection: &NetworkSelection, config: &KubetronConfig) -> Result<(), Refusal> {
+    if !selection.ips.is_empty() && !config.capabilities.ips {
+        return Err(Refusal::StaticIps {
+            network: selection.network().to_string(),
+            interface: selection.interface.clone(),
+            ips: selection.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    if let (Some(mac), false) = (selection.mac, config.capabilities.mac) {
+        return Err(Refusal::StaticMac {
+            network: selection.network().to_string(),
+            interface: selection.interface.clone(),
+            mac: mac.to_string(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+use super::*;
+use crate::annotation::parse;
+
+const BLUE: &str = r#"{"cniVersion":"1.0.0","name":"blue","type":"kubetron","logical_switch":"ls-blue","capabilities":{"ips":true,"mac":true},"subnet":"10.1.0.0/24"}"#;
+
+#[test]
+fn single_plugin_config() {
+    let c = parse_config(BLUE, "nad").unwrap().unwrap();
+    assert_eq!(c.cni_version.as_deref(), Some("1.0.0"));
+    assert_eq!(c.name, "blue");
+    assert_eq!(c.logical_switch, "ls-blue");
+    assert_eq!(c.capabilities, Capabilities { ips: true, mac: true });
+    assert_eq!(c.extra["subnet"], "10.1.0.0/24");
+    assert!(!c.extra.contains_key("type"));
+}
+
+#[test]
+fn defaults() {
+    let c = parse_config(r#"{"type":"kubetron"}"#, "nad-name").unwrap().unwrap();
+    assert_eq!(c.name, "nad-name");
+    assert_eq!(c.logical_switch, "nad-name");
+    assert_eq!(c.capabilities, Capabilities::default());
+    let c = parse_config(r#"{"type":"kubetron","name":"n"}"#, "nad-name").unwrap().unwrap();
+    assert_eq!(c.logical_switch, "n");
+}
+
+#[test]
+fn conflist() {
+    let cfg = r#"{"cniVersion":"0.4.0","name":"red","plugins":[{"type":"kubetron","logical_switch":"ls-red"},{"type":"tuning"}]}"#;
+    let c = parse_config(cfg, "x").unwrap().unwrap();
+    assert_eq!((c.name.as_str(), c.logical_switch.as_str(), c.cni_version.as_deref()), ("red", "ls-red", Some("0.4.0")));
+    let two = r#"{"name":"red","plugins":[{"type":"kubetron"},{"type":"kubetron"}]}"#;
+    assert_eq!(parse_config(two, "x"), Err(ConfigError::SeveralPlugins(2)));
+}
+
+#[test]
+fn other_plugins_are_not_ours() {
+    assert_eq!(parse_config(r#"{"type":"macvlan","name":"m"}"#, "x"), Ok(None));
+    assert_eq!(parse_config(r#"{"name":"m","plugins":[{"type":"bridge"}]}"#, "x"), Ok(None));
+    assert_eq!(parse_config("", "x"), Ok(None));
+}
+
+#[test]
+fn config_errors() {
+    assert!(matches!(parse_config("{", "x"), Err(ConfigError::Json(_))));
+    assert_eq!(parse_config("[]", "x"), Err(ConfigError::NotObject));
+    assert!(matches!(parse_config(r#"{"type":"kubetron","logical_switch":5}"#, "x"), Err(ConfigError::Field { field: "logical_switch", .. })));
+    assert!(matches!(parse_config(r#"{"type":"kubetron","logical_switch":" "}"#, "x"), Err(ConfigError::Field { field: "logical_switch", .. })));
+    assert!(matches!(parse_config(r#"{"type":"kubetron","capabilities":{"ips":"yes"}}"#, "x"), Err(ConfigError::Field { field: "capabilities", .. })));
+    assert!(matches!(parse_config(r#"{"name":"a","plugins":{}}"#, "x"), Err(ConfigError::Field { field: "plugins", .. })));
+    assert!(matches!(parse_config(r#"{"type":"kubetron"}"#, ""), Err(ConfigError::Field { field: "name", .. })));
+}
+
+#[test]
+fn physical_network_from_resource_name() {
+    let n = new_nad("ns", "phys", BLUE, &[(RESOURCE_NAME_ANNOTATION, "kubetron.io/physnet1")]);
+    assert_eq!(n.resource_name(), Some("kubetron.io/physnet1"));
+    assert_eq!(n.physical_network(), Some("physnet1"));
+    let sriov = new_nad("ns", "s", BLUE, &[(RESOURCE_NAME_ANNOTATION, "intel.com/sriov")]);
+    assert_eq!(sriov.physical_network(), None);
+    assert_eq!(new_nad("ns", "p", BLUE, &[]).physical_network(), None);
+}
+
+#[test]
+fn exposure_rules() {
+    let own = new_nad("team-a", "blue", BLUE, &[]);
+    let s = parse("blue", "team-a").unwrap().remove(0);
+    assert_eq!(authorize("team-a", &s, &own), Ok(()));
+
+    let s = parse("team-a/blue", "team-b").unwrap().remove(0);
+    let e = authorize("team-b", &s, &own).unwrap_err();
+    assert!(matches!(e, Refusal::NotShared { .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("team-a/blue") && msg.contains("team-b") && msg.contains(ALLOWED_NAMESPACES_ANNOTATION), "{msg}");
+
+    let listed = new_nad("team-a", "blue", BLUE, &[(ALLOWED_NAMESPACES_ANNOTATION, "team-c, team-b")]);
+    assert_eq!(authorize("team-b", &s, &listed), Ok(()));
+    let s_d = parse("team-a/blue", "team-d").unwrap().remove(0);
+    let e = authorize("team-d", &s_d, &listed).unwrap_err();
+    assert_eq!(e.to_string(), "network team-a/blue is shared only with namespaces team-c, team-b (annotation kubetron.io/allowed-namespaces), not with namespace team-d");
+
+    let all = new_nad("team-a", "blue", BLUE, &[(ALLOWED_NAMESPACES_ANNOTATION, "*")]);
+    assert_eq!(authorize("team-d", &s_d, &all), Ok(()));
+    assert_eq!(allowed_namespaces(&new_nad("a", "b", "", &[(ALLOWED_NAMESPACES_ANNOTATION, " , ")])), AllowedNamespaces::OwnOnly);
+
+    let other = new_nad("team-a", "red", BLUE, &[]);
+    assert!(matches!(authorize("team-a", &parse("blue", "team-a").unwrap()[0], &other), Err(Refusal::Mismatch { .. })));
+}
+
+#[test]
+fn capability_checks() {
+    let none = parse_config(r#"{"type":"kubetron","name":"n"}"#, "n").unwrap().unwrap();
+    let full = parse_config(BLUE, "n").unwrap().unwrap();
+    let ip = parse(r#"[{"name":"n","ips":["10.1.0.5/24"]}]"#, "ns").unwrap().remove(0);
+    let mac = parse(r#"[{"name":"n","mac":"02:00:00:00:00:05"}]"#, "ns").unwrap().remove(0);
+    let e = check_capabilities(&ip, &none).unwrap_err();
+    assert!(e.to_string().contains("10.1.0.5/24") && e.to_string().contains("capabilities.ips"), "{e}");
+    assert!(matches!(check_capabilities(&mac, &none), Err(Refusal::StaticMac { .. })));
+    assert_eq!(check_capabilities(&ip, &full), Ok(()));
+    assert_eq!(check_capabilities(&mac, &full), Ok(()));
+}
+
+#[test]
+fn nad_serde_and_crd() {
+    let nad = new_nad("ns", "blue", BLUE, &[]);
+    let v = serde_json::to_value(&nad).unwrap();
+    assert_eq!(v["apiVersion"], "k8s.cni.cncf.io/v1");
+    assert_eq!(v["kind"], "NetworkAttachmentDefinition");
+    assert_eq!(v["spec"]["config"], BLUE);
+    let back: NetworkAttachmentDefinition = serde_json::from_value(v).unwrap();
+    assert_eq!(back.kubetron_config().unwrap().unwrap().logical_switch, "ls-blue");
+    // A NAD without spec.config (Multus allows it) still deserializes.
+    let bare: NetworkAttachmentDefinition = serde_json::from_value(serde_json::json!({
+        "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": "x", "namespace": "y"}, "spec": {}
+    })).unwrap();
+    assert_eq!(bare.kubetron_config(), Ok(None));
+
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/crd.yaml")).unwrap();
+    let from_file: CustomResourceDefinition = serde_yaml::from_str(&file).unwrap();
+    let generated = crd();
+    assert_eq!(from_file.metadata.name, generated.metadata.name);
+    assert_eq!(from_file.spec.group, generated.spec.group);
+    assert_eq!(from_file.spec.names.plural, "network-attachment-definitions");
+    assert_eq!(from_file.spec.names.short_names, Some(vec!["net-attach-def".to_string()]));
+    assert_eq!(from_file.spec.names, generated.spec.names);
+    assert_eq!(from_file.spec.scope, generated.spec.scope);
+    assert_eq!(from_file.spec.versions.len(), 1);
+    let (f, g) = (&from_file.spec.versions[0], &generated.spec.versions[0]);
+    assert_eq!((f.name.as_str(), f.served, f.storage), (g.name.as_str(), g.served, g.storage));
+    assert_eq!(f.schema, g.schema);
+    let spec = &f.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap().properties.as_ref().unwrap()["spec"];
+    assert_eq!(spec.x_kubernetes_preserve_unknown_fields, Some(true));
+}

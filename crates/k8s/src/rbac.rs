@@ -1,0 +1,61 @@
+//! The Kubernetes API permissions each kubetron component's code uses. `deploy/` grants exactly
+//! these (a test checks the manifests against this list); change both together.
+
+/// One permission: verbs on a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permission {
+    /// API group (`""` for core).
+    pub api_group: &'static str,
+    /// Resource (plural).
+    pub resource: &'static str,
+    /// Verbs needed.
+    pub verbs: &'static [&'static str],
+    /// Only in the component's own namespace (granted by a Role, not a ClusterRole).
+    pub own_namespace_only: bool,
+    /// Restricted to these object names (empty: any).
+    pub resource_names: &'static [&'static str],
+}
+
+const fn cluster(api_group: &'static str, resource: &'static str, verbs: &'static [&'static str]) -> Permission {
+    Permission { api_group, resource, verbs, own_namespace_only: false, resource_names: &[] }
+}
+
+/// Name of the MutatingWebhookConfiguration the webhook publishes its CA into.
+pub const WEBHOOK_CONFIGURATION_NAME: &str = "kubetron-webhook";
+/// Name of the controller's leader election Lease.
+pub const CONTROLLER_LEASE_NAME: &str = "kubetron-controller";
+
+/// Controller: watches pods and patches their annotations, records events, manages NADs,
+/// elects a leader with a Lease in its namespace.
+pub const CONTROLLER: &[Permission] = &[
+    cluster("", "pods", &["get", "list", "watch", "patch"]),
+    cluster("", "events", &["create", "patch"]),
+    cluster("k8s.cni.cncf.io", "network-attachment-definitions", &["get", "list", "watch", "create", "update", "delete"]),
+    Permission {
+        api_group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["get", "create", "update"],
+        own_namespace_only: true,
+        resource_names: &[],
+    },
+];
+
+/// Webhook: reads NADs ([`crate::webhook::NadSource`] for `kube::Client`) and publishes its
+/// generated CA ([`crate::webhook::register_ca_bundle`]).
+pub const WEBHOOK: &[Permission] = &[
+    cluster("k8s.cni.cncf.io", "network-attachment-definitions", &["get", "list", "watch"]),
+    Permission {
+        api_group: "admissionregistration.k8s.io",
+        resource: "mutatingwebhookconfigurations",
+        verbs: &["get", "patch"],
+        own_namespace_only: false,
+        resource_names: &[WEBHOOK_CONFIGURATION_NAME],
+    },
+];
+
+/// Node agent: reads its Node.
+pub const NODE: &[Permission] = &[cluster("", "nodes", &["get"])];
+
+/// `(service account name, permissions)` of every component, as deployed.
+pub const COMPONENTS: &[(&str, &[Permission])] =
+    &[("kubetron-controller", CONTROLLER), ("kubetron-webhook", WEBHOOK), ("kubetron-node", NODE)];

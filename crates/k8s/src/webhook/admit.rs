@@ -1,0 +1,119 @@
+//! The admission decision for one AdmissionRequest.
+//!
+//! Pods on CREATE with a `k8s.v1.cni.cncf.io/networks` annotation are checked:
+//! - a malformed annotation is refused (400);
+//! - every requested NAD must exist (404 otherwise);
+//! - for kubetron NADs: the config must parse, the pod's namespace must be allowed to use it
+//!   ([`crate::nad::authorize`], 403) and static IPs/MAC need the network's capabilities (403).
+//!
+//! NADs of other CNI plugins are Multus's business: they are neither authorized nor given env
+//! vars. If every problem is collected, the message lists them all, separated by `; `.
+//!
+//! Admitted pods with kubetron networks get a JSONPatch: `NETWORK_INTERFACE_<NET>` variables
+//! (see [`crate::env`]) on every container and init container, and for physical networks the
+//! resource `kubetron.io/<network>: "1"` in the first container's requests and limits.
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use serde_json::Value;
+
+use super::patch::{env_ops, resource_ops};
+use super::review::{AdmissionRequest, AdmissionResponse};
+use super::source::NadSource;
+use crate::annotation::{self, NetworkSelection, NETWORKS_ANNOTATION};
+use crate::env::env_vars;
+use crate::nad::{authorize, check_capabilities};
+
+/// Decide on one request.
+pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionResponse {
+    let uid = req.uid.as_str();
+    if req.operation != "CREATE" || req.kind.kind != "Pod" || !req.kind.group.is_empty() {
+        return AdmissionResponse::allow(uid);
+    }
+    let Some(pod) = req.object.as_ref() else {
+        return AdmissionResponse::deny(uid, 400, "pod CREATE review carries no object");
+    };
+    let pod_name = pod
+        .pointer("/metadata/name")
+        .or_else(|| pod.pointer("/metadata/generateName"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let namespace = req
+        .namespace
+        .as_deref()
+        .or_else(|| pod.pointer("/metadata/namespace").and_then(Value::as_str))
+        .filter(|n| !n.is_empty())
+        .unwrap_or("default");
+    let annotation = match pod.pointer("/metadata/annotations").and_then(|a| a.get(NETWORKS_ANNOTATION)) {
+        None | Some(Value::Null) => return AdmissionResponse::allow(uid),
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return AdmissionResponse::deny(uid, 400, format!("annotation {NETWORKS_ANNOTATION} must be a string")),
+    };
+    let selections = match annotation::parse(annotation, namespace) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(namespace, pod = pod_name, error = %e, "refusing pod: malformed network annotation");
+            return AdmissionResponse::deny(uid, 400, e.to_string());
+        }
+    };
+
+    let mut problems: Vec<(u16, String)> = Vec::new();
+    let mut ours: Vec<NetworkSelection> = Vec::new();
+    let mut resources = BTreeSet::new();
+    for sel in &selections {
+        let network = sel.network();
+        let nad = match nads.get(&sel.namespace, &sel.name).await {
+            Ok(Some(nad)) => nad,
+            Ok(None) => {
+                problems.push((404, format!("network {network} does not exist (no NetworkAttachmentDefinition {} in namespace {})", sel.name, sel.namespace)));
+                continue;
+            }
+            Err(e) => {
+                problems.push((500, format!("could not check network {network}: {e}")));
+                continue;
+            }
+        };
+        let config = match nad.kubetron_config() {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                problems.push((400, format!("network {network} has an unusable kubetron config: {e}")));
+                continue;
+            }
+        };
+        if let Err(r) = authorize(namespace, sel, &nad).and_then(|_| check_capabilities(sel, &config)) {
+            problems.push((403, r.to_string()));
+            continue;
+        }
+        if let (Some(_), Some(resource)) = (nad.physical_network(), nad.resource_name()) {
+            resources.insert(resource.to_string());
+        }
+        ours.push(sel.clone());
+    }
+
+    if !problems.is_empty() {
+        let code = problems.iter().map(|(c, _)| *c).max().unwrap_or(403);
+        let message = problems.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; ");
+        tracing::info!(namespace, pod = pod_name, %message, "refusing pod");
+        return AdmissionResponse::deny(uid, code, message);
+    }
+    if ours.is_empty() {
+        return AdmissionResponse::allow(uid);
+    }
+
+    let mut ops = env_ops(pod, &env_vars(&ours));
+    ops.extend(resource_ops(pod, &resources));
+    tracing::info!(namespace, pod = pod_name, networks = ours.len(), ops = ops.len(), "admitting pod");
+    let mut resp = AdmissionResponse::allow(uid);
+    if !ops.is_empty() {
+        match serde_json::to_vec(&ops) {
+            Ok(bytes) => {
+                resp.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+                resp.patch_type = Some("JSONPatch".to_string());
+            }
+            Err(e) => return AdmissionResponse::deny(uid, 500, format!("could not encode the pod patch: {e}")),
+        }
+    }
+    resp
+}

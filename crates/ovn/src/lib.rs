@@ -1,0 +1,15 @@
+//! `ovn`: typed models of the OVN Northbound tables and of the local Open_vSwitch tables kubetron uses,
+//! checked against the installed schemas, built on the `ovsdb` crate.
+//!
+//! Owns: row structs ([`nb`], [`vswitch`]), their conversion to and from OVSDB rows, the names kubetron
+//! gives to the rows it creates ([`names`]), and small builders of transaction operations (add a
+//! logical switch port to a switch, plug an interface into br-int...).
+//!
+//! Must not touch: Kubernetes objects, netlink, processes. It builds operations; callers send them.
+
+pub mod columns;
+pub mod names;
+pub mod nb;
+pub mod vswitch;
+
+pub use columns::{ColumnKind, ColumnSpec, Model};

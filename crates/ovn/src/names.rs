@@ -1,0 +1,49 @@
+//! The names kubetron gives to the OVN rows it creates, and the `external_ids` keys it tags them with.
+//!
+//! The controller and the CNI plugin derive a pod interface's logical switch port name the same
+//! way, so a port created by the plugin on its own (standalone mode) is the one the controller
+//! later finds and adopts.
+
+/// `external_ids` key naming who owns a row: [`OWNER_CONTROLLER`] or [`OWNER_CNI`]. kubetron only
+/// ever deletes rows carrying this key.
+pub const OWNER: &str = "kubetron.io/owner";
+/// Value of [`OWNER`] for rows made by the controller.
+pub const OWNER_CONTROLLER: &str = "controller";
+/// Value of [`OWNER`] for rows made by the CNI plugin in standalone mode.
+pub const OWNER_CNI: &str = "cni";
+/// `external_ids` keys describing the pod (or CNI container) a port belongs to.
+pub const POD_NAMESPACE: &str = "kubetron.io/pod-namespace";
+pub const POD_NAME: &str = "kubetron.io/pod-name";
+pub const POD_UID: &str = "kubetron.io/pod-uid";
+pub const CONTAINER_ID: &str = "kubetron.io/container-id";
+pub const INTERFACE: &str = "kubetron.io/interface";
+/// `external_ids` key naming the NetworkAttachmentDefinition (`namespace/name`) a port was made for.
+pub const NETWORK: &str = "kubetron.io/network";
+/// `external_ids` key on a Logical_Switch: the namespaces (comma-separated, or `*`) the sync exposes
+/// the switch to as a NetworkAttachmentDefinition.
+pub const EXPOSE_NAMESPACES: &str = "kubetron.io/namespaces";
+
+/// The logical switch port name for interface `ifname` of pod `namespace/pod`.
+/// Kubernetes names cannot contain `_`, so the name splits back unambiguously.
+pub fn pod_port(namespace: &str, pod: &str, ifname: &str) -> String {
+    format!("{namespace}_{pod}_{ifname}")
+}
+
+/// The logical switch port name for a CNI attachment that carries no pod identity (a runtime
+/// called the plugin directly): from the container ID and interface name.
+pub fn container_port(container_id: &str, ifname: &str) -> String {
+    format!("cni_{container_id}_{ifname}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_port_names_are_distinct_per_interface_and_pod() {
+        assert_eq!(pod_port("ns1", "web", "net1"), "ns1_web_net1");
+        assert_ne!(pod_port("ns1", "web", "net1"), pod_port("ns1", "web", "net2"));
+        assert_ne!(pod_port("a", "b-c", "net1"), pod_port("a-b", "c", "net1"));
+        assert_ne!(container_port("abc", "net1"), pod_port("abc", "x", "net1"));
+    }
+}

@@ -1,0 +1,49 @@
+//! `ovsdb`: a client for the Open vSwitch Database Management Protocol (RFC 7047).
+//!
+//! Owns: the JSON-RPC 1.0 wire codec, OVSDB datum encoding, schema parsing and checking, the
+//! connection (unix, TCP, SSL), transactions, monitors, the client-side replica, reconnect and
+//! clustered-database leader handling.
+//!
+//! Must not touch: anything OVN- or Kubernetes-specific; table names appear only in tests.
+//!
+//! Layout: [`codec`] (framing of back-to-back JSON), [`jsonrpc`] (message classification),
+//! [`datum`] (atoms, datums, rows), [`schema`] (schemas and checks), [`ops`] (transaction
+//! operations), [`client`] (connection task, requests, reconnect), [`monitor`] (monitors and
+//! update decoding), [`replica`] (client-side replica with indexes), [`cluster`] (`_Server`
+//! leader checks), [`tls`] (rustls setup).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ovsdb::Error> {
+//! use ovsdb::{Client, ClientConfig, Operation, Datum, Mutation};
+//! let client = Client::connect(ClientConfig::new("unix:/run/ovn/ovnnb_db.sock")?.database("OVN_Northbound")).await?;
+//! let r = client.transact("OVN_Northbound", vec![
+//!     Operation::insert("Logical_Switch").set("name", "ls1").uuid_name("ls"),
+//!     Operation::insert("Logical_Switch_Port").set("name", "p1").uuid_name("p"),
+//!     Operation::mutate("Logical_Switch").filter(ovsdb::Condition::eq("_uuid", Datum::named_uuid("ls")))
+//!         .mutation(Mutation::insert("ports", Datum::named_uuid("p"))),
+//! ]).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+pub mod cluster;
+pub mod codec;
+pub mod datum;
+pub mod error;
+pub mod jsonrpc;
+pub mod monitor;
+pub mod ops;
+pub mod replica;
+pub mod schema;
+pub mod tls;
+
+pub use client::{Client, ClientConfig, ConnectionState, LockEvent, Remote};
+pub use cluster::ServerDatabase;
+pub use codec::JsonCodec;
+pub use datum::{Atom, Datum, Row, Uuid};
+pub use error::{CheckError, CodecError, Error, Result, TxnError};
+pub use monitor::{Monitor, MonitorEvent, MonitorMethod, MonitorRequest, MonitorTable, RowUpdate, TableUpdate, TableUpdates};
+pub use ops::{Condition, Function, Mutation, OpResult, Operation, WaitUntil};
+pub use replica::{IndexSpec, Replica, ReplicaConfig, Snapshot, TableData};
+pub use schema::{AtomicType, BaseType, ColumnSchema, ColumnType, DatabaseSchema, TableSchema};
+pub use tls::TlsConfig;

@@ -1,0 +1,198 @@
+mod common;
+
+use common::*;
+use ovsdb::{Condition, Datum, Error, Function, Mutation, Operation, Row, Uuid, WaitUntil};
+use serde_json::json;
+
+#[tokio::test]
+async fn basics_unix_and_tcp() {
+    let nb = start_nb(true);
+    for remote in [nb.server.unix_remote(), nb.server.tcp_remote().unwrap()] {
+        let c = connect(&remote).await;
+        let dbs = c.list_dbs().await.unwrap();
+        assert!(dbs.contains(&NB.to_string()) && dbs.contains(&"_Server".to_string()), "{dbs:?}");
+        let s = c.get_schema(NB).await.unwrap();
+        assert_eq!(s.name, NB);
+        assert!(s.tables.contains_key("Logical_Switch_Port"));
+        assert_eq!(c.echo(json!(["x", 1])).await.unwrap(), json!(["x", 1]));
+        assert!(matches!(c.get_schema("Nope").await, Err(Error::UnknownDatabase(_))));
+    }
+}
+
+#[tokio::test]
+async fn all_operations() {
+    let nb = start_nb(false);
+    let c = connect(&nb.server.unix_remote()).await;
+    // insert with uuid-name, referenced from a mutate in the same transaction.
+    let r = c
+        .transact(
+            NB,
+            vec![
+                Operation::insert("Logical_Switch").set("name", "ls1").set("external_ids", Datum::map([("k8s", "net1")])).uuid_name("ls"),
+                Operation::insert("Logical_Switch_Port").set("name", "p1").set("addresses", Datum::set(["00:00:00:00:00:01 10.0.0.1"])).uuid_name("p1"),
+                Operation::insert("Logical_Switch_Port").set("name", "p2").set("tag_request", 10).uuid_name("p2"),
+                Operation::mutate("Logical_Switch")
+                    .filter(Condition::eq("_uuid", Datum::named_uuid("ls")))
+                    .mutation(Mutation::insert("ports", Datum::set([ovsdb::Atom::NamedUuid("p1".into()), ovsdb::Atom::NamedUuid("p2".into())]))),
+                Operation::comment("kubetron test"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 5);
+    let ls = r[0].uuid.unwrap();
+    let p1 = r[1].uuid.unwrap();
+    assert_eq!(r[3].count, Some(1));
+
+    // select
+    let r = c.transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", "ls1").columns(["_uuid", "name", "ports", "external_ids"])]).await.unwrap();
+    let rows = r[0].rows.as_ref().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].uuid("_uuid"), Some(ls));
+    assert_eq!(rows[0].get("ports").unwrap().len(), 2);
+    assert_eq!(rows[0].map_str("external_ids", "k8s"), Some("net1"));
+
+    // update
+    let r = c.transact(NB, vec![Operation::update("Logical_Switch_Port").filter(Condition::uuid(p1)).set("enabled", false)]).await.unwrap();
+    assert_eq!(r[0].count, Some(1));
+    // mutate: arithmetic and map insert/delete
+    let r = c
+        .transact(
+            NB,
+            vec![
+                Operation::mutate("Logical_Switch_Port").where_eq("name", "p2").mutation(Mutation::add("tag_request", 5)),
+                Operation::mutate("Logical_Switch").where_eq("name", "ls1").mutation(Mutation::insert("external_ids", Datum::map([("a", "1")]))),
+                Operation::mutate("Logical_Switch").where_eq("name", "ls1").mutation(Mutation::delete("external_ids", Datum::set(["k8s"]))),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.iter().map(|r| r.count).collect::<Vec<_>>(), vec![Some(1), Some(1), Some(1)]);
+    let r = c
+        .transact(
+            NB,
+            vec![
+                Operation::select("Logical_Switch_Port").where_eq("name", "p2").columns(["tag_request"]),
+                Operation::select("Logical_Switch").where_eq("name", "ls1").columns(["external_ids"]),
+                Operation::select("Logical_Switch_Port").filter(Condition::new("tag_request", Function::Gt, 14)).columns(["name"]),
+                Operation::select("Logical_Switch_Port").filter(Condition::includes("addresses", "00:00:00:00:00:01 10.0.0.1")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r[0].rows.as_ref().unwrap()[0].i64("tag_request"), Some(15));
+    assert_eq!(r[1].rows.as_ref().unwrap()[0].get("external_ids").unwrap(), &Datum::map([("a", "1")]));
+    assert_eq!(r[2].rows.as_ref().unwrap().len(), 1);
+    assert_eq!(r[3].rows.as_ref().unwrap()[0].str("name"), "p1");
+
+    // wait: succeeds when rows match, times out with an error otherwise
+    let r = c
+        .transact(
+            NB,
+            vec![Operation::wait("Logical_Switch").where_eq("name", "ls1").columns(["name"]).row(Row::new().with("name", "ls1")).timeout_ms(0)],
+        )
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    let e = c
+        .transact(
+            NB,
+            vec![Operation::wait("Logical_Switch").where_eq("name", "ls1").columns(["name"]).until(WaitUntil::NotEqual).row(Row::new().with("name", "ls1")).timeout_ms(0)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.txn().unwrap().error, "timed out", "{e}");
+
+    // commit durable, abort, assert without lock
+    c.transact(NB, vec![Operation::commit(true)]).await.unwrap();
+    let e = c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "never"), Operation::abort()]).await.unwrap_err();
+    assert_eq!(e.txn().unwrap().error, "aborted", "{e}");
+    assert_eq!(e.txn().unwrap().index, Some(1));
+    let r = c.transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", "never")]).await.unwrap();
+    assert!(r[0].rows.as_ref().unwrap().is_empty());
+    let e = c.transact(NB, vec![Operation::assert_lock("nolock")]).await.unwrap_err();
+    assert_eq!(e.txn().unwrap().error, "not owner", "{e}");
+
+    // delete: removing the switch garbage-collects its ports (non-root table)
+    let r = c.transact(NB, vec![Operation::delete("Logical_Switch").filter(Condition::uuid(ls))]).await.unwrap();
+    assert_eq!(r[0].count, Some(1));
+    let r = c.transact(NB, vec![Operation::select("Logical_Switch_Port")]).await.unwrap();
+    assert!(r[0].rows.as_ref().unwrap().is_empty());
+
+    // insert with a chosen uuid
+    let u = Uuid::new_v4();
+    let r = c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "fixed").with_uuid(u)]).await.unwrap();
+    assert_eq!(r[0].uuid, Some(u));
+}
+
+#[tokio::test]
+async fn error_replies_from_server() {
+    let nb = start_nb(false);
+    let c = connect(&nb.server.unix_remote()).await;
+    // constraint violation (bypassing the client-side check)
+    let e = c.transact_unchecked(NB, vec![Operation::insert("Logical_Switch_Port").set("name", "p").set("tag_request", 5000)]).await.unwrap_err();
+    let t = e.txn().expect("txn error");
+    assert_eq!(t.error, "constraint violation", "{e}");
+    assert!(t.details.as_deref().unwrap_or("").contains("4095"), "{e}");
+    // referential integrity: a strong reference to a row that does not exist
+    let e = c
+        .transact(NB, vec![Operation::insert("Logical_Switch").set("name", "x").set("ports", Datum::uuid(Uuid::new_v4()))])
+        .await
+        .unwrap_err();
+    let t = e.txn().expect("txn error");
+    assert_eq!(t.error, "referential integrity violation", "{e}");
+    assert_eq!(t.index, None);
+    // wrong type
+    let e = c.transact_unchecked(NB, vec![Operation::insert("Logical_Switch").set("name", 42)]).await.unwrap_err();
+    assert_eq!(e.txn().unwrap().error, "syntax error", "{e}");
+    // unknown table
+    let e = c.transact_unchecked(NB, vec![Operation::insert("No_Such_Table")]).await.unwrap_err();
+    // ovsdb-server reports these as a syntax error whose details name the table
+    let t = e.txn().unwrap();
+    assert_eq!(t.error, "syntax error", "{e}");
+    assert!(t.details.as_deref().unwrap().contains("No_Such_Table"), "{e}");
+    // unknown column
+    let e = c.transact_unchecked(NB, vec![Operation::insert("Logical_Switch").set("no_such_column", 1)]).await.unwrap_err();
+    let t = e.txn().unwrap();
+    assert!(t.error == "unknown column" || t.error == "syntax error", "{e}");
+    assert!(t.details.as_deref().unwrap().contains("no_such_column"), "{e}");
+    // duplicate index value (Address_Set name is indexed; it is a root table)
+    let e = c
+        .transact(NB, vec![Operation::insert("Address_Set").set("name", "dup"), Operation::insert("Address_Set").set("name", "dup")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.txn().unwrap().error, "constraint violation", "{e}");
+    // unknown database
+    let e = c.transact_unchecked("Nope", vec![Operation::comment("x")]).await.unwrap_err();
+    assert!(matches!(e, Error::Rpc { .. }), "{e}");
+    // the client-side check catches these before sending, naming table/column/value
+    for (op, needle) in [
+        (Operation::insert("Logical_Switch_Port").set("name", "p").set("tag_request", 5000), "tag_request"),
+        (Operation::insert("Logical_Switch").set("name", 42), "expected string"),
+        (Operation::insert("No_Such_Table"), "no table"),
+        (Operation::insert("Logical_Switch").set("no_such_column", 1), "no column"),
+        (Operation::insert("ACL").set("action", "bogus"), "allowed values"),
+        (Operation::update("Logical_Switch").where_eq("nope", 1), "no column"),
+    ] {
+        match c.transact(NB, vec![op]).await {
+            Err(Error::Check(ce)) => assert!(ce.to_string().contains(needle), "{ce} lacks {needle}"),
+            other => panic!("expected a check error containing {needle}, got {other:?}"),
+        }
+    }
+    // the connection is still fine
+    assert_eq!(c.list_dbs().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn round_trip_is_fast() {
+    let nb = start_nb(false);
+    let c = connect(&nb.server.unix_remote()).await;
+    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "x")]).await.unwrap();
+    let n = 300;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        c.transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", "x").columns(["name"])]).await.unwrap();
+    }
+    let per = t.elapsed() / n;
+    eprintln!("transact round trip: {per:?}");
+    assert!(per < std::time::Duration::from_millis(5), "{per:?}");
+}

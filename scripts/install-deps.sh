@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kubetron's sandbox, tests and benchmarks use. Idempotent; needs root.
+# Service start-up by the packages is suppressed (a temporary policy-rc.d): kubetron starts its own daemons.
+set -euo pipefail
+
+pkgs=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common containernetworking-plugins
+      iproute2 iputils-ping isc-dhcp-client udhcpc ethtool openssl python3-openvswitch procps kmod)
+if [ "${KUBETRON_KUBE:-1}" = 1 ]; then
+  pkgs+=(etcd-server golang-go golang-github-modern-go-reflect2-dev dpkg-dev)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+
+made_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  made_policy=1
+fi
+trap '[ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600)
+if ! apt-get install "${apt_opts[@]}" "${missing[@]}" >/tmp/kubetron-apt.$$.log 2>&1; then
+  apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null
+  apt-get install "${apt_opts[@]}" "${missing[@]}" >/tmp/kubetron-apt.$$.log 2>&1 \
+    || { cat /tmp/kubetron-apt.$$.log >&2; rm -f /tmp/kubetron-apt.$$.log; exit 1; }
+fi
+rm -f /tmp/kubetron-apt.$$.log

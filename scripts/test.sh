@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole kubetron test suite, as CI runs it: installs what it needs (Debian packages; root), builds the
+# workspace, and runs every test against real ovsdb-server / OVN / OVS daemons (and, unless KUBETRON_KUBE=0,
+# a real kube-apiserver built from Debian's source package and cached under .cache/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+export CARGO_TERM_COLOR=never
+export RUST_BACKTRACE=1
+export CARGO_INCREMENTAL=0
+
+if [ "${KUBETRON_KUBE:-1}" = 1 ] && [ -x scripts/kube-apiserver.sh ]; then
+  KUBE_APISERVER_BIN=$(bash scripts/kube-apiserver.sh | tail -n 1)
+  export KUBE_APISERVER_BIN
+  export KUBETRON_KUBE_TESTS=1
+fi
+
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${KUBETRON_TEST_THREADS:-4}"
