@@ -9,7 +9,8 @@
 # - Cache: ${KUBETRON_CACHE:-<repo>/.cache}/kube-apiserver/<source version>/kube-apiserver
 #
 # Idempotent: rebuilds only when the binary for the current source version is absent. All progress goes to stderr;
-# the last line on stdout is the binary's path.
+# the last line on stdout is the binary's path. The deb-src indexes are fetched once into the cache (apt/); delete
+# that directory to look for a newer source version.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,7 +41,7 @@ make_apt_config() {
     local codename f out
     codename=$( (. /etc/os-release && echo "${VERSION_CODENAME:-}") ) || true
     [[ -n $codename ]] || die "no VERSION_CODENAME in /etc/os-release"
-    mkdir -p "$aptdir/sources.list.d" "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/empty"
+    mkdir -p "$aptdir/sources.list.d" "$aptdir/lists/partial" "$aptdir/cache/archives/partial"
     rm -f "$aptdir"/sources.list.d/*
     : >"$aptdir/sources.list"
     # One-line format: keep `deb` lines for this release, emitted as `deb-src`.
@@ -100,6 +101,27 @@ source_version() {
     echo "$best"
 }
 
+# pkg/generated/openapi/zz_generated.openapi.go is not in the source tarball (upstream's `make` generates it):
+# build openapi-gen from vendor/ and run it over the packages tagged `+k8s:openapi-gen=`, selected as
+# upstream's Makefile.generated_files does (staging/src/* named as vendor/*; code-generator and
+# sample-apiserver excluded). Runs inside $GOPATH/src/k8s.io/kubernetes with the Go environment set.
+generate_openapi() {
+    local vdir=$1 dirs
+    [[ -f pkg/generated/openapi/zz_generated.openapi.go ]] && return 0
+    log "generating pkg/generated/openapi"
+    go build -o "$vdir/openapi-gen" ./vendor/k8s.io/kube-openapi/cmd/openapi-gen >&2
+    dirs=$(find -H . \( -path './_*' -o -path './.*' -o -path ./vendor \) -prune -o -type f -name '*.go' -print |
+        xargs grep -l '^// *+k8s:' | xargs grep -l '+k8s:openapi-gen=' | xargs -n1 dirname |
+        sed 's|^\./staging/src/|vendor/|; s|^\./||' | LC_ALL=C sort -u |
+        grep -v -E '^vendor/k8s\.io/(code-generator|sample-apiserver)/' | sed 's|^|k8s.io/kubernetes/|' | paste -sd,)
+    [[ -n $dirs ]] || die "no +k8s:openapi-gen packages found"
+    "$vdir/openapi-gen" --logtostderr -i "$dirs" -p k8s.io/kubernetes/pkg/generated/openapi \
+        -O zz_generated.openapi -h vendor/k8s.io/code-generator/hack/boilerplate.go.txt -o "$GOPATH/src" \
+        -r "$vdir/openapi-violations.report" >&2
+    [[ -f pkg/generated/openapi/zz_generated.openapi.go ]] || die "openapi-gen wrote no zz_generated.openapi.go"
+    rm -f "$vdir/openapi-gen" "$vdir/openapi-violations.report"
+}
+
 main() {
     mkdir -p "$base"
     exec 9>"$base/.lock"
@@ -132,7 +154,7 @@ main() {
     local dsc
     dsc=$(ls "$dl"/kubernetes_*.dsc | head -n1) || die "no .dsc downloaded"
     # apt already checked the files against the signed Sources index.
-    dpkg-source --no-check -x "$dsc" "$work" >&2 || die "dpkg-source -x $dsc failed"
+    dpkg-source --no-check --no-copy -x "$dsc" "$work" >&2 || die "dpkg-source -x $dsc failed"
 
     local vend=$work/vendor/github.com/modern-go/reflect2
     [[ -d $vend ]] || die "$vend missing in the source tree"
@@ -163,6 +185,7 @@ main() {
         mkdir -p "$GOTMPDIR" "$GOPATH/src/k8s.io"
         ln -sfn "$work" "$GOPATH/src/k8s.io/kubernetes"
         cd "$GOPATH/src/k8s.io/kubernetes"
+        generate_openapi "$vdir" || exit 1
         go build -ldflags "$ld" -o "$vdir/kube-apiserver.tmp" ./cmd/kube-apiserver >&2
     ) || die "go build ./cmd/kube-apiserver failed (source kept in $work)"
     mv -f "$vdir/kube-apiserver.tmp" "$bin"

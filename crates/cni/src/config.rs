@@ -104,7 +104,7 @@ pub struct KubetronConf {
     /// Address the pod by OVN native DHCP instead of static IPs.
     #[serde(default)]
     pub dhcp: bool,
-    /// How long ADD waits for the logical switch port to be up.
+    /// How long ADD waits for the logical switch port to be up (0: do not wait).
     #[serde(default = "default_port_up_timeout")]
     pub port_up_timeout_ms: u64,
     /// Unknown fields, kept.
@@ -305,9 +305,9 @@ impl NetConf {
                 k.mtu
             )));
         }
-        if k.port_up_timeout_ms == 0 || k.port_up_timeout_ms > 600_000 {
+        if k.port_up_timeout_ms > 600_000 {
             return Err(CniError::invalid_config(format!(
-                "port_up_timeout_ms {} is out of range 1..=600000",
+                "port_up_timeout_ms {} is out of range 0..=600000 (0: do not wait)",
                 k.port_up_timeout_ms
             )));
         }

@@ -11,6 +11,7 @@
 
 mod config;
 mod dispatch;
+pub mod plugin;
 mod env;
 mod error;
 mod result;
@@ -21,6 +22,7 @@ pub use config::{
     DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS,
 };
 pub use dispatch::{run, run_process, Plugin, Request};
+pub use plugin::KubetronPlugin;
 pub use env::{valid_container_id, validate_ifname, CniArgs, Command, Env};
 pub use error::{CniError, ErrorCode, ErrorJson};
 pub use result::{CniResult, Dns, Interface, IpConfig, RouteEntry};

@@ -8,10 +8,12 @@
 //! never stops a process it did not start (never by process name).
 //!
 //! Modules: [`process`] (generic: spawn detached with pid/log files, optionally in a netns; stop
-//! by pid; wait for sockets), [`ovsdb_server`] (standalone servers and raft clusters).
+//! by pid; wait for sockets), [`ovsdb_server`] (standalone servers and raft clusters),
+//! [`kube`] (etcd + kube-apiserver on loopback for tests: test PKI, kubeconfigs, readiness, teardown).
 
 use std::path::PathBuf;
 
+pub mod kube;
 pub mod netns;
 pub mod ovn;
 pub mod ovsdb_server;

@@ -75,6 +75,20 @@ pub struct KubetronInterface {
     pub gateway: Option<String>,
 }
 
+impl KubetronInterface {
+    /// The matching NPWG `network-status` entry (addresses without prefix, as Multus writes
+    /// them; not the default-route interface).
+    pub fn to_network_status(&self) -> NetworkStatus {
+        NetworkStatus {
+            name: self.network.clone(),
+            interface: Some(self.interface.clone()),
+            ips: self.ips.iter().map(|ip| ip.split('/').next().unwrap_or(ip).to_string()).collect(),
+            mac: Some(self.mac.clone()),
+            ..Default::default()
+        }
+    }
+}
+
 /// A status annotation that does not parse.
 #[derive(Debug, Error)]
 #[error("annotation {annotation} is not a valid JSON list: {source}")]
@@ -138,7 +152,13 @@ mod tests {
         };
         let text = to_annotation(std::slice::from_ref(&i));
         assert!(text.contains("\"logical_switch\":\"blue\""));
-        assert_eq!(parse_interfaces(&text).unwrap(), vec![i]);
+        assert_eq!(parse_interfaces(&text).unwrap(), vec![i.clone()]);
+        let st = i.to_network_status();
+        assert_eq!(st.name, "ns/blue");
+        assert_eq!(st.interface.as_deref(), Some("net1"));
+        assert_eq!(st.ips, vec!["10.1.1.5"]);
+        assert_eq!(st.mac.as_deref(), Some("0a:00:00:00:00:01"));
+        assert!(!st.default);
     }
 
     #[test]

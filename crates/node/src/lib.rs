@@ -1,4 +1,69 @@
 //! `node`: the node agent: a kubelet device plugin (v1beta1) advertising one resource per physical
 //! network found in the local `ovn-bridge-mappings`.
 //!
+//! For every physical network `P` mapped to a bridge `B` in `external_ids:ovn-bridge-mappings` of
+//! the local `Open_vSwitch` row, the agent serves a device plugin on
+//! `<device-plugins dir>/kubetron-P.sock` and registers the extended resource `kubetron.io/P` with
+//! kubelet (`kubelet.sock` in the same directory). The resource has `capacity` fake devices
+//! `P-0` .. `P-<capacity-1>`, all `Healthy`: they only count how many pods may attach to the network.
+//!
+//! **Allocate** returns, for every container, exactly one environment variable:
+//! `KUBETRON_PHYSNET_<NET>=<bridge>`, where `<NET>` is `P` upper-cased with every character other
+//! than `A-Z`/`0-9` replaced by `_` (physnet `ext-net.1` on `br-ex` gives
+//! `KUBETRON_PHYSNET_EXT_NET_1=br-ex`). It names the bridge at allocation time.
+//!
+//! Changes are followed: a newly mapped network gets a plugin and a registration; a network that
+//! is no longer mapped has its devices reported `Unhealthy` on every `ListAndWatch` stream, the
+//! streams end and its socket is removed; a bridge change only affects later allocations. kubelet
+//! restarts are noticed by polling the identity (inode, ctime) of `kubelet.sock`: every plugin
+//! registers again, and a plugin whose socket kubelet deleted is served anew first.
+//!
 //! Must not touch: the OVN Northbound database, pod interfaces.
+//!
+//! Layout: [`config`] (settings), [`mappings`] (OVSDB monitor of the mappings), [`plugin`] (the
+//! `DevicePlugin` service), [`server`] (one gRPC server per resource), [`kubelet`] (registration),
+//! [`agent`] (the loop), [`names`], [`uds`] (gRPC over unix sockets), [`proto`] (generated from
+//! `proto/deviceplugin_v1beta1.proto`).
+
+pub mod agent;
+pub mod config;
+pub mod error;
+pub mod kubelet;
+pub mod mappings;
+pub mod names;
+pub mod plugin;
+pub mod server;
+pub mod uds;
+
+/// The kubelet device plugin API v1beta1: messages, clients and servers.
+pub mod proto {
+    tonic::include_proto!("v1beta1");
+}
+
+pub use agent::run_until;
+pub use config::NodeConfig;
+pub use error::{Error, Result};
+
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Runs the agent until SIGINT or SIGTERM. Embedders that need their own shutdown signal use
+/// [`run_until`].
+pub async fn run(config: NodeConfig) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::Config(format!("cannot watch SIGTERM: {e}")))?;
+    let stop = shutdown.clone();
+    let signals = tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = stop.cancelled() => {}
+        }
+        stop.cancel();
+    });
+    let r = run_until(config, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = signals.await;
+    r
+}

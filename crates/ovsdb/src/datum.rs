@@ -325,6 +325,7 @@ impl Datum {
         if v.len() == 1 {
             Datum(Repr::One(v.pop().expect("len 1")))
         } else {
+            v.shrink_to_fit();
             Datum(Repr::Set(v))
         }
     }
@@ -345,6 +346,7 @@ impl Datum {
             }
             v = out;
         }
+        v.shrink_to_fit();
         Datum(Repr::Map(v))
     }
     /// An optional value: `None` is the empty set.
@@ -735,13 +737,14 @@ impl<'de> Deserialize<'de> for Row {
                 f.write_str("a row object")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
-                let mut cols = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                let mut cols = Vec::new();
                 while let Some(k) = map.next_key::<CowStr>()? {
                     let v: Datum = map.next_value()?;
                     cols.push((intern(&k.0), v));
                 }
                 cols.sort_by(|a: &(Arc<str>, Datum), b| a.0.cmp(&b.0));
                 cols.dedup_by(|a, b| a.0 == b.0);
+                cols.shrink_to_fit();
                 Ok(Row { cols })
             }
         }

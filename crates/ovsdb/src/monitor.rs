@@ -194,7 +194,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         f.write_str("a row")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Row, A::Error> {
-        let mut cols: Vec<(Arc<str>, Datum)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        let mut cols: Vec<(Arc<str>, Datum)> = Vec::new();
         while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let mut v: Datum = map.next_value()?;
             let name = match self.0.and_then(|t| t.columns.get_key_value(&*k)) {
@@ -208,6 +208,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         }
         cols.sort_by(|a, b| a.0.cmp(&b.0));
         cols.dedup_by(|a, b| a.0 == b.0);
+        cols.shrink_to_fit();
         Ok(Row::from_sorted_unchecked(cols))
     }
 }

@@ -1,6 +1,6 @@
 //! A client-side replica of monitored tables.
 //!
-//! A background task applies monitor events to persistent maps (`imbl`), so every published
+//! A background task applies monitor events to persistent B-tree maps (`imbl::OrdMap`), so every published
 //! [`Snapshot`] is consistent (one whole update applied or none of it) and cloning one is O(1).
 //! Indexes by a column value (e.g. `name`) or by a map key (e.g. `external_ids:pod`) are kept up
 //! to date incrementally. Controllers wait for changes with [`Replica::subscribe`] (a watch
@@ -68,12 +68,12 @@ impl ReplicaConfig {
     }
 }
 
-type Index = imbl::HashMap<Atom, Vec<Uuid>>;
+type Index = imbl::OrdMap<Atom, Vec<Uuid>>;
 
 /// The rows of one table.
 #[derive(Clone, Default)]
 pub struct TableData {
-    rows: imbl::HashMap<Uuid, Arc<Row>>,
+    rows: imbl::OrdMap<Uuid, Arc<Row>>,
     indexes: HashMap<IndexSpec, Index>,
 }
 
@@ -94,9 +94,15 @@ impl TableData {
     fn index_add(&mut self, uuid: Uuid, row: &Row) {
         for (spec, idx) in self.indexes.iter_mut() {
             for k in spec.keys(row) {
-                let e = idx.entry(k).or_default();
-                if !e.contains(&uuid) {
-                    e.push(uuid);
+                match idx.get_mut(&k) {
+                    Some(e) => {
+                        if !e.contains(&uuid) {
+                            e.push(uuid);
+                        }
+                    }
+                    None => {
+                        idx.insert(k, vec![uuid]);
+                    }
                 }
             }
         }
@@ -302,7 +308,7 @@ fn apply(state: &mut SnapInner, schema: &DatabaseSchema, ev: MonitorEvent) {
         MonitorEvent::Disconnected => state.connected = false,
         MonitorEvent::Reset(u) => {
             for td in state.tables.values_mut() {
-                td.rows = imbl::HashMap::new();
+                td.rows = imbl::OrdMap::new();
                 for idx in td.indexes.values_mut() {
                     *idx = Index::default();
                 }
@@ -341,7 +347,9 @@ fn apply_updates(state: &mut SnapInner, schema: &DatabaseSchema, u: TableUpdates
 fn apply_row_diff(row: &mut Row, diff: &Row, ts: Option<&TableSchema>) {
     for (col, d) in diff.iter() {
         let ty = ts.and_then(|t| t.column_type(col));
-        let scalar = ty.is_none_or(|t| t.is_scalar());
+        // ovsdb-server sends the new value, not a diff, for every column that holds at most one
+        // element (optional columns too); only sets and maps of more than one get diffs.
+        let scalar = ty.is_none_or(|t| t.max == Some(1));
         if scalar {
             row.insert(col, d.clone());
             continue;

@@ -222,6 +222,16 @@ pub fn parse(value: &str, pod_namespace: &str) -> Result<Vec<NetworkSelection>, 
     resolve(parse_requests(value)?, pod_namespace)
 }
 
+/// The resolved selections of a pod: empty when it has no networks annotation. The namespace
+/// is the pod's (`default` when unset).
+pub fn from_pod(pod: &k8s_openapi::api::core::v1::Pod) -> Result<Vec<NetworkSelection>, AnnotationError> {
+    let ns = pod.metadata.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default");
+    match pod.metadata.annotations.as_ref().and_then(|a| a.get(NETWORKS_ANNOTATION)) {
+        Some(value) => parse(value, ns),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Shorten `s` to at most `max` characters for error messages.
 pub(crate) fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

@@ -182,7 +182,7 @@ proptest! {
     fn text_and_json_agree(reqs in proptest::collection::vec(request(), 1..6)) {
         // Drop requests that repeat an interface so that the list is valid.
         let mut seen = std::collections::BTreeSet::new();
-        let reqs: Vec<_> = reqs.into_iter().filter(|(_, _, i)| i.as_ref().map_or(true, |i| seen.insert(i.clone()))).collect();
+        let reqs: Vec<_> = reqs.into_iter().filter(|(_, _, i)| i.as_ref().is_none_or(|i| seen.insert(i.clone()))).collect();
         let text = reqs.iter().map(|(ns, n, i)| {
             let mut s = String::new();
             if let Some(ns) = ns { s.push_str(ns); s.push('/'); }
@@ -209,4 +209,15 @@ proptest! {
             if let Some(i) = i { prop_assert_eq!(&s.interface, i); }
         }
     }
+}
+
+#[test]
+fn from_a_pod() {
+    let mut pod = k8s_openapi::api::core::v1::Pod::default();
+    assert_eq!(from_pod(&pod).unwrap(), vec![]);
+    pod.metadata.namespace = Some("team".into());
+    pod.metadata.annotations = Some([(NETWORKS_ANNOTATION.to_string(), "blue@x".to_string())].into());
+    assert_eq!(triples(&from_pod(&pod).unwrap()), vec![sel("team", "blue", "x")]);
+    pod.metadata.annotations = Some([(NETWORKS_ANNOTATION.to_string(), "a@x,b@x".to_string())].into());
+    assert!(matches!(from_pod(&pod), Err(AnnotationError::DuplicateInterface { .. })));
 }

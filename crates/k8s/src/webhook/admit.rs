@@ -117,3 +117,7 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
     }
     resp
 }
+
+#[cfg(test)]
+#[path = "admit_tests.rs"]
+mod tests;

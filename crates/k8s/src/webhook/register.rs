@@ -34,7 +34,8 @@ pub async fn register_ca_bundle(
             Some(c) => break c,
             None if tokio::time::Instant::now() < deadline => {
                 tracing::info!(name = config_name, "MutatingWebhookConfiguration not there yet; waiting");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(left.min(Duration::from_secs(2))).await;
             }
             None => {
                 return Err(WebhookError::Register {

@@ -128,7 +128,7 @@ impl Conn {
                 }
                 End::Lost(r) => r,
             };
-            self.after_session(&remote, &reason);
+            self.after_session(&remote, &reason, was_ready);
             if !self.cfg.reconnect {
                 self.shutdown(&format!("connection to {remote} lost and reconnect is disabled: {reason}"));
                 return;
@@ -180,7 +180,7 @@ impl Conn {
     }
 
     /// Fails everything that was in flight, tells monitors and lock holders.
-    fn after_session(&mut self, remote: &Remote, reason: &str) {
+    fn after_session(&mut self, remote: &Remote, reason: &str, was_ready: bool) {
         for (_, p) in self.pending.drain() {
             match p {
                 Pending::Call { method, reply } => {
@@ -207,10 +207,14 @@ impl Conn {
                 e.last_txn_id = None;
                 e.cond_change_pending = false;
             }
-            let _ = e.events.send(RawEvent::Disconnected);
+            if was_ready {
+                let _ = e.events.send(RawEvent::Disconnected);
+            }
         }
-        for l in &self.locks {
-            let _ = self.lock_events.send(LockEvent::Lost(l.clone()));
+        if was_ready {
+            for l in &self.locks {
+                let _ = self.lock_events.send(LockEvent::Lost(l.clone()));
+            }
         }
         self.state.send_modify(|s| {
             s.connected = false;

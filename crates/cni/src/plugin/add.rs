@@ -1,0 +1,165 @@
+//! ADD: logical switch port (found or made), veth pair, addresses, bridge port, wait until up.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net};
+use netdev::{host_ifname, MacAddr, Netns};
+use ovn::nb::{DhcpOptions, LogicalSwitch, LogicalSwitchPort};
+use ovsdb::Client;
+
+use super::conn::{connect, nb_remote};
+use super::undo::Undo;
+use super::{plumb, port, KubetronPlugin};
+use crate::{CniError, CniResult, Interface, IpConfig, Request};
+
+pub async fn add(plugin: &KubetronPlugin, req: &Request) -> Result<CniResult, CniError> {
+    let netns_path = req.netns().ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
+    let pod = Netns::open(netns_path)
+        .map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", netns_path.display())))?;
+    let conf = &req.config.kubetron;
+    let (nb, ovs) = tokio::try_join!(
+        connect(plugin, nb_remote(req)?, "OVN Northbound database"),
+        connect(plugin, &conf.ovs_socket, "local Open_vSwitch database"),
+    )?;
+    let switch = port::find_switch(&nb, req.config.logical_switch()).await?;
+    let bridge = plumb::bridge(&ovs, &conf.bridge).await?;
+
+    let mut undo = Undo::default();
+    let result = plug(req, &pod, &nb, &ovs, &switch, &bridge, &mut undo).await;
+    if result.is_err() {
+        undo.run(&nb, &ovs).await;
+    }
+    result
+}
+
+async fn plug(
+    req: &Request,
+    pod: &Netns,
+    nb: &Client,
+    ovs: &Client,
+    switch: &LogicalSwitch,
+    bridge: &ovn::vswitch::Bridge,
+    undo: &mut Undo,
+) -> Result<CniResult, CniError> {
+    let conf = &req.config.kubetron;
+    let timeout = Duration::from_millis(conf.port_up_timeout_ms);
+    let name = port::port_name(req);
+    let attached = port::ensure_port(nb, req, switch, &name).await?;
+    if attached.created {
+        undo.logical_port(attached.port.uuid);
+    }
+    let mut lsp = attached.port;
+    if lsp.wants_dynamic() && lsp.dynamic_addresses.is_none() {
+        // northd allocates within a few milliseconds; wait at least a second even when the
+        // caller asked not to wait for the port to come up.
+        let wait = timeout.max(Duration::from_secs(1));
+        lsp = port::wait_port(nb, &name, wait, "get addresses from OVN", |p| p.dynamic_addresses.is_some()).await?;
+    }
+    let (mac, ips) = lsp
+        .effective_addresses()
+        .ok_or_else(|| CniError::invalid_config(format!("logical switch port {name:?} has no MAC address ({:?})", lsp.addresses)))?;
+    let mac_addr: MacAddr = mac
+        .parse()
+        .map_err(|_| CniError::invalid_config(format!("logical switch port {name:?} has an invalid MAC {mac:?}")))?;
+    let subnet = switch.subnet();
+    let requested = req.config.requested_ips()?;
+    let ipnets = with_prefixes(&ips, &requested, subnet.as_ref());
+    let dhcp = dhcp_options(nb, &lsp, subnet.as_ref()).await?;
+    let gateway: Option<IpAddr> = dhcp.as_ref().and_then(|d| d.options.get("router")).and_then(|r| r.parse().ok());
+    let default_routes = requested_default_routes(req, gateway);
+
+    let host_if = host_ifname(req.container_id(), req.ifname());
+    let veth = plumb::make_veth(pod, &host_if, req.ifname(), mac_addr, conf.mtu)?;
+    undo.veth(&host_if);
+    if !conf.dhcp {
+        plumb::address_pod(pod, veth.pod_index, &ipnets, &default_routes)?;
+    }
+    let port_uuid = plumb::plug(ovs, bridge, &host_if, &name, &mac, req.container_id(), req.ifname()).await?;
+    undo.bridge_port(port_uuid);
+    if !timeout.is_zero() {
+        port::wait_port(nb, &name, timeout, "come up", |p| p.up == Some(true)).await?;
+    }
+
+    let mut result = CniResult {
+        cni_version: req.version().to_string(),
+        interfaces: vec![
+            Interface { name: host_if.clone(), mac: veth.host_mac.map(|m| m.to_string()).unwrap_or_default(), ..Default::default() },
+            Interface {
+                name: req.ifname().to_string(),
+                mac: mac_addr.to_string(),
+                mtu: Some(conf.mtu),
+                sandbox: pod.path().display().to_string(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    if !conf.dhcp {
+        result.ips = ipnets
+            .iter()
+            .map(|n| IpConfig {
+                address: *n,
+                gateway: gateway.filter(|g| n.contains(g)),
+                interface: Some(1),
+            })
+            .collect();
+        result.routes = default_routes
+            .iter()
+            .map(|gw| crate::RouteEntry {
+                dst: if gw.is_ipv4() { "0.0.0.0/0".parse().unwrap() } else { "::/0".parse().unwrap() },
+                gw: Some(*gw),
+                mtu: None,
+                advmss: None,
+                priority: None,
+                table: None,
+                scope: None,
+            })
+            .collect();
+    }
+    Ok(result)
+}
+
+/// The port's IPs with prefix lengths: as requested, else the switch subnet's, else host routes.
+pub fn with_prefixes(ips: &[String], requested: &[IpNet], subnet: Option<&Ipv4Net>) -> Vec<IpNet> {
+    ips.iter()
+        .filter_map(|s| s.parse::<IpAddr>().ok())
+        .map(|ip| {
+            if let Some(r) = requested.iter().find(|r| r.addr() == ip) {
+                return *r;
+            }
+            match (ip, subnet) {
+                (IpAddr::V4(v4), Some(s)) if s.contains(&v4) => IpNet::new(ip, s.prefix_len()).unwrap_or_else(|_| IpNet::from(ip)),
+                _ => IpNet::from(ip),
+            }
+        })
+        .collect()
+}
+
+async fn dhcp_options(nb: &Client, lsp: &LogicalSwitchPort, subnet: Option<&Ipv4Net>) -> Result<Option<DhcpOptions>, CniError> {
+    match subnet {
+        Some(s) => port::dhcp_for(nb, s).await.map(|d| d.filter(|d| lsp.dhcpv4_options.is_none_or(|u| u == d.uuid))),
+        None => Ok(None),
+    }
+}
+
+/// Default routes asked for with `args.cni.default-route` (a list of gateway IPs; an empty list
+/// means "the network's gateway").
+fn requested_default_routes(req: &Request, gateway: Option<IpAddr>) -> Vec<IpAddr> {
+    let Some(list) = req
+        .config
+        .args
+        .as_ref()
+        .and_then(|a| a.get("cni"))
+        .and_then(|c| c.get("default-route"))
+        .and_then(|v| v.as_array())
+    else {
+        return Vec::new();
+    };
+    let explicit: Vec<IpAddr> = list.iter().filter_map(|v| v.as_str()?.parse().ok()).collect();
+    if explicit.is_empty() {
+        gateway.into_iter().collect()
+    } else {
+        explicit
+    }
+}

@@ -1,0 +1,139 @@
+//! The node side of an attachment: the veth pair and the pod interface's addresses (netlink), and
+//! the host end's port on the integration bridge (local Open_vSwitch database).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use netdev::{Handle, IpNet, MacAddr, NetdevError, Netns, Route};
+use ovn::columns::Model;
+use ovn::names;
+use ovn::vswitch::{self, Bridge, Interface, Port};
+use ovsdb::datum::Uuid;
+use ovsdb::ops::{Condition, Operation};
+use ovsdb::Client;
+
+use super::conn::db_error;
+use crate::{CniError, ErrorCode};
+
+/// A netlink failure as a CNI error.
+pub fn netdev_error(what: &str, e: NetdevError) -> CniError {
+    let code = if e.is_exists() { ErrorCode::Other(101) } else { ErrorCode::Other(102) };
+    CniError::new(code, format!("{what}: {e}"))
+}
+
+/// The pod interface as plugged.
+pub struct Veth {
+    pub host_mac: Option<MacAddr>,
+    pub pod_index: u32,
+}
+
+/// Creates the veth pair: `host_if` here (the node's netns), `ifname` in the pod's netns with
+/// the port's MAC and the MTU; turns off TX checksum offload in the pod (the userspace datapath
+/// would forward unfinished checksums) and IPv6 on the host end (it is a pure L2 port).
+/// A host end left by an earlier, interrupted ADD of the same attachment is replaced.
+pub fn make_veth(pod: &Netns, host_if: &str, ifname: &str, mac: MacAddr, mtu: u32) -> Result<Veth, CniError> {
+    let h = Handle::new().map_err(|e| netdev_error("netlink", e))?;
+    let build = || h.veth(host_if, ifname).peer_netns(pod).mtu(mtu).peer_mac(mac).host_up().peer_up().create();
+    let pair = match build() {
+        Err(NetdevError::LinkExists { name, .. }) if name == host_if => {
+            h.delete_link(host_if).map_err(|e| netdev_error("removing a stale host interface", e))?;
+            build()
+        }
+        other => other,
+    }
+    .map_err(|e| netdev_error(&format!("creating veth {host_if}/{ifname}"), e))?;
+    let _ = h.disable_ipv6(host_if);
+    let ph = Handle::in_netns(pod).map_err(|e| netdev_error("netlink in the pod", e))?;
+    ph.set_tx_checksum(ifname, false).map_err(|e| netdev_error("turning off TX checksum offload", e))?;
+    Ok(Veth { host_mac: pair.host.mac, pod_index: pair.peer.index })
+}
+
+/// Adds the addresses and routes to the pod interface.
+pub fn address_pod(pod: &Netns, index: u32, ips: &[IpNet], gateways: &[IpAddr]) -> Result<(), CniError> {
+    let ph = Handle::in_netns(pod).map_err(|e| netdev_error("netlink in the pod", e))?;
+    for ip in ips {
+        ph.add_address(index, *ip).nodad().apply().map_err(|e| netdev_error(&format!("adding address {ip}"), e))?;
+    }
+    for gw in gateways {
+        ph.replace_route(&Route::default_via(*gw).dev(index))
+            .map_err(|e| netdev_error(&format!("adding default route via {gw}"), e))?;
+    }
+    Ok(())
+}
+
+/// Deletes the host end (and so the pod end). Absent is fine.
+pub fn delete_veth(host_if: &str) -> Result<bool, CniError> {
+    let h = Handle::new().map_err(|e| netdev_error("netlink", e))?;
+    h.delete_link(host_if).map_err(|e| netdev_error(&format!("deleting {host_if}"), e))
+}
+
+async fn select<M: Model>(ovs: &Client, cond: Option<Condition>) -> Result<Vec<M>, CniError> {
+    let mut op = Operation::select(M::TABLE);
+    if let Some(c) = cond {
+        op = op.filter(c);
+    }
+    let res = ovs.transact(vswitch::DB, vec![op]).await.map_err(|e| db_error(&format!("reading {}", M::TABLE), e))?;
+    Ok(res.into_iter().next().and_then(|r| r.rows).unwrap_or_default().iter().map(M::from_row).collect())
+}
+
+/// The integration bridge, which ovn-controller (or the administrator) must have made.
+pub async fn bridge(ovs: &Client, name: &str) -> Result<Bridge, CniError> {
+    select::<Bridge>(ovs, Some(Condition::eq("name", name))).await?.into_iter().next().ok_or_else(|| {
+        CniError::try_again_later(format!("bridge {name:?} does not exist in the local Open_vSwitch database (is ovn-controller running?)"))
+    })
+}
+
+/// Plugs `host_if` into `bridge` as the OVN logical port `lsp`; returns the new Port's UUID.
+/// A port of the same name left by an earlier ADD is removed first.
+pub async fn plug(ovs: &Client, bridge: &Bridge, host_if: &str, lsp: &str, mac: &str, container_id: &str, ifname: &str) -> Result<Uuid, CniError> {
+    if let Some(old) = port_by_name(ovs, host_if).await? {
+        unplug(ovs, old.uuid).await?;
+    }
+    let mut ids = BTreeMap::new();
+    ids.insert("iface-id".to_string(), lsp.to_string());
+    ids.insert("attached-mac".to_string(), mac.to_string());
+    ids.insert("iface-status".to_string(), "active".to_string());
+    ids.insert(names::CONTAINER_ID.to_string(), container_id.to_string());
+    ids.insert(names::INTERFACE.to_string(), ifname.to_string());
+    let res = ovs
+        .transact(vswitch::DB, vswitch::plug(bridge.uuid, host_if, &ids).to_vec())
+        .await
+        .map_err(|e| db_error(&format!("adding {host_if} to bridge {}", bridge.name), e))?;
+    if res.get(2).and_then(|r| r.count) != Some(1) {
+        return Err(CniError::try_again_later(format!("bridge {} disappeared while plugging {host_if}", bridge.name)));
+    }
+    Ok(res.get(1).and_then(|r| r.uuid).unwrap_or_else(Uuid::nil))
+}
+
+/// The bridge port named `name`, if any.
+pub async fn port_by_name(ovs: &Client, name: &str) -> Result<Option<Port>, CniError> {
+    Ok(select::<Port>(ovs, Some(Condition::eq("name", name))).await?.into_iter().next())
+}
+
+/// Removes a port from whichever bridge holds it (the port and its interface go with it).
+pub async fn unplug(ovs: &Client, port: Uuid) -> Result<(), CniError> {
+    let holders = select::<Bridge>(ovs, Some(Condition::includes("ports", ovsdb::datum::Datum::uuid(port)))).await?;
+    for b in holders {
+        ovs.transact(vswitch::DB, vec![vswitch::unplug(b.uuid, port)])
+            .await
+            .map_err(|e| db_error(&format!("removing a port from bridge {}", b.name), e))?;
+    }
+    Ok(())
+}
+
+/// Every interface kubetron plugged on this node (tagged with a container ID), with its port.
+pub async fn kubetron_interfaces(ovs: &Client) -> Result<Vec<(Interface, Option<Port>)>, CniError> {
+    let ifaces: Vec<Interface> = select::<Interface>(ovs, None)
+        .await?
+        .into_iter()
+        .filter(|i| i.external_ids.contains_key(names::CONTAINER_ID))
+        .collect();
+    let ports = select::<Port>(ovs, None).await?;
+    Ok(ifaces
+        .into_iter()
+        .map(|i| {
+            let p = ports.iter().find(|p| p.interfaces.contains(&i.uuid)).cloned();
+            (i, p)
+        })
+        .collect())
+}

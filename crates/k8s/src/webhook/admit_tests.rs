@@ -1,0 +1,147 @@
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::nad::{new_nad, ALLOWED_NAMESPACES_ANNOTATION, RESOURCE_NAME_ANNOTATION};
+use crate::webhook::{GroupVersionKind, MemoryNads};
+
+const KT: &str = r#"{"cniVersion":"1.0.0","type":"kubetron"}"#;
+
+fn nads() -> MemoryNads {
+    let m = MemoryNads::new();
+    m.insert(new_nad("app", "blue", KT, &[]));
+    m.insert(new_nad("app", "phys", KT, &[(RESOURCE_NAME_ANNOTATION, "kubetron.io/physnet1")]));
+    m.insert(new_nad("app", "mv", r#"{"type":"macvlan"}"#, &[]));
+    m.insert(new_nad("infra", "shared", KT, &[(ALLOWED_NAMESPACES_ANNOTATION, "*")]));
+    m.insert(new_nad("infra", "private", KT, &[]));
+    m
+}
+
+/// (annotation text, is kubetron, allowed)
+const NETWORKS: &[(&str, bool, bool)] = &[
+    ("blue", true, true),
+    ("phys", true, true),
+    ("mv", false, true),
+    ("infra/shared", true, true),
+    ("infra/private", true, false),
+    ("missing", false, false),
+];
+
+fn request(pod: Value) -> AdmissionRequest {
+    AdmissionRequest {
+        uid: "u1".into(),
+        kind: GroupVersionKind { group: "".into(), version: "v1".into(), kind: "Pod".into() },
+        name: Some("p".into()),
+        namespace: Some("app".into()),
+        operation: "CREATE".into(),
+        object: Some(pod),
+        dry_run: Some(false),
+    }
+}
+
+fn container(i: usize, env: Option<usize>, resources: bool) -> Value {
+    let mut c = json!({"name": format!("c{i}"), "image": "img"});
+    if let Some(n) = env {
+        c["env"] = Value::Array((0..n).map(|k| json!({"name": format!("USER_{k}"), "value": "v"})).collect());
+    }
+    if resources {
+        c["resources"] = json!({"limits": {"cpu": "1"}});
+    }
+    c
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+#[test]
+fn non_pod_and_non_create_pass_through() {
+    let rt = runtime();
+    let mut r = request(json!({"metadata": {"annotations": {NETWORKS_ANNOTATION: "!!"}}}));
+    r.operation = "DELETE".into();
+    assert!(rt.block_on(admit(&r, &nads())).allowed);
+    let mut r = request(json!({}));
+    r.kind.kind = "Deployment".into();
+    r.kind.group = "apps".into();
+    assert!(rt.block_on(admit(&r, &nads())).allowed);
+    let mut r = request(json!({}));
+    r.object = None;
+    let resp = rt.block_on(admit(&r, &nads()));
+    assert!(!resp.allowed);
+    assert_eq!(resp.status.unwrap().code, 400);
+    let r = request(json!({"metadata": {"annotations": {NETWORKS_ANNOTATION: 5}}, "spec": {"containers": []}}));
+    assert!(!rt.block_on(admit(&r, &nads())).allowed);
+}
+
+#[test]
+fn every_problem_is_reported() {
+    let rt = runtime();
+    let r = request(json!({"metadata": {"annotations": {NETWORKS_ANNOTATION: "missing, infra/private, blue"}},
+                           "spec": {"containers": [{"name": "a"}]}}));
+    let resp = rt.block_on(admit(&r, &nads()));
+    let status = resp.status.unwrap();
+    assert_eq!(status.code, 404);
+    assert!(status.message.contains("app/missing") && status.message.contains("infra/private"), "{}", status.message);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #[test]
+    fn patch_applies_and_matches_the_request(
+        picks in proptest::collection::vec(0..NETWORKS.len(), 1..5),
+        containers in proptest::collection::vec((proptest::option::of(0usize..3), any::<bool>()), 1..4),
+        inits in proptest::collection::vec(proptest::option::of(0usize..2), 0..2),
+    ) {
+        let annotation = picks.iter().map(|&i| NETWORKS[i].0).collect::<Vec<_>>().join(",");
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {NETWORKS_ANNOTATION: annotation}},
+            "spec": {
+                "containers": containers.iter().enumerate().map(|(i, (e, r))| container(i, *e, *r)).collect::<Vec<_>>(),
+            }
+        });
+        if !inits.is_empty() {
+            pod["spec"]["initContainers"] = inits.iter().enumerate().map(|(i, e)| container(10 + i, *e, false)).collect();
+        }
+        let resp = runtime().block_on(admit(&request(pod.clone()), &nads()));
+        let should_allow = picks.iter().all(|&i| NETWORKS[i].2);
+        prop_assert_eq!(resp.allowed, should_allow, "{:?}", resp.status);
+        if !should_allow {
+            prop_assert!(resp.patch.is_none());
+            return Ok(());
+        }
+        let selections = annotation::parse(&annotation, "app").unwrap();
+        let ours: Vec<_> = selections.iter().zip(&picks).filter(|(_, &i)| NETWORKS[i].1).map(|(s, _)| s.clone()).collect();
+        if ours.is_empty() {
+            prop_assert!(resp.patch.is_none());
+            return Ok(());
+        }
+        let raw = base64::engine::general_purpose::STANDARD.decode(resp.patch.unwrap()).unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
+        let mut out = pod.clone();
+        json_patch::patch(&mut out, &patch).unwrap();
+        let want = env_vars(&ours);
+        for list in ["containers", "initContainers"] {
+            let before = pod["spec"][list].as_array().cloned().unwrap_or_default();
+            let after = out["spec"][list].as_array().cloned().unwrap_or_default();
+            prop_assert_eq!(before.len(), after.len());
+            for (b, a) in before.iter().zip(&after) {
+                let mut expected: Vec<Value> = b["env"].as_array().cloned().unwrap_or_default();
+                expected.extend(want.iter().map(|v| json!({"name": v.name, "value": v.value})));
+                prop_assert_eq!(a["env"].as_array().unwrap(), &expected);
+            }
+        }
+        let phys = picks.iter().any(|&i| NETWORKS[i].0 == "phys");
+        let first = &out["spec"]["containers"][0]["resources"];
+        for section in ["requests", "limits"] {
+            prop_assert_eq!(first[section]["kubetron.io/physnet1"].as_str() == Some("1"), phys, "{}", first);
+        }
+        if containers[0].1 {
+            prop_assert_eq!(&first["limits"]["cpu"], "1", "existing limits kept");
+        }
+        // Admitting the patched pod again changes nothing more (idempotent under reinvocation).
+        let again = runtime().block_on(admit(&request(out.clone()), &nads()));
+        prop_assert!(again.allowed);
+        prop_assert!(again.patch.is_none(), "second pass should be a no-op");
+    }
+}

@@ -1,0 +1,97 @@
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use daemons::RaftCluster;
+use ovsdb::{Client, ClientConfig, Error, MonitorTable, Operation, Replica, ReplicaConfig};
+
+/// A 3-member cluster whose leader is SIGKILLed while writes go on: the client fails over to
+/// the new leader, every acknowledged write is present exactly once, and nothing is duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_during_writes() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = RaftCluster::start(dir.path(), std::path::Path::new(daemons::schemas::NB), NB, 3).unwrap();
+    let cfg = ClientConfig::new(&cl.remotes())
+        .unwrap()
+        .database(NB)
+        .leader_only(true)
+        .backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .inactivity_probe(Some(Duration::from_secs(2)));
+    let c = Client::connect(cfg).await.unwrap();
+    let status = c.server_database(NB).await.unwrap();
+    assert!(status.leader && status.connected && status.model == "clustered", "{status:?}");
+    let leader = cl.leader().expect("a leader");
+    let first_remote = c.state().borrow().remote.clone().unwrap();
+    assert!(first_remote.ends_with(&cl.member(leader).tcp_port().unwrap().to_string()), "{first_remote} is not the leader");
+
+    let rep = Replica::start(&c, ReplicaConfig::new(NB).table(MonitorTable::new("Logical_Switch")).index("Logical_Switch", "name")).await.unwrap();
+
+    let writer_client = c.clone();
+    let writer = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut ambiguous = Vec::new();
+        let mut other_errors = Vec::new();
+        let start = Instant::now();
+        let mut i = 0;
+        while start.elapsed() < Duration::from_secs(8) && i < 400 {
+            let name = format!("w{i}");
+            // Logical_Switch.name has no index: a duplicate would show up as a second row.
+            let r = tokio::time::timeout(
+                Duration::from_secs(15),
+                writer_client.transact(NB, vec![Operation::insert("Logical_Switch").set("name", name.as_str())]),
+            )
+            .await;
+            match r {
+                Ok(Ok(_)) => acked.push((i, name)),
+                Ok(Err(Error::Disconnected { .. })) | Err(_) => ambiguous.push(name),
+                Ok(Err(e)) => other_errors.push(format!("{name}: {e}")),
+            }
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (acked, ambiguous, other_errors, i)
+    });
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed_at = Instant::now();
+    cl.kill(leader).unwrap();
+    let (acked, ambiguous, other_errors, total) = writer.await.unwrap();
+    eprintln!("writes: {total}, acked {}, ambiguous {}, other errors {other_errors:?}", acked.len(), ambiguous.len());
+    assert!(other_errors.is_empty(), "{other_errors:?}");
+    assert!(ambiguous.len() <= 3, "too many failed writes: {ambiguous:?}");
+
+    // The client moved to the new leader, and writes after the kill were acknowledged.
+    let new_remote = c.state().borrow().remote.clone().unwrap();
+    assert_ne!(new_remote, first_remote);
+    let new_leader = cl.leader().expect("a new leader");
+    assert_ne!(new_leader, leader);
+    assert!(acked.len() as i32 > total - 10, "failover lost too many writes ({} of {total})", acked.len());
+    let failover = killed_at.elapsed();
+    eprintln!("failover done within {failover:?}");
+
+    // Count every name on the (new) leader.
+    let r = c.transact(NB, vec![Operation::select("Logical_Switch").columns(["name"])]).await.unwrap();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for row in r[0].rows.as_ref().unwrap() {
+        *counts.entry(row.str("name").to_string()).or_default() += 1;
+    }
+    for (_, name) in &acked {
+        assert_eq!(counts.get(name), Some(&1), "acknowledged write {name} present {:?} times", counts.get(name));
+    }
+    for (name, n) in &counts {
+        assert_eq!(*n, 1, "{name} duplicated");
+    }
+    // The replica (resumed on another member) agrees with the leader.
+    let total_rows: usize = counts.values().sum();
+    let snap = rep.wait_until(Duration::from_secs(20), |s| s.len("Logical_Switch") == total_rows).await.unwrap();
+    for (_, name) in &acked {
+        assert_eq!(snap.find("Logical_Switch", "name", name.as_str()).len(), 1, "{name} in replica");
+    }
+
+    // The killed member comes back and rejoins.
+    cl.restart(leader).unwrap();
+    cl.wait_ready(Duration::from_secs(30)).unwrap();
+}
