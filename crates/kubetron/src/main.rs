@@ -1,6 +1,9 @@
 //! The `kubetron` binary: thin subcommands around the library crates. Run with `CNI_COMMAND` in its
 //! environment (as a container runtime or Multus runs a plugin), it is the kubetron CNI plugin.
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -14,6 +17,43 @@ struct Cli {
 enum Cmd {
     /// Act as the CNI plugin (the same as running with CNI_COMMAND set).
     Cni,
+    /// A local sandbox: real OVN, networks red and blue, pods plugged by this binary, traffic.
+    Sandbox {
+        #[command(subcommand)]
+        action: SandboxCmd,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct SandboxWhere {
+    /// State directory of the sandbox.
+    #[arg(long, env = "KUBETRON_SANDBOX_DIR", default_value = "/tmp/kubetron-sandbox")]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum SandboxCmd {
+    /// Start OVN, make the networks and pods, plug and ping (harmless when already up).
+    Up {
+        #[command(flatten)]
+        at: SandboxWhere,
+        /// Number of chassis (1 or 2); with 2, the pods sit on different chassis.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// Prefix of the network namespaces the sandbox makes.
+        #[arg(long, default_value = "kt-sbx")]
+        prefix: String,
+    },
+    /// Stop every daemon by pid file and delete the namespaces and the state directory.
+    Down {
+        #[command(flatten)]
+        at: SandboxWhere,
+    },
+    /// Show the daemons and the pods' interfaces.
+    Status {
+        #[command(flatten)]
+        at: SandboxWhere,
+    },
 }
 
 fn init_logging(default: &str) {
@@ -21,14 +61,36 @@ fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
-fn main() {
+fn run_cni() -> ! {
+    init_logging("warn");
+    std::process::exit(cni::run_process(&cni::KubetronPlugin::default()))
+}
+
+fn main() -> anyhow::Result<()> {
     if std::env::var_os("CNI_COMMAND").is_some() {
-        init_logging("warn");
-        std::process::exit(cni::run_process(&cni::KubetronPlugin::default()));
+        run_cni();
     }
     let cli = Cli::parse();
-    init_logging("info");
     match cli.command {
-        Cmd::Cni => std::process::exit(cni::run_process(&cni::KubetronPlugin::default())),
+        Cmd::Cni => run_cni(),
+        Cmd::Sandbox { action } => {
+            init_logging("warn");
+            match action {
+                SandboxCmd::Up { at, nodes, prefix } => {
+                    let plugin = std::env::current_exe().context("finding the kubetron binary")?;
+                    sandbox::up(&sandbox::Options::new(at.dir, &prefix, nodes, plugin)).context("sandbox up")?;
+                }
+                SandboxCmd::Down { at } => {
+                    sandbox::down(&at.dir).context("sandbox down")?;
+                    println!("Sandbox in {} is down.", at.dir.display());
+                }
+                SandboxCmd::Status { at } => {
+                    if !sandbox::status(&at.dir).context("sandbox status")? {
+                        std::process::exit(3);
+                    }
+                }
+            }
+        }
     }
+    Ok(())
 }

@@ -35,9 +35,13 @@ pub async fn run_until(config: NodeConfig, shutdown: CancellationToken) -> Resul
     info!(dir = %dir.display(), ovs = %config.ovs_remote, capacity = config.capacity, "node agent started");
     let result = loop {
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break Ok(()),
             r = mappings_rx.changed() => {
                 if r.is_err() {
+                    if shutdown.is_cancelled() {
+                        break Ok(());
+                    }
                     // The watcher returned before shutdown: only a bad remote does that.
                     break match watcher.await {
                         Ok(Err(e)) => Err(e),

@@ -79,7 +79,7 @@ async fn initial_sync_100k_rows() {
     if release {
         // Wall time is dominated by ovsdb-server composing the reply and by machine load; the
         // client's own share is its CPU time.
-        assert!(cpu < 1.0, "client CPU for the initial sync: {cpu} s");
+        assert!(cpu < 2.0, "client CPU for the initial sync: {cpu} s");
         if took > Duration::from_secs(1) {
             eprintln!("NOTE: wall time {took:?} over 1 s (ovsdb-server used {scpu:.2} s CPU; machine load?)");
         }

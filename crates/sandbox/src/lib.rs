@@ -1,4 +1,39 @@
 //! `sandbox`: `kubetron sandbox up|down|status`: a local OVN with networks and pods plugged by the
 //! real CNI binary, for people to see kubetron work.
 //!
-//! Owns: the sandbox state directory and its netns. Must not touch anything outside them.
+//! `up` installs what is missing, starts OVN (NB, SB, northd, and per node a local Open_vSwitch
+//! database, ovs-vswitchd on the userspace datapath and ovn-controller, each node in a network
+//! namespace of its own), makes the networks `red` and `blue` (subnet + OVN native DHCP) with
+//! kubetron's own OVSDB client, creates pods (network namespaces), plugs each into both networks by
+//! running the CNI plugin exactly as a container runtime does, pings across both networks and
+//! prints what it built. `down` stops every daemon by its pid file and deletes the namespaces;
+//! `status` reports.
+//!
+//! Owns: the sandbox state directory and the namespaces whose names start with its prefix. Must not
+//! touch anything outside them.
+
+mod cni_call;
+mod down;
+mod networks;
+mod progress;
+mod state;
+mod status;
+mod up;
+
+pub use down::down;
+pub use state::{Options, SandboxState};
+pub use status::status;
+pub use up::up;
+
+/// Errors of the sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Daemons(#[from] daemons::Error),
+    #[error("OVSDB: {0}")]
+    Ovsdb(#[from] ovsdb::Error),
+    #[error("{path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Step(String),
+}

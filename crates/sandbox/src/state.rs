@@ -1,0 +1,83 @@
+//! The sandbox's options and the state file (`sandbox.json`) that `down` and `status` read.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// What `up` builds.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// State directory (databases, sockets, pid files, logs).
+    pub dir: PathBuf,
+    /// Prefix of every network namespace the sandbox makes.
+    pub prefix: String,
+    /// Number of chassis (1 or 2).
+    pub nodes: usize,
+    /// The kubetron binary the pods are plugged with (the CNI plugin).
+    pub plugin: PathBuf,
+}
+
+impl Options {
+    pub fn new(dir: impl Into<PathBuf>, prefix: &str, nodes: usize, plugin: impl Into<PathBuf>) -> Options {
+        Options { dir: dir.into(), prefix: prefix.to_string(), nodes, plugin: plugin.into() }
+    }
+}
+
+/// One node of the sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeState {
+    pub name: String,
+    pub netns: String,
+    pub dir: PathBuf,
+    pub db_remote: String,
+}
+
+/// One interface of a pod.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IfaceState {
+    pub ifname: String,
+    pub network: String,
+    pub mac: String,
+    pub ip: String,
+}
+
+/// One pod of the sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PodState {
+    pub name: String,
+    pub netns: String,
+    pub node: usize,
+    pub container_id: String,
+    pub interfaces: Vec<IfaceState>,
+}
+
+/// Everything `down` and `status` need.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SandboxState {
+    pub prefix: String,
+    pub nb_remote: String,
+    pub sb_remote: String,
+    pub nodes: Vec<NodeState>,
+    pub pods: Vec<PodState>,
+}
+
+impl SandboxState {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("sandbox.json")
+    }
+    pub fn load(dir: &Path) -> Result<Option<SandboxState>, Error> {
+        let p = Self::path(dir);
+        match std::fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| Error::Step(format!("{}: {e}", p.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io { path: p, source: e }),
+        }
+    }
+    pub fn save(&self, dir: &Path) -> Result<(), Error> {
+        let p = Self::path(dir);
+        let body = serde_json::to_vec_pretty(self).map_err(|e| Error::Step(e.to_string()))?;
+        std::fs::write(&p, body).map_err(|e| Error::Io { path: p, source: e })
+    }
+}

@@ -1,0 +1,179 @@
+//! `kubetron sandbox up`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use daemons::netns::NetnsGuard;
+use daemons::{Central, Chassis, ChassisConfig};
+use serde_json::json;
+
+use crate::cni_call::CniCall;
+use crate::progress::Progress;
+use crate::state::{IfaceState, NodeState, Options, PodState, SandboxState};
+use crate::{networks, status, Error};
+
+/// The packages the sandbox needs, installed by the project's own script when missing.
+const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-deps.sh");
+const PODS: usize = 2;
+
+fn install_packages() -> Result<(), Error> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("bash")
+        .arg("-s")
+        .env("KUBETRON_KUBE", "0")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Step(format!("running bash: {e}")))?;
+    child.stdin.take().map(|mut s| s.write_all(INSTALL_SCRIPT.as_bytes()));
+    let st = child.wait().map_err(|e| Error::Step(e.to_string()))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(Error::Step("installing the Debian packages failed (see above)".into()))
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Error::Step(e.to_string()))
+}
+
+/// Brings the sandbox up (a second `up` on a running sandbox only reports it). Returns its state.
+pub fn up(opts: &Options) -> Result<SandboxState, Error> {
+    if let Some(st) = SandboxState::load(&opts.dir)? {
+        if status::stack_running(&opts.dir) {
+            println!("The sandbox in {} is already up.", opts.dir.display());
+            status::print(&opts.dir, &st)?;
+            return Ok(st);
+        }
+        println!("A stopped sandbox was left in {}: cleaning it up first.", opts.dir.display());
+        crate::down(&opts.dir)?;
+    }
+    if !(1..=2).contains(&opts.nodes) {
+        return Err(Error::Step(format!("--nodes must be 1 or 2, not {}", opts.nodes)));
+    }
+    std::fs::create_dir_all(&opts.dir).map_err(|e| Error::Io { path: opts.dir.clone(), source: e })?;
+    let result = build(opts);
+    if result.is_err() {
+        // Every daemon and namespace was already stopped by its guard; drop the files too.
+        let _ = std::fs::remove_dir_all(&opts.dir);
+    }
+    result
+}
+
+fn build(opts: &Options) -> Result<SandboxState, Error> {
+    let dir = &opts.dir;
+    let mut p = Progress::new(6);
+    p.step("Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, ...)", install_packages)?;
+    let central = p.step("Starting OVN central: Northbound and Southbound ovsdb-servers, ovn-northd", || {
+        Central::start(&dir.join("central"), false)
+    })?;
+    let sb = central.sb_remote();
+    let chassis = p.step(
+        &format!("Starting {} chassis: ovsdb-server, ovs-vswitchd (userspace datapath), ovn-controller", opts.nodes),
+        || -> Result<Vec<Chassis>, Error> {
+            let mut v = Vec::new();
+            for i in 0..opts.nodes {
+                let name = format!("node{}", i + 1);
+                let ns = format!("{}-{name}", opts.prefix);
+                let cfg = ChassisConfig::new(&name, dir.join(&name), &ns, &sb, &format!("198.51.100.{}", i + 1));
+                v.push(Chassis::start(cfg)?);
+            }
+            for i in 1..v.len() {
+                daemons::link_underlay(&v[0], &v[i])?;
+            }
+            for c in &v {
+                c.wait_registered(&sb, Duration::from_secs(30))?;
+            }
+            Ok(v)
+        },
+    )?;
+    let nb_remote = central.nb_remote();
+    p.step("Creating networks red (10.10.1.0/24) and blue (10.10.2.0/24) with OVN native DHCP", || {
+        runtime()?.block_on(async {
+            let nb = ovsdb::Client::connect_to(&nb_remote).await?;
+            networks::ensure(&nb).await
+        })
+    })?;
+
+    let mut state = SandboxState {
+        prefix: opts.prefix.clone(),
+        nb_remote: nb_remote.clone(),
+        sb_remote: sb.clone(),
+        nodes: chassis
+            .iter()
+            .map(|c| NodeState { name: c.name().into(), netns: c.netns().into(), dir: c.dir().into(), db_remote: c.db_remote() })
+            .collect(),
+        pods: Vec::new(),
+    };
+    let mut guards = Vec::new();
+    p.step("Creating pods and plugging each into red and blue with the kubetron CNI plugin", || -> Result<(), Error> {
+        for i in 0..PODS {
+            let name = format!("pod{}", i + 1);
+            let guard = NetnsGuard::create(&format!("{}-{name}", opts.prefix))?;
+            let node = i % opts.nodes;
+            let mut pod = PodState { name: name.clone(), netns: guard.name().into(), node, container_id: format!("sandbox-{name}"), interfaces: vec![] };
+            guards.push(guard);
+            plug(opts, &state, &mut pod)?;
+            state.pods.push(pod);
+        }
+        Ok(())
+    })?;
+    state.save(dir)?;
+    p.step("Pinging pod2 from pod1 on both networks", || ping_all(&state))?;
+
+    // Everything stays up for the user; `down` stops it by pid file.
+    std::mem::forget(guards);
+    std::mem::forget(chassis);
+    std::mem::forget(central);
+    println!();
+    status::print(dir, &state)?;
+    let ip = state.pods[1].interfaces[0].ip.split('/').next().unwrap_or("");
+    println!("\nTry: ip netns exec {}-pod1 ping {ip}", opts.prefix);
+    println!("Stop it with: kubetron sandbox down --dir {}", dir.display());
+    Ok(state)
+}
+
+fn plug(opts: &Options, state: &SandboxState, pod: &mut PodState) -> Result<(), Error> {
+    let node = &state.nodes[pod.node];
+    let netns_path = Path::new("/run/netns").join(&pod.netns);
+    for (ifname, net) in [("net1", "red"), ("net2", "blue")] {
+        let config = json!({
+            "cniVersion": "1.0.0", "name": net, "type": "kubetron",
+            "nb": state.nb_remote, "ovs_socket": node.db_remote,
+        });
+        let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", pod.name);
+        let call = CniCall {
+            plugin: &opts.plugin,
+            node_netns: &node.netns,
+            command: "ADD",
+            container_id: &pod.container_id,
+            netns: Some(&netns_path),
+            ifname,
+            args: &args,
+        };
+        let result = call.run(&config)?;
+        let ip = result["ips"][0]["address"].as_str().unwrap_or("").to_string();
+        let mac = result["interfaces"][1]["mac"].as_str().unwrap_or("").to_string();
+        pod.interfaces.push(IfaceState { ifname: ifname.into(), network: net.into(), mac, ip });
+    }
+    Ok(())
+}
+
+fn ping_all(state: &SandboxState) -> Result<(), Error> {
+    let (from, to) = (&state.pods[0], &state.pods[1]);
+    for (i, iface) in to.interfaces.iter().enumerate() {
+        let ip = iface.ip.split('/').next().unwrap_or("");
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &from.netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", ip])
+            .output()
+            .map_err(|e| Error::Step(format!("ping: {e}")))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(Error::Step(format!("{} -> {} ({}) on {}: no reply\n{text}", from.name, to.name, ip, iface.network)));
+        }
+        let rtt = text.lines().find(|l| l.contains("min/avg")).and_then(|l| l.split('=').nth(1)).unwrap_or("").trim();
+        print!("{}{} {} -> {} {ip}: rtt min/avg/max/mdev {rtt}", if i == 0 { "\n" } else { "" }, iface.network, from.name, to.name);
+        println!();
+    }
+    Ok(())
+}
