@@ -5,7 +5,10 @@
 #   machine's own Debian sources turned into deb-src entries (the system apt configuration is never modified).
 # - Fix: the vendored github.com/modern-go/reflect2 (v1.0.1) crashes with Go >= 1.18 on the first custom-resource
 #   create; it is replaced by Debian's golang-github-modern-go-reflect2-dev sources (v1.0.2).
-# - Build: only ./cmd/kube-apiserver, GOFLAGS=-mod=vendor GOPROXY=off, GOCACHE/GOPATH inside the cache directory.
+# - Also installs what the Rust harness (crates/daemons/src/kube.rs) runs: etcd-server, openssl, curl.
+# - Build: only ./cmd/kube-apiserver, GOFLAGS=-mod=vendor GOPROXY=off, in GOPATH mode (GO111MODULE=off, as upstream's
+#   1.20 build does), after generating pkg/generated/openapi (not shipped in the tarball); GOCACHE/GOPATH inside the
+#   cache directory, removed with the unpacked source after a successful build.
 # - Cache: ${KUBETRON_CACHE:-<repo>/.cache}/kube-apiserver/<source version>/kube-apiserver
 #
 # Idempotent: rebuilds only when the binary for the current source version is absent. All progress goes to stderr;
@@ -24,7 +27,7 @@ die() { log "error: $*"; exit 1; }
 
 need_packages() {
     local missing=() p
-    for p in etcd-server golang-go golang-github-modern-go-reflect2-dev dpkg-dev openssl; do
+    for p in etcd-server golang-go golang-github-modern-go-reflect2-dev dpkg-dev openssl curl; do
         dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
     if ((${#missing[@]})); then

@@ -8,6 +8,7 @@
 //! Modules (the Kubernetes-facing pieces that need no OVN):
 //! - [`annotation`]: parse and resolve `k8s.v1.cni.cncf.io/networks` (text and JSON forms).
 //! - [`nad`]: the NetworkAttachmentDefinition CRD type, kubetron's config in it, exposure rules.
+//! - [`controller`]: pods + NADs -> OVN Northbound logical switch ports (reconcile, GC, status, leader election).
 //! - [`status`]: `k8s.v1.cni.cncf.io/network-status` and `kubetron.io/interfaces` annotations.
 //! - [`webhook`]: the pod mutating admission webhook (HTTPS, AdmissionReview v1) and [`webhook::serve`].
 //! - [`rbac`]: the API permissions each component uses (what `deploy/` grants).
@@ -15,6 +16,7 @@
 
 pub mod addr;
 pub mod annotation;
+pub mod controller;
 pub mod env;
 pub mod nad;
 pub mod rbac;

@@ -17,11 +17,27 @@ struct Cli {
 enum Cmd {
     /// Act as the CNI plugin (the same as running with CNI_COMMAND set).
     Cni,
+    /// The node agent: a kubelet device plugin advertising `kubetron.io/<network>` for every
+    /// physical network in this node's `ovn-bridge-mappings`.
+    Node(NodeArgs),
     /// A local sandbox: real OVN, networks red and blue, pods plugged by this binary, traffic.
     Sandbox {
         #[command(subcommand)]
         action: SandboxCmd,
     },
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// The node's Open_vSwitch database.
+    #[arg(long, env = "KUBETRON_OVS_REMOTE", default_value = "unix:/var/run/openvswitch/db.sock")]
+    ovs_remote: String,
+    /// The kubelet's device plugin directory (holds kubelet.sock).
+    #[arg(long, env = "KUBETRON_DEVICE_PLUGIN_DIR", default_value = "/var/lib/kubelet/device-plugins")]
+    device_plugin_dir: PathBuf,
+    /// How many pods per node may attach to each physical network.
+    #[arg(long, env = "KUBETRON_PHYSNET_CAPACITY", default_value_t = 100)]
+    capacity: usize,
 }
 
 #[derive(clap::Args, Clone)]
@@ -73,6 +89,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Cni => run_cni(),
+        Cmd::Node(a) => {
+            init_logging("info");
+            let cfg = node::NodeConfig::default()
+                .ovs_remote(&a.ovs_remote)
+                .device_plugin_dir(&a.device_plugin_dir)
+                .capacity(a.capacity);
+            tokio::runtime::Runtime::new()?.block_on(node::run(cfg)).context("node agent")?;
+        }
         Cmd::Sandbox { action } => {
             init_logging("warn");
             match action {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::NodeConfig;
 use crate::error::{Error, Result};
@@ -18,6 +18,8 @@ use crate::uds::{file_id, FileId};
 struct Managed {
     server: PluginServer,
     registered: Option<FileId>,
+    /// Registration attempts failed in a row (only the first is logged as a warning).
+    failures: u32,
 }
 
 /// Runs the agent until `shutdown` is cancelled, then stops every plugin (streams report the
@@ -79,7 +81,7 @@ async fn reconcile(config: &NodeConfig, plugins: &mut BTreeMap<String, Managed>,
             Some(m) => m.server.set_bridge(bridge),
             None => match PluginServer::start(&config.device_plugin_dir, net, bridge, config.capacity) {
                 Ok(server) => {
-                    plugins.insert(net.clone(), Managed { server, registered: None });
+                    plugins.insert(net.clone(), Managed { server, registered: None, failures: 0 });
                 }
                 Err(e) => warn!(physnet = %net, "cannot start device plugin: {e}"),
             },
@@ -121,8 +123,18 @@ async fn maintain(config: &NodeConfig, plugins: &mut BTreeMap<String, Managed>, 
             r = kubelet::register(&kubelet_sock, net, config.register_timeout) => r,
         };
         match r {
-            Ok(()) => m.registered = kubelet,
-            Err(e) => warn!(physnet = %net, "registration with kubelet failed (will retry): {e}"),
+            Ok(()) => {
+                m.registered = kubelet;
+                m.failures = 0;
+            }
+            Err(e) => {
+                if m.failures == 0 {
+                    warn!(physnet = %net, "registration with kubelet failed (will retry): {e}");
+                } else {
+                    debug!(physnet = %net, attempt = m.failures + 1, "registration with kubelet failed: {e}");
+                }
+                m.failures = m.failures.saturating_add(1);
+            }
         }
     }
 }

@@ -139,6 +139,10 @@ async fn waits_for_kubelet_and_survives_ovsdb_restart() {
     let sock1 = dir.join("kubetron-physnet1.sock");
     eventually("plugin socket created without kubelet", || sock1.exists()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A dead kubelet's socket (nobody listening): registration fails and is retried.
+    drop(std::os::unix::net::UnixListener::bind(dir.join("kubelet.sock")).unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sock1.exists());
     let kubelet = FakeKubelet::start(&dir);
     kubelet.wait("registered once kubelet appears", |v| v.devices_are(R1, CAPACITY, "Healthy")).await;
 
@@ -164,5 +168,5 @@ async fn rejects_bad_configuration() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = NodeConfig::default().ovs_remote("bogus:x").device_plugin_dir(tmp.path());
     let err = tokio::time::timeout(common::WAIT, node::run_until(cfg, CancellationToken::new())).await.expect("fails fast");
-    assert!(err.is_err(), "a remote of unknown kind must fail");
+    assert!(matches!(err, Err(node::Error::Ovsdb(_))), "a remote of unknown kind must fail: {err:?}");
 }

@@ -7,6 +7,7 @@
 //!
 //! Must not touch: Kubernetes objects, netlink, processes. It builds operations; callers send them.
 
+pub mod addressing;
 pub mod columns;
 pub mod names;
 pub mod nb;

@@ -68,7 +68,8 @@ impl ReplicaConfig {
     }
 }
 
-type Index = imbl::OrdMap<Atom, Vec<Uuid>>;
+/// (key, row) pairs: one B-tree descent per insert or removal; lookups are range scans.
+type Index = imbl::OrdSet<(Atom, Uuid)>;
 
 /// The rows of one table.
 #[derive(Clone, Default)]
@@ -94,32 +95,14 @@ impl TableData {
     fn index_add(&mut self, uuid: Uuid, row: &Row) {
         for (spec, idx) in self.indexes.iter_mut() {
             for k in spec.keys(row) {
-                match idx.get_mut(&k) {
-                    Some(e) => {
-                        if !e.contains(&uuid) {
-                            e.push(uuid);
-                        }
-                    }
-                    None => {
-                        idx.insert(k, vec![uuid]);
-                    }
-                }
+                idx.insert((k, uuid));
             }
         }
     }
     fn index_remove(&mut self, uuid: Uuid, row: &Row) {
         for (spec, idx) in self.indexes.iter_mut() {
             for k in spec.keys(row) {
-                let empty = match idx.get_mut(&k) {
-                    Some(v) => {
-                        v.retain(|u| *u != uuid);
-                        v.is_empty()
-                    }
-                    None => false,
-                };
-                if empty {
-                    idx.remove(&k);
-                }
+                idx.remove(&(k, uuid));
             }
         }
     }
@@ -137,10 +120,11 @@ impl TableData {
     }
     fn lookup(&self, spec: &IndexSpec, key: &Atom) -> Vec<(Uuid, Arc<Row>)> {
         match self.indexes.get(spec) {
-            Some(idx) => idx
-                .get(key)
-                .map(|v| v.iter().filter_map(|u| self.rows.get(u).map(|r| (*u, r.clone()))).collect())
-                .unwrap_or_default(),
+            Some(idx) => {
+                let lo = (key.clone(), Uuid::nil());
+                let hi = (key.clone(), Uuid::from_u128(u128::MAX));
+                idx.range(lo..=hi).filter_map(|(_, u)| self.rows.get(u).map(|r| (*u, r.clone()))).collect()
+            }
             None => self.rows.iter().filter(|(_, r)| spec.keys(r).contains(key)).map(|(u, r)| (*u, r.clone())).collect(),
         }
     }

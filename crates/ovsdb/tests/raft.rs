@@ -29,46 +29,58 @@ async fn leader_killed_during_writes() {
 
     let rep = Replica::start(&c, ReplicaConfig::new(NB).table(MonitorTable::new("Logical_Switch")).index("Logical_Switch", "name")).await.unwrap();
 
-    let writer_client = c.clone();
-    let writer = tokio::spawn(async move {
-        let mut acked = Vec::new();
-        let mut ambiguous = Vec::new();
-        let mut other_errors = Vec::new();
-        let start = Instant::now();
-        let mut i = 0;
-        while start.elapsed() < Duration::from_secs(8) && i < 400 {
-            let name = format!("w{i}");
-            // Logical_Switch.name has no index: a duplicate would show up as a second row.
-            let r = tokio::time::timeout(
-                Duration::from_secs(15),
-                writer_client.transact(NB, vec![Operation::insert("Logical_Switch").set("name", name.as_str())]),
-            )
-            .await;
-            match r {
-                Ok(Ok(_)) => acked.push((i, name)),
-                Ok(Err(Error::Disconnected { .. })) | Err(_) => ambiguous.push(name),
-                Ok(Err(e)) => other_errors.push(format!("{name}: {e}")),
+    // Four concurrent writers, so that some transactions are in flight when the leader dies.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let writer_client = c.clone();
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut ambiguous = Vec::new();
+            let mut other_errors = Vec::new();
+            let start = Instant::now();
+            let mut i = 0;
+            while start.elapsed() < Duration::from_secs(8) && i < 150 {
+                let name = format!("w{w}-{i}");
+                // Logical_Switch.name has no index: a duplicate would show up as a second row.
+                let r = tokio::time::timeout(
+                    Duration::from_secs(15),
+                    writer_client.transact(NB, vec![Operation::insert("Logical_Switch").set("name", name.as_str())]),
+                )
+                .await;
+                match r {
+                    Ok(Ok(_)) => acked.push((i, name)),
+                    Ok(Err(Error::Disconnected { .. })) | Err(_) => ambiguous.push(name),
+                    Ok(Err(e)) => other_errors.push(format!("{name}: {e}")),
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            i += 1;
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        (acked, ambiguous, other_errors, i)
-    });
+            (acked, ambiguous, other_errors, i)
+        }));
+    }
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let killed_at = Instant::now();
     cl.kill(leader).unwrap();
-    let (acked, ambiguous, other_errors, total) = writer.await.unwrap();
+    let (mut acked, mut ambiguous, mut other_errors, mut total) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for w in writers {
+        let (a, b, o, t) = w.await.unwrap();
+        acked.extend(a);
+        ambiguous.extend(b);
+        other_errors.extend(o);
+        total += t;
+    }
     eprintln!("writes: {total}, acked {}, ambiguous {}, other errors {other_errors:?}", acked.len(), ambiguous.len());
     assert!(other_errors.is_empty(), "{other_errors:?}");
-    assert!(ambiguous.len() <= 3, "too many failed writes: {ambiguous:?}");
+    // Only writes in flight at the moment of the kill may fail (at most one per writer).
+    assert!(ambiguous.len() <= 4, "too many failed writes: {ambiguous:?}");
 
     // The client moved to the new leader, and writes after the kill were acknowledged.
     let new_remote = c.state().borrow().remote.clone().unwrap();
     assert_ne!(new_remote, first_remote);
     let new_leader = cl.leader().expect("a new leader");
     assert_ne!(new_leader, leader);
-    assert!(acked.len() as i32 > total - 10, "failover lost too many writes ({} of {total})", acked.len());
+    assert!(acked.len() + 4 >= total, "failover lost too many writes ({} of {total})", acked.len());
     let failover = killed_at.elapsed();
     eprintln!("failover done within {failover:?}");
 

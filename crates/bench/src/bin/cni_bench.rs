@@ -1,0 +1,334 @@
+//! CNI benchmark (bench/cni): ADD+DEL cycles of the real `kubetron` CNI binary against a real OVN
+//! (central + one chassis in its own netns, from the `daemons` crate), beside Debian's reference
+//! `bridge` plugin with `host-local` IPAM doing the same attaches in the same chassis netns.
+//!
+//! `cni_bench --kubetron PATH [--cycles N] [--warmup N] [--bridge PATH] [--strace]`
+//!
+//! Every plugin process is started the way a container runtime starts one: a fresh process with
+//! CNI_* in its environment and the network config on stdin, in the node's network namespace
+//! (here: `setns` into the chassis netns between fork and exec, so that no `ip netns exec` is
+//! timed). The clock runs from spawn to exit. Each cycle makes a fresh pod netns and, interleaved:
+//! kubetron ADD (no port-up wait) + DEL, kubetron ADD (waiting for the port to be up) + DEL,
+//! kubetron ADD with dynamic addresses from OVN (no up wait) + DEL, bridge ADD + DEL.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bench::{ms, percentile};
+use daemons::{Central, Chassis, ChassisConfig};
+use netdev::TempNetns;
+use serde_json::{json, Value};
+
+struct Plugin {
+    path: PathBuf,
+    node_ns: File,
+}
+
+struct Run {
+    elapsed: Duration,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Plugin {
+    fn run(&self, command: &str, container: &str, netns: Option<&Path>, ifname: &str, conf: &Value, extra_env: &[(&str, &str)], wrap: Option<&[&str]>) -> Result<Run> {
+        let mut c = match wrap {
+            Some(w) => {
+                let mut c = Command::new(w[0]);
+                c.args(&w[1..]).arg(&self.path);
+                c
+            }
+            None => Command::new(&self.path),
+        };
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into()))
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container)
+            .env("CNI_IFNAME", ifname)
+            .env("CNI_PATH", "/usr/lib/cni")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(n) = netns {
+            c.env("CNI_NETNS", n);
+        }
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        let fd = self.node_ns.as_raw_fd();
+        // SAFETY: setns is async-signal-safe; the fd stays open in the parent during spawn.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let input = conf.to_string();
+        let t = Instant::now();
+        let mut child = c.spawn().with_context(|| format!("spawning {}", self.path.display()))?;
+        child.stdin.take().unwrap().write_all(input.as_bytes())?;
+        let out = child.wait_with_output()?;
+        let elapsed = t.elapsed();
+        Ok(Run {
+            elapsed,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        })
+    }
+}
+
+fn ok(r: Run, what: &str) -> Result<Run> {
+    if r.code != 0 {
+        bail!("{what} failed (exit {}): {}{}", r.code, r.stdout, r.stderr);
+    }
+    Ok(r)
+}
+
+#[derive(Default)]
+struct Samples {
+    add: Vec<Duration>,
+    add_up: Vec<Duration>,
+    add_dyn: Vec<Duration>,
+    del: Vec<Duration>,
+    del_up: Vec<Duration>,
+    del_dyn: Vec<Duration>,
+    br_add: Vec<Duration>,
+    br_del: Vec<Duration>,
+    version: Vec<Duration>,
+    br_version: Vec<Duration>,
+}
+
+struct Args {
+    kubetron: PathBuf,
+    bridge: PathBuf,
+    cycles: usize,
+    warmup: usize,
+    strace: bool,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args { kubetron: PathBuf::new(), bridge: "/usr/lib/cni/bridge".into(), cycles: 200, warmup: 5, strace: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().ok_or_else(|| anyhow!("{k} needs a value"));
+        match k.as_str() {
+            "--kubetron" => a.kubetron = v()?.into(),
+            "--bridge" => a.bridge = v()?.into(),
+            "--cycles" => a.cycles = v()?.parse()?,
+            "--warmup" => a.warmup = v()?.parse()?,
+            "--strace" => a.strace = true,
+            _ => bail!("usage: cni_bench --kubetron PATH [--cycles N] [--warmup N] [--bridge PATH] [--strace]"),
+        }
+    }
+    if !a.kubetron.exists() {
+        bail!("--kubetron {} does not exist", a.kubetron.display());
+    }
+    Ok(a)
+}
+
+fn nbctl(central: &Central, args: &[&str]) -> Result<String> {
+    central.nbctl(args).map_err(|e| anyhow!("ovn-nbctl {args:?}: {e}"))
+}
+
+fn main() -> Result<()> {
+    let a = parse_args()?;
+    let dir = tempfile::Builder::new().prefix("cni-bench").tempdir()?;
+    let t = Instant::now();
+    let central = Central::start(&dir.path().join("central"), false)?;
+    let sb = central.sb_remote();
+    let node_ns = format!("ktbench{}", std::process::id() % 100000);
+    let chassis = Chassis::start(ChassisConfig::new("bench1", dir.path().join("node1"), &node_ns, &sb, "198.51.100.1"))?;
+    chassis.wait_registered(&sb, Duration::from_secs(20))?;
+    eprintln!("[cni-bench] OVN up in {:.2}s (chassis netns {node_ns})", t.elapsed().as_secs_f64());
+
+    let net = "benchnet";
+    nbctl(&central, &["ls-add", net])?;
+    nbctl(&central, &["set", "Logical_Switch", net, "other_config:subnet=10.77.0.0/24", "other_config:exclude_ips=10.77.0.1..10.77.0.9"])?;
+    nbctl(&central, &[
+        "create", "DHCP_Options", "cidr=10.77.0.0/24",
+        "options=\"lease_time\"=\"3600\" \"router\"=\"10.77.0.1\" \"server_id\"=\"10.77.0.1\" \"server_mac\"=\"0a:00:00:00:00:01\" \"mtu\"=\"1400\"",
+    ])?;
+
+    let ns_file = File::open(format!("/run/netns/{node_ns}"))?;
+    let kt = Plugin { path: a.kubetron.clone(), node_ns: ns_file.try_clone()? };
+    let br = Plugin { path: a.bridge.clone(), node_ns: ns_file };
+    let base = json!({
+        "cniVersion": "1.0.0", "name": net, "type": "kubetron",
+        "nb": central.nb_remote(), "ovs_socket": chassis.db_remote(),
+    });
+    let conf_static = |ip: &str, wait: bool| {
+        let mut c = base.clone();
+        if !wait {
+            c["port_up_timeout_ms"] = json!(0);
+        }
+        c["runtimeConfig"] = json!({"ips": [format!("{ip}/24")]});
+        c
+    };
+    let mut conf_dyn = base.clone();
+    conf_dyn["port_up_timeout_ms"] = json!(0);
+    let bridge_name = format!("ktbrb{}", std::process::id() % 100000);
+    let bconf = json!({
+        "cniVersion": "1.0.0", "name": "refnet", "type": "bridge", "bridge": bridge_name,
+        "ipam": {"type": "host-local", "subnet": "10.78.0.0/24", "dataDir": dir.path().join("ipam")}
+    });
+
+    let mut s = Samples::default();
+    let pid = std::process::id();
+    let total = a.warmup + a.cycles;
+    let t_all = Instant::now();
+    for i in 0..total {
+        let record = i >= a.warmup;
+        let pod = TempNetns::new("ktbp")?;
+        let p = pod.path().to_path_buf();
+        let ip = format!("10.77.0.{}", 10 + i % 200);
+        let if_ = "net1";
+
+        let cid = format!("b{pid}c{i}s");
+        let c = conf_static(&ip, false);
+        let r1 = ok(kt.run("ADD", &cid, Some(&p), if_, &c, &[], None)?, "kubetron ADD")?;
+        let r2 = ok(kt.run("DEL", &cid, Some(&p), if_, &c, &[], None)?, "kubetron DEL")?;
+
+        let cid = format!("b{pid}c{i}w");
+        let c = conf_static(&ip, true);
+        let r3 = ok(kt.run("ADD", &cid, Some(&p), if_, &c, &[], None)?, "kubetron ADD (up wait)")?;
+        let r4 = ok(kt.run("DEL", &cid, Some(&p), if_, &c, &[], None)?, "kubetron DEL")?;
+
+        let cid = format!("b{pid}c{i}d");
+        let r5 = ok(kt.run("ADD", &cid, Some(&p), if_, &conf_dyn, &[], None)?, "kubetron ADD (dynamic)")?;
+        let r6 = ok(kt.run("DEL", &cid, Some(&p), if_, &conf_dyn, &[], None)?, "kubetron DEL")?;
+
+        let cid = format!("b{pid}c{i}r");
+        let r7 = ok(br.run("ADD", &cid, Some(&p), if_, &bconf, &[], None)?, "bridge ADD")?;
+        let r8 = ok(br.run("DEL", &cid, Some(&p), if_, &bconf, &[], None)?, "bridge DEL")?;
+
+        let v1 = ok(kt.run("VERSION", "", None, if_, &base, &[], None)?, "kubetron VERSION")?;
+        let v2 = ok(br.run("VERSION", "", None, if_, &bconf, &[], None)?, "bridge VERSION")?;
+        if i == a.warmup {
+            let v: Value = serde_json::from_str(&r1.stdout).unwrap_or(Value::Null);
+            if v["ips"][0]["address"] != json!(format!("{ip}/24")) {
+                bail!("unexpected ADD result: {}", r1.stdout);
+            }
+        }
+        if record {
+            s.add.push(r1.elapsed);
+            s.del.push(r2.elapsed);
+            s.add_up.push(r3.elapsed);
+            s.del_up.push(r4.elapsed);
+            s.add_dyn.push(r5.elapsed);
+            s.del_dyn.push(r6.elapsed);
+            s.br_add.push(r7.elapsed);
+            s.br_del.push(r8.elapsed);
+            s.version.push(v1.elapsed);
+            s.br_version.push(v2.elapsed);
+        }
+        drop(pod);
+        if (i + 1) % 50 == 0 {
+            eprintln!("[cni-bench] {}/{total} cycles, {:.1}s", i + 1, t_all.elapsed().as_secs_f64());
+        }
+    }
+
+    // Nothing left behind by the cycles.
+    let lsps = nbctl(&central, &["--bare", "--columns=name", "list", "Logical_Switch_Port"])?;
+    let ports = chassis.vsctl(&["list-ports", "br-int"]).map_err(|e| anyhow!("{e}"))?;
+    let left_lsp = lsps.split_whitespace().count();
+    let left_ports = ports.lines().filter(|l| !l.starts_with("ovn-")).count();
+
+    let strace = if a.strace { Some(strace_phases(&kt, &conf_static("10.77.0.250", false), dir.path())?) } else { None };
+
+    let row = |name: &str, v: &[Duration]| {
+        println!(
+            "{name:<52} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            ms(percentile(v, 50.0)),
+            ms(percentile(v, 90.0)),
+            ms(percentile(v, 99.0)),
+            ms(*v.iter().max().unwrap_or(&Duration::ZERO))
+        )
+    };
+    println!();
+    println!("CNI benchmark: {} ADD+DEL cycles each ({} warm-up cycles not counted), one chassis (userspace datapath),", a.cycles, a.warmup);
+    println!("plugins run as a runtime runs them (fresh process, setns into the node netns, config on stdin); ms from spawn to exit");
+    println!();
+    println!("{:<52} {:>8} {:>8} {:>8} {:>8}", "operation", "p50", "p90", "p99", "max");
+    row("kubetron ADD, static IP, port_up_timeout_ms=0", &s.add);
+    row("kubetron ADD, static IP, waits for port up (default)", &s.add_up);
+    row("kubetron ADD, dynamic IP from OVN, no up wait", &s.add_dyn);
+    row("kubetron DEL (after the no-wait ADD)", &s.del);
+    row("kubetron DEL (after the up-wait ADD)", &s.del_up);
+    row("kubetron DEL (after the dynamic ADD)", &s.del_dyn);
+    row("bridge + host-local ADD", &s.br_add);
+    row("bridge + host-local DEL", &s.br_del);
+    row("kubetron VERSION (process start, no DB)", &s.version);
+    row("bridge VERSION (process start)", &s.br_version);
+    println!();
+    println!("left behind after all cycles: {left_lsp} logical switch ports, {left_ports} br-int ports (want 0, 0)");
+    if let Some(st) = &strace {
+        println!();
+        println!("{st}");
+    }
+    let add_p50 = ms(percentile(&s.add, 50.0));
+    let br_p50 = ms(percentile(&s.br_add, 50.0));
+    let up_p50 = ms(percentile(&s.add_up, 50.0));
+    let vs = add_p50 / br_p50;
+    println!();
+    println!("targets: ADD (no wait) p50 <= 1.5x bridge p50: {vs:.2}x {}", if vs <= 1.5 { "met" } else { "MISSED" });
+    println!("         ADD (up wait) p50 <= 150 ms: {up_p50:.1} ms {}", if up_p50 <= 150.0 { "met" } else { "MISSED" });
+    // Tear down while timing nothing: chassis first (its netns holds the reference bridge too).
+    drop(chassis);
+    drop(central);
+    println!(
+        "add_p50_ms={:.2} add_p99_ms={:.2} add_up_p50_ms={:.2} del_p50_ms={:.2} bridge_add_p50_ms={:.2} add_vs_bridge={:.2}",
+        add_p50,
+        ms(percentile(&s.add, 99.0)),
+        up_p50,
+        ms(percentile(&s.del, 50.0)),
+        br_p50,
+        vs
+    );
+    Ok(())
+}
+
+/// One extra ADD+DEL of kubetron under `strace -f -ttt`: where the wall time of a single ADD goes,
+/// by syscall milestones (exec, first socket connects, netlink, exit).
+fn strace_phases(kt: &Plugin, conf: &Value, dir: &Path) -> Result<String> {
+    let out = dir.join("strace.txt");
+    let pod = TempNetns::new("ktbs")?;
+    let p = pod.path().to_path_buf();
+    let o = out.display().to_string();
+    let wrap = ["strace", "-f", "-ttt", "-o", o.as_str(), "-e", "trace=execve,connect,socket,sendto,sendmsg,recvfrom,recvmsg,write,read,exit_group,setns,clone,clone3"];
+    let r = ok(kt.run("ADD", "bstrace", Some(&p), "net1", conf, &[], Some(&wrap))?, "kubetron ADD under strace")?;
+    let _ = kt.run("DEL", "bstrace", Some(&p), "net1", conf, &[], None)?;
+    let text = std::fs::read_to_string(&out)?;
+    Ok(format!("one ADD under strace ({:.1} ms with strace overhead); milestones (ms since execve):\n{}", ms(r.elapsed), milestones(&text)))
+}
+
+fn milestones(text: &str) -> String {
+    let mut t0 = None;
+    let mut lines = Vec::new();
+    for l in text.lines() {
+        let mut it = l.split_whitespace();
+        let (Some(_pid), Some(ts)) = (it.next(), it.next()) else { continue };
+        let Ok(ts) = ts.parse::<f64>() else { continue };
+        let rest: String = l.splitn(3, ' ').nth(2).unwrap_or("").trim().to_string();
+        if rest.starts_with("execve(") && t0.is_none() && !rest.contains("strace") {
+            t0 = Some(ts);
+        }
+        let Some(t0) = t0 else { continue };
+        let keep = rest.starts_with("connect(") || rest.starts_with("socket(") || rest.starts_with("exit_group") || rest.starts_with("execve(") || rest.starts_with("setns(");
+        if keep {
+            let mut r = rest.clone();
+            r.truncate(110);
+            lines.push(format!("  {:>8.2}  {r}", (ts - t0) * 1000.0));
+        }
+    }
+    lines.join("\n")
+}

@@ -1,0 +1,66 @@
+//! Why a pod's networks could not be set up. Each error has a Kubernetes Event reason and a
+//! message meant for the pod's owner.
+
+use std::net::IpAddr;
+
+use ipnet::Ipv4Net;
+use thiserror::Error;
+
+use crate::annotation::{AnnotationError, NetworkRef};
+use crate::nad::{ConfigError, Refusal};
+
+/// A pod-level failure.
+#[derive(Debug, Error)]
+pub enum PodError {
+    #[error("pod has no name or UID")]
+    NoIdentity,
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
+    #[error("NetworkAttachmentDefinition {network} does not exist")]
+    NadNotFound { network: NetworkRef },
+    #[error("NetworkAttachmentDefinition {network} has an unusable config: {source}")]
+    NadConfig { network: NetworkRef, source: ConfigError },
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("network {network} uses OVN logical switch {switch:?}, which does not exist in the Northbound database")]
+    SwitchMissing { network: NetworkRef, switch: String },
+    #[error("network {network} uses OVN logical switch {switch:?}, but {count} logical switches have that name")]
+    SwitchAmbiguous { network: NetworkRef, switch: String, count: usize },
+    #[error("interface {interface} asks for IP {ip}, which is not a usable address of network {network}'s subnet {subnet}")]
+    IpOutsideSubnet { network: NetworkRef, interface: String, ip: IpAddr, subnet: Ipv4Net },
+    #[error("interface {interface} on network {network} asks only for IPv6 addresses; give it a \"mac\" too")]
+    Ipv6NeedsMac { network: NetworkRef, interface: String },
+    #[error("interface {interface} asks for IP {ip} on network {network}, but logical switch port {holder:?} already has it")]
+    IpConflict { network: NetworkRef, interface: String, ip: IpAddr, holder: String },
+    #[error("logical switch port {port:?} already exists and was not made by kubetron for this pod (owner: {owner}); remove or rename it")]
+    PortNameTaken { port: String, owner: String },
+    #[error("OVN Northbound transaction failed: {0}")]
+    Ovsdb(#[from] ovsdb::Error),
+    #[error("not the leader: writes are stopped")]
+    NotLeader,
+}
+
+impl PodError {
+    /// The Kubernetes Event reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PodError::NoIdentity => "InvalidPod",
+            PodError::Annotation(_) => "InvalidNetworkAnnotation",
+            PodError::NadNotFound { .. } => "NetworkNotFound",
+            PodError::NadConfig { .. } => "InvalidNetworkConfig",
+            PodError::Refused(_) => "NetworkNotAllowed",
+            PodError::SwitchMissing { .. } | PodError::SwitchAmbiguous { .. } => "LogicalSwitchNotFound",
+            PodError::IpOutsideSubnet { .. } | PodError::Ipv6NeedsMac { .. } => "InvalidStaticAddress",
+            PodError::IpConflict { .. } => "StaticIPConflict",
+            PodError::PortNameTaken { .. } => "PortNameConflict",
+            PodError::Ovsdb(_) => "OVNTransactionFailed",
+            PodError::NotLeader => "NotLeader",
+        }
+    }
+
+    /// Whether retrying without any change elsewhere may succeed (connection trouble, a race).
+    /// Other errors wait for the pod, a NAD or the Northbound contents to change.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PodError::Ovsdb(_) | PodError::NotLeader)
+    }
+}

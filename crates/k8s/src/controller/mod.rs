@@ -1,0 +1,214 @@
+//! The controller: pods and NetworkAttachmentDefinitions -> desired OVN Northbound state ->
+//! OVSDB transactions, with garbage collection.
+//!
+//! - [`desired`]: pure computation of the ports a pod should have ([`desired::desired`]).
+//! - [`reconcile`]: desired vs. the NB replica -> one transaction per pod ([`reconcile::plan`]).
+//! - [`status`]: `kubetron.io/interfaces` and `network-status` values from the replica.
+//! - [`gc`]: removal of the controller's ports whose pod is gone.
+//! - [`events`]: [`events::PodWriter`] (annotations + Events) and its kube implementation.
+//! - [`lease`]: leader election on a coordination.k8s.io/v1 Lease.
+//! - [`runner`]: the Kubernetes side (watchers, reflectors, debounce, backoff).
+//! - [`nb`]: the Northbound client + replica + transaction counter.
+//!
+//! [`Controller`] ties the core together without Kubernetes I/O: it takes pod objects and a NAD
+//! lookup, and writes to the Northbound database only while it is the leader.
+
+pub mod desired;
+pub mod error;
+pub mod events;
+pub mod gc;
+pub mod lease;
+pub mod nb;
+pub mod reconcile;
+pub mod runner;
+pub mod status;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use tokio::sync::watch;
+
+pub use desired::{desired, Addressing, DesiredPort, NadLookup, NadMap, PodRef};
+pub use error::PodError;
+pub use nb::{Nb, NbView};
+pub use reconcile::{plan, Changes, Claims, PodPlan};
+pub use status::PodStatus;
+
+/// How long to wait for the replica to show our own writes.
+const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The outcome of reconciling one pod.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    pub pod: PodRef,
+    pub desired: Vec<DesiredPort>,
+    pub changes: Changes,
+}
+
+/// The core controller.
+#[derive(Clone)]
+pub struct Controller {
+    nb: Nb,
+    nads: Arc<dyn NadLookup + Send + Sync>,
+    leader: watch::Receiver<bool>,
+}
+
+impl Controller {
+    /// A controller that always considers itself the leader (see [`Controller::with_leadership`]).
+    pub fn new(nb: Nb, nads: Arc<dyn NadLookup + Send + Sync>) -> Controller {
+        // A receiver keeps the last value after its sender is gone.
+        let (_, leader) = watch::channel(true);
+        Controller { nb, nads, leader }
+    }
+
+    /// Writes only while `leader` says true.
+    pub fn with_leadership(mut self, leader: watch::Receiver<bool>) -> Controller {
+        self.leader = leader;
+        self
+    }
+
+    pub fn nb(&self) -> &Nb {
+        &self.nb
+    }
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// The ports `pod` should have, against the current replica.
+    pub fn desired(&self, pod: &Pod) -> Result<Vec<DesiredPort>, PodError> {
+        desired(pod, self.nads.as_ref(), &self.nb.view())
+    }
+
+    /// Brings one pod's ports to the desired state in at most one transaction (none when
+    /// nothing changes), then waits until the replica shows the result.
+    pub async fn reconcile_pod(&self, pod: &Pod) -> Result<Reconciled, PodError> {
+        let pod_ref = PodRef::of(pod).ok_or(PodError::NoIdentity)?;
+        let view = self.nb.view();
+        let want = desired(pod, self.nads.as_ref(), &view)?;
+        let p = plan(&view, &pod_ref, &want, &mut Claims::new())?;
+        self.commit(std::slice::from_ref(&p)).await?;
+        if !p.changes.is_empty() {
+            tracing::info!(pod = %pod_ref, created = ?p.changes.created, updated = ?p.changes.updated,
+                adopted = ?p.changes.adopted, removed = ?p.changes.removed, "reconciled pod");
+            self.wait_applied(&p, &want).await?;
+        }
+        Ok(Reconciled { pod: pod_ref, desired: want, changes: p.changes })
+    }
+
+    /// Removes every port the controller made for the pod with this UID (pod deleted or
+    /// finished), in one transaction.
+    pub async fn delete_pod(&self, pod: &PodRef) -> Result<Changes, PodError> {
+        let view = self.nb.view();
+        let p = plan(&view, pod, &[], &mut Claims::new())?;
+        self.commit(std::slice::from_ref(&p)).await?;
+        if !p.changes.is_empty() {
+            tracing::info!(pod = %pod, removed = ?p.changes.removed, "removed ports of deleted pod");
+            self.wait_applied(&p, &[]).await?;
+        }
+        Ok(p.changes)
+    }
+
+    /// Reconciles many pods against one snapshot, `per_txn` pods per transaction (each pod's
+    /// operations stay whole inside one transaction, so each pod is still all-or-nothing).
+    /// When a batched transaction fails, its pods are retried one per transaction so that one
+    /// bad pod cannot hold back the others. Waits until the replica shows every write.
+    pub async fn reconcile_batch(&self, pods: &[Pod], per_txn: usize) -> Vec<(Option<PodRef>, Result<Reconciled, PodError>)> {
+        let view = self.nb.view();
+        let mut claims = Claims::new();
+        let mut out = Vec::with_capacity(pods.len());
+        let mut plans: Vec<(usize, PodPlan, Vec<DesiredPort>)> = Vec::new();
+        for (i, pod) in pods.iter().enumerate() {
+            let r = PodRef::of(pod).ok_or(PodError::NoIdentity).and_then(|pr| {
+                let want = desired(pod, self.nads.as_ref(), &view)?;
+                let p = plan(&view, &pr, &want, &mut claims)?;
+                Ok((p, want))
+            });
+            match r {
+                Ok((p, want)) => {
+                    out.push((Some(p.pod.clone()), Ok(Reconciled { pod: p.pod.clone(), desired: want.clone(), changes: p.changes.clone() })));
+                    if !p.ops.is_empty() {
+                        plans.push((i, p, want));
+                    }
+                }
+                Err(e) => out.push((PodRef::of(pod), Err(e))),
+            }
+        }
+        for chunk in plans.chunks(per_txn.max(1)) {
+            let ps: Vec<PodPlan> = chunk.iter().map(|(_, p, _)| p.clone()).collect();
+            if let Err(e) = self.commit(&ps).await {
+                if chunk.len() == 1 {
+                    out[chunk[0].0].1 = Err(e);
+                    continue;
+                }
+                tracing::warn!(pods = chunk.len(), "batched transaction failed ({e}); retrying one pod per transaction");
+                for (i, p, _) in chunk {
+                    if let Err(e) = self.commit(std::slice::from_ref(p)).await {
+                        out[*i].1 = Err(e);
+                    }
+                }
+            }
+        }
+        // Wait for the replica to show the last writes.
+        let last: Vec<&(usize, PodPlan, Vec<DesiredPort>)> = plans.iter().filter(|(i, _, _)| out[*i].1.is_ok()).collect();
+        if let Some((_, p, want)) = last.last() {
+            if let Err(e) = self.wait_applied(p, want).await {
+                tracing::warn!("replica did not catch up after batch: {e}");
+            }
+        }
+        out
+    }
+
+    /// Sends the plans as one transaction.
+    async fn commit(&self, plans: &[PodPlan]) -> Result<(), PodError> {
+        let ops: Vec<_> = plans.iter().flat_map(|p| p.ops.iter().cloned()).collect();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if !self.is_leader() {
+            return Err(PodError::NotLeader);
+        }
+        self.nb.transact(ops).await?;
+        Ok(())
+    }
+
+    /// Waits until the replica shows `p` applied: desired ports on their switches with the
+    /// desired addresses, removed ports gone.
+    async fn wait_applied(&self, p: &PodPlan, want: &[DesiredPort]) -> Result<(), PodError> {
+        let removed: HashSet<&str> = p.changes.removed.iter().map(String::as_str).collect();
+        let done = |s: &ovsdb::replica::Snapshot| {
+            let v = NbView(s.clone());
+            want.iter().all(|d| {
+                v.port_by_name(&d.name).is_some_and(|(u, r)| {
+                    v.switch_has_port(&d.switch, &u) && ovn::columns::string_set(&r, "addresses") == d.addresses()
+                })
+            }) && removed.iter().all(|n| v.port_by_name(n).is_none())
+        };
+        self.nb.replica().wait_until(ECHO_TIMEOUT, done).await?;
+        Ok(())
+    }
+
+    /// The pod's annotation values now (no waiting).
+    pub fn status(&self, desired: &[DesiredPort]) -> PodStatus {
+        status::pod_status(&self.nb.view(), desired)
+    }
+
+    /// Waits up to `timeout` until every port's addresses are known (northd allocated the
+    /// dynamic ones), then returns the status; `interfaces` stays `None` on timeout.
+    pub async fn wait_status(&self, desired: &[DesiredPort], timeout: Duration) -> PodStatus {
+        let ready = |s: &ovsdb::replica::Snapshot| status::pod_status(&NbView(s.clone()), desired).interfaces.is_some();
+        match self.nb.replica().wait_until(timeout, ready).await {
+            Ok(s) => status::pod_status(&NbView(s), desired),
+            Err(_) => self.status(desired),
+        }
+    }
+
+    /// Garbage-collects ports of pods not in `live` (needs the complete pod UID set).
+    pub async fn gc(&self, live: &HashSet<String>) -> Result<Vec<gc::Orphan>, PodError> {
+        if !self.is_leader() {
+            return Err(PodError::NotLeader);
+        }
+        Ok(gc::gc(&self.nb, live).await?)
+    }
+}
