@@ -38,6 +38,9 @@ struct NodeArgs {
     /// How many pods per node may attach to each physical network.
     #[arg(long, env = "KUBETRON_PHYSNET_CAPACITY", default_value_t = 100)]
     capacity: usize,
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(long, env = "KUBETRON_METRICS_ADDR", default_value = "0.0.0.0:9102")]
+    metrics_addr: std::net::SocketAddr,
 }
 
 #[derive(clap::Args, Clone)]
@@ -95,7 +98,17 @@ fn main() -> anyhow::Result<()> {
                 .ovs_remote(&a.ovs_remote)
                 .device_plugin_dir(&a.device_plugin_dir)
                 .capacity(a.capacity);
-            tokio::runtime::Runtime::new()?.block_on(node::run(cfg)).context("node agent")?;
+            let t = telemetry::Telemetry::new();
+            t.registry.gauge("kubetron_node_agent_info", "The node agent runs (value 1).", &[("version", env!("CARGO_PKG_VERSION"))]).set(1);
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let endpoint = tokio::spawn(telemetry::serve(a.metrics_addr, t.clone(), None, std::future::pending()));
+                t.set_ready(true);
+                let r = node::run(cfg).await;
+                endpoint.abort();
+                r
+            })
+            .context("node agent")?;
         }
         Cmd::Sandbox { action } => {
             init_logging("warn");

@@ -45,6 +45,12 @@ impl JsonCodec {
         self.max
     }
 
+    /// Total bytes scanned so far, including a message still incomplete: grows whenever data
+    /// arrives, so a caller can tell a slow large message from a silent peer.
+    pub fn progress(&self) -> u64 {
+        (self.consumed + self.scanned) as u64
+    }
+
     fn skip_ws(&mut self, src: &mut BytesMut) -> Result<(), CodecError> {
         let n = src.iter().take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')).count();
         if n > 0 {

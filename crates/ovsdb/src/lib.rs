@@ -47,3 +47,19 @@ pub use ops::{Condition, Function, Mutation, OpResult, Operation, WaitUntil};
 pub use replica::{IndexSpec, Replica, ReplicaConfig, Snapshot, TableData};
 pub use schema::{AtomicType, BaseType, ColumnSchema, ColumnType, DatabaseSchema, TableSchema};
 pub use tls::TlsConfig;
+
+#[cfg(test)]
+mod api_tests {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        send_sync::<crate::Client>();
+        send_sync::<crate::Replica>();
+        send_sync::<crate::Snapshot>();
+        send_sync::<crate::Error>();
+        send_sync::<crate::DatabaseSchema>();
+        send::<crate::Monitor>();
+    }
+}

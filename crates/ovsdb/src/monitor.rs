@@ -104,6 +104,9 @@ impl MonitorRequest {
         Value::Object(o)
     }
     pub(crate) fn check(&mut self, schema: &DatabaseSchema) -> Result<()> {
+        if self.method == MonitorMethod::Monitor && self.tables.iter().any(|t| t.conditions.is_some()) {
+            return Err(Error::Schema("monitor conditions need MonitorMethod::Cond or CondSince, not Monitor".into()));
+        }
         for t in &mut self.tables {
             let ts = schema.table(&t.table)?;
             if let Some(c) = &t.columns {

@@ -481,6 +481,24 @@ mod tests {
     }
 
     #[test]
+    fn parse_all_installed() {
+        for (f, name) in [
+            ("/usr/share/ovn/ovn-sb.ovsschema", "OVN_Southbound"),
+            ("/usr/share/openvswitch/vswitch.ovsschema", "Open_vSwitch"),
+        ] {
+            let s = DatabaseSchema::from_file(f).unwrap();
+            assert_eq!(s.name, name);
+            assert!(s.tables.len() > 10);
+        }
+        let vs = DatabaseSchema::from_file("/usr/share/openvswitch/vswitch.ovsschema").unwrap();
+        let t = &vs.table("Bridge").unwrap().column("ports").unwrap().ty;
+        assert_eq!(t.key.ref_table.as_deref(), Some("Port"));
+        assert_eq!(t.max, None);
+        assert!(DatabaseSchema::from_json(&serde_json::json!({"name": "x"})).is_err());
+        assert!(DatabaseSchema::from_json(&serde_json::json!({"name": "x", "tables": {"T": {"columns": {"c": {"type": "float"}}}}})).is_err());
+    }
+
+    #[test]
     fn checks() {
         let s = nb();
         let mut ok = Row::new().with("name", "p1").with("tag_request", 7).with("external_ids", Datum::empty_set());

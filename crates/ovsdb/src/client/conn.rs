@@ -72,6 +72,8 @@ pub(crate) struct Conn {
     pending: HashMap<u64, Pending>,
     next_id: u64,
     next_remote: usize,
+    /// Highest raft log index seen in `_Server`: a member behind it has stale data.
+    max_index: Option<i64>,
     state: watch::Sender<ConnectionState>,
     lock_events: broadcast::Sender<LockEvent>,
 }
@@ -101,6 +103,7 @@ impl Conn {
             pending: HashMap::new(),
             next_id: 1,
             next_remote: 0,
+            max_index: None,
             state,
             lock_events,
         }
@@ -271,6 +274,7 @@ impl Conn {
         let mut tick = tokio::time::interval(probe.map(|p| (p / 4).max(Duration::from_millis(50))).unwrap_or(Duration::from_secs(3600)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();
+        let mut last_progress = io.codec().progress();
         let mut echo_sent: Option<Instant> = None;
         loop {
             tokio::select! {
@@ -315,6 +319,13 @@ impl Conn {
                     }
                 }
                 _ = tick.tick() => {
+                    // Part of a large message arriving counts as activity.
+                    let progress = io.codec().progress();
+                    if progress != last_progress {
+                        last_progress = progress;
+                        last_rx = Instant::now();
+                        echo_sent = None;
+                    }
                     if let Some(p) = probe {
                         if let Some(t) = echo_sent {
                             if t.elapsed() >= p {
@@ -554,6 +565,14 @@ impl Conn {
         match find_database(&u, db) {
             Some(Some(sd)) => {
                 sd.acceptable(self.cfg.leader_only)?;
+                if let (Some(seen), Some(idx)) = (self.max_index, sd.index) {
+                    if sd.model == "clustered" && idx < seen {
+                        return Err(format!("server is behind (raft index {idx} < {seen} seen before)"));
+                    }
+                }
+                if sd.index.is_some() {
+                    self.max_index = self.max_index.max(sd.index);
+                }
                 Ok(true)
             }
             _ => Ok(false),
