@@ -12,6 +12,25 @@
 //! update decoding), [`replica`] (client-side replica with indexes), [`cluster`] (`_Server`
 //! leader checks), [`tls`] (rustls setup).
 //!
+//! Behaviour in brief:
+//! - [`Client`] is cheap to clone; one task owns the socket (unix, TCP or SSL via rustls),
+//!   answers the server's `echo`, sends its own after `inactivity_probe` of silence, and matches
+//!   replies by id. A request in flight when the connection drops fails with
+//!   [`Error::Disconnected`] and is never re-sent; requests made while disconnected wait for the
+//!   next connection.
+//! - [`Client::transact`] normalizes and checks every value against the schema (types, enums,
+//!   integer/real ranges, string lengths, set sizes, map key/value types, reference types) before
+//!   sending, failing with [`Error::Check`] naming table, column and value; server-side failures
+//!   become [`Error::Transaction`] with the server's `error` and `details`.
+//! - Monitors survive reconnects: `monitor_cond_since` resumes from the last transaction id when
+//!   the server still has it (clustered databases), else the monitor restarts with a
+//!   [`MonitorEvent::Reset`].
+//! - With [`ClientConfig::database`], each connection first reads `_Server.Database`; cluster
+//!   members that are disconnected, behind, or (with `leader_only`) not the leader are skipped,
+//!   and a leadership change moves the client to another remote.
+//! - [`Replica`] keeps persistent-map snapshots ([`Snapshot`], O(1) clone) with indexes and a
+//!   watch channel ([`Replica::subscribe`], [`Replica::wait_until`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), ovsdb::Error> {
 //! use ovsdb::{Client, ClientConfig, Operation, Datum, Mutation};

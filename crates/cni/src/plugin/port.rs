@@ -2,11 +2,12 @@
 //! port (the attachment), found or created, and waited on.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net};
 use ovn::columns::Model;
+use ovn::addressing::{mac_for_ip, mac_for_name};
 use ovn::names;
 use ovn::nb::{self, DhcpOptions, LogicalSwitch, LogicalSwitchPort, NewPort};
 use ovsdb::datum::Uuid;
@@ -61,21 +62,6 @@ pub async fn switch_of(nb: &Client, port: Uuid) -> Result<Option<LogicalSwitch>,
 /// The DHCP_Options row serving `subnet`, if the administrator made one.
 pub async fn dhcp_for(nb: &Client, subnet: &Ipv4Net) -> Result<Option<DhcpOptions>, CniError> {
     Ok(select::<DhcpOptions>(nb, Condition::eq("cidr", subnet.to_string().as_str())).await?.into_iter().next())
-}
-
-/// A deterministic locally administered MAC for an IPv4 address (`0a:58:` + the address).
-pub fn mac_for_ip(ip: Ipv4Addr) -> String {
-    let o = ip.octets();
-    format!("0a:58:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
-}
-
-/// A deterministic locally administered unicast MAC for a port name, for networks without a
-/// subnet (northd allocates no MAC there unless the switch says `mac_only`).
-pub fn mac_for_name(name: &str) -> String {
-    // FNV-1a, 64 bit: stable across releases, unlike std's hasher.
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
-    let b = h.to_be_bytes();
-    format!("0a:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[3], b[4], b[5], b[6], b[7])
 }
 
 /// What the `addresses` column of a new port named `name` should say for this request.
