@@ -99,7 +99,8 @@ fn call(
         .arg(&who.cert)
         .arg("--key")
         .arg(&who.key)
-        .args(["-H", "Accept: application/json", "-w", "\n%{http_code}"]);
+        // Not curl's user agent: the apiserver pretty-prints JSON for curl.
+        .args(["-A", "kubetron-e2e", "-H", "Accept: application/json", "-w", "\n%{http_code}"]);
     if let Some(ct) = content_type {
         cmd.args(["-H", &format!("Content-Type: {ct}")]);
     }
@@ -296,7 +297,7 @@ fn real_apiserver_crd_pod_and_rbac() {
     let (code, text) = call(&kas, &alice, "GET", pods, None, None);
     assert_eq!(code, 403, "{text}");
     assert!(
-        text.contains("Forbidden") && text.contains("\"alice\""),
+        text.contains(r#""reason":"Forbidden""#) && text.contains(r#"User \"alice\" cannot list"#),
         "expected a 403 naming alice: {text}"
     );
     expect(

@@ -304,3 +304,38 @@ fn check_gc_and_status() {
     let left = b.exec(&["ip", "-o", "link"]);
     assert!(!String::from_utf8_lossy(&left.stdout).contains("net1"));
 }
+
+#[test]
+fn multus_delegate_with_older_spec_versions() {
+    let w = World::new(1);
+    w.network("red", Some("10.55.0.0/24"));
+    let a = Pod::new();
+    // What Multus hands a delegate: the NAD's config with capabilities and runtimeConfig, pod identity in CNI_ARGS.
+    let mut conf = w.conf("red", 0);
+    conf["cniVersion"] = json!("0.3.1");
+    conf["capabilities"] = json!({"ips": true, "mac": true});
+    conf["runtimeConfig"] = json!({"ips": ["10.55.0.77/24"], "mac": "0a:00:00:55:00:77"});
+    let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=1234";
+    let r = a.cni(&w, 0, "ADD", "net1", &conf, Some(args));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.json["cniVersion"], "0.3.1");
+    assert_eq!(r.json["ips"][0]["version"], "4", "0.3.x results carry the IP version: {r:?}");
+    assert_eq!(r.json["ips"][0]["address"], "10.55.0.77/24");
+    let uid = w.nbctl(&["get", "Logical_Switch_Port", "team-a_web-0_net1", "external_ids:\"kubetron.io/pod-uid\""]);
+    assert_eq!(uid.trim().trim_matches('"'), "1234");
+    // 0.4.0 CHECK with the prevResult converted by the runtime.
+    let mut check = conf.clone();
+    check["cniVersion"] = json!("0.4.0");
+    check["prevResult"] = r.json.clone();
+    let c = a.cni(&w, 0, "CHECK", "net1", &check, Some(args));
+    assert_eq!(c.code, 0, "{c:?}");
+    // VERSION answers every version the plugin speaks.
+    let v = support::cni_raw(w.chassis[0].netns(), "VERSION", "", None, "", br#"{"cniVersion":"0.3.1"}"#, None);
+    let versions = v.json["supportedVersions"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    for want in ["0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
+        assert!(versions.contains(&want.to_string()), "{v:?}");
+    }
+    let d = a.cni(&w, 0, "DEL", "net1", &conf, Some(args));
+    assert_eq!(d.code, 0, "{d:?}");
+    assert!(w.lsps().is_empty());
+}

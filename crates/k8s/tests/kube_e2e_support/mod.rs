@@ -1,0 +1,274 @@
+//! Shared harness of the `kube_e2e_*` tests: ONE real kube-apiserver (+ etcd) per test binary, started on first
+//! use and stopped at process exit (an `atexit` hook: statics are never dropped), plus kube-rs helpers.
+//!
+//! Gated: [`harness`] returns `None` (the test prints "skipped" and returns) unless `KUBETRON_KUBE_TESTS=1`.
+//! Tests share the apiserver, so each one works in its own uniquely named namespaces ([`unique`]).
+//! No kubectl: everything goes through kube-rs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use daemons::kube::{find_apiserver_bin, KubeApiServer, KubeConfig};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use kube::Client;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The kubetron namespace of deploy/ (service accounts, the leader election Role).
+pub const KUBETRON_NS: &str = "kubetron";
+pub const CONTROLLER_USER: &str = "system:serviceaccount:kubetron:kubetron-controller";
+pub const WEBHOOK_USER: &str = "system:serviceaccount:kubetron:kubetron-webhook";
+pub const NODE_USER: &str = "system:serviceaccount:kubetron:kubetron-node";
+/// Groups a service account's token would carry.
+pub const SA_GROUPS: &[&str] = &["system:serviceaccounts", "system:serviceaccounts:kubetron"];
+
+pub struct Harness {
+    kas: Mutex<Option<KubeApiServer>>,
+    root: PathBuf,
+    pub admin_kubeconfig: PathBuf,
+    pub server_url: String,
+    pub started_in: Duration,
+}
+
+static HARNESS: OnceLock<Result<Harness, String>> = OnceLock::new();
+
+extern "C" fn stop_at_exit() {
+    if let Some(Ok(h)) = HARNESS.get() {
+        let taken = h.kas.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut kas) = taken {
+            let t = Instant::now();
+            if let Err(e) = kas.stop() {
+                eprintln!("kube e2e: stopping the apiserver: {e}");
+            }
+            eprintln!("kube e2e: apiserver stopped in {:?}", t.elapsed());
+        }
+        let _ = std::fs::remove_dir_all(&h.root);
+    }
+}
+
+pub fn enabled() -> bool {
+    std::env::var("KUBETRON_KUBE_TESTS").as_deref() == Ok("1")
+}
+
+/// The binary's shared apiserver; `None` (after printing "skipped") when the kube tests are not enabled.
+pub fn harness(test: &str) -> Option<&'static Harness> {
+    if !enabled() {
+        eprintln!("skipped {test}: set KUBETRON_KUBE_TESTS=1 to run the kube-apiserver tests");
+        return None;
+    }
+    init_tracing();
+    let h = HARNESS.get_or_init(|| {
+        let t0 = Instant::now();
+        let root = tempfile::Builder::new()
+            .prefix("kubetron-kube-e2e-")
+            .tempdir()
+            .map_err(|e| format!("tempdir: {e}"))?
+            .keep();
+        let started = find_apiserver_bin()
+            .and_then(|bin| KubeApiServer::start(KubeConfig { dir: root.join("kube"), apiserver_bin: bin }));
+        let kas = match started {
+            Ok(k) => k,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&root);
+                return Err(format!("starting kube-apiserver: {e}"));
+            }
+        };
+        // SAFETY: registering a plain extern "C" fn without arguments.
+        let rc = unsafe { libc::atexit(stop_at_exit) };
+        let h = Harness {
+            admin_kubeconfig: kas.kubeconfig_path(),
+            server_url: kas.server_url(),
+            kas: Mutex::new(Some(kas)),
+            root,
+            started_in: t0.elapsed(),
+        };
+        if rc != 0 {
+            // Without the hook the processes would outlive the test binary: refuse to run.
+            let mut k = h.kas.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(k) = k.as_mut() {
+                let _ = k.stop();
+            }
+            return Err("atexit registration failed".into());
+        }
+        eprintln!("kube e2e: apiserver {} ready in {:?}", h.server_url, h.started_in);
+        Ok(h)
+    });
+    match h {
+        Ok(h) => Some(h),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+impl Harness {
+    /// A kubeconfig for `user` in `groups` (client certificate; bindings are up to the test).
+    pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let g = self.kas.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_ref().expect("apiserver running").make_user_kubeconfig(user, groups).expect("user kubeconfig")
+    }
+
+    /// Pids of etcd and kube-apiserver.
+    pub fn pids(&self) -> Vec<u32> {
+        self.kas.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|k| k.pids()).unwrap_or_default()
+    }
+
+    pub async fn admin(&self) -> Client {
+        client_from(&self.admin_kubeconfig).await
+    }
+
+    pub async fn user(&self, user: &str, groups: &[&str]) -> Client {
+        client_from(&self.user_kubeconfig(user, groups)).await
+    }
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// A kube client from a kubeconfig file. Clients belong to the tokio runtime they are made in.
+pub async fn client_from(path: &Path) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(path).expect("read kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("kube config");
+    Client::try_from(cfg).expect("kube client")
+}
+
+/// A name unique in this process and across runs: `<prefix>-<pid>-<n>` (DNS label safe).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A tokio runtime for one test (tests are plain `#[test]`s; the harness is process-wide).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+/// Creates a namespace with `labels`; Ok when it already exists.
+pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) {
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": labels.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>()}
+    }))
+    .expect("namespace");
+    create_or_exists(&Api::<Namespace>::all(client.clone()), &ns).await;
+}
+
+/// Creates `obj`; an AlreadyExists (409) answer is fine.
+pub async fn create_or_exists<K>(api: &Api<K>, obj: &K)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("create {:?}: {e}", obj.meta().name),
+    }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, panicking with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn deploy_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+/// The YAML documents of `deploy/<file>`, as JSON values.
+pub fn deploy_docs(file: &str) -> Vec<Value> {
+    let path = deploy_dir().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{file}: {e}")))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// Installs deploy/crd.yaml (idempotent) and waits until it is Established and the NAD API is served.
+pub async fn install_crd(client: &Client) -> CustomResourceDefinition {
+    let docs = deploy_docs("crd.yaml");
+    assert_eq!(docs.len(), 1, "crd.yaml holds one CRD");
+    let crd: CustomResourceDefinition = serde_json::from_value(docs[0].clone()).expect("crd.yaml is a CRD");
+    let name = crd.metadata.name.clone().expect("CRD name");
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    create_or_exists(&api, &crd).await;
+    let established = wait_for("the NAD CRD to be Established", Duration::from_secs(30), || async {
+        let c = api.get(&name).await.ok()?;
+        let ok = c.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+        ok.then_some(c)
+    })
+    .await;
+    // Established can come a moment before the REST endpoint is served: list until it answers.
+    let nads: Api<k8s::nad::NetworkAttachmentDefinition> = Api::all(client.clone());
+    wait_for("the NAD API to be served", Duration::from_secs(30), || async { nads.list(&Default::default()).await.ok() }).await;
+    established
+}
+
+/// Applies every object of deploy/rbac-*.yaml (create; existing objects are left as they are) and the
+/// `kubetron` namespace they live in.
+pub async fn apply_rbac(client: &Client) {
+    create_namespace(client, KUBETRON_NS, &[]).await;
+    let mut files: Vec<String> = std::fs::read_dir(deploy_dir())
+        .expect("deploy dir")
+        .map(|e| e.expect("dir entry").file_name().into_string().expect("utf-8 name"))
+        .filter(|n| n.starts_with("rbac-") && n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "rbac manifests: {files:?}");
+    for f in &files {
+        for doc in deploy_docs(f) {
+            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+            let ns = doc["metadata"]["namespace"].as_str().unwrap_or(KUBETRON_NS).to_string();
+            macro_rules! apply {
+                ($t:ty, $api:expr) => {{
+                    let obj: $t = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{f}: {kind}: {e}"));
+                    create_or_exists(&$api, &obj).await;
+                }};
+            }
+            match kind.as_str() {
+                "ServiceAccount" => apply!(ServiceAccount, Api::<ServiceAccount>::namespaced(client.clone(), &ns)),
+                "ClusterRole" => apply!(ClusterRole, Api::<ClusterRole>::all(client.clone())),
+                "ClusterRoleBinding" => apply!(ClusterRoleBinding, Api::<ClusterRoleBinding>::all(client.clone())),
+                "Role" => apply!(Role, Api::<Role>::namespaced(client.clone(), &ns)),
+                "RoleBinding" => apply!(RoleBinding, Api::<RoleBinding>::namespaced(client.clone(), &ns)),
+                other => panic!("{f}: unexpected kind {other}"),
+            }
+        }
+    }
+}
+
+/// The message of an API error (what a client shows its user).
+pub fn api_message(e: &kube::Error) -> (u16, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.message.clone()),
+        other => (0, other.to_string()),
+    }
+}
+
+/// Asserts `r` is an API error with HTTP `code`; returns its message.
+pub fn expect_code<T: std::fmt::Debug>(r: Result<T, kube::Error>, code: u16, what: &str) -> String {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == code => s.message,
+        other => panic!("{what}: expected HTTP {code}, got {other:?}"),
+    }
+}
