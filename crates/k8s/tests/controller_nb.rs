@@ -70,7 +70,7 @@ async fn create_dynamic_static_and_mac_only_ports_one_transaction_each() {
 
     // Up: network-status appears once every port is up.
     for p in ["ns1_a_net1", "ns1_a_net2"] {
-        ovn.nbctl(&["set", "Logical_Switch_Port", p, "up=true"]);
+        ovn.bind(p);
     }
     let ready = nb
         .replica()

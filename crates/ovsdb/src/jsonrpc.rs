@@ -36,10 +36,15 @@ struct Envelope<'a> {
     error: Option<serde_json::Value>,
 }
 
+/// The bytes of `raw` as a slice of `frame` (no copy) when `raw` was borrowed from it.
 pub(crate) fn sub(frame: &Bytes, raw: &RawValue) -> Bytes {
     let s = raw.get().as_bytes();
-    let start = s.as_ptr() as usize - frame.as_ptr() as usize;
-    frame.slice(start..start + s.len())
+    let (f0, s0) = (frame.as_ptr() as usize, s.as_ptr() as usize);
+    if s0 >= f0 && s0 + s.len() <= f0 + frame.len() {
+        frame.slice(s0 - f0..s0 - f0 + s.len())
+    } else {
+        Bytes::copy_from_slice(s)
+    }
 }
 
 /// Classifies one frame produced by [`crate::codec::JsonCodec`].

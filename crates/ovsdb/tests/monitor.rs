@@ -164,3 +164,33 @@ async fn locks() {
     let ev = tokio::time::timeout(T, aev.recv()).await.unwrap().unwrap();
     assert_eq!(ev, LockEvent::Locked("leader".into()));
 }
+
+/// ovsdb-server sends update2 "modify" for a column of at most one element (an optional column) as
+/// the new value, not as a set difference: the replica must follow [] -> false -> true -> [].
+#[tokio::test]
+async fn replica_follows_optional_columns() {
+    let nb = start_nb(false);
+    let c = connect(&nb.server.unix_remote()).await;
+    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "ls0")]).await.unwrap();
+    let rep = Replica::start(&c, ReplicaConfig::new(NB).table(MonitorTable::new("Logical_Switch_Port"))).await.unwrap();
+    c.transact(
+        NB,
+        vec![
+            Operation::insert("Logical_Switch_Port").set("name", "p1").uuid_name("p"),
+            Operation::mutate("Logical_Switch").where_eq("name", "ls0").mutation(Mutation::insert("ports", Datum::named_uuid("p"))),
+        ],
+    )
+    .await
+    .unwrap();
+    // An absent column reads as its default (the empty set).
+    let enabled = |s: &ovsdb::replica::Snapshot| {
+        s.find_one("Logical_Switch_Port", "name", "p1").map(|(_, r)| r.get("enabled").cloned().unwrap_or_default())
+    };
+    for value in [Datum::atom(false), Datum::atom(true), Datum::empty_set(), Datum::atom(true)] {
+        c.transact(NB, vec![Operation::update("Logical_Switch_Port").where_eq("name", "p1").set("enabled", value.clone())])
+            .await
+            .unwrap();
+        let got = rep.wait_until(std::time::Duration::from_secs(5), |s| enabled(s).as_ref() == Some(&value)).await;
+        assert!(got.is_ok(), "replica has enabled={:?}, server has {value}", enabled(&rep.snapshot()));
+    }
+}

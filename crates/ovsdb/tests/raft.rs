@@ -107,3 +107,31 @@ async fn leader_killed_during_writes() {
     cl.restart(leader).unwrap();
     cl.wait_ready(Duration::from_secs(30)).unwrap();
 }
+
+/// The leader leaves the cluster without dying: the client learns it from its `_Server` monitor,
+/// moves to the new leader, and writes keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_leadership_change_without_disconnect() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let cl = RaftCluster::start(dir.path(), std::path::Path::new(daemons::schemas::NB), NB, 3).unwrap();
+    let cfg = ClientConfig::new(&cl.remotes()).unwrap().database(NB).backoff(Duration::from_millis(50), Duration::from_millis(500));
+    let c = Client::connect(cfg).await.unwrap();
+    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "before")]).await.unwrap();
+    let leader = cl.leader().unwrap();
+    let first = c.state().borrow().remote.clone().unwrap();
+    let mut state = c.state();
+    cl.member(leader).appctl(&["cluster/leave", NB]).unwrap();
+    // The connection to the old leader is dropped by the client itself.
+    tokio::time::timeout(Duration::from_secs(20), state.wait_for(|s| s.connected && s.remote.as_deref() != Some(first.as_str())))
+        .await
+        .expect("client did not move to another member")
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(20), c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "after")]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(r[0].uuid.is_some());
+    let status = c.server_database(NB).await.unwrap();
+    assert!(status.leader, "{status:?}");
+}

@@ -243,6 +243,7 @@ fn main() -> Result<()> {
     let left_lsp = lsps.split_whitespace().count();
     let left_ports = ports.lines().filter(|l| !l.starts_with("ovn-")).count();
 
+    let probe = probe_db(&central.nb_remote(), &chassis.db_remote(), &node_ns)?;
     let strace = if a.strace { Some(strace_phases(&kt, &conf_static("10.77.0.250", false), dir.path())?) } else { None };
 
     let row = |name: &str, v: &[Duration]| {
@@ -271,6 +272,8 @@ fn main() -> Result<()> {
     row("bridge VERSION (process start)", &s.br_version);
     println!();
     println!("left behind after all cycles: {left_lsp} logical switch ports, {left_ports} br-int ports (want 0, 0)");
+    println!();
+    println!("{probe}");
     if let Some(st) = &strace {
         println!();
         println!("{st}");
@@ -295,6 +298,48 @@ fn main() -> Result<()> {
         vs
     );
     Ok(())
+}
+
+/// The database part of an ADD, in this process with the plugin's client settings, 50 times:
+/// connecting to NB and the local OVSDB, fetching both schemas (the first transact on a client
+/// does), and one select round trip; p50 of each. What is left of an ADD is process start,
+/// netlink and the plugin's own work.
+fn probe_db(nb: &str, ovs: &str, _node_ns: &str) -> Result<String> {
+    use ovsdb::{Client, ClientConfig, Condition, Operation};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let cfg = |r: &str| -> Result<ClientConfig> { Ok(ClientConfig::new(r)?.reconnect(false).inactivity_probe(None)) };
+    let (mut rt_build, mut conn, mut s_nb, mut s_ovs, mut sel, mut sel2) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..50 {
+        let t = Instant::now();
+        let rt2 = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt_build.push(t.elapsed());
+        drop(rt2);
+        rt.block_on(async {
+            let t = Instant::now();
+            let (n, o) = tokio::try_join!(Client::connect(cfg(nb)?), Client::connect(cfg(ovs)?))?;
+            conn.push(t.elapsed());
+            let t = Instant::now();
+            n.get_schema("OVN_Northbound").await?;
+            s_nb.push(t.elapsed());
+            let t = Instant::now();
+            o.get_schema("Open_vSwitch").await?;
+            s_ovs.push(t.elapsed());
+            let t = Instant::now();
+            n.transact("OVN_Northbound", vec![Operation::select("Logical_Switch").filter(Condition::eq("name", "benchnet"))]).await?;
+            sel.push(t.elapsed());
+            let t = Instant::now();
+            o.transact("Open_vSwitch", vec![Operation::select("Bridge").filter(Condition::eq("name", "br-int"))]).await?;
+            sel2.push(t.elapsed());
+            Ok::<(), anyhow::Error>(())
+        })?;
+    }
+    let p = |v: &[Duration]| ms(percentile(v, 50.0));
+    Ok(format!(
+        "database phases of an ADD, measured in-process with the plugin's client settings (p50 of 50, ms):\n  \
+         new tokio runtime {:.3} | connect NB + local OVSDB (parallel) {:.2} | get_schema NB {:.2} | get_schema Open_vSwitch {:.2} | \
+         select round trip NB {:.2} | select round trip OVSDB {:.2}",
+        p(&rt_build), p(&conn), p(&s_nb), p(&s_ovs), p(&sel), p(&sel2)
+    ))
 }
 
 /// One extra ADD+DEL of kubetron under `strace -f -ttt`: where the wall time of a single ADD goes,

@@ -41,6 +41,19 @@ impl Ovn {
             "options:server_mac=0a:00:00:00:00:01",
         ]);
     }
+    /// Marks `port` up the way a real chassis would: a fake SB chassis claims its Port_Binding,
+    /// and northd then sets `up=true` in NB (northd overwrites `up` written by hand).
+    pub fn bind(&self, port: &str) {
+        let _ = self.central.sbctl(&["--may-exist", "chassis-add", "fake-ch", "geneve", "127.0.0.1"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.central.sbctl(&["lsp-bind", port, "fake-ch"]) {
+                Ok(_) => return,
+                Err(e) if std::time::Instant::now() > deadline => panic!("lsp-bind {port}: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
     pub fn plain_switch(&self, name: &str) {
         self.nbctl(&["ls-add", name]);
     }
@@ -67,7 +80,7 @@ pub fn nads() -> NadMap {
     let mut m = NadMap::default();
     m.insert(new_nad("ns1", "blue", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"blue","capabilities":{"ips":true,"mac":true}}"#, &[]));
     m.insert(new_nad("ns1", "red", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"red"}"#, &[]));
-    m.insert(new_nad("ns1", "flat", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"flat"}"#, &[]));
+    m.insert(new_nad("ns1", "flat", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"flat","capabilities":{"mac":true}}"#, &[]));
     m.insert(new_nad("ns1", "ghost", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"nope"}"#, &[]));
     m.insert(new_nad("ns1", "macvlan", r#"{"cniVersion":"1.0.0","type":"macvlan","master":"eth0"}"#, &[]));
     m

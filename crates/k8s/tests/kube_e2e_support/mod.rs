@@ -29,6 +29,8 @@ pub const SA_GROUPS: &[&str] = &["system:serviceaccounts", "system:serviceaccoun
 
 pub struct Harness {
     kas: Mutex<Option<KubeApiServer>>,
+    /// Kubeconfigs made so far, by user (made once: tests run in parallel and share them).
+    users: Mutex<std::collections::HashMap<String, PathBuf>>,
     root: PathBuf,
     pub admin_kubeconfig: PathBuf,
     pub server_url: String,
@@ -84,6 +86,7 @@ pub fn harness(test: &str) -> Option<&'static Harness> {
             admin_kubeconfig: kas.kubeconfig_path(),
             server_url: kas.server_url(),
             kas: Mutex::new(Some(kas)),
+            users: Mutex::new(Default::default()),
             root,
             started_in: t0.elapsed(),
         };
@@ -106,9 +109,16 @@ pub fn harness(test: &str) -> Option<&'static Harness> {
 
 impl Harness {
     /// A kubeconfig for `user` in `groups` (client certificate; bindings are up to the test).
+    /// Made once per user: the groups of the first call win.
     pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = users.get(user) {
+            return p.clone();
+        }
         let g = self.kas.lock().unwrap_or_else(|p| p.into_inner());
-        g.as_ref().expect("apiserver running").make_user_kubeconfig(user, groups).expect("user kubeconfig")
+        let path = g.as_ref().expect("apiserver running").make_user_kubeconfig(user, groups).expect("user kubeconfig");
+        users.insert(user.to_string(), path.clone());
+        path
     }
 
     /// Pids of etcd and kube-apiserver.

@@ -60,8 +60,12 @@ impl Client {
         Ok(c)
     }
 
-    /// Starts the connection task without waiting; requests queue until connected.
+    /// Starts the connection task without waiting; requests queue until connected. Must be
+    /// called inside a tokio runtime.
     pub fn start(config: ClientConfig) -> Result<Client> {
+        if config.remotes.is_empty() {
+            return Err(Error::InvalidRemote { remote: String::new(), reason: "no remote configured".into() });
+        }
         let tls = match &config.tls {
             Some(t) => Some(crate::tls::client_config(t)?),
             None => None,

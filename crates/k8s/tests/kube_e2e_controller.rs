@@ -1,0 +1,303 @@
+//! The controller runner against a REAL kube-apiserver and a real OVN central (NB + SB + northd):
+//! pods with the networks annotation get logical switch ports and the `kubetron.io/interfaces` annotation,
+//! deleted pods lose their ports, orphans are garbage-collected, and leader election on a real Lease lets
+//! exactly one of two runners write, the survivor taking over when the leader dies.
+//!
+//! The runners run in-process as the deployed controller identity (deploy/rbac-controller.yaml), each on its
+//! own tokio runtime so that "killing" one drops every task and connection it had.
+//!
+//! Gated: `KUBETRON_KUBE_TESTS=1` (else prints "skipped"). Needs ovsdb-server, ovn-northd, ovn-nbctl.
+//! Run: `KUBETRON_KUBE_TESTS=1 cargo test -p k8s --test kube_e2e_controller`
+//!
+//! One #[test]: the runners watch pods cluster-wide, so scenarios sharing the apiserver must not overlap.
+
+mod kube_e2e_support;
+
+use std::time::{Duration, Instant};
+
+use daemons::Central;
+use k8s::controller::events::KubePodWriter;
+use k8s::controller::lease::{LeaderElector, LeaseConfig};
+use k8s::controller::runner::{run, RunnerConfig};
+use k8s::controller::Nb;
+use k8s::nad::{new_nad, NetworkAttachmentDefinition};
+use k8s::status::{parse_interfaces, INTERFACES_ANNOTATION};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube_e2e_support::*;
+use serde_json::json;
+use tokio::sync::watch;
+
+const SWITCH: &str = "e2e-blue";
+const SUBNET: &str = "10.77.0.0/24";
+
+/// One controller replica: leader elector + runner, on its own runtime.
+struct Replica {
+    identity: String,
+    rt: Option<tokio::runtime::Runtime>,
+    nb: Nb,
+    leader: watch::Receiver<bool>,
+}
+
+impl Replica {
+    fn start(h: &Harness, nb_remote: &str, lease: &str, identity: &str) -> Replica {
+        let rt = runtime();
+        let (nb, leader) = rt.block_on(async {
+            let client = h.user(CONTROLLER_USER, SA_GROUPS).await;
+            let ovsdb = ovsdb::Client::connect_to(nb_remote).await.expect("connect NB");
+            let nb = Nb::start(ovsdb).await.expect("NB replica");
+            let mut cfg = LeaseConfig::new(KUBETRON_NS, lease, identity);
+            cfg.lease_duration = Duration::from_secs(4);
+            cfg.renew_deadline = Duration::from_secs(3);
+            cfg.retry_period = Duration::from_millis(300);
+            let elector = LeaderElector::new(client.clone(), cfg);
+            let leader = elector.subscribe();
+            tokio::spawn(elector.run());
+            let rcfg = RunnerConfig {
+                gc_interval: Duration::from_secs(2),
+                backoff_min: Duration::from_millis(200),
+                backoff_max: Duration::from_secs(2),
+                ..Default::default()
+            };
+            tokio::spawn(run(client.clone(), nb.clone(), KubePodWriter::new(client, identity), leader.clone(), rcfg));
+            (nb, leader)
+        });
+        Replica { identity: identity.into(), rt: Some(rt), nb, leader }
+    }
+
+    fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Simulates a crash: every task and connection of this replica goes away at once.
+    fn kill(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn pod(name: &str, networks: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": {"k8s.v1.cni.cncf.io/networks": networks}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "example.invalid/c:1"}]}
+    }))
+    .expect("pod json")
+}
+
+struct Ovn {
+    central: Central,
+    _dir: tempfile::TempDir,
+}
+
+impl Ovn {
+    fn nbctl(&self, args: &[&str]) -> String {
+        self.central.nbctl(args).unwrap_or_else(|e| panic!("ovn-nbctl {args:?}: {e}")).trim().to_string()
+    }
+    /// The port's columns, or None when it does not exist.
+    fn port(&self, name: &str) -> Option<String> {
+        let out = self.nbctl(&["--if-exists", "list", "Logical_Switch_Port", name]);
+        (!out.is_empty()).then_some(out)
+    }
+    fn switch_ports(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .nbctl(&["lsp-list", SWITCH])
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .map(|s| s.trim_matches(|c| c == '(' || c == ')').to_string())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+async fn wait_port(ovn: &Ovn, name: &str, present: bool, timeout: Duration) -> Option<String> {
+    wait_for(&format!("port {name} {}", if present { "to appear" } else { "to go" }), timeout, || async {
+        match (ovn.port(name), present) {
+            (Some(p), true) => Some(Some(p)),
+            (None, false) => Some(None),
+            _ => None,
+        }
+    })
+    .await
+}
+
+async fn lease_holder(api: &Api<Lease>, name: &str) -> Option<(String, i32)> {
+    let l = api.get_opt(name).await.ok()??;
+    let s = l.spec?;
+    Some((s.holder_identity?, s.lease_transitions.unwrap_or(0)))
+}
+
+async fn events(api: &Api<Event>, pod: &str) -> Vec<Event> {
+    let lp = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+    api.list(&lp).await.expect("list events").items
+}
+
+#[test]
+fn controller_runners_against_real_apiserver_and_ovn() {
+    let Some(h) = harness("controller_runners_against_real_apiserver_and_ovn") else { return };
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let central = Central::start(&dir.path().join("central"), false).expect("start OVN central");
+    let ovn = Ovn { central, _dir: dir };
+    ovn.nbctl(&["ls-add", SWITCH]);
+    ovn.nbctl(&["set", "Logical_Switch", SWITCH, &format!("other_config:subnet={SUBNET}"), "other_config:exclude_ips=10.77.0.1"]);
+    let nb_remote = ovn.central.nb_remote();
+
+    let rt = runtime();
+    let ns = unique("e2e-ctl");
+    let lease_name = unique("e2e-ctl-lease");
+    let admin = rt.block_on(async {
+        let admin = h.admin().await;
+        install_crd(&admin).await;
+        apply_rbac(&admin).await;
+        create_namespace(&admin, &ns, &[]).await;
+        let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
+        let config = format!(r#"{{"cniVersion":"1.0.0","name":"blue","type":"kubetron","logical_switch":"{SWITCH}"}}"#);
+        nads.create(&PostParams::default(), &new_nad(&ns, "blue", &config, &[])).await.expect("create NAD");
+        // The controller identity's bindings were just made: wait until it may use them.
+        let ctl = h.user(CONTROLLER_USER, SA_GROUPS).await;
+        let leases: Api<Lease> = Api::namespaced(ctl.clone(), KUBETRON_NS);
+        let pods: Api<Pod> = Api::all(ctl);
+        wait_for("the controller identity to be authorized", Duration::from_secs(20), || async {
+            (pods.list(&ListParams::default().limit(1)).await.is_ok() && leases.get_opt("probe").await.is_ok()).then_some(())
+        })
+        .await;
+        admin
+    });
+    eprintln!("setup done in {:?}", t0.elapsed());
+
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+    let ev: Api<Event> = Api::namespaced(admin.clone(), &ns);
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), KUBETRON_NS);
+    let pp = PostParams::default();
+    let gone = DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
+    let wait = Duration::from_secs(20);
+
+    // --- One replica: it becomes the leader and reconciles. ---
+    let mut a = Replica::start(h, &nb_remote, &lease_name, "ctl-a");
+    rt.block_on(async {
+        let (holder, _) = wait_for("ctl-a to hold the Lease", wait, || async { lease_holder(&leases, &lease_name).await }).await;
+        assert_eq!(holder, "ctl-a");
+        wait_for("ctl-a to see itself leader", wait, || async { a.is_leader().then_some(()) }).await;
+
+        let p1 = pods.create(&pp, &pod("p1", "blue")).await.expect("create p1");
+        let uid = p1.metadata.uid.clone().expect("uid");
+        let port = ovn::names::pod_port(&ns, "p1", "net1");
+        let row = wait_port(&ovn, &port, true, wait).await.expect("port row");
+        assert!(row.contains(&uid), "port tagged with the pod UID: {row}");
+        assert!(row.contains("controller"), "owned by the controller: {row}");
+        assert!(ovn.switch_ports().contains(&port), "port on {SWITCH}");
+
+        // The pod gets kubetron.io/interfaces once northd has allocated the address.
+        let value = wait_for("the kubetron.io/interfaces annotation", wait, || async {
+            pods.get("p1").await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned()
+        })
+        .await;
+        let ifaces = parse_interfaces(&value).expect("annotation parses");
+        assert_eq!(ifaces.len(), 1, "{value}");
+        let i = &ifaces[0];
+        assert_eq!(i.interface, "net1");
+        assert_eq!(i.network, format!("{ns}/blue"));
+        assert_eq!(i.logical_switch, SWITCH);
+        assert_eq!(i.logical_port, port);
+        let dynamic = ovn.nbctl(&["get", "Logical_Switch_Port", &port, "dynamic_addresses"]);
+        assert!(dynamic.contains(&i.mac), "annotation MAC {} is NB's {dynamic}", i.mac);
+        assert_eq!(i.ips.len(), 1, "{value}");
+        let ip = i.ips[0].split('/').next().unwrap();
+        assert!(ip.starts_with("10.77.0.") && ip != "10.77.0.1", "{ip} from {SUBNET}, not the excluded router");
+        assert!(dynamic.contains(ip), "annotation IP {ip} is NB's {dynamic}");
+        assert!(i.ips[0].ends_with("/24"), "{:?}", i.ips);
+        let evs = events(&ev, "p1").await;
+        assert!(evs.iter().any(|e| e.reason.as_deref() == Some("LogicalPortsCreated")), "{evs:?}");
+
+        // A pod asking for a network that does not exist gets no port and a Warning event.
+        pods.create(&pp, &pod("ghost", "nope")).await.expect("create ghost");
+        let e = wait_for("a Warning event on ghost", wait, || async {
+            events(&ev, "ghost").await.into_iter().find(|e| e.type_.as_deref() == Some("Warning"))
+        })
+        .await;
+        assert!(e.message.as_deref().unwrap_or("").contains("nope"), "{e:?}");
+        assert!(ovn.port(&ovn::names::pod_port(&ns, "ghost", "net1")).is_none());
+
+        // Orphans: a controller-owned port of a pod that does not exist is garbage-collected; a port the
+        // administrator made is not.
+        ovn.nbctl(&[
+            "lsp-add", SWITCH, "orphan", "--", "set", "Logical_Switch_Port", "orphan",
+            "external_ids:\"kubetron.io/owner\"=controller", "external_ids:\"kubetron.io/pod-uid\"=00000000-0000-0000-0000-00000000dead",
+        ]);
+        ovn.nbctl(&["lsp-add", SWITCH, "admin-port"]);
+        wait_port(&ovn, "orphan", false, wait).await;
+        assert!(ovn.port("admin-port").is_some(), "not the controller's: kept");
+
+        // Deleting the pod removes its port.
+        pods.delete("p1", &gone).await.expect("delete p1");
+        wait_port(&ovn, &port, false, wait).await;
+        pods.delete("ghost", &gone).await.expect("delete ghost");
+    });
+    eprintln!("single replica done at {:?}", t0.elapsed());
+
+    // --- Two replicas: only the Lease holder writes; when it dies the other takes over. ---
+    let b = Replica::start(h, &nb_remote, &lease_name, "ctl-b");
+    rt.block_on(async {
+        let p2 = pods.create(&pp, &pod("p2", "blue")).await.expect("create p2");
+        let port2 = ovn::names::pod_port(&ns, "p2", "net1");
+        let row = wait_port(&ovn, &port2, true, wait).await.unwrap();
+        assert!(row.contains(p2.metadata.uid.as_deref().unwrap()));
+        wait_for("p2's annotation", wait, || async {
+            pods.get("p2").await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned()
+        })
+        .await;
+        // b has been running for several of its retry periods by now.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(a.is_leader() && !b.is_leader(), "exactly one leader");
+        assert_eq!(lease_holder(&leases, &lease_name).await.unwrap().0, "ctl-a");
+        assert_eq!(b.nb.transactions(), 0, "the follower never wrote to the Northbound database");
+        assert!(a.nb.transactions() > 0);
+    });
+
+    let (_, transitions_before) = rt.block_on(lease_holder(&leases, &lease_name)).unwrap();
+    let killed = Instant::now();
+    a.kill();
+    rt.block_on(async {
+        let (holder, transitions) = wait_for("ctl-b to take the Lease over", Duration::from_secs(15), || async {
+            lease_holder(&leases, &lease_name).await.filter(|(h, _)| h == "ctl-b")
+        })
+        .await;
+        eprintln!("failover after {:?} (lease duration 4 s)", killed.elapsed());
+        assert_eq!(holder, "ctl-b");
+        assert_eq!(transitions, transitions_before + 1, "leaseTransitions counts the takeover");
+        assert!(killed.elapsed() >= Duration::from_secs(2), "not before the old lease could expire");
+        wait_for("ctl-b to see itself leader", wait, || async { b.is_leader().then_some(()) }).await;
+
+        // The new leader reconciles new pods and removes ports of pods deleted after the failover.
+        let p3 = pods.create(&pp, &pod("p3", "blue")).await.expect("create p3");
+        let port3 = ovn::names::pod_port(&ns, "p3", "net1");
+        let row = wait_port(&ovn, &port3, true, wait).await.unwrap();
+        assert!(row.contains(p3.metadata.uid.as_deref().unwrap()));
+        wait_for("p3's annotation by ctl-b", wait, || async {
+            pods.get("p3").await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned()
+        })
+        .await;
+        pods.delete("p2", &gone).await.expect("delete p2");
+        wait_port(&ovn, &ovn::names::pod_port(&ns, "p2", "net1"), false, wait).await;
+        assert!(b.nb.transactions() > 0, "{} writes now", b.identity);
+        let evs = events(&ev, "p3").await;
+        assert!(
+            evs.iter().any(|e| e.reason.as_deref() == Some("LogicalPortsCreated") && e.reporting_instance.as_deref() == Some("ctl-b")),
+            "the event names the replica that did it: {evs:?}"
+        );
+        pods.delete("p3", &gone).await.expect("delete p3");
+        wait_port(&ovn, &port3, false, wait).await;
+        assert_eq!(ovn.switch_ports(), vec!["admin-port".to_string()], "only the administrator's port is left");
+    });
+    drop(b);
+    eprintln!("controller e2e done in {:?}", t0.elapsed());
+}
