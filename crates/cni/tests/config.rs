@@ -174,7 +174,7 @@ fn bad_configs_get_the_right_codes() {
             "bridge",
         ),
         (
-            with("port_up_timeout_ms", json!(0)),
+            with("port_up_timeout_ms", json!(600_001)),
             ErrorCode::InvalidNetworkConfig,
             "port_up_timeout_ms",
         ),

@@ -351,14 +351,25 @@ fn deploy_rbac_grants_exactly_what_the_code_uses() {
         for (sa, perms) in COMPONENTS {
             let user = format!("system:serviceaccount:{KUBETRON_NS}:{sa}");
             let client = h.user(&user, SA_GROUPS).await;
-            // The bindings were just created: wait for the authorizer's caches once per identity.
-            let first = &perms[0];
-            let first_ns = if first.own_namespace_only { Some(KUBETRON_NS) } else { Some(ns.as_str()) };
-            let first_name = first.resource_names.first().copied();
-            wait_for(&format!("{user} to be authorized"), Duration::from_secs(20), || async {
-                can(&client, first.api_group, first.resource, first.verbs[0], first_ns, first_name).await.then_some(())
-            })
-            .await;
+            // The bindings were just created: wait until the authorizer's caches show every grant (ClusterRoleBindings
+            // and RoleBindings are cached separately), then check grants and refusals.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let mut missing = Vec::new();
+                for p in perms.iter() {
+                    let home = if p.own_namespace_only { KUBETRON_NS } else { ns.as_str() };
+                    for verb in p.verbs {
+                        if !can(&client, p.api_group, p.resource, verb, Some(home), p.resource_names.first().copied()).await {
+                            missing.push(format!("{verb} {}/{} in {home}", p.api_group, p.resource));
+                        }
+                    }
+                }
+                if missing.is_empty() {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{user} is not granted what k8s::rbac says it uses: {missing:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             for p in perms.iter() {
                 let name = p.resource_names.first().copied();
                 let home = if p.own_namespace_only { KUBETRON_NS } else { ns.as_str() };

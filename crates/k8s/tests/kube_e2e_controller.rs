@@ -15,13 +15,13 @@ mod kube_e2e_support;
 
 use std::time::{Duration, Instant};
 
-use daemons::Central;
+use daemons::{Central, Chassis, ChassisConfig};
 use k8s::controller::events::KubePodWriter;
 use k8s::controller::lease::{LeaderElector, LeaseConfig};
 use k8s::controller::runner::{run, RunnerConfig};
 use k8s::controller::Nb;
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
-use k8s::status::{parse_interfaces, INTERFACES_ANNOTATION};
+use k8s::status::{parse_interfaces, parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -93,6 +93,8 @@ fn pod(name: &str, networks: &str) -> Pod {
 }
 
 struct Ovn {
+    /// Stopped before the central (declaration order).
+    chassis: Chassis,
     central: Central,
     _dir: tempfile::TempDir,
 }
@@ -146,7 +148,12 @@ fn controller_runners_against_real_apiserver_and_ovn() {
     let t0 = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
     let central = Central::start(&dir.path().join("central"), false).expect("start OVN central");
-    let ovn = Ovn { central, _dir: dir };
+    // One node, so that ports can go up (ovn-controller binds them) and network-status gets written.
+    let netns = format!("ke2e{}", std::process::id() % 100_000);
+    let cfg = ChassisConfig::new("node-1", dir.path().join("node-1"), &netns, &central.sb_remote(), "198.51.100.77");
+    let chassis = Chassis::start(cfg).expect("start chassis");
+    chassis.wait_registered(&central.sb_remote(), Duration::from_secs(20)).expect("chassis registered");
+    let ovn = Ovn { chassis, central, _dir: dir };
     ovn.nbctl(&["ls-add", SWITCH]);
     ovn.nbctl(&["set", "Logical_Switch", SWITCH, &format!("other_config:subnet={SUBNET}"), "other_config:exclude_ips=10.77.0.1"]);
     let nb_remote = ovn.central.nb_remote();
@@ -217,6 +224,26 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         assert!(i.ips[0].ends_with("/24"), "{:?}", i.ips);
         let evs = events(&ev, "p1").await;
         assert!(evs.iter().any(|e| e.reason.as_deref() == Some("LogicalPortsCreated")), "{evs:?}");
+        let annotations = pods.get("p1").await.unwrap().metadata.annotations.unwrap_or_default();
+        assert!(!annotations.contains_key(NETWORK_STATUS_ANNOTATION), "no network-status while the port is down");
+
+        // The node plugs the port (an OVS interface with iface-id = the port, as the CNI plugin makes it):
+        // ovn-controller binds it, northd sets it up, and the controller writes network-status.
+        ovn.chassis
+            .vsctl(&["add-port", "br-int", "p1if", "--", "set", "Interface", "p1if", "type=internal", &format!("external_ids:iface-id={port}")])
+            .expect("plug p1");
+        let value = wait_for("the network-status annotation", wait, || async {
+            pods.get("p1").await.ok()?.metadata.annotations?.get(NETWORK_STATUS_ANNOTATION).cloned()
+        })
+        .await;
+        assert_eq!(ovn.nbctl(&["get", "Logical_Switch_Port", &port, "up"]), "true");
+        let status = parse_network_status(&value).expect("network-status parses");
+        assert_eq!(status.len(), 1, "{value}");
+        assert_eq!(status[0].name, format!("{ns}/blue"));
+        assert_eq!(status[0].interface.as_deref(), Some("net1"));
+        assert_eq!(status[0].ips, vec![ip.to_string()]);
+        assert_eq!(status[0].mac.as_deref(), Some(i.mac.as_str()));
+        assert!(!status[0].default);
 
         // A pod asking for a network that does not exist gets no port and a Warning event.
         pods.create(&pp, &pod("ghost", "nope")).await.expect("create ghost");
@@ -240,6 +267,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         // Deleting the pod removes its port.
         pods.delete("p1", &gone).await.expect("delete p1");
         wait_port(&ovn, &port, false, wait).await;
+        ovn.chassis.vsctl(&["del-port", "br-int", "p1if"]).expect("unplug p1");
         pods.delete("ghost", &gone).await.expect("delete ghost");
     });
     eprintln!("single replica done at {:?}", t0.elapsed());

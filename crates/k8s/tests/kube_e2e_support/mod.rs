@@ -53,6 +53,32 @@ extern "C" fn stop_at_exit() {
     }
 }
 
+/// Backstop for a test binary that dies without running `atexit` (SIGKILL by a CI timeout): a detached `sh`
+/// that waits for this process to go, then SIGTERMs the harness's etcd and kube-apiserver by pid (only if the pid
+/// still runs one of those programs), and removes the state directory. After a normal exit they are already gone.
+fn spawn_watchdog(pids: &[u32], root: &Path) {
+    use std::os::unix::process::CommandExt;
+    let list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
+         for p in {list}; do grep -qa -e kube-apiserver -e etcd /proc/$p/cmdline 2>/dev/null && kill $p; done; \
+         sleep 2; rm -rf '{root}'; exit 0",
+        me = std::process::id(),
+        root = root.display()
+    );
+    let spawned = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!("kube e2e: no watchdog ({e}); a killed test binary would leave etcd/kube-apiserver running");
+    }
+}
+
 pub fn enabled() -> bool {
     std::env::var("KUBETRON_KUBE_TESTS").as_deref() == Ok("1")
 }
@@ -98,6 +124,7 @@ pub fn harness(test: &str) -> Option<&'static Harness> {
             }
             return Err("atexit registration failed".into());
         }
+        spawn_watchdog(&h.pids(), &h.root);
         eprintln!("kube e2e: apiserver {} ready in {:?}", h.server_url, h.started_in);
         Ok(h)
     });
