@@ -62,7 +62,10 @@ impl Identity {
                 .stdout(Stdio::piped())
                 .spawn()
                 .and_then(|mut c| {
-                    c.stdin.take().expect("stdin").write_all(line.trim().as_bytes())?;
+                    c.stdin
+                        .take()
+                        .expect("stdin")
+                        .write_all(line.trim().as_bytes())?;
                     c.wait_with_output()
                 })
                 .expect("base64 -d");
@@ -100,7 +103,14 @@ fn call(
         .arg("--key")
         .arg(&who.key)
         // Not curl's user agent: the apiserver pretty-prints JSON for curl.
-        .args(["-A", "kubetron-e2e", "-H", "Accept: application/json", "-w", "\n%{http_code}"]);
+        .args([
+            "-A",
+            "kubetron-e2e",
+            "-H",
+            "Accept: application/json",
+            "-w",
+            "\n%{http_code}",
+        ]);
     if let Some(ct) = content_type {
         cmd.args(["-H", &format!("Content-Type: {ct}")]);
     }
@@ -236,7 +246,14 @@ fn real_apiserver_crd_pod_and_rbac() {
     // Creation may race the CRD's discovery; retry 404s briefly.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (code, text) = call(&kas, &admin, "POST", nads, Some("application/json"), Some(NAD_BLUE));
+        let (code, text) = call(
+            &kas,
+            &admin,
+            "POST",
+            nads,
+            Some("application/json"),
+            Some(NAD_BLUE),
+        );
         if code == 201 {
             break;
         }
@@ -250,7 +267,9 @@ fn real_apiserver_crd_pod_and_rbac() {
         .split_whitespace()
         .collect();
     assert!(
-        blue.contains(r#""config":"{\"cniVersion\":\"1.0.0\",\"name\":\"blue\",\"type\":\"kubetron\"}""#),
+        blue.contains(
+            r#""config":"{\"cniVersion\":\"1.0.0\",\"name\":\"blue\",\"type\":\"kubetron\"}""#
+        ),
         "{blue}"
     );
     assert!(

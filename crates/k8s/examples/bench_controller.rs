@@ -6,7 +6,8 @@
 //! K > 1 uses `reconcile_batch` with K pods per transaction. Prints one line:
 //! `pods=N batch=K secs=S txns=T alloc_secs=A rss_mb=R` where `secs` is the reconcile wall time,
 //! `alloc_secs` the time until northd had allocated every dynamic address, and `rss_mb` the
-//! peak RSS of this process (VmHWM).
+//! peak RSS of this process (VmHWM); then the CPU seconds spent during the reconcile by this
+//! process, the NB ovsdb-server, ovn-northd and the SB ovsdb-server.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +29,15 @@ fn vm_hwm_mb() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) of process `pid` ("self" for this one).
+fn cpu_s(pid: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
 
 fn pod(i: usize) -> Pod {
@@ -58,10 +68,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let pods: Vec<Pod> = (0..n).map(pod).collect();
 
+    let nb_pid = central.nb().pid().map(|p| p.to_string()).unwrap_or_default();
+    let sb_pid = central.sb().pid().map(|p| p.to_string()).unwrap_or_default();
+    let northd_pid = std::fs::read_to_string(tmp.path().join("central/northd.pid")).unwrap_or_default().trim().to_string();
+    let cpus = move || [cpu_s("self"), cpu_s(&nb_pid), cpu_s(&northd_pid), cpu_s(&sb_pid)];
     rt.block_on(async move {
         let client = ovsdb::Client::connect_to(&central.nb_remote()).await?;
         let nb = Nb::start(client).await?;
         let ctl = Controller::new(nb.clone(), Arc::new(nads));
+        let c0 = cpus();
         let t0 = Instant::now();
         let mut failed = 0usize;
         if batch <= 1 {
@@ -77,6 +92,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let secs = t0.elapsed().as_secs_f64();
+        let c1 = cpus();
+        let cpu: Vec<f64> = c1.iter().zip(c0.iter()).map(|(a, b)| a - b).collect();
         let txns = nb.transactions();
         let ports = nb.view().snapshot().len("Logical_Switch_Port");
         // Time until northd allocated every dynamic address (not part of the controller's cost).
@@ -91,7 +108,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if failed > 0 || ports != 2 * n {
             return Err(format!("{failed} pods failed, {ports} ports for {n} pods").into());
         }
-        println!("pods={n} batch={batch} secs={secs:.3} txns={txns} alloc_secs={alloc:.3} rss_mb={:.1}", vm_hwm_mb());
+        println!(
+            "pods={n} batch={batch} secs={secs:.3} txns={txns} alloc_secs={alloc:.3} rss_mb={:.1} cpu_ctl_s={:.2} cpu_nb_s={:.2} cpu_northd_s={:.2} cpu_sb_s={:.2}",
+            vm_hwm_mb(), cpu[0], cpu[1], cpu[2], cpu[3]
+        );
         drop(central);
         Ok::<(), Box<dyn std::error::Error>>(())
     })

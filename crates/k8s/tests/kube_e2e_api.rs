@@ -257,6 +257,13 @@ fn webhook_admits_and_mutates_pods_through_the_apiserver() {
         let msg = expect_code(pods_a.create(&pp, &pod("foreign", Some(&format!("{ns_b}/private")))).await, 403, "foreign NAD");
         assert!(msg.contains(&format!("network {ns_b}/private belongs to namespace {ns_b}")), "{msg}");
         assert!(msg.contains(ALLOWED_NAMESPACES_ANNOTATION), "{msg}");
+        // A static IP (JSON form of the annotation) on a network that does not grant the capability is refused.
+        let msg = expect_code(
+            pods_a.create(&pp, &pod("static", Some(r#"[{"name":"blue","ips":["10.1.1.5/24"]}]"#))).await,
+            403,
+            "static IP without capability",
+        );
+        assert!(msg.contains(&format!("network {ns_a}/blue does not allow static IPs")) && msg.contains("10.1.1.5"), "{msg}");
         // ... and from the owner's namespace the same NAD is fine.
         Api::<Pod>::namespaced(admin.clone(), &ns_b).create(&pp, &pod("owner", Some("private"))).await.expect("owner may use it");
 

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+mod controller;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -17,6 +19,12 @@ struct Cli {
 enum Cmd {
     /// Act as the CNI plugin (the same as running with CNI_COMMAND set).
     Cni,
+    /// The controller: pods' network requests -> OVN logical switch ports, pod annotations,
+    /// events, garbage collection; replicas elect a leader on a Lease.
+    Controller(controller::ControllerArgs),
+    /// The admission webhook: validates pods' network requests, injects NETWORK_INTERFACE_<NET>
+    /// variables and physical-network resource requests (HTTPS, AdmissionReview v1).
+    Webhook(k8s::webhook::WebhookArgs),
     /// The node agent: a kubelet device plugin advertising `kubetron.io/<network>` for every
     /// physical network in this node's `ovn-bridge-mappings`.
     Node(NodeArgs),
@@ -92,6 +100,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Cni => run_cni(),
+        Cmd::Controller(a) => {
+            init_logging("info");
+            tokio::runtime::Runtime::new()?.block_on(controller::main(a))?;
+        }
+        Cmd::Webhook(args) => {
+            init_logging("info");
+            tokio::runtime::Runtime::new()?.block_on(k8s::webhook::run(args)).context("webhook")?;
+        }
         Cmd::Node(a) => {
             init_logging("info");
             let cfg = node::NodeConfig::default()
