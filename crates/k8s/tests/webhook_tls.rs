@@ -216,6 +216,12 @@ async fn http_surface() {
         .await
         .unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // One good admission, then the counters show both bad requests and it.
+    let _ = h.review("review-pod-networks.json").await;
+    let (status, metrics) = h.request(SERVICE_NAME, "GET", "/metrics", String::new()).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(metrics.contains("kubetron_webhook_admissions_total{result=\"bad_request\"} 2"), "{metrics}");
+    assert!(metrics.contains("kubetron_webhook_admissions_total{result=\"patched\"} 1"), "{metrics}");
     // The certificate is only valid for the service name.
     let err = h.request("evil.example", "GET", "/healthz", String::new()).await.unwrap_err();
     assert!(err.to_lowercase().contains("certificate"), "{err}");

@@ -241,12 +241,19 @@ fn preloaded(p: &Params) -> Result<(Fresh, Duration)> {
 /// Sends a monitor_cond for the port table on a plain unix socket and reads until the reply's
 /// JSON object closes (a byte scanner, no parsing): the server's time plus the kernel's.
 fn raw_socket_monitor(remote: &str) -> Result<(Duration, usize)> {
-    use std::io::{Read, Write};
     let path = remote.strip_prefix("unix:").ok_or_else(|| anyhow!("not a unix remote: {remote}"))?;
     let t = Instant::now();
     let mut s = std::os::unix::net::UnixStream::connect(path)?;
     let req = serde_json::json!({"id": 1, "method": "monitor_cond", "params": [DB, "plain", {LSP: [{}]}]});
-    s.write_all(req.to_string().as_bytes())?;
+    let (_, n) = raw_request(&mut s, req.to_string().as_bytes())?;
+    Ok((t.elapsed(), n))
+}
+
+/// Writes one request on a plain socket and reads until the reply's JSON closes (byte scanner).
+fn raw_request(s: &mut std::os::unix::net::UnixStream, req: &[u8]) -> Result<(Duration, usize)> {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    s.write_all(req)?;
     let mut buf = vec![0u8; 1 << 20];
     let (mut depth, mut in_str, mut esc, mut total, mut started) = (0i64, false, false, 0usize, false);
     loop {
@@ -280,6 +287,92 @@ fn raw_socket_monitor(remote: &str) -> Result<(Duration, usize)> {
             return Ok((t.elapsed(), total));
         }
     }
+}
+
+
+/// Where the time of a 1,000-port transaction goes, for our client: schema check, encoding,
+/// the whole transact; the same JSON on a plain socket (ovsdb-server alone); and the same ports
+/// with one mutate per switch (as the Python IDL sends them) instead of one per port.
+fn probe_batch(p: &Params) -> Result<String> {
+    let rt = runtime();
+    let n_sw = p.switches;
+    let mk = |f: &Fresh, from: usize, to: usize, grouped: bool| -> Vec<Operation> {
+        let mut ops = Vec::new();
+        for j in from..to {
+            ops.push(Operation::insert(LSP).row(new_port(j).row()).uuid_name(&format!("p{j}")));
+            if !grouped {
+                ops.push(Operation::mutate("Logical_Switch").filter(ovsdb::Condition::uuid(f.switches[j % n_sw]))
+                    .mutation(ovsdb::Mutation::insert("ports", Datum::named_uuid(&format!("p{j}")))));
+            }
+        }
+        if grouped {
+            for (k, sw) in f.switches.iter().enumerate() {
+                let names: Vec<ovsdb::Atom> = (from..to).filter(|j| j % n_sw == k).map(|j| ovsdb::Atom::NamedUuid(format!("p{j}"))).collect();
+                if names.is_empty() { continue; }
+                let set = Datum::set(names);
+                ops.push(Operation::mutate("Logical_Switch").filter(ovsdb::Condition::uuid(*sw)).mutation(ovsdb::Mutation::insert("ports", set)));
+            }
+        }
+        ops
+    };
+    let txns = p.ports / p.batch;
+    // A: our client, per-port mutates (what `ovn::nb::add_port` makes), phases.
+    let f = Fresh::new(n_sw)?;
+    let (mut check, mut encode, mut total) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    rt.block_on(async {
+        let c = Client::connect_to(&f.remote()).await?;
+        let schema = c.get_schema(DB).await?;
+        for t in 0..txns {
+            let ops = mk(&f, t * p.batch, (t + 1) * p.batch, false);
+            let mut o2 = ops.clone();
+            let t0 = Instant::now();
+            for o in o2.iter_mut() { o.check(&schema)?; }
+            check += t0.elapsed();
+            let t0 = Instant::now();
+            let _ = serde_json::to_vec(&o2)?;
+            encode += t0.elapsed();
+            let t0 = Instant::now();
+            c.transact(DB, ops).await?;
+            total += t0.elapsed();
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    check_count(&f, txns * p.batch)?;
+    drop(f);
+    // B: the same JSON on a plain socket.
+    let f = Fresh::new(n_sw)?;
+    let mut sock = std::os::unix::net::UnixStream::connect(f.remote().trim_start_matches("unix:"))?;
+    let mut server = Duration::ZERO;
+    for t in 0..txns {
+        let mut ops = mk(&f, t * p.batch, (t + 1) * p.batch, false);
+        let schema = rt.block_on(async { Client::connect_to(&f.remote()).await?.get_schema(DB).await.map_err(anyhow::Error::from) })?;
+        for o in ops.iter_mut() { o.check(&schema)?; }
+        let mut params = vec![Value::String(DB.into())];
+        params.extend(ops.iter().map(serde_json::to_value).collect::<std::result::Result<Vec<_>, _>>()?);
+        let req = serde_json::json!({"id": t, "method": "transact", "params": params}).to_string();
+        server += raw_request(&mut sock, req.as_bytes())?.0;
+    }
+    check_count(&f, txns * p.batch)?;
+    drop(f);
+    // C: grouped mutates through our client.
+    let f = Fresh::new(n_sw)?;
+    let t0 = Instant::now();
+    rt.block_on(async {
+        let c = Client::connect_to(&f.remote()).await?;
+        for t in 0..txns {
+            c.transact(DB, mk(&f, t * p.batch, (t + 1) * p.batch, true)).await?;
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    let grouped = t0.elapsed();
+    check_count(&f, txns * p.batch)?;
+    let per = |d: Duration| d.as_secs_f64() * 1000.0 / txns as f64;
+    Ok(format!(
+        "   where a {}-port transaction goes (ms per transaction, {txns} transactions): ours, one mutate per port: total {:.1} \
+         (schema check {:.1}, encode {:.1}); the same JSON on a plain socket (ovsdb-server alone) {:.1}; \
+         ours with one mutate per switch (as the IDL sends) {:.1}",
+        p.batch, per(total), per(check), per(encode), per(server), per(grouped)
+    ))
 }
 
 /// Child mode: our replica's initial sync of the port table, in this process.
@@ -358,6 +451,7 @@ fn all(p: &Params) -> Result<()> {
     eprintln!("[ovsdb-bench] nbctl single {:.3}s (est.)", nb_single.as_secs_f64());
     let nb_batch = nbctl_batch(p)?;
     eprintln!("[ovsdb-bench] nbctl batch {:.3}s", nb_batch.as_secs_f64());
+    let batch_probe = probe_batch(p)?;
 
     // Initial sync: one preloaded server per client.
     let (f, load) = preloaded(p)?;
@@ -387,6 +481,7 @@ fn all(p: &Params) -> Result<()> {
     line("ours", s(ours_batch));
     line("python ovs IDL", s(py_batch));
     line(&format!("ovn-nbctl, {} ports (x2 commands)/process", p.batch), s(nb_batch));
+    println!("{batch_probe}");
     println!();
     println!(
         "[*] estimated: {nb_ran} of {n} ports run as processes, {} at each of {} DB sizes (0, {}, ...), the rest filled",

@@ -43,6 +43,9 @@ impl Default for RunnerConfig {
     }
 }
 
+/// Pods per Northbound transaction when many are due at once (startup, NAD changes).
+pub const BATCH: usize = 50;
+
 /// `namespace/name`.
 type Key = (String, String);
 
@@ -224,6 +227,7 @@ impl<W: PodWriter> Runner<W> {
         }
         let now = Instant::now();
         let due: Vec<Key> = self.queue.iter().filter(|(_, e)| e.due.is_some_and(|d| d <= now)).map(|(k, _)| k.clone()).collect();
+        let mut pods = Vec::with_capacity(due.len());
         for k in due {
             if let Some(e) = self.queue.get_mut(&k) {
                 e.due = None;
@@ -231,25 +235,46 @@ impl<W: PodWriter> Runner<W> {
             if k.0.is_empty() {
                 self.queue.remove(&k);
                 self.gc().await;
-                continue;
+            } else {
+                pods.push(k);
             }
-            self.process(k).await;
+        }
+        self.process_keys(pods).await;
+    }
+
+    /// Handles the due pods: deletions one by one, live pods in batches of [`BATCH`] pods per
+    /// transaction (each pod's changes stay whole inside one transaction).
+    async fn process_keys(&mut self, keys: Vec<Key>) {
+        let mut live: Vec<(Key, Arc<Pod>)> = Vec::new();
+        for key in keys {
+            let pod = self.pods.get(&ObjectRef::new(&key.1).within(&key.0));
+            let gone = self.queue.get_mut(&key).and_then(|e| e.gone.take());
+            match (pod, gone) {
+                (None, Some(old)) => {
+                    let r = self.ctl.delete_pod(&old).await.map(|_| None);
+                    self.handle(key, None, r).await;
+                }
+                (None, None) => self.handle(key, None, Ok(None)).await,
+                (Some(p), old) => {
+                    if let Some(old) = old.filter(|o| Some(&o.uid) != p.metadata.uid.as_ref()) {
+                        if let Err(e) = self.ctl.delete_pod(&old).await {
+                            tracing::warn!(pod = %old, "removing ports of the previous pod: {e}");
+                        }
+                    }
+                    live.push((key, p));
+                }
+            }
+        }
+        for chunk in live.chunks(BATCH * 8) {
+            let pods: Vec<Pod> = chunk.iter().map(|(_, p)| (**p).clone()).collect();
+            let results = self.ctl.reconcile_batch(&pods, BATCH).await;
+            for ((key, pod), (_, r)) in chunk.iter().zip(results) {
+                self.handle(key.clone(), Some(pod.clone()), r.map(Some)).await;
+            }
         }
     }
 
-    async fn process(&mut self, key: Key) {
-        let pod = self.pods.get(&ObjectRef::new(&key.1).within(&key.0));
-        let gone = self.queue.get_mut(&key).and_then(|e| e.gone.take());
-        let result = match (&pod, gone) {
-            (None, Some(old)) => self.ctl.delete_pod(&old).await.map(|_| None),
-            (None, None) => Ok(None),
-            (Some(p), old) => {
-                if let Some(old) = old.filter(|o| Some(&o.uid) != p.metadata.uid.as_ref()) {
-                    let _ = self.ctl.delete_pod(&old).await;
-                }
-                self.ctl.reconcile_pod(p).await.map(Some)
-            }
-        };
+    async fn handle(&mut self, key: Key, pod: Option<Arc<Pod>>, result: Result<Option<super::Reconciled>, super::PodError>) {
         match result {
             Ok(None) => {
                 self.waiting.remove(&key);

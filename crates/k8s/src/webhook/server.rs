@@ -1,4 +1,5 @@
-//! The HTTPS server: `POST /mutate` (AdmissionReview v1) and `GET /healthz`.
+//! The HTTPS server: `POST /mutate` (AdmissionReview v1), `GET /healthz` and `GET /metrics`
+//! (Prometheus text: admissions by result).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,12 +33,33 @@ pub struct WebhookConfig {
     pub tls: TlsSource,
 }
 
+/// Counters of what the webhook answered.
+#[derive(Debug, Clone)]
+pub struct WebhookMetrics {
+    registry: telemetry::Registry,
+    allowed: telemetry::Counter,
+    patched: telemetry::Counter,
+    denied: telemetry::Counter,
+    bad_request: telemetry::Counter,
+}
+
+impl WebhookMetrics {
+    pub fn new(registry: telemetry::Registry) -> WebhookMetrics {
+        let c = |result: &str| registry.counter("kubetron_webhook_admissions_total", "Pod admissions answered, by result.", &[("result", result)]);
+        WebhookMetrics { allowed: c("allowed"), patched: c("patched"), denied: c("denied"), bad_request: c("bad_request"), registry }
+    }
+    pub fn registry(&self) -> &telemetry::Registry {
+        &self.registry
+    }
+}
+
 /// A bound, not yet running webhook server.
 pub struct WebhookServer<S> {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     nads: Arc<S>,
     ca_pem: Option<String>,
+    metrics: WebhookMetrics,
 }
 
 impl<S: NadSource> WebhookServer<S> {
@@ -47,7 +69,18 @@ impl<S: NadSource> WebhookServer<S> {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| WebhookError::Bind { addr: config.listen, source })?;
-        Ok(WebhookServer { listener, acceptor: TlsAcceptor::from(tls_config), nads: Arc::new(nads), ca_pem })
+        Ok(WebhookServer {
+            listener,
+            acceptor: TlsAcceptor::from(tls_config),
+            nads: Arc::new(nads),
+            ca_pem,
+            metrics: WebhookMetrics::new(telemetry::Registry::new()),
+        })
+    }
+
+    /// The counters this server updates (served at `/metrics`).
+    pub fn metrics(&self) -> &WebhookMetrics {
+        &self.metrics
     }
 
     /// The bound address (useful with port 0).
@@ -79,6 +112,7 @@ impl<S: NadSource> WebhookServer<S> {
             };
             let acceptor = self.acceptor.clone();
             let nads = self.nads.clone();
+            let metrics = self.metrics.clone();
             tokio::spawn(async move {
                 let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
@@ -92,8 +126,8 @@ impl<S: NadSource> WebhookServer<S> {
                     }
                 };
                 let service = hyper::service::service_fn(move |req| {
-                    let nads = nads.clone();
-                    async move { Ok::<_, Infallible>(handle(req, nads.as_ref()).await) }
+                    let (nads, metrics) = (nads.clone(), metrics.clone());
+                    async move { Ok::<_, Infallible>(handle(req, nads.as_ref(), &metrics).await) }
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -120,25 +154,38 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle<S: NadSource>(req: Request<Incoming>, nads: &S) -> Response<Full<Bytes>> {
+async fn handle<S: NadSource>(req: Request<Incoming>, nads: &S, metrics: &WebhookMetrics) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/metrics") => text(StatusCode::OK, metrics.registry.render()),
         (&Method::POST, "/mutate") => {
             let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(e) => return text(StatusCode::BAD_REQUEST, format!("could not read request body: {e}\n")),
             };
-            match review_bytes(&body, nads).await {
-                Ok(json) => {
+            match review(&body, nads).await {
+                Ok(answer) => {
+                    match &answer.response {
+                        Some(r) if !r.allowed => metrics.denied.inc(),
+                        Some(r) if r.patch.is_some() => metrics.patched.inc(),
+                        _ => metrics.allowed.inc(),
+                    }
+                    let json = match serde_json::to_vec(&answer) {
+                        Ok(j) => j,
+                        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding response: {e}\n")),
+                    };
                     let mut r = Response::new(Full::new(Bytes::from(json)));
                     r.headers_mut()
                         .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
                     r
                 }
-                Err(msg) => text(StatusCode::BAD_REQUEST, msg),
+                Err(msg) => {
+                    metrics.bad_request.inc();
+                    text(StatusCode::BAD_REQUEST, msg)
+                }
             }
         }
-        (_, "/healthz") | (_, "/mutate") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        (_, "/healthz") | (_, "/mutate") | (_, "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -146,9 +193,13 @@ async fn handle<S: NadSource>(req: Request<Incoming>, nads: &S) -> Response<Full
 /// Answer one serialized AdmissionReview with a serialized AdmissionReview.
 /// `Err` carries a message for an HTTP 400 (not an AdmissionReview with a request).
 pub async fn review_bytes<S: NadSource>(body: &[u8], nads: &S) -> Result<Vec<u8>, String> {
+    let answer = review(body, nads).await?;
+    serde_json::to_vec(&answer).map_err(|e| format!("encoding response: {e}\n"))
+}
+
+async fn review<S: NadSource>(body: &[u8], nads: &S) -> Result<AdmissionReview, String> {
     let review: AdmissionReview =
         serde_json::from_slice(body).map_err(|e| format!("body is not an AdmissionReview: {e}\n"))?;
     let request = review.request.ok_or_else(|| "AdmissionReview has no request\n".to_string())?;
-    let response = admit(&request, nads).await;
-    serde_json::to_vec(&AdmissionReview::from_response(response)).map_err(|e| format!("encoding response: {e}\n"))
+    Ok(AdmissionReview::from_response(admit(&request, nads).await))
 }
