@@ -70,6 +70,10 @@ enum SandboxCmd {
         /// Prefix of the network namespaces the sandbox makes.
         #[arg(long, default_value = "kt-sbx")]
         prefix: String,
+        /// Also run etcd + kube-apiserver and `kubetron controller`: the pods are Kubernetes pods
+        /// that get their addresses from the controller (the first run builds kube-apiserver: minutes).
+        #[arg(long)]
+        with_kube: bool,
     },
     /// Stop every daemon by pid file and delete the namespaces and the state directory.
     Down {
@@ -129,9 +133,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Sandbox { action } => {
             init_logging("warn");
             match action {
-                SandboxCmd::Up { at, nodes, prefix } => {
+                SandboxCmd::Up { at, nodes, prefix, with_kube } => {
                     let plugin = std::env::current_exe().context("finding the kubetron binary")?;
-                    sandbox::up(&sandbox::Options::new(at.dir, &prefix, nodes, plugin)).context("sandbox up")?;
+                    let opts = sandbox::Options::new(at.dir, &prefix, nodes, plugin).with_kube(with_kube);
+                    sandbox::up(&opts).context("sandbox up")?;
                 }
                 SandboxCmd::Down { at } => {
                     sandbox::down(&at.dir).context("sandbox down")?;

@@ -53,3 +53,70 @@ fn sandbox_up_twice_status_down() {
     let (code, st) = kubetron(&["sandbox", "status", "--dir", dir_s]);
     assert_eq!(code, 3, "{st}");
 }
+
+/// `sandbox up --with-kube`: etcd + kube-apiserver + `kubetron controller`; the pods are API objects, the
+/// controller gives them addresses and network-status, the CNI plugin plugs them with those, and they ping.
+/// Gated like the other real-API tests: `KUBETRON_KUBE_TESTS=1`.
+#[test]
+fn sandbox_with_kube() {
+    if std::env::var("KUBETRON_KUBE_TESTS").as_deref() != Ok("1") {
+        eprintln!("skipped: set KUBETRON_KUBE_TESTS=1 (needs kube-apiserver and etcd)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sbx");
+    let dir_s = dir.to_str().unwrap();
+    let prefix = format!("ktsk{}", std::process::id() % 100000);
+    // Whatever happens below, the sandbox goes down.
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            kubetron(&["sandbox", "down", "--dir", &self.0]);
+        }
+    }
+    let _down = Down(dir_s.to_string());
+    let (code, out) = kubetron(&["sandbox", "up", "--dir", dir_s, "--with-kube", "--prefix", &prefix]);
+    let cleanup = || kubetron(&["sandbox", "down", "--dir", dir_s]);
+    if code != 0 {
+        let log = std::fs::read_to_string(dir.join("controller.log")).unwrap_or_default();
+        panic!("sandbox up --with-kube failed:\n{out}\ncontroller log:\n{log}");
+    }
+    assert!(out.contains("red pod1 -> pod2") && out.contains("blue pod1 -> pod2"), "{out}");
+    // The table's addresses are the ones the controller published in network-status.
+    let rows: Vec<Vec<&str>> = out.lines().filter(|l| l.starts_with("pod") && !l.contains("network-status")).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    for pod in ["pod1", "pod2"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{pod} k8s.v1.cni.cncf.io/network-status: ")))
+            .unwrap_or_else(|| panic!("no network-status for {pod}:\n{out}"));
+        let status: serde_json::Value = serde_json::from_str(line.split_once(": ").unwrap().1).unwrap();
+        let status = status.as_array().unwrap();
+        assert_eq!(status.len(), 2, "{line}");
+        for row in rows.iter().filter(|r| r[0] == pod) {
+            let (ifname, mac, ip) = (row[2], row[4], row[5].split('/').next().unwrap());
+            let entry = status.iter().find(|e| e["interface"] == ifname).unwrap_or_else(|| panic!("{ifname} not in {line}"));
+            assert_eq!(entry["mac"], mac, "{line}");
+            assert_eq!(entry["ips"][0], ip, "{line}");
+        }
+    }
+    let (code, st) = kubetron(&["sandbox", "status", "--dir", dir_s]);
+    assert_eq!(code, 0, "{st}");
+    assert!(st.contains("Kubernetes API https://127.0.0.1:"), "{st}");
+    let pids: Vec<i32> = st
+        .lines()
+        .filter(|l| l.contains("running"))
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect();
+    // 3 central + 3 chassis + etcd + kube-apiserver + controller.
+    assert_eq!(pids.len(), 9, "{st}");
+
+    let (code, down) = cleanup();
+    assert_eq!(code, 0, "{down}");
+    assert!(!dir.exists());
+    for p in pids {
+        assert!(!daemons::process::is_running(p), "daemon {p} still running after down");
+    }
+    let netns = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+    assert!(!netns.contains(&prefix), "{netns}");
+}

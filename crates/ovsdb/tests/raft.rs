@@ -29,17 +29,20 @@ async fn leader_killed_during_writes() {
 
     let rep = Replica::start(&c, ReplicaConfig::new(NB).table(MonitorTable::new("Logical_Switch")).index("Logical_Switch", "name")).await.unwrap();
 
-    // Four concurrent writers, so that some transactions are in flight when the leader dies.
+    // Four concurrent writers, so that some transactions are in flight when the leader dies. They
+    // write until told to stop (some time after the kill), however fast the machine is.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..4 {
         let writer_client = c.clone();
+        let stop = stop.clone();
         writers.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             let mut ambiguous = Vec::new();
             let mut other_errors = Vec::new();
             let start = Instant::now();
             let mut i = 0;
-            while start.elapsed() < Duration::from_secs(8) && i < 150 {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
                 let name = format!("w{w}-{i}");
                 // Logical_Switch.name has no index: a duplicate would show up as a second row.
                 let r = tokio::time::timeout(
@@ -48,7 +51,7 @@ async fn leader_killed_during_writes() {
                 )
                 .await;
                 match r {
-                    Ok(Ok(_)) => acked.push((i, name)),
+                    Ok(Ok(_)) => acked.push((Instant::now(), name)),
                     Ok(Err(Error::Disconnected { .. })) | Err(_) => ambiguous.push(name),
                     Ok(Err(e)) => other_errors.push(format!("{name}: {e}")),
                 }
@@ -62,6 +65,9 @@ async fn leader_killed_during_writes() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let killed_at = Instant::now();
     cl.kill(leader).unwrap();
+    // Let the writers go on through the failover and for a while on the new leader.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (mut acked, mut ambiguous, mut other_errors, mut total) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for w in writers {
         let (a, b, o, t) = w.await.unwrap();
@@ -81,6 +87,9 @@ async fn leader_killed_during_writes() {
     let new_leader = cl.leader().expect("a new leader");
     assert_ne!(new_leader, leader);
     assert!(acked.len() + 4 >= total, "failover lost too many writes ({} of {total})", acked.len());
+    let after_kill = acked.iter().filter(|(t, _)| *t > killed_at).count();
+    assert!(after_kill > 0, "no write was acknowledged after the leader was killed");
+    eprintln!("{after_kill} writes acknowledged after the kill");
     let failover = killed_at.elapsed();
     eprintln!("failover done within {failover:?}");
 

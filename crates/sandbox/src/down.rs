@@ -28,11 +28,14 @@ pub fn down(dir: &Path) -> Result<(), Error> {
     }
     // Chassis daemons first, then northd, then the databases.
     let mut files = pid_files(dir);
+    // The kubetron controller before what it talks to; kube-apiserver before etcd.
     let rank = |p: &Path| match p.file_name().and_then(|f| f.to_str()).unwrap_or("") {
-        "ovn-controller.pid" => 0,
-        "ovs-vswitchd.pid" => 1,
-        "northd.pid" => 2,
-        _ => 3,
+        "controller.pid" => 0,
+        "ovn-controller.pid" => 1,
+        "ovs-vswitchd.pid" => 2,
+        "northd.pid" | "kube-apiserver.pid" => 3,
+        "etcd.pid" => 5,
+        _ => 4,
     };
     files.sort_by_key(|p| rank(p));
     for f in files {

@@ -14,6 +14,7 @@
 
 mod cni_call;
 mod down;
+pub mod kube;
 mod networks;
 mod progress;
 mod state;
@@ -21,7 +22,7 @@ mod status;
 mod up;
 
 pub use down::down;
-pub use state::{Options, SandboxState};
+pub use state::{KubeState, Options, SandboxState};
 pub use status::status;
 pub use up::up;
 

@@ -17,12 +17,31 @@ pub struct Options {
     pub nodes: usize,
     /// The kubetron binary the pods are plugged with (the CNI plugin).
     pub plugin: PathBuf,
+    /// Also run etcd + kube-apiserver and `kubetron controller`; the pods are Kubernetes pods.
+    pub with_kube: bool,
 }
 
 impl Options {
     pub fn new(dir: impl Into<PathBuf>, prefix: &str, nodes: usize, plugin: impl Into<PathBuf>) -> Options {
-        Options { dir: dir.into(), prefix: prefix.to_string(), nodes, plugin: plugin.into() }
+        Options { dir: dir.into(), prefix: prefix.to_string(), nodes, plugin: plugin.into(), with_kube: false }
     }
+    /// With (or without) the Kubernetes API server and the controller.
+    pub fn with_kube(mut self, on: bool) -> Options {
+        self.with_kube = on;
+        self
+    }
+}
+
+/// The Kubernetes part of a `--with-kube` sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KubeState {
+    /// The admin kubeconfig (`kubectl --kubeconfig ...`).
+    pub kubeconfig: PathBuf,
+    pub server: String,
+    /// The controller's log file (its pid file is `controller.pid` in the state directory).
+    pub controller_log: PathBuf,
+    /// The controller's /metrics address.
+    pub metrics_addr: String,
 }
 
 /// One node of the sandbox.
@@ -61,6 +80,9 @@ pub struct SandboxState {
     pub sb_remote: String,
     pub nodes: Vec<NodeState>,
     pub pods: Vec<PodState>,
+    /// Present with `--with-kube`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube: Option<KubeState>,
 }
 
 impl SandboxState {

@@ -48,6 +48,9 @@ pub fn status(dir: &Path) -> Result<bool, Error> {
         let rel = f.strip_prefix(dir).unwrap_or(&f).display().to_string();
         println!("  {:<28} pid {:<8} {}", rel.trim_end_matches(".pid"), pid.map(|p| p.to_string()).unwrap_or("-".into()), if up { "running" } else { "STOPPED" });
     }
+    if let Some(k) = &st.kube {
+        println!("\nKubernetes API {} (kubectl --kubeconfig {}), controller metrics http://{}/metrics", k.server, k.kubeconfig.display(), k.metrics_addr);
+    }
     println!();
     print(dir, &st)?;
     Ok(stack_running(dir))

@@ -16,11 +16,11 @@ use crate::{networks, status, Error};
 const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-deps.sh");
 const PODS: usize = 2;
 
-fn install_packages() -> Result<(), Error> {
+fn install_packages(with_kube: bool) -> Result<(), Error> {
     use std::io::Write;
     let mut child = std::process::Command::new("bash")
         .arg("-s")
-        .env("KUBETRON_KUBE", "0")
+        .env("KUBETRON_KUBE", if with_kube { "1" } else { "0" })
         .stdin(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| Error::Step(format!("running bash: {e}")))?;
@@ -62,8 +62,8 @@ pub fn up(opts: &Options) -> Result<SandboxState, Error> {
 
 fn build(opts: &Options) -> Result<SandboxState, Error> {
     let dir = &opts.dir;
-    let mut p = Progress::new(6);
-    p.step("Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, ...)", install_packages)?;
+    let mut p = Progress::new(if opts.with_kube { 10 } else { 6 });
+    p.step("Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, ...)", || install_packages(opts.with_kube))?;
     let central = p.step("Starting OVN central: Northbound and Southbound ovsdb-servers, ovn-northd", || {
         Central::start(&dir.join("central"), false)
     })?;
@@ -104,20 +104,54 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
             .map(|c| NodeState { name: c.name().into(), netns: c.netns().into(), dir: c.dir().into(), db_remote: c.db_remote() })
             .collect(),
         pods: Vec::new(),
+        kube: None,
     };
+    let names: Vec<String> = (0..PODS).map(|i| format!("pod{}", i + 1)).collect();
+    // With --with-kube: the API server, the controller, and the pods as API objects (UIDs for CNI_ARGS).
+    let mut kube_side = None;
+    let mut uids: Vec<Option<String>> = vec![None; PODS];
+    if opts.with_kube {
+        let kas = p.step(
+            "Starting etcd and kube-apiserver (the first run builds kube-apiserver from source: this takes several minutes)",
+            || crate::kube::start_apiserver(dir),
+        )?;
+        let kubeconfig = kas.kubeconfig_path();
+        let metrics_addr = format!("127.0.0.1:{}", daemons::process::free_tcp_port()?);
+        let controller = p.step("Installing the NAD CRD, NADs red and blue in namespace default; starting kubetron controller", || {
+            crate::kube::install(&kubeconfig, &nb_remote)?;
+            crate::kube::Controller::start(&opts.plugin, dir, &kubeconfig, &nb_remote, &metrics_addr)
+        })?;
+        let placed: Vec<(String, String)> = names.iter().enumerate().map(|(i, n)| (n.clone(), state.nodes[i % opts.nodes].name.clone())).collect();
+        let made = p.step("Creating pods pod1 and pod2 in the API (networks: red, blue); the controller makes their ports", || {
+            crate::kube::create_pods(&kubeconfig, &placed)
+        })?;
+        uids = made.into_iter().map(Some).collect();
+        state.kube = Some(crate::state::KubeState {
+            kubeconfig: kubeconfig.clone(),
+            server: kas.server_url(),
+            controller_log: dir.join(crate::kube::CONTROLLER_LOG),
+            metrics_addr,
+        });
+        kube_side = Some((kas, controller));
+    }
     let mut guards = Vec::new();
     p.step("Creating pods and plugging each into red and blue with the kubetron CNI plugin", || -> Result<(), Error> {
-        for i in 0..PODS {
-            let name = format!("pod{}", i + 1);
+        for (i, name) in names.iter().enumerate() {
             let guard = NetnsGuard::create(&format!("{}-{name}", opts.prefix))?;
             let node = i % opts.nodes;
             let mut pod = PodState { name: name.clone(), netns: guard.name().into(), node, container_id: format!("sandbox-{name}"), interfaces: vec![] };
             guards.push(guard);
-            plug(opts, &state, &mut pod)?;
+            plug(opts, &state, &mut pod, uids[i].as_deref())?;
             state.pods.push(pod);
         }
         Ok(())
     })?;
+    let mut statuses = Vec::new();
+    if let Some(k) = &state.kube {
+        statuses = p.step("Waiting for the controller to write the pods' network-status (ports up)", || {
+            crate::kube::network_status(&k.kubeconfig, &names)
+        })?;
+    }
     state.save(dir)?;
     p.step("Pinging pod2 from pod1 on both networks", || ping_all(&state))?;
 
@@ -125,23 +159,39 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
     std::mem::forget(guards);
     std::mem::forget(chassis);
     std::mem::forget(central);
+    if let Some((kas, controller)) = kube_side {
+        controller.keep();
+        std::mem::forget(kas);
+    }
     println!();
     status::print(dir, &state)?;
+    for (name, value) in &statuses {
+        println!("\n{name} k8s.v1.cni.cncf.io/network-status: {value}");
+    }
     let ip = state.pods[1].interfaces[0].ip.split('/').next().unwrap_or("");
     println!("\nTry: ip netns exec {}-pod1 ping {ip}", opts.prefix);
+    if let Some(k) = &state.kube {
+        println!("Pods in the API: kubectl --kubeconfig {} get pods -o wide", k.kubeconfig.display());
+        println!("Controller log: {}", k.controller_log.display());
+    }
     println!("Stop it with: kubetron sandbox down --dir {}", dir.display());
     Ok(state)
 }
 
-fn plug(opts: &Options, state: &SandboxState, pod: &mut PodState) -> Result<(), Error> {
+fn plug(opts: &Options, state: &SandboxState, pod: &mut PodState, uid: Option<&str>) -> Result<(), Error> {
     let node = &state.nodes[pod.node];
     let netns_path = Path::new("/run/netns").join(&pod.netns);
     for (ifname, net) in [("net1", "red"), ("net2", "blue")] {
-        let config = json!({
+        let mut config = json!({
             "cniVersion": "1.0.0", "name": net, "type": "kubetron",
             "nb": state.nb_remote, "ovs_socket": node.db_remote,
         });
-        let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", pod.name);
+        let mut args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", pod.name);
+        if let Some(uid) = uid {
+            // A Kubernetes pod: the controller made the port; the plugin takes its addresses.
+            config["logical_switch"] = json!(net);
+            args.push_str(&format!(";K8S_POD_UID={uid}"));
+        }
         let call = CniCall {
             plugin: &opts.plugin,
             node_netns: &node.netns,

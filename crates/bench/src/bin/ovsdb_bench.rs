@@ -198,6 +198,18 @@ fn nbctl_batch(p: &Params) -> Result<Duration> {
     Ok(el)
 }
 
+/// User + system CPU seconds of a process so far (/proc/PID/stat), 0 if unknown.
+fn cpu_s(pid: Option<i32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Some(rest) = st.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command name: state is field 3, utime 14, stime 15 (1-based over the whole line).
+    let ticks = f.get(11).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 fn run_json(cmd: &mut Command) -> Result<Value> {
     let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
     if !out.status.success() {
@@ -456,11 +468,17 @@ fn all(p: &Params) -> Result<()> {
     // Initial sync: one preloaded server per client.
     let (f, load) = preloaded(p)?;
     eprintln!("[ovsdb-bench] preload {} rows {:.3}s", p.sync_rows, load.as_secs_f64());
+    let spid = f.server.pid();
+    let c0 = cpu_s(spid);
     let ours_sync = run_json(Command::new(&p.self_exe).args(["sync".to_string(), f.remote(), p.sync_rows.to_string()]))?;
+    let server_cpu_ours = cpu_s(spid) - c0;
     let ours_phases = run_json(Command::new(&p.self_exe).args(["sync-phases".to_string(), f.remote(), p.sync_rows.to_string()]))?;
     drop(f);
     let (f, _) = preloaded(p)?;
+    let spid = f.server.pid();
+    let c0 = cpu_s(spid);
     let py_sync = run_json(Command::new(&p.python).arg(&p.py_script).args(["sync".to_string(), f.remote(), p.sync_rows.to_string()]))?;
+    let server_cpu_py = cpu_s(spid) - c0;
     drop(f);
 
     let s = |d: Duration| d.as_secs_f64();
@@ -507,6 +525,7 @@ fn all(p: &Params) -> Result<()> {
         secs(&ours_phases, "monitor_reply_s")?,
         secs(&ours_phases, "first_event_s")?,
     );
+    println!("   ovsdb-server CPU time consumed during the sync: {server_cpu_ours:.3}s for ours, {server_cpu_py:.3}s for python");
     println!(
         "   same reply via call_raw (no decode) {:.3}s for {:.1} MB; decode_updates alone {:.3}s; plain socket + byte scan {:.3}s",
         secs(&ours_phases, "call_raw_s")?,
@@ -542,7 +561,7 @@ fn main() -> Result<()> {
     let self_exe = std::env::current_exe()?;
     match args.get(1).map(String::as_str) {
         Some("sync") | Some("sync-phases") if args.len() == 4 => sync_child(&args[2], args[3].parse()?, args[1] == "sync-phases"),
-        Some("all") => {
+        Some("all") | Some("probe-batch") => {
             let quick = args.iter().any(|a| a == "--quick");
             let root = std::env::var("BENCH_ROOT").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("."));
             let scale = if quick { 10 } else { 1 };
@@ -559,6 +578,10 @@ fn main() -> Result<()> {
             };
             if !Path::new(&p.py_script).exists() {
                 bail!("{} not found (set BENCH_ROOT to the repository root)", p.py_script.display());
+            }
+            if args[1] == "probe-batch" {
+                println!("{}", probe_batch(&p)?);
+                return Ok(());
             }
             all(&p)
         }
