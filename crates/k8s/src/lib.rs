@@ -12,10 +12,12 @@
 //! - [`status`]: `k8s.v1.cni.cncf.io/network-status` and `kubetron.io/interfaces` annotations.
 //! - [`webhook`]: the pod mutating admission webhook (HTTPS, AdmissionReview v1) and [`webhook::serve`].
 //! - [`rbac`]: the API permissions each component uses (what `deploy/` grants).
+//! - [`client`]: small API-client helpers (kubeconfig client, idempotent create, polling, YAML manifests).
 //! - [`env`](mod@env): `NETWORK_INTERFACE_<NET>` environment variables for the requested interfaces.
 
 pub mod addr;
 pub mod annotation;
+pub mod client;
 pub mod controller;
 pub mod env;
 pub mod nad;

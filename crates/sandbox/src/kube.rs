@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use daemons::kube::{find_apiserver_bin, KubeApiServer, KubeConfig};
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
@@ -16,8 +16,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::Client;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::networks::NETWORKS;
 use crate::Error;
@@ -34,17 +33,17 @@ fn step_err(what: &str) -> impl Fn(kube::Error) -> Error + '_ {
     move |e| Error::Step(format!("{what}: {e}"))
 }
 
+fn step(e: k8s::client::ClientError) -> Error {
+    Error::Step(e.to_string())
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Error::Step(e.to_string()))
 }
 
 /// A kube client from a kubeconfig file (belongs to the runtime it is made in).
 pub async fn client(kubeconfig: &Path) -> Result<Client, Error> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| Error::Step(format!("{}: {e}", kubeconfig.display())))?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .map_err(|e| Error::Step(format!("{}: {e}", kubeconfig.display())))?;
-    Client::try_from(cfg).map_err(step_err("kube client"))
+    k8s::client::client_from_kubeconfig(kubeconfig).await.map_err(step)
 }
 
 /// Starts etcd + kube-apiserver under `<dir>/kube` (building kube-apiserver first when it is not cached).
@@ -57,28 +56,15 @@ async fn create_or_exists<K>(api: &Api<K>, obj: &K) -> Result<(), Error>
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
 {
-    match api.create(&PostParams::default(), obj).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(Error::Step(format!("creating {:?}: {e}", obj.meta().name))),
-    }
+    k8s::client::create_or_exists(api, obj).await.map(drop).map_err(step)
 }
 
-async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T, Error>
+async fn poll<T, F, Fut>(what: &str, timeout: Duration, f: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Step(format!("timed out after {timeout:?} waiting for {what}")));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    k8s::client::wait_for(what, timeout, Duration::from_millis(200), f).await.map_err(step)
 }
 
 /// The NAD CRD (deploy/crd.yaml), the `kubetron` namespace (the controller's Lease), and NADs for the
@@ -86,9 +72,10 @@ where
 pub fn install(kubeconfig: &Path, nb_remote: &str) -> Result<(), Error> {
     runtime()?.block_on(async {
         let c = client(kubeconfig).await?;
-        let doc = serde_yaml::Deserializer::from_str(CRD_YAML)
-            .map(Value::deserialize)
-            .find_map(|d| d.ok().filter(|v| !v.is_null()))
+        let doc = k8s::client::yaml_documents(CRD_YAML)
+            .map_err(step)?
+            .into_iter()
+            .next()
             .ok_or_else(|| Error::Step("deploy/crd.yaml holds no document".into()))?;
         let crd: CustomResourceDefinition = serde_json::from_value(doc).map_err(|e| Error::Step(format!("deploy/crd.yaml: {e}")))?;
         create_or_exists(&Api::<CustomResourceDefinition>::all(c.clone()), &crd).await?;

@@ -14,9 +14,8 @@ use daemons::kube::{find_apiserver_bin, KubeApiServer, KubeConfig};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::Client;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// The kubetron namespace of deploy/ (service accounts, the leader election Role).
@@ -171,11 +170,7 @@ pub fn init_tracing() {
 
 /// A kube client from a kubeconfig file. Clients belong to the tokio runtime they are made in.
 pub async fn client_from(path: &Path) -> Client {
-    let kc = kube::config::Kubeconfig::read_from(path).expect("read kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .expect("kube config");
-    Client::try_from(cfg).expect("kube client")
+    k8s::client::client_from_kubeconfig(path).await.expect("kube client")
 }
 
 /// A name unique in this process and across runs: `<prefix>-<pid>-<n>` (DNS label safe).
@@ -204,27 +199,16 @@ pub async fn create_or_exists<K>(api: &Api<K>, obj: &K)
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
 {
-    match api.create(&PostParams::default(), obj).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("create {:?}: {e}", obj.meta().name),
-    }
+    k8s::client::create_or_exists(api, obj).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, panicking with `what` after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    k8s::client::wait_for(what, timeout, Duration::from_millis(100), f).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn deploy_dir() -> PathBuf {
@@ -235,10 +219,7 @@ pub fn deploy_dir() -> PathBuf {
 pub fn deploy_docs(file: &str) -> Vec<Value> {
     let path = deploy_dir().join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{file}: {e}")))
-        .filter(|v| !v.is_null())
-        .collect()
+    k8s::client::yaml_documents(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 /// Installs deploy/crd.yaml (idempotent) and waits until it is Established and the NAD API is served.
