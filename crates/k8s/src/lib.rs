@@ -8,6 +8,7 @@
 //! Modules (the Kubernetes-facing pieces that need no OVN):
 //! - [`annotation`]: parse and resolve `k8s.v1.cni.cncf.io/networks` (text and JSON forms).
 //! - [`nad`]: the NetworkAttachmentDefinition CRD type, kubetron's config in it, exposure rules.
+//! - [`nadsync`]: logical switches marked in OVN -> NetworkAttachmentDefinitions in chosen namespaces.
 //! - [`controller`]: pods + NADs -> OVN Northbound logical switch ports (reconcile, GC, status, leader election).
 //! - [`status`]: `k8s.v1.cni.cncf.io/network-status` and `kubetron.io/interfaces` annotations.
 //! - [`webhook`]: the pod mutating admission webhook (HTTPS, AdmissionReview v1) and [`webhook::serve`].
@@ -21,6 +22,7 @@ pub mod client;
 pub mod controller;
 pub mod env;
 pub mod nad;
+pub mod nadsync;
 pub mod rbac;
 pub mod status;
 pub mod webhook;

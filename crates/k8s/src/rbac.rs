@@ -25,10 +25,12 @@ pub const WEBHOOK_CONFIGURATION_NAME: &str = "kubetron-webhook";
 /// Name of the controller's leader election Lease.
 pub const CONTROLLER_LEASE_NAME: &str = "kubetron-controller";
 
-/// Controller: watches pods and patches their annotations, records events, manages NADs,
-/// elects a leader with a Lease in its namespace.
+/// Controller: watches pods and patches their annotations, records events, manages NADs (and
+/// lists namespaces for switches exposed to `*`, see [`crate::nadsync`]), elects a leader with a
+/// Lease in its namespace.
 pub const CONTROLLER: &[Permission] = &[
     cluster("", "pods", &["get", "list", "watch", "patch"]),
+    cluster("", "namespaces", &["list"]),
     cluster("", "events", &["create", "patch"]),
     cluster("k8s.cni.cncf.io", "network-attachment-definitions", &["get", "list", "watch", "create", "update", "delete"]),
     Permission {

@@ -487,3 +487,85 @@ fn deploy_rbac_grants_exactly_what_the_code_uses() {
         expect_code(Api::<NetworkAttachmentDefinition>::all(node).list(&ListParams::default()).await, 403, "node lists NADs");
     });
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. NAD sync: switches marked in a real OVN Northbound appear as NADs through the real API, as the
+//    controller's identity with the deploy/ RBAC.
+
+#[test]
+fn nad_sync_mirrors_marked_switches() {
+    let Some(h) = harness("nad_sync_mirrors_marked_switches") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let central = daemons::Central::start(&dir.path().join("central"), false).expect("OVN central");
+    let nbctl = |args: &[&str]| central.nbctl(args).unwrap_or_else(|e| panic!("ovn-nbctl {args:?}: {e}"));
+    let (a, b) = (unique("sync-a"), unique("sync-b"));
+    let net = unique("net");
+    let phys = unique("phys");
+    let clash = unique("clash");
+    nbctl(&["ls-add", &net, "--", "set", "Logical_Switch", &net, &format!("external_ids:kubetron.io/namespaces=\"{a},{b}\"")]);
+    nbctl(&["ls-add", &phys, "--", "set", "Logical_Switch", &phys, &format!("external_ids:kubetron.io/namespaces={a}")]);
+    nbctl(&["lsp-add", &phys, &format!("{phys}-ln"), "", "42", "--", "lsp-set-type", &format!("{phys}-ln"), "localnet", "--", "lsp-set-options", &format!("{phys}-ln"), "network_name=physnet1"]);
+    nbctl(&["ls-add", &clash, "--", "set", "Logical_Switch", &clash, &format!("external_ids:kubetron.io/namespaces={b}")]);
+
+    let rt = runtime();
+    rt.block_on(async {
+        let admin = h.admin().await;
+        install_crd(&admin).await;
+        apply_rbac(&admin).await;
+        for ns in [&a, &b] {
+            create_namespace(&admin, ns, &[]).await;
+        }
+        // A hand-made NAD owns the name the clash switch would get: it stays as it is.
+        let hand = new_nad(&b, &clash, KUBETRON_CONFIG, &[]);
+        Api::<NetworkAttachmentDefinition>::namespaced(admin.clone(), &b).create(&PostParams::default(), &hand).await.unwrap();
+
+        let ctl = h.user(CONTROLLER_USER, SA_GROUPS).await;
+        let nb = k8s::controller::Nb::start(ovsdb::Client::connect_to(&central.nb_remote()).await.unwrap()).await.unwrap();
+        let (_leader_tx, leader) = tokio::sync::watch::channel(true);
+        let settings = k8s::nadsync::SyncSettings::new("tcp:198.51.100.1:6641");
+        let task = tokio::spawn(k8s::nadsync::run(ctl, nb, settings, leader, Duration::from_millis(100), Duration::from_secs(2)));
+
+        let in_a: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &a);
+        let in_b: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &b);
+        let get = |api: &Api<NetworkAttachmentDefinition>, name: &str| {
+            let (api, name) = (api.clone(), name.to_string());
+            async move { api.get_opt(&name).await.expect("get NAD") }
+        };
+        let net_a = wait_for("the synced NAD in namespace a", Duration::from_secs(20), || get(&in_a, &net)).await;
+        wait_for("the synced NAD in namespace b", Duration::from_secs(20), || get(&in_b, &net)).await;
+        let cfg = net_a.kubetron_config().unwrap().expect("a kubetron config");
+        assert_eq!(cfg.logical_switch, net);
+        assert!(cfg.capabilities.ips && cfg.capabilities.mac);
+        assert_eq!(cfg.extra.get("nb").and_then(|v| v.as_str()), Some("tcp:198.51.100.1:6641"));
+        let phys_a = wait_for("the physical network's NAD", Duration::from_secs(20), || get(&in_a, &phys)).await;
+        assert_eq!(phys_a.metadata.annotations.as_ref().and_then(|m| m.get(RESOURCE_NAME_ANNOTATION)).map(String::as_str), Some("kubetron.io/physnet1"));
+        assert!(get(&in_b, &phys).await.is_none(), "phys is exposed to a only");
+        // The hand-made NAD was not taken over.
+        let still = get(&in_b, &clash).await.expect("hand-made NAD");
+        assert_eq!(still.spec.config, KUBETRON_CONFIG);
+        assert!(still.metadata.labels.as_ref().is_none_or(|l| !l.contains_key(k8s::nadsync::SYNCED_LABEL)));
+
+        // Narrowing the exposure deletes the NAD in b.
+        nbctl(&["set", "Logical_Switch", &net, &format!("external_ids:kubetron.io/namespaces={a}")]);
+        wait_for("the NAD in b to go", Duration::from_secs(20), || async { get(&in_b, &net).await.is_none().then_some(()) }).await;
+        assert!(get(&in_a, &net).await.is_some());
+
+        // A synced NAD deleted or edited by hand is repaired by the periodic resync.
+        in_a.delete(&net, &DeleteParams::default()).await.unwrap();
+        let mut edited = get(&in_a, &phys).await.unwrap();
+        edited.spec.config = KUBETRON_CONFIG.to_string();
+        in_a.replace(&phys, &PostParams::default(), &edited).await.unwrap();
+        wait_for("the deleted NAD to come back", Duration::from_secs(20), || get(&in_a, &net)).await;
+        wait_for("the edited NAD to be restored", Duration::from_secs(20), || async {
+            let n = get(&in_a, &phys).await?;
+            (n.spec.config == phys_a.spec.config).then_some(())
+        })
+        .await;
+
+        // Unmarking deletes; the hand-made NAD is still there.
+        nbctl(&["remove", "Logical_Switch", &phys, "external_ids", "kubetron.io/namespaces"]);
+        wait_for("the unmarked switch's NAD to go", Duration::from_secs(20), || async { get(&in_a, &phys).await.is_none().then_some(()) }).await;
+        assert_eq!(get(&in_b, &clash).await.expect("hand-made NAD").spec.config, KUBETRON_CONFIG);
+        task.abort();
+    });
+}

@@ -37,6 +37,15 @@ pub struct ControllerArgs {
     /// Where to serve /metrics, /healthz and /readyz (ready = leading).
     #[arg(long, env = "KUBETRON_METRICS_ADDR", default_value = "0.0.0.0:9101")]
     metrics_addr: SocketAddr,
+    /// Do not mirror marked logical switches (`external_ids:kubetron.io/namespaces`) into NADs.
+    #[arg(long)]
+    no_nad_sync: bool,
+    /// The Northbound remote written into synced NADs for the CNI plugin on the nodes (default: --nb).
+    #[arg(long, env = "KUBETRON_NAD_NB")]
+    nad_nb: Option<String>,
+    /// How often the NAD sync re-checks everything (hand edits, new namespaces for `*`).
+    #[arg(long, default_value = "60")]
+    nad_resync_secs: u64,
 }
 
 fn hostname() -> String {
@@ -79,6 +88,11 @@ pub async fn main(a: ControllerArgs) -> anyhow::Result<()> {
 
     tracing::info!(%identity, nb = %a.nb, "controller starting");
     let rcfg = RunnerConfig { gc_interval: Duration::from_secs(a.gc_interval_secs.max(1)), ..Default::default() };
+    if !a.no_nad_sync {
+        let settings = k8s::nadsync::SyncSettings::new(a.nad_nb.as_deref().unwrap_or(&a.nb));
+        let resync = Duration::from_secs(a.nad_resync_secs.max(1));
+        tokio::spawn(k8s::nadsync::run(client.clone(), nb.clone(), settings, leader.clone(), Duration::from_millis(200), resync));
+    }
     let writer = KubePodWriter::new(client.clone(), identity);
     tokio::select! {
         _ = run(client, nb, writer, leader, rcfg) => Ok(()),

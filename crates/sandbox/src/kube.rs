@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use daemons::kube::{find_apiserver_bin, KubeApiServer, KubeConfig};
-use k8s::nad::{new_nad, NetworkAttachmentDefinition};
+use k8s::nad::NetworkAttachmentDefinition;
 use k8s::status::{INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -67,9 +67,10 @@ where
     k8s::client::wait_for(what, timeout, Duration::from_millis(200), f).await.map_err(step)
 }
 
-/// The NAD CRD (deploy/crd.yaml), the `kubetron` namespace (the controller's Lease), and NADs for the
-/// sandbox's networks in `default`.
-pub fn install(kubeconfig: &Path, nb_remote: &str) -> Result<(), Error> {
+/// The NAD CRD (deploy/crd.yaml) and the namespaces the sandbox uses (`kubetron` holds the
+/// controller's Lease). The NADs themselves come from the controller's NAD sync (the sandbox's
+/// switches are marked `kubetron.io/namespaces=default`), see [`wait_for_synced_nads`].
+pub fn install(kubeconfig: &Path) -> Result<(), Error> {
     runtime()?.block_on(async {
         let c = client(kubeconfig).await?;
         let doc = k8s::client::yaml_documents(CRD_YAML)
@@ -81,15 +82,24 @@ pub fn install(kubeconfig: &Path, nb_remote: &str) -> Result<(), Error> {
         create_or_exists(&Api::<CustomResourceDefinition>::all(c.clone()), &crd).await?;
         let all: Api<NetworkAttachmentDefinition> = Api::all(c.clone());
         poll("the NAD API", Duration::from_secs(30), || async { all.list(&Default::default()).await.ok() }).await?;
-        let namespaces: Api<Namespace> = Api::all(c.clone());
+        let namespaces: Api<Namespace> = Api::all(c);
         for ns in [NAMESPACE, "kubetron"] {
             let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).map_err(|e| Error::Step(e.to_string()))?;
             create_or_exists(&namespaces, &obj).await?;
         }
-        let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(c, NAMESPACE);
+        Ok(())
+    })
+}
+
+/// Waits until the controller's NAD sync has made a NAD for every sandbox network in `default`.
+pub fn wait_for_synced_nads(kubeconfig: &Path) -> Result<(), Error> {
+    runtime()?.block_on(async {
+        let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(client(kubeconfig).await?, NAMESPACE);
         for net in &NETWORKS {
-            let config = json!({"cniVersion": "1.0.0", "name": net.name, "type": "kubetron", "logical_switch": net.name, "nb": nb_remote});
-            create_or_exists(&nads, &new_nad(NAMESPACE, net.name, &config.to_string(), &[])).await?;
+            poll(&format!("NAD default/{} from the controller's NAD sync", net.name), Duration::from_secs(30), || async {
+                nads.get_opt(net.name).await.ok().flatten()
+            })
+            .await?;
         }
         Ok(())
     })

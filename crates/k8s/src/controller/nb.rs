@@ -33,13 +33,14 @@ impl Nb {
     /// and returns once it holds the current contents.
     pub async fn start(client: Client) -> Result<Nb, ovsdb::Error> {
         let cfg = ReplicaConfig::new(DB)
-            .table(MonitorTable::new(LS).columns(["name", "ports", "other_config"]))
+            .table(MonitorTable::new(LS).columns(["name", "ports", "other_config", "external_ids"]))
             .table(MonitorTable::new(LSP).columns([
-                "name", "type", "addresses", "dynamic_addresses", "up", "dhcpv4_options", "external_ids",
+                "name", "type", "addresses", "dynamic_addresses", "up", "dhcpv4_options", "external_ids", "options", "tag",
             ]))
             .table(MonitorTable::new(DHCP).columns(["cidr", "options"]))
             .index(LS, "name")
             .index(LSP, "name")
+            .index(LSP, "type")
             .index_map_key(LSP, "external_ids", names::POD_UID)
             .index(DHCP, "cidr");
         let replica = Replica::start(&client, cfg).await?;
@@ -119,6 +120,14 @@ impl NbView {
             .get(LS, switch)
             .and_then(|r| r.get("ports").and_then(|d| d.as_set()).map(|s| s.iter().filter_map(Atom::as_uuid).collect()))
             .unwrap_or_default()
+    }
+    /// The switches and their rows.
+    pub fn switches_rows(&self) -> impl Iterator<Item = (&Uuid, &Arc<Row>)> {
+        self.0.rows(LS)
+    }
+    /// The ports of `type` (e.g. `localnet`).
+    pub fn ports_of_type(&self, ty: &str) -> Vec<(Uuid, Arc<Row>)> {
+        self.0.find(LSP, "type", ty)
     }
     /// The name of switch `switch`.
     pub fn switch_name(&self, switch: &Uuid) -> Option<String> {

@@ -1,0 +1,97 @@
+//! NAD sync: logical switches an administrator marks in OVN appear as NetworkAttachmentDefinitions,
+//! so networks made with `ovn-nbctl` or by an OVN manager show up in
+//! `kubectl get network-attachment-definitions -A` without hand work.
+//!
+//! A switch is marked with `external_ids:kubetron.io/namespaces="ns1,ns2"` (or `"*"`: every
+//! namespace); `external_ids:kubetron.io/nad-name` optionally names the NAD (default: the switch
+//! name made a valid object name). A switch with a `localnet` port is a physical network: its NADs
+//! carry `k8s.v1.cni.cncf.io/resourceName: kubetron.io/<options:network_name>`.
+//!
+//! - [`desired`]: the Northbound view -> the NADs that should exist (pure).
+//! - [`apply`]: makes the API match: creates, updates and deletes NADs that carry the sync label.
+//! - [`run`]: re-syncs on every Northbound change and periodically, while this replica leads.
+//!
+//! Reads OVN, never writes it. Must not touch NADs without [`SYNCED_LABEL`] (hand-made ones win a
+//! name clash; the clash is logged and reported).
+
+mod apply;
+mod desired;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams};
+use kube::Client;
+use tokio::sync::watch;
+
+use crate::controller::Nb;
+
+pub use apply::{apply, SyncReport};
+pub use desired::{desired_nads, marked_switches, nad_name, MarkedSwitch, SyncSettings, Targets};
+
+/// Label on every NAD the sync made (value [`SYNCED_VALUE`]); the sync owns exactly these.
+pub const SYNCED_LABEL: &str = "kubetron.io/synced-from";
+pub const SYNCED_VALUE: &str = "ovn";
+/// Annotation on a synced NAD naming its logical switch.
+pub const SWITCH_ANNOTATION: &str = "kubetron.io/logical-switch";
+
+/// Namespace names, for switches marked `*`.
+async fn namespaces(client: &Client) -> Result<Vec<String>, kube::Error> {
+    let list = Api::<Namespace>::all(client.clone()).list(&ListParams::default()).await?;
+    Ok(list.items.into_iter().filter_map(|n| n.metadata.name).collect())
+}
+
+/// One sync: the desired NADs from the current Northbound view, applied.
+pub async fn sync_once(client: &Client, nb: &Nb, settings: &SyncSettings) -> Result<SyncReport, kube::Error> {
+    let switches = marked_switches(&nb.view());
+    let all = if switches.iter().any(|s| s.targets == Targets::All) { namespaces(client).await? } else { Vec::new() };
+    apply(client, &desired_nads(&switches, &all, settings)).await
+}
+
+/// Keeps NADs in sync with the marked switches: after every Northbound change (coalesced over
+/// `debounce`) and every `resync` (to repair hand edits and pick up new namespaces), while
+/// `leader` is true. Failures are logged and retried at the next trigger.
+pub async fn run(client: Client, nb: Nb, settings: SyncSettings, mut leader: watch::Receiver<bool>, debounce: Duration, resync: Duration) {
+    let mut changes = nb.replica().subscribe();
+    let mut last: Option<Vec<MarkedSwitch>> = None;
+    let mut next_full = tokio::time::Instant::now();
+    loop {
+        if *leader.borrow() {
+            let now = marked_switches(&nb.view());
+            let due = tokio::time::Instant::now() >= next_full;
+            if due || last.as_ref() != Some(&now) {
+                match sync_once(&client, &nb, &settings).await {
+                    Ok(r) => {
+                        if !r.is_empty() {
+                            tracing::info!(created = ?r.created, updated = ?r.updated, deleted = ?r.deleted, conflicts = ?r.conflicts, "NAD sync");
+                        }
+                        last = Some(now);
+                        next_full = tokio::time::Instant::now() + resync;
+                    }
+                    Err(e) => {
+                        tracing::warn!("NAD sync failed (retrying): {e}");
+                        last = None;
+                        next_full = tokio::time::Instant::now() + debounce.max(Duration::from_secs(1));
+                    }
+                }
+            }
+        } else {
+            last = None;
+        }
+        let wait = next_full.saturating_duration_since(tokio::time::Instant::now());
+        tokio::select! {
+            r = changes.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                tokio::time::sleep(debounce).await;
+            }
+            r = leader.changed() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
