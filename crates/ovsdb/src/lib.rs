@@ -49,6 +49,7 @@ pub mod cluster;
 pub mod codec;
 pub mod datum;
 pub mod error;
+mod fold;
 pub mod jsonrpc;
 pub mod monitor;
 pub mod ops;

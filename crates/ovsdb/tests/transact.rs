@@ -182,17 +182,67 @@ async fn error_replies_from_server() {
     assert_eq!(c.list_dbs().await.unwrap().len(), 2);
 }
 
+/// Many sequential transactions on one connection each get their own, right answer (the
+/// request ids are matched, nothing is mixed up or dropped).
 #[tokio::test]
-async fn round_trip_is_fast() {
+async fn many_sequential_round_trips() {
     let nb = start_nb(false);
     let c = connect(&nb.server.unix_remote()).await;
-    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "x")]).await.unwrap();
-    let n = 300;
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        c.transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", "x").columns(["name"])]).await.unwrap();
+    for i in 0..20 {
+        c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", format!("rt{i}").as_str())]).await.unwrap();
     }
-    let per = t.elapsed() / n;
-    eprintln!("transact round trip: {per:?}");
-    assert!(per < std::time::Duration::from_millis(5), "{per:?}");
+    for n in 0..300 {
+        let name = format!("rt{}", n % 20);
+        let r = c.transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", name.as_str()).columns(["name"])]).await.unwrap();
+        let rows = r[0].rows.as_ref().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].str("name"), name);
+    }
+}
+
+/// Per-port `ports` mutations of a few switches, sent folded (one mutation per switch): the server
+/// ends up with every port on its switch, and the caller gets one result per operation it wrote;
+/// an error after folded operations is reported at the caller's index.
+#[tokio::test]
+async fn folded_set_mutations_keep_results_and_effects() {
+    let nb = start_nb(false);
+    let c = connect(&nb.server.unix_remote()).await;
+    let mut switches = Vec::new();
+    for i in 0..3 {
+        let r = c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", format!("fold{i}").as_str())]).await.unwrap();
+        switches.push(r[0].uuid.unwrap());
+    }
+    let mut ops = Vec::new();
+    for j in 0..300 {
+        let name = format!("fp{j}");
+        ops.push(Operation::insert("Logical_Switch_Port").set("name", name.as_str()).uuid_name(&name));
+        ops.push(Operation::mutate("Logical_Switch").filter(Condition::uuid(switches[j % 3])).mutation(Mutation::insert("ports", Datum::named_uuid(&name))));
+    }
+    let r = c.transact(NB, ops).await.unwrap();
+    assert_eq!(r.len(), 600);
+    for (j, pair) in r.chunks(2).enumerate() {
+        assert!(pair[0].uuid.is_some(), "insert {j} has its uuid");
+        assert_eq!(pair[1].count, Some(1), "mutate {j} matched its switch");
+    }
+    let sel = c.transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", "fold1").columns(["ports"])]).await.unwrap();
+    let ports = sel[0].rows.as_ref().unwrap()[0].get("ports").unwrap().len();
+    assert_eq!(ports, 100);
+    // The inserted rows' uuids are the ones now in the sets.
+    let all: Vec<Uuid> = r.iter().filter_map(|x| x.uuid).collect();
+    assert_eq!(all.len(), 300);
+
+    // A failing wait after folded mutations: reported at the caller's index (4), nothing applied.
+    let mut ops = Vec::new();
+    for j in 0..2 {
+        let name = format!("fq{j}");
+        ops.push(Operation::insert("Logical_Switch_Port").set("name", name.as_str()).uuid_name(&name));
+        ops.push(Operation::mutate("Logical_Switch").filter(Condition::uuid(switches[0])).mutation(Mutation::insert("ports", Datum::named_uuid(&name))));
+    }
+    ops.push(Operation::wait("Logical_Switch").where_eq("name", "fold0").columns(["name"]).timeout_ms(0));
+    match c.transact(NB, ops).await {
+        Err(Error::Transaction(t)) => assert_eq!(t.index, Some(4), "{t}"),
+        other => panic!("expected the wait to fail: {other:?}"),
+    }
+    let sel = c.transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", "fold0").columns(["ports"])]).await.unwrap();
+    assert_eq!(sel[0].rows.as_ref().unwrap()[0].get("ports").unwrap().len(), 100);
 }

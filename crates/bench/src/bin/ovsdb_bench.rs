@@ -380,8 +380,8 @@ fn probe_batch(p: &Params) -> Result<String> {
     check_count(&f, txns * p.batch)?;
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / txns as f64;
     Ok(format!(
-        "   where a {}-port transaction goes (ms per transaction, {txns} transactions): ours, one mutate per port: total {:.1} \
-         (schema check {:.1}, encode {:.1}); the same JSON on a plain socket (ovsdb-server alone) {:.1}; \
+        "   where a {}-port transaction goes (ms per transaction, {txns} transactions): ours, one mutate per port written (the client folds them per switch): total {:.1} \
+         (schema check {:.1}, encode {:.1}); that JSON unfolded on a plain socket (ovsdb-server alone) {:.1}; \
          ours with one mutate per switch (as the IDL sends) {:.1}",
         p.batch, per(total), per(check), per(encode), per(server), per(grouped)
     ))

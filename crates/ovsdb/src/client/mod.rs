@@ -183,10 +183,16 @@ impl Client {
     }
 
     /// Runs a transaction without checking it against the schema.
+    /// Set mutations of one row are folded into one (see the `fold` module); the results are one
+    /// per operation given, as always.
     pub async fn transact_unchecked(&self, db: &str, ops: Vec<Operation>) -> Result<Vec<OpResult>> {
-        let params = transact_params(db, &ops)?;
+        let f = crate::fold::fold(ops);
+        let params = transact_params(db, &f.ops)?;
         let raw = self.call_raw("transact", params).await?;
-        parse_transact_reply(&ops, &raw)
+        match parse_transact_reply(&f.ops, &raw) {
+            Ok(r) => Ok(f.results(r)),
+            Err(e) => Err(f.error(e)),
+        }
     }
 
     /// Starts a monitor. When this returns, the initial contents are the first event of the
