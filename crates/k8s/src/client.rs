@@ -1,16 +1,22 @@
 //! Small API-client helpers shared by the sandbox, the binaries' tests and the e2e suites: a client
 //! from a kubeconfig file, an idempotent create, polling until the API shows something, and YAML
-//! manifests (`deploy/`) read as JSON values.
+//! manifests (`deploy/`) read as JSON values, installed (the NAD CRD, RBAC objects).
 //!
 //! Owns no state; must not decide anything about networks (that is the controller's job).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::Client;
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::nad::NetworkAttachmentDefinition;
+
+/// How often the waits here poll.
+const EVERY: Duration = Duration::from_millis(100);
 
 /// What the helpers here can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -71,4 +77,52 @@ pub fn yaml_documents(text: &str) -> Result<Vec<Value>, ClientError> {
         .map(|d| Value::deserialize(d).map_err(|e| ClientError::Yaml(e.to_string())))
         .filter(|v| !matches!(v, Ok(Value::Null)))
         .collect()
+}
+
+/// Installs the NAD CRD from its manifest (idempotent), waits until it is Established and the NAD
+/// API answers, and returns the CRD as the API server has it.
+pub async fn install_nad_crd(client: &Client, crd_yaml: &str, timeout: Duration) -> Result<CustomResourceDefinition, ClientError> {
+    let doc = yaml_documents(crd_yaml)?.into_iter().next().ok_or_else(|| ClientError::Yaml("the CRD manifest holds no document".into()))?;
+    let crd: CustomResourceDefinition = serde_json::from_value(doc).map_err(|e| ClientError::Yaml(format!("not a CRD: {e}")))?;
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    create_or_exists(&api, &crd).await?;
+    let established = wait_for("the NAD CRD to be Established", timeout, EVERY, || async {
+        let c = api.get(&name).await.ok()?;
+        let ok = c.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+        ok.then_some(c)
+    })
+    .await?;
+    // Established can come a moment before the REST endpoint is served: list until it answers.
+    let nads: Api<NetworkAttachmentDefinition> = Api::all(client.clone());
+    wait_for("the NAD API to be served", timeout, EVERY, || async { nads.list(&Default::default()).await.ok() }).await?;
+    Ok(established)
+}
+
+/// Creates each RBAC object among `docs` (ServiceAccount, ClusterRole, ClusterRoleBinding, Role,
+/// RoleBinding; existing ones are left as they are); namespaced objects without a namespace go to
+/// `default_ns`.
+pub async fn create_rbac_objects(client: &Client, docs: &[Value], default_ns: &str) -> Result<(), ClientError> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    async fn create<K>(api: Api<K>, doc: &Value) -> Result<(), ClientError>
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let obj: K = serde_json::from_value(doc.clone()).map_err(|e| ClientError::Yaml(format!("{}: {e}", doc["kind"])))?;
+        create_or_exists(&api, &obj).await.map(drop)
+    }
+    for doc in docs {
+        let ns = doc["metadata"]["namespace"].as_str().unwrap_or(default_ns);
+        let c = client.clone();
+        match doc["kind"].as_str().unwrap_or_default() {
+            "ServiceAccount" => create(Api::<ServiceAccount>::namespaced(c, ns), doc).await?,
+            "ClusterRole" => create(Api::<ClusterRole>::all(c), doc).await?,
+            "ClusterRoleBinding" => create(Api::<ClusterRoleBinding>::all(c), doc).await?,
+            "Role" => create(Api::<Role>::namespaced(c, ns), doc).await?,
+            "RoleBinding" => create(Api::<RoleBinding>::namespaced(c, ns), doc).await?,
+            other => return Err(ClientError::Yaml(format!("unexpected kind {other:?} among RBAC objects"))),
+        }
+    }
+    Ok(())
 }

@@ -13,7 +13,6 @@ use daemons::kube::{find_apiserver_bin, KubeApiServer, KubeConfig};
 use k8s::nad::NetworkAttachmentDefinition;
 use k8s::status::{INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::Client;
 use serde_json::json;
@@ -73,15 +72,7 @@ where
 pub fn install(kubeconfig: &Path) -> Result<(), Error> {
     runtime()?.block_on(async {
         let c = client(kubeconfig).await?;
-        let doc = k8s::client::yaml_documents(CRD_YAML)
-            .map_err(step)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Step("deploy/crd.yaml holds no document".into()))?;
-        let crd: CustomResourceDefinition = serde_json::from_value(doc).map_err(|e| Error::Step(format!("deploy/crd.yaml: {e}")))?;
-        create_or_exists(&Api::<CustomResourceDefinition>::all(c.clone()), &crd).await?;
-        let all: Api<NetworkAttachmentDefinition> = Api::all(c.clone());
-        poll("the NAD API", Duration::from_secs(30), || async { all.list(&Default::default()).await.ok() }).await?;
+        k8s::client::install_nad_crd(&c, CRD_YAML, Duration::from_secs(30)).await.map_err(step)?;
         let namespaces: Api<Namespace> = Api::all(c);
         for ns in [NAMESPACE, "kubetron"] {
             let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).map_err(|e| Error::Step(e.to_string()))?;

@@ -11,8 +11,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use daemons::kube::{find_apiserver_bin, KubeApiServer, KubeConfig};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 use kube::Client;
@@ -224,28 +223,20 @@ pub fn deploy_docs(file: &str) -> Vec<Value> {
 
 /// Installs deploy/crd.yaml (idempotent) and waits until it is Established and the NAD API is served.
 pub async fn install_crd(client: &Client) -> CustomResourceDefinition {
-    let docs = deploy_docs("crd.yaml");
-    assert_eq!(docs.len(), 1, "crd.yaml holds one CRD");
-    let crd: CustomResourceDefinition = serde_json::from_value(docs[0].clone()).expect("crd.yaml is a CRD");
-    let name = crd.metadata.name.clone().expect("CRD name");
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    create_or_exists(&api, &crd).await;
-    let established = wait_for("the NAD CRD to be Established", Duration::from_secs(30), || async {
-        let c = api.get(&name).await.ok()?;
-        let ok = c.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Established" && c.status == "True");
-        ok.then_some(c)
-    })
-    .await;
-    // Established can come a moment before the REST endpoint is served: list until it answers.
-    let nads: Api<k8s::nad::NetworkAttachmentDefinition> = Api::all(client.clone());
-    wait_for("the NAD API to be served", Duration::from_secs(30), || async { nads.list(&Default::default()).await.ok() }).await;
-    established
+    let text = std::fs::read_to_string(deploy_dir().join("crd.yaml")).expect("deploy/crd.yaml");
+    assert_eq!(deploy_docs("crd.yaml").len(), 1, "crd.yaml holds one CRD");
+    k8s::client::install_nad_crd(client, &text, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Applies every object of deploy/rbac-*.yaml (create; existing objects are left as they are) and the
 /// `kubetron` namespace they live in.
 pub async fn apply_rbac(client: &Client) {
     create_namespace(client, KUBETRON_NS, &[]).await;
+    k8s::client::create_rbac_objects(client, &rbac_docs(), KUBETRON_NS).await.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Every document of deploy/rbac-*.yaml.
+pub fn rbac_docs() -> Vec<Value> {
     let mut files: Vec<String> = std::fs::read_dir(deploy_dir())
         .expect("deploy dir")
         .map(|e| e.expect("dir entry").file_name().into_string().expect("utf-8 name"))
@@ -253,26 +244,7 @@ pub async fn apply_rbac(client: &Client) {
         .collect();
     files.sort();
     assert!(files.len() >= 3, "rbac manifests: {files:?}");
-    for f in &files {
-        for doc in deploy_docs(f) {
-            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
-            let ns = doc["metadata"]["namespace"].as_str().unwrap_or(KUBETRON_NS).to_string();
-            macro_rules! apply {
-                ($t:ty, $api:expr) => {{
-                    let obj: $t = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{f}: {kind}: {e}"));
-                    create_or_exists(&$api, &obj).await;
-                }};
-            }
-            match kind.as_str() {
-                "ServiceAccount" => apply!(ServiceAccount, Api::<ServiceAccount>::namespaced(client.clone(), &ns)),
-                "ClusterRole" => apply!(ClusterRole, Api::<ClusterRole>::all(client.clone())),
-                "ClusterRoleBinding" => apply!(ClusterRoleBinding, Api::<ClusterRoleBinding>::all(client.clone())),
-                "Role" => apply!(Role, Api::<Role>::namespaced(client.clone(), &ns)),
-                "RoleBinding" => apply!(RoleBinding, Api::<RoleBinding>::namespaced(client.clone(), &ns)),
-                other => panic!("{f}: unexpected kind {other}"),
-            }
-        }
-    }
+    files.iter().flat_map(|f| deploy_docs(f)).collect()
 }
 
 /// The message of an API error (what a client shows its user).

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use kube::Client;
 use serde_json::Value;
@@ -84,11 +82,8 @@ pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str
 
 /// deploy/crd.yaml, waited until the NAD API is served.
 pub async fn install_crd(client: &Client) {
-    let docs = deploy_docs("crd.yaml");
-    let crd: CustomResourceDefinition = serde_json::from_value(docs[0].clone()).expect("crd.yaml is a CRD");
-    create_or_exists(&Api::<CustomResourceDefinition>::all(client.clone()), &crd).await;
-    let nads: Api<k8s::nad::NetworkAttachmentDefinition> = Api::all(client.clone());
-    wait_for("the NAD API to be served", Duration::from_secs(30), || async { nads.list(&Default::default()).await.ok() }).await;
+    let text = std::fs::read_to_string(deploy_dir().join("crd.yaml")).expect("deploy/crd.yaml");
+    k8s::client::install_nad_crd(client, &text, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The `kubetron` namespace and every object of deploy/rbac-*.yaml.
@@ -100,27 +95,8 @@ pub async fn apply_rbac(client: &Client) {
         .filter(|n| n.starts_with("rbac-") && n.ends_with(".yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "rbac manifests: {files:?}");
-    for f in &files {
-        for doc in deploy_docs(f) {
-            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
-            let ns = doc["metadata"]["namespace"].as_str().unwrap_or(KUBETRON_NS).to_string();
-            macro_rules! apply {
-                ($t:ty, $api:expr) => {{
-                    let obj: $t = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{f}: {kind}: {e}"));
-                    create_or_exists(&$api, &obj).await;
-                }};
-            }
-            match kind.as_str() {
-                "ServiceAccount" => apply!(ServiceAccount, Api::<ServiceAccount>::namespaced(client.clone(), &ns)),
-                "ClusterRole" => apply!(ClusterRole, Api::<ClusterRole>::all(client.clone())),
-                "ClusterRoleBinding" => apply!(ClusterRoleBinding, Api::<ClusterRoleBinding>::all(client.clone())),
-                "Role" => apply!(Role, Api::<Role>::namespaced(client.clone(), &ns)),
-                "RoleBinding" => apply!(RoleBinding, Api::<RoleBinding>::namespaced(client.clone(), &ns)),
-                other => panic!("{f}: unexpected kind {other}"),
-            }
-        }
-    }
+    let docs: Vec<Value> = files.iter().flat_map(|f| deploy_docs(f)).collect();
+    k8s::client::create_rbac_objects(client, &docs, KUBETRON_NS).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A child process of the test, with its output in a log file; killed by its pid on drop. When the test
