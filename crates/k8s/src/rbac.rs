@@ -30,7 +30,7 @@ pub const CONTROLLER_LEASE_NAME: &str = "kubetron-controller";
 /// Lease in its namespace.
 pub const CONTROLLER: &[Permission] = &[
     cluster("", "pods", &["get", "list", "watch", "patch"]),
-    cluster("", "namespaces", &["list"]),
+    cluster("", "namespaces", &["list", "watch"]),
     cluster("", "events", &["create", "patch"]),
     cluster("k8s.cni.cncf.io", "network-attachment-definitions", &["get", "list", "watch", "create", "update", "delete"]),
     Permission {

@@ -523,7 +523,8 @@ fn nad_sync_mirrors_marked_switches() {
         let nb = k8s::controller::Nb::start(ovsdb::Client::connect_to(&central.nb_remote()).await.unwrap()).await.unwrap();
         let (_leader_tx, leader) = tokio::sync::watch::channel(true);
         let settings = k8s::nadsync::SyncSettings::new("tcp:198.51.100.1:6641");
-        let task = tokio::spawn(k8s::nadsync::run(ctl, nb, settings, leader, Duration::from_millis(100), Duration::from_secs(2)));
+        // A periodic resync far beyond the test: everything below is driven by OVN and API events.
+        let task = tokio::spawn(k8s::nadsync::run(ctl, nb, settings, leader, Duration::from_millis(100), Duration::from_secs(600)));
 
         let in_a: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &a);
         let in_b: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &b);
@@ -550,7 +551,7 @@ fn nad_sync_mirrors_marked_switches() {
         wait_for("the NAD in b to go", Duration::from_secs(20), || async { get(&in_b, &net).await.is_none().then_some(()) }).await;
         assert!(get(&in_a, &net).await.is_some());
 
-        // A synced NAD deleted or edited by hand is repaired by the periodic resync.
+        // A synced NAD deleted or edited by hand is repaired (the sync watches its NADs).
         in_a.delete(&net, &DeleteParams::default()).await.unwrap();
         let mut edited = get(&in_a, &phys).await.unwrap();
         edited.spec.config = KUBETRON_CONFIG.to_string();
@@ -559,6 +560,22 @@ fn nad_sync_mirrors_marked_switches() {
         wait_for("the edited NAD to be restored", Duration::from_secs(20), || async {
             let n = get(&in_a, &phys).await?;
             (n.spec.config == phys_a.spec.config).then_some(())
+        })
+        .await;
+
+        // A switch for every namespace ("*") reaches a namespace created afterwards.
+        let every = unique("every");
+        nbctl(&["ls-add", &every, "--", "set", "Logical_Switch", &every, "external_ids:kubetron.io/namespaces=*"]);
+        wait_for("the * NAD in b", Duration::from_secs(20), || get(&in_b, &every)).await;
+        let c = unique("sync-c");
+        create_namespace(&admin, &c, &[]).await;
+        let in_c: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &c);
+        wait_for("the * NAD in a namespace made later", Duration::from_secs(20), || get(&in_c, &every)).await;
+        nbctl(&["destroy", "Logical_Switch", &every]);
+        wait_for("the * NADs to go", Duration::from_secs(20), || async {
+            let n: Api<NetworkAttachmentDefinition> = Api::all(admin.clone());
+            let left = n.list(&ListParams::default()).await.ok()?.items.into_iter().filter(|x| x.metadata.name.as_deref() == Some(every.as_str())).count();
+            (left == 0).then_some(())
         })
         .await;
 

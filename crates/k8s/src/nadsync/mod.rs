@@ -9,7 +9,9 @@
 //!
 //! - [`desired`]: the Northbound view -> the NADs that should exist (pure).
 //! - [`apply`]: makes the API match: creates, updates and deletes NADs that carry the sync label.
-//! - [`run`]: re-syncs on every Northbound change and periodically, while this replica leads.
+//! - [`run`]: re-syncs on every Northbound change, on namespace and synced-NAD events (a new
+//!   namespace for `*`, a synced NAD edited or deleted by hand), and periodically, while this
+//!   replica leads.
 //!
 //! Reads OVN, never writes it. Must not touch NADs without [`SYNCED_LABEL`] (hand-made ones win a
 //! name clash; the clash is logged and reported).
@@ -19,10 +21,14 @@ mod desired;
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 use tokio::sync::watch;
+
+use crate::nad::NetworkAttachmentDefinition;
 
 use crate::controller::Nb;
 
@@ -48,11 +54,20 @@ pub async fn sync_once(client: &Client, nb: &Nb, settings: &SyncSettings) -> Res
     apply(client, &desired_nads(&switches, &all, settings)).await
 }
 
-/// Keeps NADs in sync with the marked switches: after every Northbound change (coalesced over
-/// `debounce`) and every `resync` (to repair hand edits and pick up new namespaces), while
-/// `leader` is true. Failures are logged and retried at the next trigger.
+/// Keeps NADs in sync with the marked switches: after every Northbound change, every namespace
+/// or synced-NAD event (coalesced over `debounce`), and every `resync`, while `leader` is true.
+/// Failures are logged and retried at the next trigger.
 pub async fn run(client: Client, nb: Nb, settings: SyncSettings, mut leader: watch::Receiver<bool>, debounce: Duration, resync: Duration) {
     let mut changes = nb.replica().subscribe();
+    // Kubernetes events that call for a full sync; what they carry does not matter.
+    let namespaces = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()).default_backoff().map(|_| ());
+    let synced = watcher(
+        Api::<NetworkAttachmentDefinition>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{SYNCED_LABEL}={SYNCED_VALUE}")),
+    )
+    .default_backoff()
+    .map(|_| ());
+    let mut kube_events = futures::stream::select(namespaces, synced).boxed();
     let mut last: Option<Vec<MarkedSwitch>> = None;
     let mut next_full = tokio::time::Instant::now();
     loop {
@@ -85,6 +100,15 @@ pub async fn run(client: Client, nb: Nb, settings: SyncSettings, mut leader: wat
                     return;
                 }
                 tokio::time::sleep(debounce).await;
+            }
+            e = kube_events.next() => {
+                if e.is_none() {
+                    return;
+                }
+                tokio::time::sleep(debounce).await;
+                // Take what else arrived meanwhile, then sync everything.
+                while futures::FutureExt::now_or_never(kube_events.next()).flatten().is_some() {}
+                next_full = tokio::time::Instant::now();
             }
             r = leader.changed() => {
                 if r.is_err() {
