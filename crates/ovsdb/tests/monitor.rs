@@ -194,3 +194,28 @@ async fn replica_follows_optional_columns() {
         assert!(got.is_ok(), "replica has enabled={:?}, server has {value}", enabled(&rep.snapshot()));
     }
 }
+
+/// A monitor asking for all columns (none listed) gets every schema column of the rows and not
+/// the server's `_version`, which ovsdb-server adds when a request lists no columns.
+#[tokio::test]
+async fn all_columns_means_the_schema_columns() {
+    let nb = start_nb(false);
+    let c = connect(&nb.server.unix_remote()).await;
+    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "all").set("external_ids", Datum::map([("k", "v")]))]).await.unwrap();
+    for method in [MonitorMethod::Monitor, MonitorMethod::Cond, MonitorMethod::CondSince] {
+        let mut m = c.monitor(MonitorRequest::new(NB).method(method).table(MonitorTable::new("Logical_Switch"))).await.unwrap();
+        let MonitorEvent::Reset(init) = next_event(&mut m).await else { panic!("expected reset") };
+        let row = init.tables[0]
+            .rows
+            .iter()
+            .find_map(|(_, u)| match u {
+                RowUpdate::Insert(r) | RowUpdate::Replace(r) => Some(r.clone()),
+                _ => None,
+            })
+            .expect("the row");
+        assert_eq!(row.str("name"), "all", "{method:?}");
+        assert_eq!(row.map_str("external_ids", "k"), Some("v"), "{method:?}");
+        assert!(row.get("_version").is_none(), "{method:?}: _version sent: {row:?}");
+        m.cancel().await.unwrap();
+    }
+}

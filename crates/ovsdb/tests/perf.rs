@@ -77,12 +77,7 @@ async fn initial_sync_100k_rows() {
     assert_eq!(snap.find_map("Address_Set", "external_ids", "owner", "pod-9999").len(), 1);
     eprintln!("initial sync of {n} rows: {took:?} wall, {cpu:.2} s CPU in this process, {scpu:.2} s CPU in ovsdb-server, RSS {rss0:.0} MB -> {rss1:.0} MB");
     if release {
-        // Wall time is dominated by ovsdb-server composing the reply and by machine load; the
-        // client's own share is its CPU time.
-        assert!(cpu < 2.0, "client CPU for the initial sync: {cpu} s");
-        if took > Duration::from_secs(1) {
-            eprintln!("NOTE: wall time {took:?} over 1 s (ovsdb-server used {scpu:.2} s CPU; machine load?)");
-        }
+        // Speed is bench/ovsdb's business; memory is a property of the replica.
         assert!(rss1 < 200.0, "RSS {rss1} MB");
     }
     // A round trip after the load is still quick.

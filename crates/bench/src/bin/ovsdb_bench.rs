@@ -252,11 +252,19 @@ fn preloaded(p: &Params) -> Result<(Fresh, Duration)> {
 
 /// Sends a monitor_cond for the port table on a plain unix socket and reads until the reply's
 /// JSON object closes (a byte scanner, no parsing): the server's time plus the kernel's.
+/// The monitor request our client sends for "all columns" of the port table: the schema's
+/// column list (see `ovsdb::MonitorTable::columns`), so that the probes below time the same request.
+fn lsp_all_columns() -> Result<Value> {
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(daemons::schemas::NB)?)?;
+    let cols: Vec<&String> = schema["tables"][LSP]["columns"].as_object().ok_or_else(|| anyhow!("no {LSP} in the NB schema"))?.keys().collect();
+    Ok(serde_json::json!({LSP: [{"columns": cols}]}))
+}
+
 fn raw_socket_monitor(remote: &str) -> Result<(Duration, usize)> {
     let path = remote.strip_prefix("unix:").ok_or_else(|| anyhow!("not a unix remote: {remote}"))?;
     let t = Instant::now();
     let mut s = std::os::unix::net::UnixStream::connect(path)?;
-    let req = serde_json::json!({"id": 1, "method": "monitor_cond", "params": [DB, "plain", {LSP: [{}]}]});
+    let req = serde_json::json!({"id": 1, "method": "monitor_cond", "params": [DB, "plain", lsp_all_columns()?]});
     let (_, n) = raw_request(&mut s, req.to_string().as_bytes())?;
     Ok((t.elapsed(), n))
 }
@@ -413,7 +421,7 @@ fn sync_child(remote: &str, rows: usize, phases: bool) -> Result<()> {
             };
             drop(m);
             // The same request through call_raw (framing only, no decoding), then decoding alone.
-            let params = serde_json::to_vec(&serde_json::json!([DB, "raw", {LSP: [{}]}]))?;
+            let params = serde_json::to_vec(&serde_json::json!([DB, "raw", lsp_all_columns()?]))?;
             let t = Instant::now();
             let body = c.call_raw("monitor_cond", params).await?;
             let t_raw = t.elapsed();
