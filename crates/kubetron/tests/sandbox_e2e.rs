@@ -9,6 +9,21 @@ fn kubetron(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// The pids `sandbox status` lists as running.
+fn running_pids(status: &str) -> Vec<i32> {
+    status.lines().filter(|l| l.contains("running")).filter_map(|l| l.split_whitespace().nth(2)?.parse().ok()).collect()
+}
+
+/// After `down`: no state directory, none of `pids` running, no namespace with `prefix`.
+fn assert_all_gone(dir: &std::path::Path, pids: &[i32], prefix: &str) {
+    assert!(!dir.exists());
+    for p in pids {
+        assert!(!daemons::process::is_running(*p), "daemon {p} still running after down");
+    }
+    let netns = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+    assert!(!netns.contains(prefix), "{netns}");
+}
+
 #[test]
 fn sandbox_up_twice_status_down() {
     let tmp = tempfile::tempdir().unwrap();
@@ -35,21 +50,12 @@ fn sandbox_up_twice_status_down() {
     let (code, st) = kubetron(&["sandbox", "status", "--dir", dir_s]);
     assert_eq!(code, 0, "{st}");
     assert_eq!(st.matches("running").count(), 9, "3 central + 3 per chassis: {st}");
-    let pids: Vec<i32> = st
-        .lines()
-        .filter(|l| l.contains("running"))
-        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
-        .collect();
+    let pids = running_pids(&st);
     assert_eq!(pids.len(), 9);
 
     let (code, down) = cleanup();
     assert_eq!(code, 0, "{down}");
-    assert!(!dir.exists());
-    for p in pids {
-        assert!(!daemons::process::is_running(p), "daemon {p} still running after down");
-    }
-    let netns = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
-    assert!(!netns.contains(&prefix), "{netns}");
+    assert_all_gone(&dir, &pids, &prefix);
     let (code, st) = kubetron(&["sandbox", "status", "--dir", dir_s]);
     assert_eq!(code, 3, "{st}");
 }
@@ -103,20 +109,11 @@ fn sandbox_with_kube() {
     let (code, st) = kubetron(&["sandbox", "status", "--dir", dir_s]);
     assert_eq!(code, 0, "{st}");
     assert!(st.contains("Kubernetes API https://127.0.0.1:"), "{st}");
-    let pids: Vec<i32> = st
-        .lines()
-        .filter(|l| l.contains("running"))
-        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
-        .collect();
+    let pids = running_pids(&st);
     // 3 central + 3 chassis + etcd + kube-apiserver + controller.
     assert_eq!(pids.len(), 9, "{st}");
 
     let (code, down) = cleanup();
     assert_eq!(code, 0, "{down}");
-    assert!(!dir.exists());
-    for p in pids {
-        assert!(!daemons::process::is_running(p), "daemon {p} still running after down");
-    }
-    let netns = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
-    assert!(!netns.contains(&prefix), "{netns}");
+    assert_all_gone(&dir, &pids, &prefix);
 }
