@@ -170,11 +170,7 @@ pub struct NetConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev_result: Option<Value>,
     /// GC: attachments that must be kept.
-    #[serde(
-        rename = "cni.dev/valid-attachments",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "cni.dev/valid-attachments", default, skip_serializing_if = "Option::is_none")]
     pub valid_attachments: Option<Vec<Attachment>>,
     /// kubetron's fields.
     #[serde(flatten)]
@@ -185,30 +181,22 @@ impl NetConf {
     /// Parses a config from JSON bytes: not JSON -> code 6; wrong shape -> code 7;
     /// unsupported `cniVersion` -> code 1; bad values -> code 7 (see [`NetConf::validate`]).
     pub fn parse(bytes: &[u8]) -> Result<NetConf, CniError> {
-        let v: Value = serde_json::from_slice(bytes)
-            .map_err(|e| CniError::decode(format!("network config is not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| CniError::decode(format!("network config is not JSON: {e}")))?;
         NetConf::from_value(v)
     }
 
     /// As [`NetConf::parse`], from a JSON value.
     pub fn from_value(v: Value) -> Result<NetConf, CniError> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| CniError::decode("network config is not a JSON object"))?;
+        let obj = v.as_object().ok_or_else(|| CniError::decode("network config is not a JSON object"))?;
         // Version first: an unsupported version is code 1 whatever else is wrong.
         match obj.get("cniVersion") {
             Some(Value::String(s)) => {
                 Version::supported(s)?;
             }
-            Some(other) => {
-                return Err(CniError::decode(format!(
-                    "cniVersion must be a string, got {other}"
-                )))
-            }
+            Some(other) => return Err(CniError::decode(format!("cniVersion must be a string, got {other}"))),
             None => return Err(CniError::invalid_config("network config has no cniVersion")),
         }
-        let conf: NetConf = serde_json::from_value(v)
-            .map_err(|e| CniError::invalid_config(format!("invalid network config: {e}")))?;
+        let conf: NetConf = serde_json::from_value(v).map_err(|e| CniError::invalid_config(format!("invalid network config: {e}")))?;
         conf.validate()?;
         Ok(conf)
     }
@@ -220,46 +208,26 @@ impl NetConf {
 
     /// The OVN logical switch: `logical_switch`, or the network name.
     pub fn logical_switch(&self) -> &str {
-        self.kubetron
-            .logical_switch
-            .as_deref()
-            .unwrap_or(&self.name)
+        self.kubetron.logical_switch.as_deref().unwrap_or(&self.name)
     }
 
     /// The typed `prevResult`, if any.
     pub fn prev_result(&self) -> Result<Option<CniResult>, CniError> {
-        self.prev_result
-            .as_ref()
-            .map(CniResult::from_value)
-            .transpose()
+        self.prev_result.as_ref().map(CniResult::from_value).transpose()
     }
 
     /// IPs requested by `runtimeConfig.ips` and `args.cni.ips` (plain addresses get a host prefix).
     pub fn requested_ips(&self) -> Result<Vec<IpNet>, CniError> {
         let mut out = Vec::new();
-        let mut raw: Vec<String> = self
-            .runtime_config
-            .as_ref()
-            .map(|r| r.ips.clone())
-            .unwrap_or_default();
-        if let Some(ips) = self
-            .args
-            .as_ref()
-            .and_then(|a| a.get("cni"))
-            .and_then(|c| c.get("ips"))
-            .and_then(Value::as_array)
-        {
+        let mut raw: Vec<String> = self.runtime_config.as_ref().map(|r| r.ips.clone()).unwrap_or_default();
+        if let Some(ips) = self.args.as_ref().and_then(|a| a.get("cni")).and_then(|c| c.get("ips")).and_then(Value::as_array) {
             raw.extend(ips.iter().filter_map(Value::as_str).map(str::to_string));
         }
         for s in raw {
             let net = s
                 .parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    CniError::invalid_config(format!(
-                        "requested IP {s:?} is not an address or CIDR"
-                    ))
-                })?;
+                .map_err(|_| CniError::invalid_config(format!("requested IP {s:?} is not an address or CIDR")))?;
             if !out.contains(&net) {
                 out.push(net);
             }
@@ -277,9 +245,7 @@ impl NetConf {
             )));
         }
         if self.plugin_type.is_empty() {
-            return Err(CniError::invalid_config(
-                "network config has an empty \"type\"",
-            ));
+            return Err(CniError::invalid_config("network config has an empty \"type\""));
         }
         let k = &self.kubetron;
         if let Some(ls) = &k.logical_switch {
@@ -294,16 +260,10 @@ impl NetConf {
             }
         }
         if k.bridge.is_empty() || k.bridge.len() > 15 || k.bridge.contains(['/', ':', ' ']) {
-            return Err(CniError::invalid_config(format!(
-                "bridge {:?} is not a valid interface name",
-                k.bridge
-            )));
+            return Err(CniError::invalid_config(format!("bridge {:?} is not a valid interface name", k.bridge)));
         }
         if !(68..=65535).contains(&k.mtu) {
-            return Err(CniError::invalid_config(format!(
-                "mtu {} is out of range 68..=65535",
-                k.mtu
-            )));
+            return Err(CniError::invalid_config(format!("mtu {} is out of range 68..=65535", k.mtu)));
         }
         if k.port_up_timeout_ms > 600_000 {
             return Err(CniError::invalid_config(format!(
@@ -313,9 +273,7 @@ impl NetConf {
         }
         if let Some(mac) = self.runtime_config.as_ref().and_then(|r| r.mac.as_deref()) {
             if !valid_mac(mac) {
-                return Err(CniError::invalid_config(format!(
-                    "runtimeConfig.mac {mac:?} is not a MAC address"
-                )));
+                return Err(CniError::invalid_config(format!("runtimeConfig.mac {mac:?} is not a MAC address")));
             }
         }
         self.requested_ips()?;
@@ -326,32 +284,24 @@ impl NetConf {
 /// Network names: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$` (as libcni checks).
 pub fn valid_network_name(s: &str) -> bool {
     let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphanumeric())
-        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    matches!(b.next(), Some(c) if c.is_ascii_alphanumeric()) && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn valid_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_hexdigit()))
+    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// OVSDB remotes: `unix:PATH`, `tcp:HOST:PORT`, `ssl:HOST:PORT`.
 fn check_remote(field: &str, r: &str) -> Result<(), CniError> {
     let ok = match r.split_once(':') {
         Some(("unix", path)) => !path.is_empty(),
-        Some(("tcp" | "ssl", hp)) => hp
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)),
+        Some(("tcp" | "ssl", hp)) => hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)),
         _ => false,
     };
     if ok {
         Ok(())
     } else {
-        Err(CniError::invalid_config(format!(
-            "{field} {r:?} is not an OVSDB remote (unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT)"
-        )))
+        Err(CniError::invalid_config(format!("{field} {r:?} is not an OVSDB remote (unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT)")))
     }
 }

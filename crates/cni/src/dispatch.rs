@@ -79,18 +79,9 @@ where
             (1, e.to_json_bytes(&version_hint))
         }
         Err(p) => {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
             tracing::error!(panic = %what, "CNI plugin panicked");
-            (
-                1,
-                CniError::internal("plugin panicked")
-                    .with_details(what)
-                    .to_json_bytes(&version_hint),
-            )
+            (1, CniError::internal("plugin panicked").with_details(what).to_json_bytes(&version_hint))
         }
     }
 }
@@ -98,20 +89,11 @@ where
 /// Runs the plugin as a process would: real environment, stdin, stdout. Returns the exit code.
 pub fn run_process(plugin: &impl Plugin) -> i32 {
     let mut stdin = Vec::new();
-    let vars: Vec<(String, String)> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
+    let vars: Vec<(String, String)> =
+        std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect();
     let (code, out) = match std::io::stdin().read_to_end(&mut stdin) {
         Ok(_) => run(vars, &stdin, plugin),
-        Err(e) => (
-            1,
-            CniError::io(format!("cannot read stdin: {e}")).to_json_bytes(CURRENT_VERSION),
-        ),
+        Err(e) => (1, CniError::io(format!("cannot read stdin: {e}")).to_json_bytes(CURRENT_VERSION)),
     };
     let mut so = std::io::stdout().lock();
     if so.write_all(&out).and_then(|_| so.flush()).is_err() {
@@ -124,11 +106,7 @@ pub fn run_process(plugin: &impl Plugin) -> i32 {
 fn stdin_version(stdin: &[u8]) -> String {
     serde_json::from_slice::<Value>(stdin)
         .ok()
-        .and_then(|v| {
-            v.get("cniVersion")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .and_then(|v| v.get("cniVersion").and_then(Value::as_str).map(str::to_string))
         .filter(|s| Version::supported(s).is_ok())
         .unwrap_or_else(|| CURRENT_VERSION.to_string())
 }
@@ -143,8 +121,7 @@ where
     if env.command == Command::Version {
         return version_output(stdin);
     }
-    let raw: Value = serde_json::from_slice(stdin)
-        .map_err(|e| CniError::decode(format!("network config on stdin is not JSON: {e}")))?;
+    let raw: Value = serde_json::from_slice(stdin).map_err(|e| CniError::decode(format!("network config on stdin is not JSON: {e}")))?;
     let config = NetConf::from_value(raw.clone())?;
     let version = config.version()?;
     let min = match env.command {
@@ -154,10 +131,7 @@ where
     };
     if let Some(min) = min {
         if version < min {
-            return Err(CniError::incompatible_version(format!(
-                "{} needs cniVersion >= {min}, config is {version}",
-                env.command
-            )));
+            return Err(CniError::incompatible_version(format!("{} needs cniVersion >= {min}, config is {version}", env.command)));
         }
     }
     let prev_result = match (env.command, config.prev_result()) {
@@ -170,24 +144,16 @@ where
         (_, Err(e)) => return Err(e),
     };
     if env.command == Command::Check && prev_result.is_none() {
-        return Err(CniError::invalid_config(
-            "CHECK needs prevResult in the network config",
-        ));
+        return Err(CniError::invalid_config("CHECK needs prevResult in the network config"));
     }
-    let req = Request {
-        env,
-        config,
-        raw_config: raw,
-        prev_result,
-    };
+    let req = Request { env, config, raw_config: raw, prev_result };
     tracing::debug!(command = %req.command(), container = req.container_id(), ifname = req.ifname(), network = %req.config.name, "CNI request");
     match req.command() {
         Command::Add => {
             let mut result = plugin.add(&req)?;
             result.cni_version = req.config.cni_version.clone();
             let v = result.to_version(&req.config.cni_version)?;
-            serde_json::to_vec(&v)
-                .map_err(|e| CniError::internal(format!("cannot encode result: {e}")))
+            serde_json::to_vec(&v).map_err(|e| CniError::internal(format!("cannot encode result: {e}")))
         }
         Command::Del => plugin.del(&req).map(|_| Vec::new()),
         Command::Check => plugin.check(&req).map(|_| Vec::new()),
@@ -203,12 +169,10 @@ where
 /// VERSION: stdin may carry `{"cniVersion": "..."}` (or nothing); the answer lists what we support.
 fn version_output(stdin: &[u8]) -> Result<Vec<u8>, CniError> {
     if !stdin.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = serde_json::from_slice(stdin)
-            .map_err(|e| CniError::decode(format!("VERSION input is not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(stdin).map_err(|e| CniError::decode(format!("VERSION input is not JSON: {e}")))?;
         if let Some(s) = v.get("cniVersion").and_then(Value::as_str) {
             Version::parse(s)?;
         }
     }
-    serde_json::to_vec(&VersionInfo::current())
-        .map_err(|e| CniError::internal(format!("cannot encode version info: {e}")))
+    serde_json::to_vec(&VersionInfo::current()).map_err(|e| CniError::internal(format!("cannot encode version info: {e}")))
 }

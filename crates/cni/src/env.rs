@@ -36,11 +36,7 @@ impl FromStr for Command {
             "GC" => Command::Gc,
             "VERSION" => Command::Version,
             "" => return Err(CniError::invalid_env("CNI_COMMAND is missing")),
-            other => {
-                return Err(CniError::invalid_env(format!(
-                    "CNI_COMMAND {other:?} is unknown (ADD, DEL, CHECK, STATUS, GC, VERSION)"
-                )))
-            }
+            other => return Err(CniError::invalid_env(format!("CNI_COMMAND {other:?} is unknown (ADD, DEL, CHECK, STATUS, GC, VERSION)"))),
         })
     }
 }
@@ -75,13 +71,7 @@ pub struct CniArgs {
     pub pairs: Vec<(String, String)>,
 }
 
-const KNOWN_ARGS: [&str; 5] = [
-    "K8S_POD_NAMESPACE",
-    "K8S_POD_NAME",
-    "K8S_POD_UID",
-    "K8S_POD_INFRA_CONTAINER_ID",
-    "IgnoreUnknown",
-];
+const KNOWN_ARGS: [&str; 5] = ["K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_UID", "K8S_POD_INFRA_CONTAINER_ID", "IgnoreUnknown"];
 
 impl CniArgs {
     /// Parses CNI_ARGS. A pair without `=` is an error; unknown keys are an error unless
@@ -89,13 +79,9 @@ impl CniArgs {
     pub fn parse(s: &str) -> Result<CniArgs, CniError> {
         let mut a = CniArgs::default();
         for pair in s.split(';').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').ok_or_else(|| {
-                CniError::invalid_env(format!("CNI_ARGS: {pair:?} is not KEY=VALUE"))
-            })?;
+            let (k, v) = pair.split_once('=').ok_or_else(|| CniError::invalid_env(format!("CNI_ARGS: {pair:?} is not KEY=VALUE")))?;
             if k.is_empty() {
-                return Err(CniError::invalid_env(format!(
-                    "CNI_ARGS: {pair:?} has an empty key"
-                )));
+                return Err(CniError::invalid_env(format!("CNI_ARGS: {pair:?} has an empty key")));
             }
             match k {
                 "K8S_POD_NAMESPACE" => a.pod_namespace = Some(v.to_string()),
@@ -106,11 +92,7 @@ impl CniArgs {
                     a.ignore_unknown = match v {
                         "1" | "true" | "True" | "TRUE" | "t" | "T" => true,
                         "0" | "false" | "False" | "FALSE" | "f" | "F" | "" => false,
-                        _ => {
-                            return Err(CniError::invalid_env(format!(
-                                "CNI_ARGS: IgnoreUnknown={v:?} is not a boolean"
-                            )))
-                        }
+                        _ => return Err(CniError::invalid_env(format!("CNI_ARGS: IgnoreUnknown={v:?} is not a boolean"))),
                     }
                 }
                 _ => {}
@@ -118,14 +100,8 @@ impl CniArgs {
             a.pairs.push((k.to_string(), v.to_string()));
         }
         if !a.ignore_unknown {
-            if let Some((k, _)) = a
-                .pairs
-                .iter()
-                .find(|(k, _)| !KNOWN_ARGS.contains(&k.as_str()))
-            {
-                return Err(CniError::invalid_env(format!(
-                    "CNI_ARGS: unknown key {k:?} (set IgnoreUnknown=1 to allow)"
-                )));
+            if let Some((k, _)) = a.pairs.iter().find(|(k, _)| !KNOWN_ARGS.contains(&k.as_str())) {
+                return Err(CniError::invalid_env(format!("CNI_ARGS: unknown key {k:?} (set IgnoreUnknown=1 to allow)")));
             }
         }
         Ok(a)
@@ -133,11 +109,7 @@ impl CniArgs {
 
     /// The value of any key.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -175,21 +147,9 @@ impl Env {
         let command: Command = get("CNI_COMMAND").unwrap_or("").parse()?;
         let needs_container = matches!(command, Command::Add | Command::Del | Command::Check);
         let mut missing = Vec::new();
-        let container_id = if needs_container {
-            get("CNI_CONTAINERID")
-        } else {
-            None
-        };
-        let ifname = if needs_container {
-            get("CNI_IFNAME")
-        } else {
-            None
-        };
-        let netns = if needs_container {
-            get("CNI_NETNS")
-        } else {
-            None
-        };
+        let container_id = if needs_container { get("CNI_CONTAINERID") } else { None };
+        let ifname = if needs_container { get("CNI_IFNAME") } else { None };
+        let netns = if needs_container { get("CNI_NETNS") } else { None };
         if needs_container {
             if container_id.is_none() {
                 missing.push("CNI_CONTAINERID");
@@ -201,22 +161,13 @@ impl Env {
                 missing.push("CNI_NETNS");
             }
         }
-        let path: Vec<PathBuf> = get("CNI_PATH")
-            .map(|p| {
-                p.split(':')
-                    .filter(|s| !s.is_empty())
-                    .map(PathBuf::from)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let path: Vec<PathBuf> =
+            get("CNI_PATH").map(|p| p.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect()).unwrap_or_default();
         if command == Command::Gc && path.is_empty() {
             missing.push("CNI_PATH");
         }
         if !missing.is_empty() {
-            return Err(CniError::invalid_env(format!(
-                "required environment variables missing for {command}: {}",
-                missing.join(", ")
-            )));
+            return Err(CniError::invalid_env(format!("required environment variables missing for {command}: {}", missing.join(", "))));
         }
         if let Some(id) = container_id {
             if !valid_container_id(id) {
@@ -228,11 +179,7 @@ impl Env {
         if let Some(n) = ifname {
             validate_ifname(n)?;
         }
-        let args = if needs_container {
-            CniArgs::parse(get("CNI_ARGS").unwrap_or(""))?
-        } else {
-            CniArgs::default()
-        };
+        let args = if needs_container { CniArgs::parse(get("CNI_ARGS").unwrap_or(""))? } else { CniArgs::default() };
         Ok(Env {
             command,
             container_id: container_id.map(str::to_string),
@@ -245,12 +192,7 @@ impl Env {
 
     /// Reads the process environment (non-UTF-8 values are converted lossily).
     pub fn from_process() -> Result<Env, CniError> {
-        Env::from_vars(std::env::vars_os().map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        }))
+        Env::from_vars(std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())))
     }
 }
 
@@ -261,11 +203,7 @@ pub fn valid_container_id(s: &str) -> bool {
 
 /// Interface name rules of the spec: 1..=15 bytes, not "." or "..", no '/', ':' or whitespace.
 pub fn validate_ifname(n: &str) -> Result<(), CniError> {
-    let bad = |why: &str| {
-        Err(CniError::invalid_env(format!(
-            "CNI_IFNAME {n:?} is invalid: {why}"
-        )))
-    };
+    let bad = |why: &str| Err(CniError::invalid_env(format!("CNI_IFNAME {n:?} is invalid: {why}")));
     if n.is_empty() {
         return bad("empty");
     }
@@ -275,9 +213,7 @@ pub fn validate_ifname(n: &str) -> Result<(), CniError> {
     if n == "." || n == ".." {
         return bad("'.' and '..' are not interface names");
     }
-    if n.chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
-    {
+    if n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0') {
         return bad("contains '/', ':', NUL or whitespace");
     }
     Ok(())

@@ -121,11 +121,7 @@ pub struct ErrorJson {
 impl CniError {
     /// An error with a code and message.
     pub fn new(code: ErrorCode, msg: impl Into<String>) -> CniError {
-        CniError {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-        }
+        CniError { code, msg: msg.into(), details: String::new() }
     }
 
     /// Adds details.
@@ -140,10 +136,7 @@ impl CniError {
     }
     /// Code 2.
     pub fn unsupported_field(key: &str, value: impl fmt::Display) -> CniError {
-        CniError::new(
-            ErrorCode::UnsupportedField,
-            format!("unsupported field {key:?} = {value}"),
-        )
+        CniError::new(ErrorCode::UnsupportedField, format!("unsupported field {key:?} = {value}"))
     }
     /// Code 3.
     pub fn unknown_container(msg: impl Into<String>) -> CniError {
@@ -176,37 +169,20 @@ impl CniError {
 
     /// The JSON document for stdout, labelled with `cni_version`.
     pub fn to_json(&self, cni_version: &str) -> ErrorJson {
-        let v = if cni_version.is_empty() {
-            CURRENT_VERSION
-        } else {
-            cni_version
-        };
-        ErrorJson {
-            cni_version: v.to_string(),
-            code: self.code,
-            msg: self.msg.clone(),
-            details: self.details.clone(),
-        }
+        let v = if cni_version.is_empty() { CURRENT_VERSION } else { cni_version };
+        ErrorJson { cni_version: v.to_string(), code: self.code, msg: self.msg.clone(), details: self.details.clone() }
     }
 
     /// Serialized JSON bytes for stdout.
     pub fn to_json_bytes(&self, cni_version: &str) -> Vec<u8> {
         serde_json::to_vec(&self.to_json(cni_version)).unwrap_or_else(|_| {
-            format!(
-                r#"{{"cniVersion":"{CURRENT_VERSION}","code":{},"msg":"error not serializable"}}"#,
-                self.code.code()
-            )
-            .into_bytes()
+            format!(r#"{{"cniVersion":"{CURRENT_VERSION}","code":{},"msg":"error not serializable"}}"#, self.code.code()).into_bytes()
         })
     }
 }
 
 impl From<ErrorJson> for CniError {
     fn from(e: ErrorJson) -> CniError {
-        CniError {
-            code: e.code,
-            msg: e.msg,
-            details: e.details,
-        }
+        CniError { code: e.code, msg: e.msg, details: e.details }
     }
 }

@@ -11,19 +11,19 @@
 
 mod config;
 mod dispatch;
-pub mod plugin;
 mod env;
 mod error;
+pub mod plugin;
 mod result;
 mod version;
 
 pub use config::{
-    valid_network_name, Attachment, Ipam, KubetronConf, NetConf, PortMapping, RuntimeConfig,
-    DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS,
+    valid_network_name, Attachment, Ipam, KubetronConf, NetConf, PortMapping, RuntimeConfig, DEFAULT_BRIDGE, DEFAULT_MTU,
+    DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS,
 };
 pub use dispatch::{run, run_process, Plugin, Request};
-pub use plugin::KubetronPlugin;
 pub use env::{valid_container_id, validate_ifname, CniArgs, Command, Env};
 pub use error::{CniError, ErrorCode, ErrorJson};
+pub use plugin::KubetronPlugin;
 pub use result::{CniResult, Dns, Interface, IpConfig, RouteEntry};
 pub use version::{Version, VersionInfo, CURRENT_VERSION, SUPPORTED_VERSIONS};

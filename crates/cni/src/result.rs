@@ -90,10 +90,7 @@ pub struct Dns {
 impl Dns {
     /// True when nothing is set.
     pub fn is_empty(&self) -> bool {
-        self.nameservers.is_empty()
-            && self.domain.is_none()
-            && self.search.is_empty()
-            && self.options.is_empty()
+        self.nameservers.is_empty() && self.domain.is_none() && self.search.is_empty() && self.options.is_empty()
     }
 }
 
@@ -122,21 +119,13 @@ impl CniResult {
     /// Parses a result (e.g. `prevResult`) of any supported version; `ips[].version` is checked
     /// against the address family when present.
     pub fn from_value(v: &Value) -> Result<CniResult, CniError> {
-        let r: CniResult = serde_json::from_value(v.clone())
-            .map_err(|e| CniError::decode(format!("cannot decode CNI result: {e}")))?;
+        let r: CniResult = serde_json::from_value(v.clone()).map_err(|e| CniError::decode(format!("cannot decode CNI result: {e}")))?;
         if let Some(ips) = v.get("ips").and_then(Value::as_array) {
             for (ip, parsed) in ips.iter().zip(&r.ips) {
                 if let Some(ver) = ip.get("version").and_then(Value::as_str) {
-                    let want = if parsed.address.addr().is_ipv4() {
-                        "4"
-                    } else {
-                        "6"
-                    };
+                    let want = if parsed.address.addr().is_ipv4() { "4" } else { "6" };
                     if ver != want {
-                        return Err(CniError::decode(format!(
-                            "ips entry {} has version {ver:?}",
-                            parsed.address
-                        )));
+                        return Err(CniError::decode(format!("ips entry {} has version {ver:?}", parsed.address)));
                     }
                 }
             }
@@ -159,20 +148,14 @@ impl CniResult {
             }
             if let Some(gw) = ip.gateway {
                 if gw.is_ipv4() != ip.address.addr().is_ipv4() {
-                    return Err(CniError::decode(format!(
-                        "ips entry {} has gateway {gw} of another family",
-                        ip.address
-                    )));
+                    return Err(CniError::decode(format!("ips entry {} has gateway {gw} of another family", ip.address)));
                 }
             }
         }
         for r in &self.routes {
             if let Some(gw) = r.gw {
                 if gw.is_ipv4() != r.dst.addr().is_ipv4() {
-                    return Err(CniError::decode(format!(
-                        "route {} has gateway {gw} of another family",
-                        r.dst
-                    )));
+                    return Err(CniError::decode(format!("route {} has gateway {gw} of another family", r.dst)));
                 }
             }
         }
@@ -183,32 +166,19 @@ impl CniResult {
     /// `ips[].version` ("4"/"6"). `cniVersion` is set to `version`.
     pub fn to_version(&self, version: &str) -> Result<Value, CniError> {
         let v = Version::supported(version)?;
-        self.validate().map_err(|e| {
-            CniError::internal(format!("plugin produced an invalid result: {}", e.msg))
-        })?;
-        let mut out = serde_json::to_value(self)
-            .map_err(|e| CniError::internal(format!("cannot encode result: {e}")))?;
-        let obj = out
-            .as_object_mut()
-            .ok_or_else(|| CniError::internal("result is not an object"))?;
+        self.validate().map_err(|e| CniError::internal(format!("plugin produced an invalid result: {}", e.msg)))?;
+        let mut out = serde_json::to_value(self).map_err(|e| CniError::internal(format!("cannot encode result: {e}")))?;
+        let obj = out.as_object_mut().ok_or_else(|| CniError::internal("result is not an object"))?;
         obj.insert("cniVersion".into(), Value::String(version.to_string()));
         if v < Version::V1_1_0 {
             strip(obj, "interfaces", &["mtu", "socketPath", "pciID"]);
-            strip(
-                obj,
-                "routes",
-                &["mtu", "advmss", "priority", "table", "scope"],
-            );
+            strip(obj, "routes", &["mtu", "advmss", "priority", "table", "scope"]);
         }
         if v < Version::V1_0_0 {
             if let Some(Value::Array(ips)) = obj.get_mut("ips") {
                 for (ip, typed) in ips.iter_mut().zip(&self.ips) {
                     if let Value::Object(m) = ip {
-                        let fam = if typed.address.addr().is_ipv4() {
-                            "4"
-                        } else {
-                            "6"
-                        };
+                        let fam = if typed.address.addr().is_ipv4() { "4" } else { "6" };
                         // The older shape lists `version` first.
                         let mut n = Map::new();
                         n.insert("version".into(), Value::String(fam.into()));

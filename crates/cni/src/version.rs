@@ -25,23 +25,11 @@ pub struct Version {
 
 impl Version {
     /// 0.4.0: CHECK and prevResult on DEL appear.
-    pub const V0_4_0: Version = Version {
-        major: 0,
-        minor: 4,
-        patch: 0,
-    };
+    pub const V0_4_0: Version = Version { major: 0, minor: 4, patch: 0 };
     /// 1.0.0: `version` dropped from ips.
-    pub const V1_0_0: Version = Version {
-        major: 1,
-        minor: 0,
-        patch: 0,
-    };
+    pub const V1_0_0: Version = Version { major: 1, minor: 0, patch: 0 };
     /// 1.1.0: STATUS, GC, new interface and route fields.
-    pub const V1_1_0: Version = Version {
-        major: 1,
-        minor: 1,
-        patch: 0,
-    };
+    pub const V1_1_0: Version = Version { major: 1, minor: 1, patch: 0 };
 
     /// Parses "1.1.0" (also "1.1" and "1": missing parts are 0, like libcni).
     pub fn parse(s: &str) -> Result<Version, CniError> {
@@ -49,20 +37,12 @@ impl Version {
         let mut it = s.split('.');
         let mut next = |required: bool| -> Result<u32, CniError> {
             match it.next() {
-                Some(p)
-                    if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.len() <= 9 =>
-                {
-                    p.parse().map_err(|_| bad())
-                }
+                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.len() <= 9 => p.parse().map_err(|_| bad()),
                 None if !required => Ok(0),
                 _ => Err(bad()),
             }
         };
-        let v = Version {
-            major: next(true)?,
-            minor: next(false)?,
-            patch: next(false)?,
-        };
+        let v = Version { major: next(true)?, minor: next(false)?, patch: next(false)? };
         if it.next().is_some() {
             return Err(bad());
         }
@@ -75,11 +55,10 @@ impl Version {
             return Err(CniError::decode("cniVersion is missing or empty"));
         }
         let v = Version::parse(s)?;
-        if !SUPPORTED_VERSIONS
-            .iter()
-            .any(|sv| Version::parse(sv).ok() == Some(v))
-        {
-            return Err(CniError::incompatible_version(format!("incompatible CNI versions: config is {s:?}, plugin supports {SUPPORTED_VERSIONS:?}")));
+        if !SUPPORTED_VERSIONS.iter().any(|sv| Version::parse(sv).ok() == Some(v)) {
+            return Err(CniError::incompatible_version(format!(
+                "incompatible CNI versions: config is {s:?}, plugin supports {SUPPORTED_VERSIONS:?}"
+            )));
         }
         Ok(v)
     }
@@ -122,20 +101,8 @@ mod tests {
         assert_eq!(Version::parse("1.1").unwrap(), Version::V1_1_0);
         assert!(Version::parse("0.3.1").unwrap() < Version::V0_4_0);
         assert!(Version::V1_0_0 < Version::V1_1_0);
-        for bad in [
-            "",
-            "a.b.c",
-            "1..0",
-            "1.0.0.0",
-            "-1.0.0",
-            "1.0.x",
-            "99999999999.0.0",
-        ] {
-            assert_eq!(
-                Version::parse(bad).unwrap_err().code,
-                ErrorCode::Decode,
-                "{bad:?}"
-            );
+        for bad in ["", "a.b.c", "1..0", "1.0.0.0", "-1.0.0", "1.0.x", "99999999999.0.0"] {
+            assert_eq!(Version::parse(bad).unwrap_err().code, ErrorCode::Decode, "{bad:?}");
         }
         for v in SUPPORTED_VERSIONS {
             assert_eq!(Version::supported(v).unwrap().to_string(), v);

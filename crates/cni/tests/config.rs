@@ -60,24 +60,12 @@ fn full_config_is_typed_and_unknown_fields_kept() {
     assert_eq!(rc.port_mappings[0].protocol, "tcp");
     assert_eq!(rc.port_mappings[1].host_ip.as_deref(), Some("198.51.100.1"));
     assert_eq!(rc.extra["cgroupPath"], "/kubepods/x");
-    let ips: Vec<String> = c
-        .requested_ips()
-        .unwrap()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
+    let ips: Vec<String> = c.requested_ips().unwrap().iter().map(|n| n.to_string()).collect();
     assert_eq!(ips, vec!["10.9.0.5/24", "fd09::5/64", "10.9.0.7/32"]);
     assert_eq!(c.logical_switch(), "ls-blue");
     assert_eq!(c.kubetron.ovs_socket, "unix:/tmp/x/db.sock");
     assert_eq!(c.kubetron.bridge, "br-test");
-    assert_eq!(
-        (
-            c.kubetron.mtu,
-            c.kubetron.dhcp,
-            c.kubetron.port_up_timeout_ms
-        ),
-        (1442, true, 2500)
-    );
+    assert_eq!((c.kubetron.mtu, c.kubetron.dhcp, c.kubetron.port_up_timeout_ms), (1442, true, 2500));
     assert_eq!(c.kubetron.extra["some_future_knob"], json!({"x": 1}));
     // Round trip keeps everything.
     let back = serde_json::to_value(&c).unwrap();
@@ -93,116 +81,28 @@ fn bad_configs_get_the_right_codes() {
         b
     };
     let cases: Vec<(serde_json::Value, ErrorCode, &str)> = vec![
-        (
-            with("cniVersion", json!("0.2.0")),
-            ErrorCode::IncompatibleVersion,
-            "0.2.0",
-        ),
-        (
-            with("cniVersion", json!("2.0.0")),
-            ErrorCode::IncompatibleVersion,
-            "2.0.0",
-        ),
-        (
-            with("cniVersion", json!("one")),
-            ErrorCode::Decode,
-            "cniVersion",
-        ),
-        (
-            with("cniVersion", json!(1)),
-            ErrorCode::Decode,
-            "cniVersion",
-        ),
-        (
-            json!({"name": "n", "type": "kubetron"}),
-            ErrorCode::InvalidNetworkConfig,
-            "cniVersion",
-        ),
-        (
-            json!({"cniVersion": "1.0.0", "type": "kubetron"}),
-            ErrorCode::InvalidNetworkConfig,
-            "name",
-        ),
-        (
-            json!({"cniVersion": "1.0.0", "name": "n"}),
-            ErrorCode::InvalidNetworkConfig,
-            "type",
-        ),
-        (
-            with("name", json!("-bad")),
-            ErrorCode::InvalidNetworkConfig,
-            "network name",
-        ),
-        (
-            with("name", json!("a b")),
-            ErrorCode::InvalidNetworkConfig,
-            "network name",
-        ),
-        (
-            with("type", json!("")),
-            ErrorCode::InvalidNetworkConfig,
-            "type",
-        ),
-        (
-            with("mtu", json!(20)),
-            ErrorCode::InvalidNetworkConfig,
-            "mtu",
-        ),
-        (
-            with("mtu", json!("big")),
-            ErrorCode::InvalidNetworkConfig,
-            "invalid",
-        ),
-        (
-            with("mtu", json!(-1)),
-            ErrorCode::InvalidNetworkConfig,
-            "invalid",
-        ),
-        (
-            with("ovs_socket", json!("/var/run/db.sock")),
-            ErrorCode::InvalidNetworkConfig,
-            "ovs_socket",
-        ),
-        (
-            with("nb", json!("tcp:198.51.100.1")),
-            ErrorCode::InvalidNetworkConfig,
-            "nb",
-        ),
-        (
-            with("bridge", json!("a-very-long-bridge-name")),
-            ErrorCode::InvalidNetworkConfig,
-            "bridge",
-        ),
-        (
-            with("port_up_timeout_ms", json!(600_001)),
-            ErrorCode::InvalidNetworkConfig,
-            "port_up_timeout_ms",
-        ),
-        (
-            with("logical_switch", json!("")),
-            ErrorCode::InvalidNetworkConfig,
-            "logical_switch",
-        ),
-        (
-            with("dhcp", json!("yes")),
-            ErrorCode::InvalidNetworkConfig,
-            "invalid",
-        ),
-        (
-            with("runtimeConfig", json!({"mac": "zz"})),
-            ErrorCode::InvalidNetworkConfig,
-            "mac",
-        ),
-        (
-            with("runtimeConfig", json!({"ips": ["10.0.0.300/24"]})),
-            ErrorCode::InvalidNetworkConfig,
-            "10.0.0.300",
-        ),
-        (
-            with("prevResult", json!({"ips": [{"address": "nope"}]})),
-            ErrorCode::Decode,
-            "decode",
-        ),
+        (with("cniVersion", json!("0.2.0")), ErrorCode::IncompatibleVersion, "0.2.0"),
+        (with("cniVersion", json!("2.0.0")), ErrorCode::IncompatibleVersion, "2.0.0"),
+        (with("cniVersion", json!("one")), ErrorCode::Decode, "cniVersion"),
+        (with("cniVersion", json!(1)), ErrorCode::Decode, "cniVersion"),
+        (json!({"name": "n", "type": "kubetron"}), ErrorCode::InvalidNetworkConfig, "cniVersion"),
+        (json!({"cniVersion": "1.0.0", "type": "kubetron"}), ErrorCode::InvalidNetworkConfig, "name"),
+        (json!({"cniVersion": "1.0.0", "name": "n"}), ErrorCode::InvalidNetworkConfig, "type"),
+        (with("name", json!("-bad")), ErrorCode::InvalidNetworkConfig, "network name"),
+        (with("name", json!("a b")), ErrorCode::InvalidNetworkConfig, "network name"),
+        (with("type", json!("")), ErrorCode::InvalidNetworkConfig, "type"),
+        (with("mtu", json!(20)), ErrorCode::InvalidNetworkConfig, "mtu"),
+        (with("mtu", json!("big")), ErrorCode::InvalidNetworkConfig, "invalid"),
+        (with("mtu", json!(-1)), ErrorCode::InvalidNetworkConfig, "invalid"),
+        (with("ovs_socket", json!("/var/run/db.sock")), ErrorCode::InvalidNetworkConfig, "ovs_socket"),
+        (with("nb", json!("tcp:198.51.100.1")), ErrorCode::InvalidNetworkConfig, "nb"),
+        (with("bridge", json!("a-very-long-bridge-name")), ErrorCode::InvalidNetworkConfig, "bridge"),
+        (with("port_up_timeout_ms", json!(600_001)), ErrorCode::InvalidNetworkConfig, "port_up_timeout_ms"),
+        (with("logical_switch", json!("")), ErrorCode::InvalidNetworkConfig, "logical_switch"),
+        (with("dhcp", json!("yes")), ErrorCode::InvalidNetworkConfig, "invalid"),
+        (with("runtimeConfig", json!({"mac": "zz"})), ErrorCode::InvalidNetworkConfig, "mac"),
+        (with("runtimeConfig", json!({"ips": ["10.0.0.300/24"]})), ErrorCode::InvalidNetworkConfig, "10.0.0.300"),
+        (with("prevResult", json!({"ips": [{"address": "nope"}]})), ErrorCode::Decode, "decode"),
         (json!([1, 2]), ErrorCode::Decode, "object"),
     ];
     for (conf, code, needle) in cases {
@@ -211,10 +111,7 @@ fn bad_configs_get_the_right_codes() {
             Err(e) => e,
         };
         assert_eq!(e.code, code, "{conf} -> {e}");
-        assert!(
-            e.to_string().contains(needle),
-            "{conf} -> {e} (want {needle:?})"
-        );
+        assert!(e.to_string().contains(needle), "{conf} -> {e} (want {needle:?})");
     }
     let e = NetConf::parse(b"{not json").unwrap_err();
     assert_eq!(e.code, ErrorCode::Decode);
@@ -233,17 +130,11 @@ fn prev_result_of_old_and_new_shapes_parses() {
     // A version that disagrees with the address is a decode error.
     let bad = json!({"cniVersion": "0.4.0", "name": "n", "type": "kubetron", "prevResult": {
         "ips": [{"version": "6", "address": "10.9.0.5/24"}]}});
-    assert_eq!(
-        parse(bad).unwrap().prev_result().unwrap_err().code,
-        ErrorCode::Decode
-    );
+    assert_eq!(parse(bad).unwrap().prev_result().unwrap_err().code, ErrorCode::Decode);
     // An interface index out of range is a decode error.
     let bad = json!({"cniVersion": "1.1.0", "name": "n", "type": "kubetron", "prevResult": {
         "ips": [{"address": "10.9.0.5/24", "interface": 2}]}});
-    assert_eq!(
-        parse(bad).unwrap().prev_result().unwrap_err().code,
-        ErrorCode::Decode
-    );
+    assert_eq!(parse(bad).unwrap().prev_result().unwrap_err().code, ErrorCode::Decode);
 }
 
 #[test]
@@ -253,8 +144,5 @@ fn gc_valid_attachments_parse() {
     .unwrap();
     let v = c.valid_attachments.unwrap();
     assert_eq!(v.len(), 2);
-    assert_eq!(
-        (v[1].container_id.as_str(), v[1].ifname.as_str()),
-        ("def", "net1")
-    );
+    assert_eq!((v[1].container_id.as_str(), v[1].ifname.as_str()), ("def", "net1"));
 }

@@ -2,10 +2,7 @@
 
 use std::cell::RefCell;
 
-use cni::{
-    Attachment, CniError, CniResult, Command, ErrorCode, Interface, IpConfig, Plugin, Request,
-    SUPPORTED_VERSIONS,
-};
+use cni::{Attachment, CniError, CniResult, Command, ErrorCode, Interface, IpConfig, Plugin, Request, SUPPORTED_VERSIONS};
 use serde_json::{json, Value};
 
 #[derive(Default)]
@@ -21,9 +18,7 @@ impl Fake {
         if self.panic {
             panic!("kaboom");
         }
-        self.calls
-            .borrow_mut()
-            .push((req.command(), req.container_id().to_string()));
+        self.calls.borrow_mut().push((req.command(), req.container_id().to_string()));
         match &self.fail_with {
             Some(e) => Err(e.clone()),
             None => Ok(()),
@@ -42,11 +37,7 @@ impl Plugin for Fake {
                 sandbox: req.netns().unwrap().display().to_string(),
                 ..Default::default()
             }],
-            ips: vec![IpConfig {
-                address: "10.9.0.5/24".parse().unwrap(),
-                gateway: None,
-                interface: Some(0),
-            }],
+            ips: vec![IpConfig { address: "10.9.0.5/24".parse().unwrap(), gateway: None, interface: Some(0) }],
             ..Default::default()
         })
     }
@@ -80,17 +71,12 @@ fn vars(cmd: &str) -> Vec<(String, String)> {
 }
 
 fn conf(ver: &str) -> Vec<u8> {
-    json!({"cniVersion": ver, "name": "blue", "type": "kubetron"})
-        .to_string()
-        .into_bytes()
+    json!({"cniVersion": ver, "name": "blue", "type": "kubetron"}).to_string().into_bytes()
 }
 
 fn err_json(out: &[u8]) -> Value {
     let v: Value = serde_json::from_slice(out).expect("stdout is JSON");
-    assert!(
-        v["code"].is_u64() && v["msg"].is_string() && v["cniVersion"].is_string(),
-        "{v}"
-    );
+    assert!(v["code"].is_u64() && v["msg"].is_string() && v["cniVersion"].is_string(), "{v}");
     v
 }
 
@@ -106,33 +92,21 @@ fn add_prints_result_in_config_version() {
         let has_version = v["ips"][0].get("version").is_some();
         assert_eq!(has_version, ver.starts_with("0."), "{ver}: {v}");
         assert_eq!(v["interfaces"][0].get("mtu").is_some(), ver == "1.1.0");
-        assert_eq!(
-            p.calls.borrow().as_slice(),
-            &[(Command::Add, "c1".to_string())]
-        );
+        assert_eq!(p.calls.borrow().as_slice(), &[(Command::Add, "c1".to_string())]);
     }
 }
 
 #[test]
 fn plugin_errors_become_error_json_exit_1() {
-    let p = Fake {
-        fail_with: Some(CniError::try_again_later("ovsdb busy").with_details("retry")),
-        ..Default::default()
-    };
+    let p = Fake { fail_with: Some(CniError::try_again_later("ovsdb busy").with_details("retry")), ..Default::default() };
     let (code, out) = cni::run(vars("ADD"), &conf("1.0.0"), &p);
     assert_eq!(code, 1);
-    assert_eq!(
-        err_json(&out),
-        json!({"cniVersion": "1.0.0", "code": 11, "msg": "ovsdb busy", "details": "retry"})
-    );
+    assert_eq!(err_json(&out), json!({"cniVersion": "1.0.0", "code": 11, "msg": "ovsdb busy", "details": "retry"}));
 }
 
 #[test]
 fn panics_are_caught() {
-    let p = Fake {
-        panic: true,
-        ..Default::default()
-    };
+    let p = Fake { panic: true, ..Default::default() };
     let (code, out) = cni::run(vars("ADD"), &conf("1.1.0"), &p);
     assert_eq!(code, 1);
     let v = err_json(&out);
@@ -143,11 +117,9 @@ fn panics_are_caught() {
 #[test]
 fn del_without_netns_and_with_bad_prev_result_succeeds() {
     let p = Fake::default();
-    let mut v: Vec<(String, String)> = vars("DEL")
-        .into_iter()
-        .filter(|(k, _)| k != "CNI_NETNS")
-        .collect();
-    let stdin = json!({"cniVersion": "1.1.0", "name": "blue", "type": "kubetron", "prevResult": {"ips": [{"address": "junk"}]}}).to_string();
+    let mut v: Vec<(String, String)> = vars("DEL").into_iter().filter(|(k, _)| k != "CNI_NETNS").collect();
+    let stdin =
+        json!({"cniVersion": "1.1.0", "name": "blue", "type": "kubetron", "prevResult": {"ips": [{"address": "junk"}]}}).to_string();
     let (code, out) = cni::run(v.clone(), stdin.as_bytes(), &p);
     assert_eq!((code, out.as_slice()), (0, &b""[..]));
     v.push(("CNI_NETNS".into(), String::new()));
@@ -170,10 +142,7 @@ fn check_rules() {
     .to_string();
     let (code, out) = cni::run(vars("CHECK"), stdin.as_bytes(), &p);
     assert_eq!((code, out.len()), (0, 0));
-    assert!(p
-        .calls
-        .borrow()
-        .contains(&(Command::Check, "c1".to_string())));
+    assert!(p.calls.borrow().contains(&(Command::Check, "c1".to_string())));
 }
 
 #[test]
@@ -184,13 +153,7 @@ fn status_and_gc() {
     // STATUS needs 1.1.0.
     let (code, out) = cni::run(status, &conf("1.0.0"), &p);
     assert_eq!((code, err_json(&out)["code"].as_u64()), (1, Some(1)));
-    let not_ready = Fake {
-        fail_with: Some(CniError::new(
-            ErrorCode::NotAvailable,
-            "ovn-controller down",
-        )),
-        ..Default::default()
-    };
+    let not_ready = Fake { fail_with: Some(CniError::new(ErrorCode::NotAvailable, "ovn-controller down")), ..Default::default() };
     let (code, out) = cni::run(vec![("CNI_COMMAND", "STATUS")], &conf("1.1.0"), &not_ready);
     assert_eq!((code, err_json(&out)["code"].as_u64()), (1, Some(50)));
 
@@ -200,13 +163,7 @@ fn status_and_gc() {
     .to_string();
     let (code, _) = cni::run(gc, stdin.as_bytes(), &p);
     assert_eq!(code, 0);
-    assert_eq!(
-        p.gc_seen.borrow().as_slice(),
-        &[Attachment {
-            container_id: "c1".into(),
-            ifname: "eth0".into()
-        }]
-    );
+    assert_eq!(p.gc_seen.borrow().as_slice(), &[Attachment { container_id: "c1".into(), ifname: "eth0".into() }]);
 }
 
 #[test]
@@ -216,10 +173,7 @@ fn version_command() {
         let (code, out) = cni::run(vec![("CNI_COMMAND", "VERSION")], stdin, &p);
         assert_eq!(code, 0);
         let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(
-            v,
-            json!({"cniVersion": "1.1.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]})
-        );
+        assert_eq!(v, json!({"cniVersion": "1.1.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}));
     }
     let (code, out) = cni::run(vec![("CNI_COMMAND", "VERSION")], b"{junk", &p);
     assert_eq!((code, err_json(&out)["code"].as_u64()), (1, Some(6)));
@@ -232,10 +186,7 @@ fn request_errors_have_spec_codes() {
     // Unknown version -> 1, labelled with the current version.
     let (code, out) = cni::run(vars("ADD"), &conf("0.2.0"), &p);
     let v = err_json(&out);
-    assert_eq!(
-        (code, v["code"].as_u64(), v["cniVersion"].as_str()),
-        (1, Some(1), Some("1.1.0"))
-    );
+    assert_eq!((code, v["code"].as_u64(), v["cniVersion"].as_str()), (1, Some(1), Some("1.1.0")));
     // Not JSON -> 6.
     let (_, out) = cni::run(vars("ADD"), b"not json", &p);
     assert_eq!(err_json(&out)["code"], 6);
@@ -243,21 +194,10 @@ fn request_errors_have_spec_codes() {
     let (_, out) = cni::run(vec![("CNI_COMMAND", "ADD")], &conf("1.0.0"), &p);
     let v = err_json(&out);
     assert_eq!(v["code"], 4);
-    assert_eq!(
-        v["cniVersion"], "1.0.0",
-        "labelled with the config's version"
-    );
+    assert_eq!(v["cniVersion"], "1.0.0", "labelled with the config's version");
     // Invalid config -> 7.
-    let (_, out) = cni::run(
-        vars("ADD"),
-        json!({"cniVersion": "1.0.0", "name": "blue", "type": "kubetron", "mtu": 5})
-            .to_string()
-            .as_bytes(),
-        &p,
-    );
+    let (_, out) =
+        cni::run(vars("ADD"), json!({"cniVersion": "1.0.0", "name": "blue", "type": "kubetron", "mtu": 5}).to_string().as_bytes(), &p);
     assert_eq!(err_json(&out)["code"], 7);
-    assert!(
-        p.calls.borrow().is_empty(),
-        "plugin never called on bad requests"
-    );
+    assert!(p.calls.borrow().is_empty(), "plugin never called on bad requests");
 }

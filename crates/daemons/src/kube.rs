@@ -31,41 +31,20 @@ pub enum KubeError {
         source: std::io::Error,
     },
     #[error("`{command}` failed ({status}): {stderr}")]
-    Command {
-        command: String,
-        status: String,
-        stderr: String,
-    },
+    Command { command: String, status: String, stderr: String },
     #[error("invalid {field} {value:?}: {reason}")]
-    Invalid {
-        field: &'static str,
-        value: String,
-        reason: String,
-    },
+    Invalid { field: &'static str, value: String, reason: String },
     #[error("{what} exited during startup ({status}); last lines of {log}:\n{tail}")]
-    Exited {
-        what: &'static str,
-        status: String,
-        log: String,
-        tail: String,
-    },
+    Exited { what: &'static str, status: String, log: String, tail: String },
     #[error("timed out after {secs} s waiting for {what}; last lines of {log}:\n{tail}")]
-    Timeout {
-        what: String,
-        secs: u64,
-        log: String,
-        tail: String,
-    },
+    Timeout { what: String, secs: u64, log: String, tail: String },
     #[error("kube-apiserver binary not found: {0}")]
     NoBinary(String),
 }
 
 impl KubeError {
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        KubeError::Io {
-            what: what.into(),
-            source,
-        }
+        KubeError::Io { what: what.into(), source }
     }
 }
 
@@ -83,10 +62,7 @@ pub struct KubeConfig {
 impl KubeConfig {
     /// `dir` with the binary from [`find_apiserver_bin`].
     pub fn with_default_bin(dir: impl Into<PathBuf>) -> Result<Self> {
-        Ok(KubeConfig {
-            dir: dir.into(),
-            apiserver_bin: find_apiserver_bin()?,
-        })
+        Ok(KubeConfig { dir: dir.into(), apiserver_bin: find_apiserver_bin()? })
     }
 }
 
@@ -105,23 +81,13 @@ struct Managed {
 impl Managed {
     fn spawn(name: &'static str, dir: &Path, mut cmd: Command) -> Result<Managed> {
         let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log)
-            .map_err(|e| KubeError::io(format!("create {}", log.display()), e))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| KubeError::io(format!("dup {}", log.display()), e))?;
+        let out = std::fs::File::create(&log).map_err(|e| KubeError::io(format!("create {}", log.display()), e))?;
+        let err = out.try_clone().map_err(|e| KubeError::io(format!("dup {}", log.display()), e))?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         tracing::debug!(?cmd, "starting {name}");
-        let child = cmd
-            .spawn()
-            .map_err(|e| KubeError::io(format!("start {name} ({:?})", cmd.get_program()), e))?;
+        let child = cmd.spawn().map_err(|e| KubeError::io(format!("start {name} ({:?})", cmd.get_program()), e))?;
         let pid_file = dir.join(format!("{name}.pid"));
-        let m = Managed {
-            name,
-            child,
-            pid_file,
-            log,
-        };
+        let m = Managed { name, child, pid_file, log };
         std::fs::write(&m.pid_file, format!("{}\n", m.child.id()))
             .map_err(|e| KubeError::io(format!("write {}", m.pid_file.display()), e))?;
         tracing::info!(pid = m.child.id(), "{name} started");
@@ -143,12 +109,7 @@ impl Managed {
     }
 
     fn timeout(&self, what: String, waited: Duration) -> KubeError {
-        KubeError::Timeout {
-            what,
-            secs: waited.as_secs(),
-            log: self.log.display().to_string(),
-            tail: log_tail(&self.log),
-        }
+        KubeError::Timeout { what, secs: waited.as_secs(), log: self.log.display().to_string(), tail: log_tail(&self.log) }
     }
 
     /// SIGTERM, wait up to `STOP_GRACE`, then SIGKILL; reaps the child and removes the pid file.
@@ -167,20 +128,11 @@ impl Managed {
                 loop {
                     match self.child.try_wait() {
                         Ok(Some(s)) => break s,
-                        Ok(None) if Instant::now() < deadline => {
-                            std::thread::sleep(Duration::from_millis(50))
-                        }
+                        Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
                         Ok(None) => {
-                            tracing::warn!(
-                                pid,
-                                "{} ignored SIGTERM for {:?}; SIGKILL",
-                                self.name,
-                                STOP_GRACE
-                            );
+                            tracing::warn!(pid, "{} ignored SIGTERM for {:?}; SIGKILL", self.name, STOP_GRACE);
                             let _ = self.child.kill();
-                            break self.child.wait().map_err(|e| {
-                                KubeError::io(format!("wait for {}", self.name), e)
-                            })?;
+                            break self.child.wait().map_err(|e| KubeError::io(format!("wait for {}", self.name), e))?;
                         }
                         Err(e) => return Err(KubeError::io(format!("wait for {}", self.name), e)),
                     }
@@ -221,39 +173,20 @@ impl KubeApiServer {
     pub fn start(config: KubeConfig) -> Result<KubeApiServer> {
         let t0 = Instant::now();
         let dir = config.dir;
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| KubeError::io(format!("create {}", dir.display()), e))?;
-        let dir = dir
-            .canonicalize()
-            .map_err(|e| KubeError::io(format!("canonicalize {}", dir.display()), e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| KubeError::io(format!("create {}", dir.display()), e))?;
+        let dir = dir.canonicalize().map_err(|e| KubeError::io(format!("canonicalize {}", dir.display()), e))?;
         if !config.apiserver_bin.is_file() {
-            return Err(KubeError::NoBinary(format!(
-                "{} is not a file",
-                config.apiserver_bin.display()
-            )));
+            return Err(KubeError::NoBinary(format!("{} is not a file", config.apiserver_bin.display())));
         }
         let pki = Pki::create(&dir.join("pki"))?;
         let ca_pem = kubeconfig::read(&pki.ca.cert)?;
         let [port, etcd_client, etcd_peer] = free_ports()?;
-        let mut kas = KubeApiServer {
-            etcd_url: format!("http://127.0.0.1:{etcd_client}"),
-            dir,
-            port,
-            pki,
-            ca_pem,
-            etcd: None,
-            apiserver: None,
-        };
+        let mut kas =
+            KubeApiServer { etcd_url: format!("http://127.0.0.1:{etcd_client}"), dir, port, pki, ca_pem, etcd: None, apiserver: None };
         // From here on, an early return drops `kas`, which stops what was started.
         kas.start_etcd(etcd_client, etcd_peer)?;
         kas.start_apiserver(&config.apiserver_bin)?;
-        kubeconfig::write(
-            &kas.kubeconfig_path(),
-            &kas.server_url(),
-            &kas.ca_pem,
-            ADMIN_USER,
-            &kas.pki.admin,
-        )?;
+        kubeconfig::write(&kas.kubeconfig_path(), &kas.server_url(), &kas.ca_pem, ADMIN_USER, &kas.pki.admin)?;
         tracing::info!(server = %kas.server_url(), elapsed = ?t0.elapsed(), "kube-apiserver ready");
         Ok(kas)
     }
@@ -302,26 +235,18 @@ impl KubeApiServer {
             .arg(format!("--secure-port={}", self.port))
             .arg("--service-cluster-ip-range=10.96.0.0/16")
             .arg(format!("--tls-cert-file={}", p.serving.cert.display()))
-            .arg(format!(
-                "--tls-private-key-file={}",
-                p.serving.key.display()
-            ))
+            .arg(format!("--tls-private-key-file={}", p.serving.key.display()))
             .arg(format!("--client-ca-file={}", p.ca.cert.display()))
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .arg(format!("--service-account-key-file={}", p.sa_pub.display()))
-            .arg(format!(
-                "--service-account-signing-key-file={}",
-                p.sa_key.display()
-            ))
+            .arg(format!("--service-account-signing-key-file={}", p.sa_key.display()))
             .arg("--authorization-mode=RBAC")
             .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--endpoint-reconciler-type=none")
             .arg("--allow-privileged=true")
             .arg("--profiling=false");
         let url = self.server_url();
-        let apiserver = self
-            .apiserver
-            .insert(Managed::spawn("kube-apiserver", &self.dir, cmd)?);
+        let apiserver = self.apiserver.insert(Managed::spawn("kube-apiserver", &self.dir, cmd)?);
         let t0 = Instant::now();
         loop {
             apiserver.check_running()?;
@@ -368,30 +293,15 @@ impl KubeApiServer {
 
     /// Pids of the processes still owned (etcd, kube-apiserver), for leak checks.
     pub fn pids(&self) -> Vec<u32> {
-        self.etcd
-            .iter()
-            .chain(self.apiserver.iter())
-            .map(|m| m.child.id())
-            .collect()
+        self.etcd.iter().chain(self.apiserver.iter()).map(|m| m.child.id()).collect()
     }
 
     /// Writes a kubeconfig authenticating as `user` in `groups` (client certificate, no RBAC bindings made)
     /// and returns its path (`dir/kubeconfig-<user>`, with characters other than letters, digits, `.`, `-`,
     /// `_` replaced by `_`). User and group names: letters, digits and `:._@-`.
     pub fn make_user_kubeconfig(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
-        let stem: String = user
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let pair = self
-            .pki
-            .client_cert(&format!("user-{stem}"), user, groups)?;
+        let stem: String = user.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
+        let pair = self.pki.client_cert(&format!("user-{stem}"), user, groups)?;
         let path = self.dir.join(format!("kubeconfig-{stem}"));
         kubeconfig::write(&path, &self.server_url(), &self.ca_pem, user, &pair)?;
         Ok(path)
@@ -401,10 +311,7 @@ impl KubeApiServer {
     /// Idempotent. Returns the first error but always tries to stop both.
     pub fn stop(&mut self) -> Result<()> {
         let mut first = None;
-        for m in [self.apiserver.take(), self.etcd.take()]
-            .into_iter()
-            .flatten()
-        {
+        for m in [self.apiserver.take(), self.etcd.take()].into_iter().flatten() {
             let mut m = m;
             if let Err(e) = m.stop() {
                 tracing::warn!("stopping {}: {e}", m.name);
@@ -442,11 +349,7 @@ fn readyz(server: &str, pki: &Pki) -> Result<()> {
     Err(KubeError::Command {
         command: format!("curl {url}"),
         status: out.status.to_string(),
-        stderr: format!(
-            "{} {}",
-            String::from_utf8_lossy(&out.stderr).trim(),
-            String::from_utf8_lossy(&out.stdout).trim()
-        ),
+        stderr: format!("{} {}", String::from_utf8_lossy(&out.stderr).trim(), String::from_utf8_lossy(&out.stdout).trim()),
     })
 }
 
@@ -455,12 +358,8 @@ fn free_ports() -> Result<[u16; 3]> {
     let mut held = Vec::with_capacity(3);
     let mut ports = [0u16; 3];
     for p in ports.iter_mut() {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| KubeError::io("bind 127.0.0.1:0", e))?;
-        *p = l
-            .local_addr()
-            .map_err(|e| KubeError::io("local_addr", e))?
-            .port();
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| KubeError::io("bind 127.0.0.1:0", e))?;
+        *p = l.local_addr().map_err(|e| KubeError::io("local_addr", e))?.port();
         held.push(l);
     }
     Ok(ports)
@@ -496,50 +395,28 @@ fn cache_dir() -> PathBuf {
 pub fn find_apiserver_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("KUBE_APISERVER_BIN").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(KubeError::NoBinary(format!(
-                "KUBE_APISERVER_BIN={} is not a file",
-                p.display()
-            )))
-        };
+        return if p.is_file() { Ok(p) } else { Err(KubeError::NoBinary(format!("KUBE_APISERVER_BIN={} is not a file", p.display()))) };
     }
     if let Some(p) = cached_bin(&cache_dir()) {
         return Ok(p);
     }
     let script = repo_root().join("scripts").join("kube-apiserver.sh");
-    tracing::info!(
-        "no cached kube-apiserver; running {} (download + build)",
-        script.display()
-    );
+    tracing::info!("no cached kube-apiserver; running {} (download + build)", script.display());
     let out = Command::new("bash")
         .arg(&script)
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| KubeError::io(format!("run {}", script.display()), e))?;
     if !out.status.success() {
-        return Err(KubeError::NoBinary(format!(
-            "{} failed ({})",
-            script.display(),
-            out.status
-        )));
+        return Err(KubeError::NoBinary(format!("{} failed ({})", script.display(), out.status)));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     let p = PathBuf::from(last);
     if p.is_file() {
         Ok(p)
     } else {
-        Err(KubeError::NoBinary(format!(
-            "{} printed {last:?}, not a file",
-            script.display()
-        )))
+        Err(KubeError::NoBinary(format!("{} printed {last:?}, not a file", script.display())))
     }
 }
 
@@ -572,19 +449,13 @@ mod tests {
         std::fs::create_dir_all(d.path().join("1.0/")).expect("mkdir");
         assert!(cached_bin(d.path()).is_none());
         std::fs::write(d.path().join("1.0/kube-apiserver"), b"x").expect("write");
-        assert_eq!(
-            cached_bin(d.path()),
-            Some(d.path().join("1.0/kube-apiserver"))
-        );
+        assert_eq!(cached_bin(d.path()), Some(d.path().join("1.0/kube-apiserver")));
     }
 
     #[test]
     fn start_fails_cleanly_without_binary() {
         let d = tempfile::tempdir().expect("tempdir");
-        let r = KubeApiServer::start(KubeConfig {
-            dir: d.path().join("k"),
-            apiserver_bin: d.path().join("nope"),
-        });
+        let r = KubeApiServer::start(KubeConfig { dir: d.path().join("k"), apiserver_bin: d.path().join("nope") });
         assert!(matches!(r, Err(KubeError::NoBinary(_))), "{r:?}");
     }
 }

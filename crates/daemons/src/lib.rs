@@ -19,8 +19,8 @@ pub mod ovn;
 pub mod ovsdb_server;
 pub mod process;
 
-pub use ovsdb_server::{OvsdbServer, OvsdbServerConfig, RaftCluster, Ssl};
 pub use ovn::{link_underlay, Central, Chassis, ChassisConfig};
+pub use ovsdb_server::{OvsdbServer, OvsdbServerConfig, RaftCluster, Ssl};
 pub use process::{free_tcp_port, DaemonSpec};
 
 /// Installed schema files.

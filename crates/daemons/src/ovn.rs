@@ -178,8 +178,16 @@ impl Chassis {
 
         self.start_vswitchd()?;
         self.vsctl(&[
-            "--may-exist", "add-br", "br-int", "--", "set", "Bridge", "br-int", "datapath_type=netdev",
-            "fail-mode=secure", "other-config:disable-in-band=true",
+            "--may-exist",
+            "add-br",
+            "br-int",
+            "--",
+            "set",
+            "Bridge",
+            "br-int",
+            "datapath_type=netdev",
+            "fail-mode=secure",
+            "other-config:disable-in-band=true",
         ])?;
         self.vsctl(&["--may-exist", "add-br", "br-phy", "--", "set", "Bridge", "br-phy", "datapath_type=netdev"])?;
         for (_, br) in &c.bridge_mappings {

@@ -30,7 +30,14 @@ pub struct DaemonSpec {
 
 impl DaemonSpec {
     pub fn new(program: &str, pidfile: impl Into<PathBuf>, logfile: impl Into<PathBuf>) -> DaemonSpec {
-        DaemonSpec { program: program.to_string(), args: vec![], pidfile: pidfile.into(), logfile: logfile.into(), netns: None, env: vec![] }
+        DaemonSpec {
+            program: program.to_string(),
+            args: vec![],
+            pidfile: pidfile.into(),
+            logfile: logfile.into(),
+            netns: None,
+            env: vec![],
+        }
     }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());

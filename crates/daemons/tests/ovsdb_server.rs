@@ -17,7 +17,11 @@ fn start_stop_kill_restart() {
     assert!(dbs.contains("OVN_Northbound"), "{dbs}");
 
     // SIGKILL, then restart on the same port with the same data.
-    process::run("ovsdb-client", &["transact", &s.unix_remote(), r#"["OVN_Northbound",{"op":"insert","table":"Logical_Switch","row":{"name":"kept"}}]"#]).unwrap();
+    process::run(
+        "ovsdb-client",
+        &["transact", &s.unix_remote(), r#"["OVN_Northbound",{"op":"insert","table":"Logical_Switch","row":{"name":"kept"}}]"#],
+    )
+    .unwrap();
     s.kill().unwrap();
     assert!(!process::is_running(pid));
     assert!(s.pid().is_none());

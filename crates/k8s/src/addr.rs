@@ -161,7 +161,15 @@ mod tests {
 
     #[test]
     fn mac_rejects_bad() {
-        for bad in ["", "c2:11:22:33:44", "c2:11:22:33:44:55:66", "c2:11:22:33:44:5", "zz:11:22:33:44:55", "c2:11-22:33:44:55", "+2:11:22:33:44:55"] {
+        for bad in [
+            "",
+            "c2:11:22:33:44",
+            "c2:11:22:33:44:55:66",
+            "c2:11:22:33:44:5",
+            "zz:11:22:33:44:55",
+            "c2:11-22:33:44:55",
+            "+2:11:22:33:44:55",
+        ] {
             assert!(matches!(bad.parse::<MacAddr>(), Err(MacError::Syntax(_))), "{bad}");
         }
         assert!(matches!("01:00:5e:00:00:01".parse::<MacAddr>(), Err(MacError::Multicast(_))));

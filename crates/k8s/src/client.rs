@@ -37,7 +37,8 @@ pub enum ClientError {
 pub async fn client_from_kubeconfig(path: &Path) -> Result<Client, ClientError> {
     let err = |msg: String| ClientError::Kubeconfig { path: path.display().to_string(), msg };
     let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.map_err(|e| err(e.to_string()))?;
+    let cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.map_err(|e| err(e.to_string()))?;
     Ok(Client::try_from(cfg)?)
 }
 

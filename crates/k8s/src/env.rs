@@ -90,10 +90,7 @@ mod tests {
     #[test]
     fn from_selections() {
         let sel = parse("blue, other/red@data0", "ns").unwrap();
-        assert_eq!(
-            names(&env_vars(&sel)),
-            vec![("NETWORK_INTERFACE_BLUE", "net1"), ("NETWORK_INTERFACE_RED", "data0")]
-        );
+        assert_eq!(names(&env_vars(&sel)), vec![("NETWORK_INTERFACE_BLUE", "net1"), ("NETWORK_INTERFACE_RED", "data0")]);
     }
 
     #[test]
@@ -101,11 +98,7 @@ mod tests {
         let sel = parse("blue, other/blue, blue@x", "ns").unwrap();
         assert_eq!(
             names(&env_vars(&sel)),
-            vec![
-                ("NETWORK_INTERFACE_BLUE", "net1"),
-                ("NETWORK_INTERFACE_BLUE_2", "net2"),
-                ("NETWORK_INTERFACE_BLUE_3", "x"),
-            ]
+            vec![("NETWORK_INTERFACE_BLUE", "net1"), ("NETWORK_INTERFACE_BLUE_2", "net2"), ("NETWORK_INTERFACE_BLUE_3", "x"),]
         );
         // Different names that mangle the same way collide too.
         let v = env_vars_for([("a-b", "i1"), ("a-b", "i2"), ("a-b-2", "i3")]);

@@ -23,7 +23,11 @@ impl SwitchLookup for Switches {
 }
 
 fn switches() -> Switches {
-    let sw = |n: &str, s: Option<&str>, id: u128| SwitchInfo { uuid: Uuid::from_u128(id), name: n.into(), subnet: s.map(|s| s.parse().unwrap()) };
+    let sw = |n: &str, s: Option<&str>, id: u128| SwitchInfo {
+        uuid: Uuid::from_u128(id),
+        name: n.into(),
+        subnet: s.map(|s| s.parse().unwrap()),
+    };
     let mut m = HashMap::new();
     m.insert("blue".to_string(), vec![sw("blue", Some("10.10.0.0/24"), 1)]);
     m.insert("red".to_string(), vec![sw("red", Some("10.20.0.0/24"), 2)]);
@@ -35,7 +39,12 @@ fn switches() -> Switches {
 
 #[test]
 fn ports_follow_the_annotation() {
-    let p = pod("ns1", "web", "u1", r#"[{"name":"blue"},{"name":"red","interface":"red0"},{"name":"flat","mac":"02:00:00:00:00:07"},{"name":"macvlan"}]"#);
+    let p = pod(
+        "ns1",
+        "web",
+        "u1",
+        r#"[{"name":"blue"},{"name":"red","interface":"red0"},{"name":"flat","mac":"02:00:00:00:00:07"},{"name":"macvlan"}]"#,
+    );
     let d = desired(&p, &nads(), &switches()).unwrap();
     assert_eq!(d.len(), 3, "macvlan NAD belongs to another plugin and is skipped");
     assert_eq!(d[0].name, "ns1_web_net1");
@@ -53,7 +62,12 @@ fn ports_follow_the_annotation() {
 
 #[test]
 fn static_addresses_and_macs() {
-    let p = pod("ns1", "s", "u1", r#"[{"name":"blue","ips":["10.10.0.5/24"]},{"name":"blue","ips":["10.10.0.6"],"mac":"02:00:00:00:00:01"},{"name":"blue","mac":"02:00:00:00:00:02"},{"name":"blue","ips":["fd00::5"],"mac":"02:00:00:00:00:03"}]"#);
+    let p = pod(
+        "ns1",
+        "s",
+        "u1",
+        r#"[{"name":"blue","ips":["10.10.0.5/24"]},{"name":"blue","ips":["10.10.0.6"],"mac":"02:00:00:00:00:01"},{"name":"blue","mac":"02:00:00:00:00:02"},{"name":"blue","ips":["fd00::5"],"mac":"02:00:00:00:00:03"}]"#,
+    );
     let d = desired(&p, &nads(), &switches()).unwrap();
     assert_eq!(d[0].addresses(), vec!["0a:58:0a:0a:00:05 10.10.0.5"]);
     assert_eq!(d[0].prefixes.values().copied().collect::<Vec<_>>(), vec![24]);

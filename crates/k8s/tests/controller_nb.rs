@@ -33,7 +33,12 @@ async fn create_dynamic_static_and_mac_only_ports_one_transaction_each() {
     assert_eq!(ovn.port_col("ns1_a_net1", "dhcpv4_options"), dhcp);
     assert_eq!(ovn.port_col("ns1_a_net2", "dhcpv4_options"), "[]");
     let ids = ovn.port_col("ns1_a_net1", "external_ids");
-    for want in ["\"kubetron.io/owner\"=controller", "\"kubetron.io/pod-uid\"=uid-a", "\"kubetron.io/network\"=\"ns1/blue\"", "\"kubetron.io/interface\"=net1"] {
+    for want in [
+        "\"kubetron.io/owner\"=controller",
+        "\"kubetron.io/pod-uid\"=uid-a",
+        "\"kubetron.io/network\"=\"ns1/blue\"",
+        "\"kubetron.io/interface\"=net1",
+    ] {
         assert!(ids.contains(want), "{want} missing in {ids}");
     }
 
@@ -72,10 +77,7 @@ async fn create_dynamic_static_and_mac_only_ports_one_transaction_each() {
     for p in ["ns1_a_net1", "ns1_a_net2"] {
         ovn.bind(p);
     }
-    let ready = nb
-        .replica()
-        .wait_until(WAIT, |s| ctl_status_ready(s, &r.desired))
-        .await;
+    let ready = nb.replica().wait_until(WAIT, |s| ctl_status_ready(s, &r.desired)).await;
     assert!(ready.is_ok(), "network-status never became ready");
     let st = ctl.status(&r.desired);
     let ns = st.network_status.clone().expect("all up");
@@ -196,10 +198,22 @@ async fn cni_made_ports_are_adopted_admin_ports_are_not() {
     standard_switches(&ovn);
     // The CNI plugin made the port before the controller saw the pod.
     ovn.nbctl(&[
-        "lsp-add", "blue", "ns1_a_net1", "--", "lsp-set-addresses", "ns1_a_net1", "dynamic", "--",
-        "set", "Logical_Switch_Port", "ns1_a_net1", "external_ids:kubetron.io/owner=cni",
-        "external_ids:kubetron.io/container-id=c0ffee", "external_ids:kubetron.io/pod-namespace=ns1",
-        "external_ids:kubetron.io/pod-name=a", "external_ids:kubetron.io/interface=net1",
+        "lsp-add",
+        "blue",
+        "ns1_a_net1",
+        "--",
+        "lsp-set-addresses",
+        "ns1_a_net1",
+        "dynamic",
+        "--",
+        "set",
+        "Logical_Switch_Port",
+        "ns1_a_net1",
+        "external_ids:kubetron.io/owner=cni",
+        "external_ids:kubetron.io/container-id=c0ffee",
+        "external_ids:kubetron.io/pod-namespace=ns1",
+        "external_ids:kubetron.io/pod-name=a",
+        "external_ids:kubetron.io/interface=net1",
     ]);
     // An administrator's port that happens to have a pod port's name.
     ovn.nbctl(&["lsp-add", "blue", "ns1_x_net1"]);
@@ -219,8 +233,15 @@ async fn cni_made_ports_are_adopted_admin_ports_are_not() {
 
     // A CNI port of another pod UID is not taken.
     ovn.nbctl(&[
-        "lsp-add", "blue", "ns1_z_net1", "--", "set", "Logical_Switch_Port", "ns1_z_net1",
-        "external_ids:kubetron.io/owner=cni", "external_ids:kubetron.io/pod-uid=other",
+        "lsp-add",
+        "blue",
+        "ns1_z_net1",
+        "--",
+        "set",
+        "Logical_Switch_Port",
+        "ns1_z_net1",
+        "external_ids:kubetron.io/owner=cni",
+        "external_ids:kubetron.io/pod-uid=other",
     ]);
     nb.replica().wait_until(WAIT, |s| k8s::controller::NbView(s.clone()).port_by_name("ns1_z_net1").is_some()).await.unwrap();
     let t0 = nb.transactions();
@@ -309,8 +330,15 @@ async fn gc_after_downtime_removes_only_the_controllers_orphans() {
     }
     ovn.nbctl(&["lsp-add", "blue", "admin-port"]);
     ovn.nbctl(&[
-        "lsp-add", "blue", "ns1_cni_net1", "--", "set", "Logical_Switch_Port", "ns1_cni_net1",
-        "external_ids:kubetron.io/owner=cni", "external_ids:kubetron.io/pod-uid=gone-uid",
+        "lsp-add",
+        "blue",
+        "ns1_cni_net1",
+        "--",
+        "set",
+        "Logical_Switch_Port",
+        "ns1_cni_net1",
+        "external_ids:kubetron.io/owner=cni",
+        "external_ids:kubetron.io/pod-uid=gone-uid",
     ]);
     // Restart: only p0 and p2 still exist.
     let nb = ovn.nb().await;

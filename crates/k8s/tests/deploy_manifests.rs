@@ -258,10 +258,7 @@ fn webhook_wiring_is_consistent() {
     assert!(args.contains(&format!("--dns-name={}.{}.svc", svc_ref.name, svc_ref.namespace)), "{args:?}");
     let cport = &c.ports.as_ref().unwrap()[0];
     assert!(args.contains(&format!("--listen=0.0.0.0:{}", cport.container_port)), "{args:?}");
-    assert_eq!(
-        serde_json::to_value(port.target_port.as_ref().unwrap()).unwrap(),
-        Value::String(cport.name.clone().unwrap())
-    );
+    assert_eq!(serde_json::to_value(port.target_port.as_ref().unwrap()).unwrap(), Value::String(cport.name.clone().unwrap()));
     let probe = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
     assert_eq!((probe.path.as_deref(), probe.scheme.as_deref()), (Some("/healthz"), Some("HTTPS")));
     // The webhook's own namespace is skipped so that it can start while it is down.

@@ -24,7 +24,8 @@ use kube::Client;
 use kube_e2e_support::*;
 use serde_json::json;
 
-const KUBETRON_CONFIG: &str = r#"{"cniVersion":"1.0.0","name":"blue","type":"kubetron","logical_switch":"ls-blue","capabilities":{"ips":true}}"#;
+const KUBETRON_CONFIG: &str =
+    r#"{"cniVersion":"1.0.0","name":"blue","type":"kubetron","logical_switch":"ls-blue","capabilities":{"ips":true}}"#;
 
 fn nad_resource() -> ApiResource {
     ApiResource::erase::<NetworkAttachmentDefinition>(&())
@@ -74,7 +75,8 @@ fn crd_from_deploy_serves_typed_nads() {
             .create(&PostParams::default(), &macvlan)
             .await
             .expect("create macvlan NAD");
-        let names: Vec<String> = api.list(&ListParams::default()).await.expect("list").items.iter().map(|n| n.name_str().to_string()).collect();
+        let names: Vec<String> =
+            api.list(&ListParams::default()).await.expect("list").items.iter().map(|n| n.name_str().to_string()).collect();
         assert_eq!(names, vec!["blue".to_string()]);
         let all = Api::<NetworkAttachmentDefinition>::all(admin.clone()).list(&ListParams::default()).await.expect("list all");
         assert!(all.items.iter().any(|n| n.namespace_str() == other && n.kubetron_config() == Ok(None)));
@@ -212,13 +214,24 @@ fn webhook_admits_and_mutates_pods_through_the_apiserver() {
         let pp = PostParams::default();
         nads_a.create(&pp, &new_nad(&ns_a, "blue", r#"{"cniVersion":"1.0.0","type":"kubetron"}"#, &[])).await.unwrap();
         nads_a
-            .create(&pp, &new_nad(&ns_a, "phys", r#"{"cniVersion":"1.0.0","type":"kubetron"}"#, &[(RESOURCE_NAME_ANNOTATION, "kubetron.io/physnet")]))
+            .create(
+                &pp,
+                &new_nad(
+                    &ns_a,
+                    "phys",
+                    r#"{"cniVersion":"1.0.0","type":"kubetron"}"#,
+                    &[(RESOURCE_NAME_ANNOTATION, "kubetron.io/physnet")],
+                ),
+            )
             .await
             .unwrap();
         nads_a.create(&pp, &new_nad(&ns_a, "mv", r#"{"cniVersion":"1.0.0","type":"macvlan","master":"eth0"}"#, &[])).await.unwrap();
         nads_b.create(&pp, &new_nad(&ns_b, "private", r#"{"cniVersion":"1.0.0","type":"kubetron"}"#, &[])).await.unwrap();
         nads_b
-            .create(&pp, &new_nad(&ns_b, "shared", r#"{"cniVersion":"1.0.0","type":"kubetron"}"#, &[(ALLOWED_NAMESPACES_ANNOTATION, &ns_a)]))
+            .create(
+                &pp,
+                &new_nad(&ns_b, "shared", r#"{"cniVersion":"1.0.0","type":"kubetron"}"#, &[(ALLOWED_NAMESPACES_ANNOTATION, &ns_a)]),
+            )
             .await
             .unwrap();
 
@@ -338,7 +351,8 @@ async fn can(client: &Client, group: &str, resource: &str, verb: &str, namespace
         },
         ..Default::default()
     };
-    let r = Api::<SelfSubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &review).await.expect("SelfSubjectAccessReview");
+    let r =
+        Api::<SelfSubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &review).await.expect("SelfSubjectAccessReview");
     r.status.expect("review status").allowed
 }
 
@@ -387,16 +401,26 @@ fn deploy_rbac_grants_exactly_what_the_code_uses() {
                 }
                 if p.own_namespace_only {
                     for verb in p.verbs {
-                        assert!(!can(&client, p.api_group, p.resource, verb, Some(&ns), None).await, "{user}: {verb} {} outside {KUBETRON_NS}", p.resource);
+                        assert!(
+                            !can(&client, p.api_group, p.resource, verb, Some(&ns), None).await,
+                            "{user}: {verb} {} outside {KUBETRON_NS}",
+                            p.resource
+                        );
                     }
                 }
                 if !p.resource_names.is_empty() {
                     for verb in p.verbs {
-                        assert!(!can(&client, p.api_group, p.resource, verb, None, Some("someone-else")).await, "{user}: {verb} {} of another name", p.resource);
+                        assert!(
+                            !can(&client, p.api_group, p.resource, verb, None, Some("someone-else")).await,
+                            "{user}: {verb} {} of another name",
+                            p.resource
+                        );
                     }
                 }
             }
-            for (group, resource) in [("", "secrets"), ("", "configmaps"), ("apps", "deployments"), ("rbac.authorization.k8s.io", "clusterroles")] {
+            for (group, resource) in
+                [("", "secrets"), ("", "configmaps"), ("apps", "deployments"), ("rbac.authorization.k8s.io", "clusterroles")]
+            {
                 for verb in ["get", "list", "create"] {
                     assert!(!can(&client, group, resource, verb, Some(&ns), None).await, "{user} may not {verb} {resource}");
                 }
@@ -410,7 +434,13 @@ fn deploy_rbac_grants_exactly_what_the_code_uses() {
         admin_pods.create(&pp, &pod("p", Some("blue"))).await.expect("admin creates a pod");
         let ctl_pods: Api<Pod> = Api::namespaced(ctl.clone(), &ns);
         let all: Api<Pod> = Api::all(ctl.clone());
-        assert!(all.list(&ListParams::default()).await.expect("controller lists pods").items.iter().any(|p| p.metadata.name.as_deref() == Some("p")));
+        assert!(all
+            .list(&ListParams::default())
+            .await
+            .expect("controller lists pods")
+            .items
+            .iter()
+            .any(|p| p.metadata.name.as_deref() == Some("p")));
         let mut w = Box::pin(kube::runtime::watcher(ctl_pods.clone(), Default::default()));
         let first = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut w)).await.expect("watch answers");
         assert!(matches!(first, Some(Ok(_))), "controller watches pods: {first:?}");
@@ -454,7 +484,8 @@ fn deploy_rbac_grants_exactly_what_the_code_uses() {
         expect_code(Api::<Pod>::namespaced(wh.clone(), &ns).list(&ListParams::default()).await, 403, "webhook lists pods");
         // Its MutatingWebhookConfiguration, made harmless (selects no namespace) since other tests share the apiserver.
         let mwcs: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
-        let mut cfg = webhook_configuration(WEBHOOK_CONFIGURATION_NAME, "https://127.0.0.1:1/mutate", "unused", "kubetron-e2e/never", "never");
+        let mut cfg =
+            webhook_configuration(WEBHOOK_CONFIGURATION_NAME, "https://127.0.0.1:1/mutate", "unused", "kubetron-e2e/never", "never");
         cfg.metadata.name = Some(WEBHOOK_CONFIGURATION_NAME.into());
         for hook in cfg.webhooks.iter_mut().flatten() {
             hook.client_config.ca_bundle = None;
@@ -504,7 +535,21 @@ fn nad_sync_mirrors_marked_switches() {
     let clash = unique("clash");
     nbctl(&["ls-add", &net, "--", "set", "Logical_Switch", &net, &format!("external_ids:kubetron.io/namespaces=\"{a},{b}\"")]);
     nbctl(&["ls-add", &phys, "--", "set", "Logical_Switch", &phys, &format!("external_ids:kubetron.io/namespaces={a}")]);
-    nbctl(&["lsp-add", &phys, &format!("{phys}-ln"), "", "42", "--", "lsp-set-type", &format!("{phys}-ln"), "localnet", "--", "lsp-set-options", &format!("{phys}-ln"), "network_name=physnet1"]);
+    nbctl(&[
+        "lsp-add",
+        &phys,
+        &format!("{phys}-ln"),
+        "",
+        "42",
+        "--",
+        "lsp-set-type",
+        &format!("{phys}-ln"),
+        "localnet",
+        "--",
+        "lsp-set-options",
+        &format!("{phys}-ln"),
+        "network_name=physnet1",
+    ]);
     nbctl(&["ls-add", &clash, "--", "set", "Logical_Switch", &clash, &format!("external_ids:kubetron.io/namespaces={b}")]);
 
     let rt = runtime();
@@ -539,7 +584,10 @@ fn nad_sync_mirrors_marked_switches() {
         assert!(cfg.capabilities.ips && cfg.capabilities.mac);
         assert_eq!(cfg.extra.get("nb").and_then(|v| v.as_str()), Some("tcp:198.51.100.1:6641"));
         let phys_a = wait_for("the physical network's NAD", Duration::from_secs(20), || get(&in_a, &phys)).await;
-        assert_eq!(phys_a.metadata.annotations.as_ref().and_then(|m| m.get(RESOURCE_NAME_ANNOTATION)).map(String::as_str), Some("kubetron.io/physnet1"));
+        assert_eq!(
+            phys_a.metadata.annotations.as_ref().and_then(|m| m.get(RESOURCE_NAME_ANNOTATION)).map(String::as_str),
+            Some("kubetron.io/physnet1")
+        );
         assert!(get(&in_b, &phys).await.is_none(), "phys is exposed to a only");
         // The hand-made NAD was not taken over.
         let still = get(&in_b, &clash).await.expect("hand-made NAD");
@@ -574,14 +622,22 @@ fn nad_sync_mirrors_marked_switches() {
         nbctl(&["destroy", "Logical_Switch", &every]);
         wait_for("the * NADs to go", Duration::from_secs(20), || async {
             let n: Api<NetworkAttachmentDefinition> = Api::all(admin.clone());
-            let left = n.list(&ListParams::default()).await.ok()?.items.into_iter().filter(|x| x.metadata.name.as_deref() == Some(every.as_str())).count();
+            let left = n
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|x| x.metadata.name.as_deref() == Some(every.as_str()))
+                .count();
             (left == 0).then_some(())
         })
         .await;
 
         // Unmarking deletes; the hand-made NAD is still there.
         nbctl(&["remove", "Logical_Switch", &phys, "external_ids", "kubetron.io/namespaces"]);
-        wait_for("the unmarked switch's NAD to go", Duration::from_secs(20), || async { get(&in_a, &phys).await.is_none().then_some(()) }).await;
+        wait_for("the unmarked switch's NAD to go", Duration::from_secs(20), || async { get(&in_a, &phys).await.is_none().then_some(()) })
+            .await;
         assert_eq!(get(&in_b, &clash).await.expect("hand-made NAD").spec.config, KUBETRON_CONFIG);
         task.abort();
     });

@@ -230,7 +230,17 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         // The node plugs the port (an OVS interface with iface-id = the port, as the CNI plugin makes it):
         // ovn-controller binds it, northd sets it up, and the controller writes network-status.
         ovn.chassis
-            .vsctl(&["add-port", "br-int", "p1if", "--", "set", "Interface", "p1if", "type=internal", &format!("external_ids:iface-id={port}")])
+            .vsctl(&[
+                "add-port",
+                "br-int",
+                "p1if",
+                "--",
+                "set",
+                "Interface",
+                "p1if",
+                "type=internal",
+                &format!("external_ids:iface-id={port}"),
+            ])
             .expect("plug p1");
         let value = wait_for("the network-status annotation", wait, || async {
             pods.get("p1").await.ok()?.metadata.annotations?.get(NETWORK_STATUS_ANNOTATION).cloned()
@@ -257,8 +267,15 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         // Orphans: a controller-owned port of a pod that does not exist is garbage-collected; a port the
         // administrator made is not.
         ovn.nbctl(&[
-            "lsp-add", SWITCH, "orphan", "--", "set", "Logical_Switch_Port", "orphan",
-            "external_ids:\"kubetron.io/owner\"=controller", "external_ids:\"kubetron.io/pod-uid\"=00000000-0000-0000-0000-00000000dead",
+            "lsp-add",
+            SWITCH,
+            "orphan",
+            "--",
+            "set",
+            "Logical_Switch_Port",
+            "orphan",
+            "external_ids:\"kubetron.io/owner\"=controller",
+            "external_ids:\"kubetron.io/pod-uid\"=00000000-0000-0000-0000-00000000dead",
         ]);
         ovn.nbctl(&["lsp-add", SWITCH, "admin-port"]);
         wait_port(&ovn, "orphan", false, wait).await;

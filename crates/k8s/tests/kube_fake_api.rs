@@ -71,11 +71,8 @@ async fn fake_api() -> (kube::Client, Log) {
                     async move {
                         let method = req.method().to_string();
                         let path = req.uri().path().to_string();
-                        let content_type = req
-                            .headers()
-                            .get("content-type")
-                            .map(|v| v.to_str().unwrap_or("").to_string())
-                            .unwrap_or_default();
+                        let content_type =
+                            req.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_string()).unwrap_or_default();
                         let body = String::from_utf8_lossy(&req.into_body().collect().await.unwrap().to_bytes()).to_string();
                         let (status, value) = answer(&method, &path);
                         log.lock().unwrap().push(Seen { method, path, content_type, body });
@@ -110,9 +107,7 @@ async fn client_nad_source_uses_the_crd_paths() {
 #[tokio::test]
 async fn ca_bundle_is_published_with_a_strategic_merge_patch() {
     let (client, log) = fake_api().await;
-    register_ca_bundle(client.clone(), "kubetron-webhook", "-----BEGIN CERTIFICATE-----\nX\n", Duration::from_secs(1))
-        .await
-        .unwrap();
+    register_ca_bundle(client.clone(), "kubetron-webhook", "-----BEGIN CERTIFICATE-----\nX\n", Duration::from_secs(1)).await.unwrap();
     let seen = log.lock().unwrap().clone();
     let patch = seen.iter().find(|s| s.method == "PATCH").expect("a PATCH");
     assert_eq!(patch.content_type, "application/strategic-merge-patch+json");

@@ -12,11 +12,54 @@ use k8s::nadsync::{desired_nads, marked_switches, SyncSettings, Targets};
 fn marked_switches_from_a_real_northbound() {
     let ovn = Ovn::start();
     ovn.nbctl(&["ls-add", "plain"]);
-    ovn.nbctl(&["ls-add", "Tenant_Red", "--", "set", "Logical_Switch", "Tenant_Red", "external_ids:kubetron.io/namespaces=\"team-a, team-b\""]);
-    ovn.nbctl(&["ls-add", "phys", "--", "set", "Logical_Switch", "phys", "external_ids:kubetron.io/namespaces=*", "external_ids:kubetron.io/nad-name=uplink"]);
-    ovn.nbctl(&["lsp-add", "phys", "phys-ln", "", "100", "--", "lsp-set-type", "phys-ln", "localnet", "--", "lsp-set-options", "phys-ln", "network_name=physnet1"]);
+    ovn.nbctl(&[
+        "ls-add",
+        "Tenant_Red",
+        "--",
+        "set",
+        "Logical_Switch",
+        "Tenant_Red",
+        "external_ids:kubetron.io/namespaces=\"team-a, team-b\"",
+    ]);
+    ovn.nbctl(&[
+        "ls-add",
+        "phys",
+        "--",
+        "set",
+        "Logical_Switch",
+        "phys",
+        "external_ids:kubetron.io/namespaces=*",
+        "external_ids:kubetron.io/nad-name=uplink",
+    ]);
+    ovn.nbctl(&[
+        "lsp-add",
+        "phys",
+        "phys-ln",
+        "",
+        "100",
+        "--",
+        "lsp-set-type",
+        "phys-ln",
+        "localnet",
+        "--",
+        "lsp-set-options",
+        "phys-ln",
+        "network_name=physnet1",
+    ]);
     // A localnet port on an unmarked switch changes nothing.
-    ovn.nbctl(&["lsp-add", "plain", "plain-ln", "--", "lsp-set-type", "plain-ln", "localnet", "--", "lsp-set-options", "plain-ln", "network_name=other"]);
+    ovn.nbctl(&[
+        "lsp-add",
+        "plain",
+        "plain-ln",
+        "--",
+        "lsp-set-type",
+        "plain-ln",
+        "localnet",
+        "--",
+        "lsp-set-options",
+        "plain-ln",
+        "network_name=other",
+    ]);
     // A VIF port on the marked switch is not a localnet port.
     ovn.nbctl(&["lsp-add", "Tenant_Red", "vif1"]);
 
@@ -36,14 +79,18 @@ fn marked_switches_from_a_real_northbound() {
         assert_eq!((phys.physnet.as_deref(), phys.vlan), (Some("physnet1"), Some(100)));
 
         let nads = desired_nads(&marked, &["default".to_string()], &SyncSettings::new(&ovn.central.nb_remote()));
-        let ids: Vec<String> = nads.iter().map(|n| format!("{}/{}", n.metadata.namespace.as_deref().unwrap(), n.metadata.name.as_deref().unwrap())).collect();
+        let ids: Vec<String> =
+            nads.iter().map(|n| format!("{}/{}", n.metadata.namespace.as_deref().unwrap(), n.metadata.name.as_deref().unwrap())).collect();
         assert_eq!(ids, ["default/uplink", "team-a/tenant-red", "team-b/tenant-red"]);
         assert_eq!(nads[0].physical_network(), Some("physnet1"));
         assert_eq!(nads[1].kubetron_config().unwrap().unwrap().logical_switch, "Tenant_Red");
 
         // Unmarking is seen through the replica.
         ovn.nbctl(&["remove", "Logical_Switch", "Tenant_Red", "external_ids", "kubetron.io/namespaces"]);
-        let snap = nb.replica().wait_until(std::time::Duration::from_secs(10), |s| marked_switches(&k8s::controller::NbView(s.clone())).len() == 1).await;
+        let snap = nb
+            .replica()
+            .wait_until(std::time::Duration::from_secs(10), |s| marked_switches(&k8s::controller::NbView(s.clone())).len() == 1)
+            .await;
         assert!(snap.is_ok(), "unmarking not seen");
     });
 }

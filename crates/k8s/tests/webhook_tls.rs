@@ -63,7 +63,12 @@ impl Harness {
             .with_no_client_auth();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            server.run_until(async { let _ = rx.await; }).await.unwrap();
+            server
+                .run_until(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
         Harness { addr, connector: TlsConnector::from(Arc::new(client)), _dir: dir, shutdown: Some(tx), task }
     }
@@ -136,11 +141,7 @@ async fn networks_pod_gets_env_and_resources() {
     let out = apply(pod, &resp);
     // Annotation "blue, team-b/shared@data0, physnet-red, macvlan-conf": blue=net1, physnet-red=net2,
     // macvlan-conf=net3 (not kubetron: no variable).
-    let ours = [
-        ("NETWORK_INTERFACE_BLUE", "net1"),
-        ("NETWORK_INTERFACE_SHARED", "data0"),
-        ("NETWORK_INTERFACE_PHYSNET_RED", "net2"),
-    ];
+    let ours = [("NETWORK_INTERFACE_BLUE", "net1"), ("NETWORK_INTERFACE_SHARED", "data0"), ("NETWORK_INTERFACE_PHYSNET_RED", "net2")];
     let mut app = vec![("LOG_LEVEL", "debug")];
     app.extend(ours);
     assert_eq!(env_of(&out, "/spec/containers/0/env"), pairs(&app), "appended to existing env");

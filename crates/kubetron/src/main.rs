@@ -114,12 +114,11 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Node(a) => {
             init_logging("info");
-            let cfg = node::NodeConfig::default()
-                .ovs_remote(&a.ovs_remote)
-                .device_plugin_dir(&a.device_plugin_dir)
-                .capacity(a.capacity);
+            let cfg = node::NodeConfig::default().ovs_remote(&a.ovs_remote).device_plugin_dir(&a.device_plugin_dir).capacity(a.capacity);
             let t = telemetry::Telemetry::new();
-            t.registry.gauge("kubetron_node_agent_info", "The node agent runs (value 1).", &[("version", env!("CARGO_PKG_VERSION"))]).set(1);
+            t.registry
+                .gauge("kubetron_node_agent_info", "The node agent runs (value 1).", &[("version", env!("CARGO_PKG_VERSION"))])
+                .set(1);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let endpoint = tokio::spawn(telemetry::serve(a.metrics_addr, t.clone(), None, std::future::pending()));

@@ -134,9 +134,13 @@ fn two_networks_in_one_pod_and_a_reference_plugin_beside() {
     for p in [&a, &b] {
         let mut c = std::process::Command::new("ip");
         c.args(["netns", "exec", w.chassis[0].netns(), "/usr/lib/cni/bridge"])
-            .env("CNI_COMMAND", "ADD").env("CNI_CONTAINERID", &p.id).env("CNI_NETNS", p.netns_path())
-            .env("CNI_IFNAME", "ref0").env("CNI_PATH", "/usr/lib/cni")
-            .stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+            .env("CNI_COMMAND", "ADD")
+            .env("CNI_CONTAINERID", &p.id)
+            .env("CNI_NETNS", p.netns_path())
+            .env("CNI_IFNAME", "ref0")
+            .env("CNI_PATH", "/usr/lib/cni")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
         let mut child = c.spawn().unwrap();
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), bconf.to_string().as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
@@ -170,10 +174,13 @@ fn concurrent_adds_into_one_switch() {
         let hs: Vec<_> = pods.iter().map(|p| s.spawn(|| p.cni(&w, 0, "ADD", "net1", &conf, None))).collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let mut ips: Vec<String> = outs.iter().map(|o| {
-        assert_eq!(o.code, 0, "{o:?}");
-        result_ip(o)
-    }).collect();
+    let mut ips: Vec<String> = outs
+        .iter()
+        .map(|o| {
+            assert_eq!(o.code, 0, "{o:?}");
+            result_ip(o)
+        })
+        .collect();
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 20, "addresses not distinct: {ips:?}");

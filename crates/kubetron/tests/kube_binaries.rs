@@ -88,8 +88,8 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
     let dir = tmp.path().to_path_buf();
 
     // Dropped in reverse order: the kubetron processes, the pod netns, the chassis, the central, the apiserver.
-    let mut kas = KubeApiServer::start(KubeConfig::with_default_bin(dir.join("kube")).expect("kube-apiserver binary"))
-        .expect("start kube-apiserver");
+    let mut kas =
+        KubeApiServer::start(KubeConfig::with_default_bin(dir.join("kube")).expect("kube-apiserver binary")).expect("start kube-apiserver");
     let kube_pids = kas.pids();
     let central = Central::start(&dir.join("central"), false).expect("start OVN central");
     let node_netns = format!("ktkb{}", std::process::id() % 100_000);
@@ -208,10 +208,7 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         let uid = created.metadata.uid.clone().expect("uid");
         let stored = pods.get("web").await.expect("get web");
         let env = stored.spec.as_ref().unwrap().containers[0].env.clone().unwrap_or_default();
-        assert!(
-            env.iter().any(|e| e.name == "NETWORK_INTERFACE_RED" && e.value.as_deref() == Some("net1")),
-            "webhook env var: {env:?}"
-        );
+        assert!(env.iter().any(|e| e.name == "NETWORK_INTERFACE_RED" && e.value.as_deref() == Some("net1")), "webhook env var: {env:?}");
 
         // The controller (a separate process) makes the port and annotates the pod.
         let row = wait_for(&format!("port {port} in NB"), wait, || {
@@ -234,7 +231,8 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         assert!(!annotations.contains_key(NETWORK_STATUS_ANNOTATION), "no network-status before the pod is plugged");
 
         // The node's runtime runs the CNI plugin for the pod: it gets exactly the controller's addresses.
-        let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME=web;K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={container_id}");
+        let args =
+            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME=web;K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={container_id}");
         let (code, result, stderr) = cni(&node_netns, "ADD", &container_id, pod_netns.path(), &conf, &args);
         assert_eq!(code, 0, "CNI ADD: {result} {stderr}");
         assert_eq!(result["interfaces"][1]["mac"], mac.as_str(), "{result}");

@@ -89,7 +89,8 @@ fn sandbox_with_kube() {
     }
     assert!(out.contains("red pod1 -> pod2") && out.contains("blue pod1 -> pod2"), "{out}");
     // The table's addresses are the ones the controller published in network-status.
-    let rows: Vec<Vec<&str>> = out.lines().filter(|l| l.starts_with("pod") && !l.contains("network-status")).map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> =
+        out.lines().filter(|l| l.starts_with("pod") && !l.contains("network-status")).map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows.len(), 4, "{out}");
     for pod in ["pod1", "pod2"] {
         let line = out

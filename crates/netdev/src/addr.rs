@@ -107,12 +107,7 @@ impl AddressAdd<'_> {
         if self.flags != 0 {
             m.attr_u32(IFA_FLAGS, self.flags);
         }
-        let flags = nl::NLM_F_CREATE
-            | if self.replace {
-                nl::NLM_F_REPLACE
-            } else {
-                nl::NLM_F_EXCL
-            };
+        let flags = nl::NLM_F_CREATE | if self.replace { nl::NLM_F_REPLACE } else { nl::NLM_F_EXCL };
         let op = format!("add address {} on link #{}", self.addr, self.index);
         self.h.nl.request_ack(&op, nl::RTM_NEWADDR, flags, &m)?;
         tracing::debug!(netns = %self.h.netns_label(), "{op}");
@@ -123,10 +118,7 @@ impl AddressAdd<'_> {
 fn parse_addr(r: &Reply) -> Result<Option<Address>> {
     let p = &r.payload;
     if p.len() < 8 {
-        return Err(NetdevError::Malformed(format!(
-            "ifaddrmsg of {} bytes",
-            p.len()
-        )));
+        return Err(NetdevError::Malformed(format!("ifaddrmsg of {} bytes", p.len())));
     }
     let fam = p[0];
     let prefix = p[1];
@@ -145,26 +137,14 @@ fn parse_addr(r: &Reply) -> Result<Option<Address>> {
     let Some(ip) = local.or(address) else {
         return Ok(None);
     };
-    let addr = IpNet::new(ip, prefix)
-        .map_err(|_| NetdevError::Malformed(format!("prefix /{prefix} for {ip}")))?;
-    Ok(Some(Address {
-        index,
-        addr,
-        flags,
-        scope,
-    }))
+    let addr = IpNet::new(ip, prefix).map_err(|_| NetdevError::Malformed(format!("prefix /{prefix} for {ip}")))?;
+    Ok(Some(Address { index, addr, flags, scope }))
 }
 
 impl Handle {
     /// Starts adding `addr` (address + prefix, e.g. 10.1.0.5/24) to link `index`.
     pub fn add_address(&self, index: u32, addr: IpNet) -> AddressAdd<'_> {
-        AddressAdd {
-            h: self,
-            index,
-            addr,
-            flags: 0,
-            replace: false,
-        }
+        AddressAdd { h: self, index, addr, flags: 0, replace: false }
     }
 
     /// Removes `addr` from link `index`. `Ok(false)` if it was not there.
@@ -176,12 +156,7 @@ impl Handle {
         fixed[4..8].copy_from_slice(&index.to_ne_bytes());
         let mut m = MsgBuf::new(&fixed);
         m.attr(IFA_LOCAL, &ip_bytes(&ip));
-        match self.nl.request_ack(
-            &format!("delete address {addr} on link #{index}"),
-            nl::RTM_DELADDR,
-            0,
-            &m,
-        ) {
+        match self.nl.request_ack(&format!("delete address {addr} on link #{index}"), nl::RTM_DELADDR, 0, &m) {
             Ok(()) => Ok(true),
             Err(e) if e.is_not_found() || e.errno() == Some(libc::EADDRNOTAVAIL) => Ok(false),
             Err(e) => Err(e),

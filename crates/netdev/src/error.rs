@@ -73,10 +73,7 @@ pub enum NetdevError {
 
 impl NetdevError {
     pub(crate) fn io(op: impl Into<String>, source: io::Error) -> Self {
-        NetdevError::Io {
-            op: op.into(),
-            source,
-        }
+        NetdevError::Io { op: op.into(), source }
     }
 
     pub(crate) fn last_os(op: impl Into<String>) -> Self {
@@ -86,9 +83,7 @@ impl NetdevError {
     /// The errno of a failed netlink request or system call, if this is one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            NetdevError::Netlink { source, .. } | NetdevError::Io { source, .. } => {
-                source.raw_os_error()
-            }
+            NetdevError::Netlink { source, .. } | NetdevError::Io { source, .. } => source.raw_os_error(),
             NetdevError::NetnsOpen { source, .. } => source.raw_os_error(),
             _ => None,
         }
@@ -96,18 +91,11 @@ impl NetdevError {
 
     /// True when the kernel said "exists" (EEXIST), or this is a `LinkExists`/`NetnsExists` error.
     pub fn is_exists(&self) -> bool {
-        matches!(
-            self,
-            NetdevError::LinkExists { .. } | NetdevError::NetnsExists(_)
-        ) || self.errno() == Some(libc::EEXIST)
+        matches!(self, NetdevError::LinkExists { .. } | NetdevError::NetnsExists(_)) || self.errno() == Some(libc::EEXIST)
     }
 
     /// True when the object is not there (ENODEV, ENOENT, ESRCH, or `LinkNotFound`).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, NetdevError::LinkNotFound(_))
-            || matches!(
-                self.errno(),
-                Some(libc::ENODEV) | Some(libc::ENOENT) | Some(libc::ESRCH)
-            )
+        matches!(self, NetdevError::LinkNotFound(_)) || matches!(self.errno(), Some(libc::ENODEV) | Some(libc::ENOENT) | Some(libc::ESRCH))
     }
 }

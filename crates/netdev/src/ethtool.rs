@@ -37,22 +37,13 @@ impl Handle {
         };
         ifr.name[..ifname.len()].copy_from_slice(ifname.as_bytes());
         // SAFETY: ifr and val are valid for the duration of the call and laid out as the kernel expects.
-        let rc = unsafe {
-            libc::ioctl(
-                self.ioctl_fd(),
-                SIOCETHTOOL as _,
-                &mut ifr as *mut IfreqData,
-            )
-        };
+        let rc = unsafe { libc::ioctl(self.ioctl_fd(), SIOCETHTOOL as _, &mut ifr as *mut IfreqData) };
         if rc < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::ENODEV) {
                 return Err(NetdevError::LinkNotFound(ifname.to_string()));
             }
-            return Err(NetdevError::io(
-                format!("ethtool cmd {cmd:#x} on {ifname} in {}", self.netns_label()),
-                e,
-            ));
+            return Err(NetdevError::io(format!("ethtool cmd {cmd:#x} on {ifname} in {}", self.netns_label()), e));
         }
         Ok(val.data)
     }
@@ -76,9 +67,6 @@ mod tests {
 
     #[test]
     fn ifreq_has_kernel_size() {
-        assert_eq!(
-            std::mem::size_of::<IfreqData>(),
-            std::mem::size_of::<libc::ifreq>()
-        );
+        assert_eq!(std::mem::size_of::<IfreqData>(), std::mem::size_of::<libc::ifreq>());
     }
 }

@@ -21,42 +21,25 @@ pub struct Handle {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle")
-            .field(
-                "netns",
-                &self.netns.as_ref().map(|n| n.path().to_path_buf()),
-            )
-            .finish()
+        f.debug_struct("Handle").field("netns", &self.netns.as_ref().map(|n| n.path().to_path_buf())).finish()
     }
 }
 
 impl Handle {
     /// A handle on the calling thread's current network namespace.
     pub fn new() -> Result<Handle> {
-        Ok(Handle {
-            nl: NlSocket::new()?,
-            ioctl: ioctl_socket()?,
-            netns: None,
-        })
+        Ok(Handle { nl: NlSocket::new()?, ioctl: ioctl_socket()?, netns: None })
     }
 
     /// A handle on `ns`: its sockets are created on a helper thread inside `ns`.
     pub fn in_netns(ns: &Netns) -> Result<Handle> {
-        let (nl, ioctl) =
-            ns.run(|| -> Result<(NlSocket, OwnedFd)> { Ok((NlSocket::new()?, ioctl_socket()?)) })??;
-        Ok(Handle {
-            nl,
-            ioctl,
-            netns: Some(ns.try_clone()?),
-        })
+        let (nl, ioctl) = ns.run(|| -> Result<(NlSocket, OwnedFd)> { Ok((NlSocket::new()?, ioctl_socket()?)) })??;
+        Ok(Handle { nl, ioctl, netns: Some(ns.try_clone()?) })
     }
 
     /// Where this handle acts, for messages: the netns path or "current netns".
     pub fn netns_label(&self) -> String {
-        self.netns
-            .as_ref()
-            .map(|n| n.path().display().to_string())
-            .unwrap_or_else(|| "the current netns".to_string())
+        self.netns.as_ref().map(|n| n.path().display().to_string()).unwrap_or_else(|| "the current netns".to_string())
     }
 
     /// Runs `f` in this handle's netns: directly for a current-netns handle, else on a thread in it.

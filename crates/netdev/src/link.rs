@@ -92,10 +92,7 @@ pub struct Link {
 pub(crate) fn parse_link(r: &Reply) -> Result<Link> {
     let p = &r.payload;
     if p.len() < IFINFOMSG_LEN {
-        return Err(NetdevError::Malformed(format!(
-            "ifinfomsg of {} bytes",
-            p.len()
-        )));
+        return Err(NetdevError::Malformed(format!("ifinfomsg of {} bytes", p.len())));
     }
     let index = i32::from_ne_bytes([p[4], p[5], p[6], p[7]]) as u32;
     let flags = u32::from_ne_bytes([p[8], p[9], p[10], p[11]]);
@@ -114,9 +111,7 @@ pub(crate) fn parse_link(r: &Reply) -> Result<Link> {
     for (k, d) in attrs(&p[IFINFOMSG_LEN..]) {
         match k {
             IFLA_IFNAME => link.name = parse_str(d),
-            IFLA_ADDRESS if d.len() == 6 => {
-                link.mac = Some(MacAddr([d[0], d[1], d[2], d[3], d[4], d[5]]))
-            }
+            IFLA_ADDRESS if d.len() == 6 => link.mac = Some(MacAddr([d[0], d[1], d[2], d[3], d[4], d[5]])),
             IFLA_MTU => link.mtu = parse_u32(d).unwrap_or(0),
             IFLA_OPERSTATE => link.oper_state = OperState::from_u8(d.first().copied().unwrap_or(0)),
             IFLA_LINK => link.peer_index = parse_u32(d).filter(|&i| i != 0),
@@ -136,12 +131,7 @@ pub(crate) fn parse_link(r: &Reply) -> Result<Link> {
 
 /// Checks an interface name the way the kernel does (1..=15 bytes, no '/', ':' or whitespace, not "." or "..").
 pub fn validate_ifname(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(NetdevError::InvalidName {
-            name: name.to_string(),
-            reason,
-        })
-    };
+    let bad = |reason| Err(NetdevError::InvalidName { name: name.to_string(), reason });
     if name.is_empty() {
         return bad("empty interface name");
     }
@@ -151,10 +141,7 @@ pub fn validate_ifname(name: &str) -> Result<()> {
     if name == "." || name == ".." {
         return bad("'.' and '..' are not interface names");
     }
-    if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
-    {
+    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0') {
         return bad("interface names cannot contain '/', ':', NUL or whitespace");
     }
     Ok(())
@@ -203,10 +190,7 @@ impl LinkUpdate<'_> {
         if let Some(n) = &self.rename {
             validate_ifname(n)?;
         }
-        let link = self
-            .h
-            .link_by_name(&self.name)?
-            .ok_or_else(|| NetdevError::LinkNotFound(self.name.clone()))?;
+        let link = self.h.link_by_name(&self.name)?.ok_or_else(|| NetdevError::LinkNotFound(self.name.clone()))?;
         let (flags, change) = match self.up {
             Some(true) => (IFF_UP, IFF_UP),
             Some(false) => (0, IFF_UP),
@@ -222,10 +206,7 @@ impl LinkUpdate<'_> {
         if let Some(n) = &self.rename {
             m.attr_str(IFLA_IFNAME, n);
         }
-        let op = format!(
-            "set link {} (mac {:?} mtu {:?} up {:?} rename {:?})",
-            self.name, self.mac, self.mtu, self.up, self.rename
-        );
+        let op = format!("set link {} (mac {:?} mtu {:?} up {:?} rename {:?})", self.name, self.mac, self.mtu, self.up, self.rename);
         self.h.nl.request_ack(&op, nl::RTM_NEWLINK, 0, &m)?;
         tracing::debug!(netns = %self.h.netns_label(), "{op}");
         Ok(())
@@ -238,10 +219,7 @@ impl Handle {
         validate_ifname(name)?;
         let mut m = MsgBuf::new(&ifinfomsg(0, 0, 0));
         m.attr_str(IFLA_IFNAME, name);
-        match self
-            .nl
-            .request_one(&format!("get link {name}"), nl::RTM_GETLINK, &m)
-        {
+        match self.nl.request_one(&format!("get link {name}"), nl::RTM_GETLINK, &m) {
             Ok(Some(r)) => parse_link(&r).map(Some),
             Ok(None) => Ok(None),
             Err(e) if e.is_not_found() => Ok(None),
@@ -252,10 +230,7 @@ impl Handle {
     /// The link with this index, or `None`.
     pub fn link_by_index(&self, index: u32) -> Result<Option<Link>> {
         let m = MsgBuf::new(&ifinfomsg(index as i32, 0, 0));
-        match self
-            .nl
-            .request_one(&format!("get link #{index}"), nl::RTM_GETLINK, &m)
-        {
+        match self.nl.request_one(&format!("get link #{index}"), nl::RTM_GETLINK, &m) {
             Ok(Some(r)) => parse_link(&r).map(Some),
             Ok(None) => Ok(None),
             Err(e) if e.is_not_found() => Ok(None),
@@ -266,24 +241,12 @@ impl Handle {
     /// Every link of the netns.
     pub fn links(&self) -> Result<Vec<Link>> {
         let m = MsgBuf::new(&ifinfomsg(0, 0, 0));
-        self.nl
-            .dump("dump links", nl::RTM_GETLINK, &m)?
-            .iter()
-            .filter(|r| r.kind == nl::RTM_NEWLINK)
-            .map(parse_link)
-            .collect()
+        self.nl.dump("dump links", nl::RTM_GETLINK, &m)?.iter().filter(|r| r.kind == nl::RTM_NEWLINK).map(parse_link).collect()
     }
 
     /// Starts a change of link `name` (MAC, MTU, up/down, rename).
     pub fn set_link(&self, name: &str) -> LinkUpdate<'_> {
-        LinkUpdate {
-            h: self,
-            name: name.to_string(),
-            mac: None,
-            mtu: None,
-            up: None,
-            rename: None,
-        }
+        LinkUpdate { h: self, name: name.to_string(), mac: None, mtu: None, up: None, rename: None }
     }
 
     /// Deletes link `name` (for a veth, both ends go). `Ok(false)` if it was not there.
@@ -291,10 +254,7 @@ impl Handle {
         validate_ifname(name)?;
         let mut m = MsgBuf::new(&ifinfomsg(0, 0, 0));
         m.attr_str(IFLA_IFNAME, name);
-        match self
-            .nl
-            .request_ack(&format!("delete link {name}"), nl::RTM_DELLINK, 0, &m)
-        {
+        match self.nl.request_ack(&format!("delete link {name}"), nl::RTM_DELLINK, 0, &m) {
             Ok(()) => {
                 tracing::debug!(link = name, netns = %self.netns_label(), "deleted link");
                 Ok(true)
@@ -312,25 +272,16 @@ impl Handle {
         let li = m.begin_nested(IFLA_LINKINFO);
         m.attr_str(IFLA_INFO_KIND, kind);
         m.end_nested(li);
-        self.nl
-            .request_ack(
-                &format!("create {kind} link {name}"),
-                nl::RTM_NEWLINK,
-                nl::NLM_F_CREATE | nl::NLM_F_EXCL,
-                &m,
-            )
-            .map_err(|e| {
+        self.nl.request_ack(&format!("create {kind} link {name}"), nl::RTM_NEWLINK, nl::NLM_F_CREATE | nl::NLM_F_EXCL, &m).map_err(
+            |e| {
                 if e.is_exists() {
-                    NetdevError::LinkExists {
-                        name: name.to_string(),
-                        netns: self.netns_label(),
-                    }
+                    NetdevError::LinkExists { name: name.to_string(), netns: self.netns_label() }
                 } else {
                     e
                 }
-            })?;
-        self.link_by_name(name)?
-            .ok_or_else(|| NetdevError::LinkNotFound(name.to_string()))
+            },
+        )?;
+        self.link_by_name(name)?.ok_or_else(|| NetdevError::LinkNotFound(name.to_string()))
     }
 }
 
@@ -349,10 +300,7 @@ mod tests {
 
     #[test]
     fn parse_link_rejects_short_payload() {
-        let r = Reply {
-            kind: nl::RTM_NEWLINK,
-            payload: vec![0; 8],
-        };
+        let r = Reply { kind: nl::RTM_NEWLINK, payload: vec![0; 8] };
         assert!(matches!(parse_link(&r), Err(NetdevError::Malformed(_))));
     }
 }

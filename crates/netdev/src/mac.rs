@@ -24,11 +24,7 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -41,9 +37,7 @@ impl fmt::Debug for MacAddr {
 impl FromStr for MacAddr {
     type Err = NetdevError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            NetdevError::InvalidArgument(format!("bad MAC address {s:?} (want aa:bb:cc:dd:ee:ff)"))
-        };
+        let bad = || NetdevError::InvalidArgument(format!("bad MAC address {s:?} (want aa:bb:cc:dd:ee:ff)"));
         let mut out = [0u8; 6];
         let mut parts = s.split([':', '-']);
         for b in out.iter_mut() {
@@ -76,13 +70,7 @@ mod tests {
         assert_eq!(m.0, [0x0a, 0x58, 0x0a, 0xf4, 0x00, 0x05]);
         assert_eq!(m.to_string(), "0a:58:0a:f4:00:05");
         assert!(m.is_local_unicast());
-        for bad in [
-            "",
-            "0a:58:0a:f4:00",
-            "0a:58:0a:f4:00:05:06",
-            "0a:58:0a:f4:00:zz",
-            "0a5:8:0a:f4:00:05",
-        ] {
+        for bad in ["", "0a:58:0a:f4:00", "0a:58:0a:f4:00:05:06", "0a:58:0a:f4:00:zz", "0a5:8:0a:f4:00:05"] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }

@@ -33,27 +33,12 @@ mod tests {
 
     #[test]
     fn deterministic_short_and_valid() {
-        let a = host_ifname(
-            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-            "eth0",
-        );
-        assert_eq!(
-            a,
-            host_ifname(
-                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                "eth0"
-            )
-        );
+        let a = host_ifname("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "eth0");
+        assert_eq!(a, host_ifname("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "eth0"));
         assert_eq!(a.len(), 14);
         assert!(a.starts_with("kt") && a[2..].chars().all(|c| c.is_ascii_hexdigit()));
         crate::link::validate_ifname(&a).unwrap();
-        assert_ne!(
-            a,
-            host_ifname(
-                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                "net1"
-            )
-        );
+        assert_ne!(a, host_ifname("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "net1"));
         assert_ne!(host_ifname("ab", "c"), host_ifname("a", "bc"));
         assert_ne!(host_ifname("", ""), host_ifname("", "eth0"));
     }
@@ -63,18 +48,12 @@ mod tests {
         let mut seen = HashSet::new();
         for i in 0..100_000u32 {
             // Container ids like a runtime's (64 hex), several interfaces each.
-            let cid = format!(
-                "{:064x}",
-                (i as u128).wrapping_mul(0x9e3779b97f4a7c15f39cc0605cedc835)
-            );
+            let cid = format!("{:064x}", (i as u128).wrapping_mul(0x9e3779b97f4a7c15f39cc0605cedc835));
             let ifname = format!("net{}", i % 4);
             assert!(seen.insert(host_ifname(&cid, &ifname)), "collision at {i}");
         }
         for i in 0..50_000u32 {
-            assert!(
-                seen.insert(host_ifname(&format!("pod-{i}"), "eth0")),
-                "collision at pod-{i}"
-            );
+            assert!(seen.insert(host_ifname(&format!("pod-{i}"), "eth0")), "collision at pod-{i}");
         }
     }
 }

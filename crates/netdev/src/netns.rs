@@ -29,10 +29,7 @@ impl Netns {
     /// Fails if the path does not exist or is not a network namespace.
     pub fn open(path: impl AsRef<Path>) -> Result<Netns> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|source| NetdevError::NetnsOpen {
-            path: path.clone(),
-            source,
-        })?;
+        let file = File::open(&path).map_err(|source| NetdevError::NetnsOpen { path: path.clone(), source })?;
         let ns = Netns { file, path };
         // NS_GET_NSTYPE (_IO(0xb7, 0x3)) answers CLONE_NEWNET for a netns fd; ENOTTY for anything else.
         const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
@@ -41,10 +38,7 @@ impl Netns {
         if t != libc::CLONE_NEWNET {
             return Err(NetdevError::NetnsOpen {
                 path: ns.path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "not a network namespace",
-                ),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a network namespace"),
             });
         }
         Ok(ns)
@@ -70,13 +64,7 @@ impl Netns {
         // O_EXCL: refuse an existing name (another netns or a leftover file).
         let cpath = cstr(&path)?;
         // SAFETY: valid C string; the returned fd is closed right away.
-        let fd = unsafe {
-            libc::open(
-                cpath.as_ptr(),
-                libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-                0,
-            )
-        };
+        let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC, 0) };
         if fd < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EEXIST) {
@@ -98,20 +86,9 @@ impl Netns {
             let src = cstr(Path::new(&format!("/proc/self/task/{tid}/ns/net")))?;
             let dst = cstr(&target)?;
             // SAFETY: valid C strings; a bind mount of this thread's netns file.
-            let rc = unsafe {
-                libc::mount(
-                    src.as_ptr(),
-                    dst.as_ptr(),
-                    c"none".as_ptr(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                )
-            };
+            let rc = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), c"none".as_ptr(), libc::MS_BIND, std::ptr::null()) };
             if rc < 0 {
-                return Err(NetdevError::last_os(format!(
-                    "bind-mount netns on {}",
-                    target.display()
-                )));
+                return Err(NetdevError::last_os(format!("bind-mount netns on {}", target.display())));
             }
             Ok(())
         })
@@ -158,22 +135,13 @@ impl Netns {
 
     /// The netns inode: two `Netns` with the same (dev, inode) are the same namespace.
     pub fn id(&self) -> Result<(u64, u64)> {
-        let m = self
-            .file
-            .metadata()
-            .map_err(|e| NetdevError::io("fstat netns", e))?;
+        let m = self.file.metadata().map_err(|e| NetdevError::io("fstat netns", e))?;
         Ok((m.dev(), m.ino()))
     }
 
     /// A second handle on the same namespace.
     pub fn try_clone(&self) -> Result<Netns> {
-        Ok(Netns {
-            file: self
-                .file
-                .try_clone()
-                .map_err(|e| NetdevError::io("dup netns fd", e))?,
-            path: self.path.clone(),
-        })
+        Ok(Netns { file: self.file.try_clone().map_err(|e| NetdevError::io("dup netns fd", e))?, path: self.path.clone() })
     }
 
     /// Runs `f` inside this netns on a new thread (setns happens there, never on the caller's thread)
@@ -188,10 +156,7 @@ impl Netns {
             s.spawn(move || -> Result<T> {
                 // SAFETY: fd is a valid netns fd owned by self, which outlives this scoped thread.
                 if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } < 0 {
-                    return Err(NetdevError::last_os(format!(
-                        "setns({})",
-                        self.path.display()
-                    )));
+                    return Err(NetdevError::last_os(format!("setns({})", self.path.display())));
                 }
                 Ok(f())
             })
@@ -218,11 +183,7 @@ impl TempNetns {
     /// Creates `/run/netns/{prefix}-{pid}-{n}`.
     pub fn new(prefix: &str) -> Result<TempNetns> {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         let ns = Netns::create(&name)?;
         Ok(TempNetns { name, ns })
     }
@@ -254,12 +215,7 @@ impl Drop for TempNetns {
 }
 
 fn validate_netns_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(NetdevError::InvalidName {
-            name: name.to_string(),
-            reason,
-        })
-    };
+    let bad = |reason| Err(NetdevError::InvalidName { name: name.to_string(), reason });
     if name.is_empty() {
         return bad("empty");
     }
@@ -276,28 +232,18 @@ fn validate_netns_name(name: &str) -> Result<()> {
 }
 
 fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| NetdevError::InvalidArgument(format!("path {} contains NUL", p.display())))
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| NetdevError::InvalidArgument(format!("path {} contains NUL", p.display())))
 }
 
 /// Makes /run/netns exist and be a shared mount point (what `ip netns add` does), so that
 /// netns mounts propagate to other mount namespaces.
 fn prepare_run_dir() -> Result<()> {
     let _g = RUN_DIR_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    std::fs::create_dir_all(NETNS_RUN_DIR)
-        .map_err(|e| NetdevError::io(format!("mkdir {NETNS_RUN_DIR}"), e))?;
+    std::fs::create_dir_all(NETNS_RUN_DIR).map_err(|e| NetdevError::io(format!("mkdir {NETNS_RUN_DIR}"), e))?;
     let dir = cstr(Path::new(NETNS_RUN_DIR))?;
     for attempt in 0..2 {
         // SAFETY: valid C strings; changes propagation of an existing mount.
-        let rc = unsafe {
-            libc::mount(
-                c"".as_ptr(),
-                dir.as_ptr(),
-                c"none".as_ptr(),
-                libc::MS_SHARED | libc::MS_REC,
-                std::ptr::null(),
-            )
-        };
+        let rc = unsafe { libc::mount(c"".as_ptr(), dir.as_ptr(), c"none".as_ptr(), libc::MS_SHARED | libc::MS_REC, std::ptr::null()) };
         if rc == 0 {
             return Ok(());
         }
@@ -307,19 +253,9 @@ fn prepare_run_dir() -> Result<()> {
         }
         // Not a mount point yet: bind it on itself, then retry.
         // SAFETY: valid C strings; bind mount of a directory on itself.
-        let rc = unsafe {
-            libc::mount(
-                dir.as_ptr(),
-                dir.as_ptr(),
-                c"none".as_ptr(),
-                libc::MS_BIND | libc::MS_REC,
-                std::ptr::null(),
-            )
-        };
+        let rc = unsafe { libc::mount(dir.as_ptr(), dir.as_ptr(), c"none".as_ptr(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) };
         if rc < 0 {
-            return Err(NetdevError::last_os(format!(
-                "bind-mount {NETNS_RUN_DIR} on itself"
-            )));
+            return Err(NetdevError::last_os(format!("bind-mount {NETNS_RUN_DIR} on itself")));
         }
     }
     Ok(())
@@ -332,13 +268,7 @@ mod tests {
     #[test]
     fn netns_names_are_validated() {
         for bad in ["", ".", "..", "a/b", "x\0y"] {
-            assert!(
-                matches!(
-                    validate_netns_name(bad),
-                    Err(NetdevError::InvalidName { .. })
-                ),
-                "{bad:?}"
-            );
+            assert!(matches!(validate_netns_name(bad), Err(NetdevError::InvalidName { .. })), "{bad:?}");
         }
         validate_netns_name("kt-test-1").unwrap();
     }

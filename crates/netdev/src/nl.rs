@@ -135,8 +135,7 @@ impl<'a> Iterator for Attrs<'a> {
 }
 
 pub(crate) fn parse_u32(d: &[u8]) -> Option<u32> {
-    d.get(..4)
-        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    d.get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 pub(crate) fn parse_str(d: &[u8]) -> String {
@@ -159,13 +158,7 @@ pub(crate) struct NlSocket {
 impl NlSocket {
     pub fn new() -> Result<Self> {
         // SAFETY: plain socket(2) call; the fd is owned right after.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
+        let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
         if raw < 0 {
             return Err(NetdevError::last_os("socket(AF_NETLINK, NETLINK_ROUTE)"));
         }
@@ -176,11 +169,7 @@ impl NlSocket {
         sa.nl_family = libc::AF_NETLINK as u16;
         // SAFETY: sa is a valid sockaddr_nl of the given length.
         let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
+            libc::bind(fd.as_raw_fd(), &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_nl>() as u32)
         };
         if rc < 0 {
             return Err(NetdevError::last_os("bind(AF_NETLINK)"));
@@ -189,29 +178,16 @@ impl NlSocket {
         for opt in [NETLINK_EXT_ACK, NETLINK_CAP_ACK] {
             // SAFETY: setsockopt with a valid int pointer; failure is harmless (older kernels).
             unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_NETLINK,
-                    opt,
-                    &one as *const _ as *const libc::c_void,
-                    4,
-                );
+                libc::setsockopt(fd.as_raw_fd(), libc::SOL_NETLINK, opt, &one as *const _ as *const libc::c_void, 4);
             }
         }
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(1);
-        Ok(NlSocket {
-            fd,
-            seq: Cell::new(seed),
-        })
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(1);
+        Ok(NlSocket { fd, seq: Cell::new(seed) })
     }
 
     /// Sends one request and waits for its ack (flags get REQUEST|ACK added).
     pub fn request_ack(&self, op: &str, kind: u16, flags: u16, msg: &MsgBuf) -> Result<()> {
-        self.exchange(op, kind, flags | NLM_F_ACK, msg, false)
-            .map(|_| ())
+        self.exchange(op, kind, flags | NLM_F_ACK, msg, false).map(|_| ())
     }
 
     /// Sends a request that answers with one message (e.g. RTM_GETLINK by name).
@@ -224,14 +200,7 @@ impl NlSocket {
         self.exchange(op, kind, NLM_F_DUMP, msg, true)
     }
 
-    fn exchange(
-        &self,
-        op: &str,
-        kind: u16,
-        flags: u16,
-        msg: &MsgBuf,
-        dump: bool,
-    ) -> Result<Vec<Reply>> {
+    fn exchange(&self, op: &str, kind: u16, flags: u16, msg: &MsgBuf, dump: bool) -> Result<Vec<Reply>> {
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
         let body = msg.bytes();
@@ -245,14 +214,7 @@ impl NlSocket {
         out.extend_from_slice(body);
         tracing::trace!(op, kind, flags, len = total, "netlink request");
         // SAFETY: out is a valid buffer of its length; the kernel address is implied for netlink send.
-        let n = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                out.as_ptr() as *const libc::c_void,
-                out.len(),
-                0,
-            )
-        };
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), out.as_ptr() as *const libc::c_void, out.len(), 0) };
         if n < 0 {
             return Err(NetdevError::last_os(format!("netlink send ({op})")));
         }
@@ -261,14 +223,7 @@ impl NlSocket {
         let mut buf = vec![0u8; 65536];
         loop {
             // SAFETY: buf is a valid writable buffer of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    0,
-                )
-            };
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -283,9 +238,7 @@ impl NlSocket {
                 let mflags = u16::from_ne_bytes([data[6], data[7]]);
                 let mseq = u32::from_ne_bytes([data[8], data[9], data[10], data[11]]);
                 if len < NLMSG_HDRLEN || len > data.len() {
-                    return Err(NetdevError::Malformed(format!(
-                        "bad nlmsg length {len} in reply to {op}"
-                    )));
+                    return Err(NetdevError::Malformed(format!("bad nlmsg length {len} in reply to {op}")));
                 }
                 let payload = &data[NLMSG_HDRLEN..len];
                 data = &data[align4(len).min(data.len())..];
@@ -294,19 +247,12 @@ impl NlSocket {
                 }
                 match mkind {
                     NLMSG_ERROR => {
-                        let code = payload
-                            .get(..4)
-                            .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                            .unwrap_or(0);
+                        let code = payload.get(..4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(0);
                         if code == 0 {
                             return Ok(replies);
                         }
                         let ext_ack = parse_ext_ack(payload, mflags);
-                        return Err(NetdevError::Netlink {
-                            op: op.to_string(),
-                            source: io::Error::from_raw_os_error(-code),
-                            ext_ack,
-                        });
+                        return Err(NetdevError::Netlink { op: op.to_string(), source: io::Error::from_raw_os_error(-code), ext_ack });
                     }
                     NLMSG_DONE => {
                         if let Some(b) = payload.get(..4) {
@@ -322,10 +268,7 @@ impl NlSocket {
                         return Ok(replies);
                     }
                     _ => {
-                        replies.push(Reply {
-                            kind: mkind,
-                            payload: payload.to_vec(),
-                        });
+                        replies.push(Reply { kind: mkind, payload: payload.to_vec() });
                         if !dump && !wants_ack && mflags & NLM_F_MULTI == 0 {
                             return Ok(replies);
                         }
@@ -342,15 +285,9 @@ fn parse_ext_ack(payload: &[u8], flags: u16) -> Option<String> {
         return None;
     }
     let orig_len = u32::from_ne_bytes([payload[4], payload[5], payload[6], payload[7]]) as usize;
-    let skip = if flags & NLM_F_CAPPED != 0 {
-        4 + NLMSG_HDRLEN
-    } else {
-        4 + align4(orig_len)
-    };
+    let skip = if flags & NLM_F_CAPPED != 0 { 4 + NLMSG_HDRLEN } else { 4 + align4(orig_len) };
     let tlvs = payload.get(skip..)?;
-    attrs(tlvs)
-        .find(|(k, _)| *k == NLMSGERR_ATTR_MSG)
-        .map(|(_, d)| parse_str(d))
+    attrs(tlvs).find(|(k, _)| *k == NLMSGERR_ATTR_MSG).map(|(_, d)| parse_str(d))
 }
 
 #[cfg(test)]

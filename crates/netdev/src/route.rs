@@ -103,37 +103,19 @@ impl Route {
         let v4 = matches!(self.dst, IpNet::V4(_));
         for ip in self.gateway.iter().chain(self.prefsrc.iter()) {
             if ip.is_ipv4() != v4 {
-                return Err(NetdevError::InvalidArgument(format!(
-                    "{ip} is not of the family of route {}",
-                    self.dst
-                )));
+                return Err(NetdevError::InvalidArgument(format!("{ip} is not of the family of route {}", self.dst)));
             }
         }
         if for_add && self.gateway.is_none() && self.oif.is_none() {
-            return Err(NetdevError::InvalidArgument(format!(
-                "route {} needs a gateway or a device",
-                self.dst
-            )));
+            return Err(NetdevError::InvalidArgument(format!("route {} needs a gateway or a device", self.dst)));
         }
         let mut fixed = [0u8; 12];
-        fixed[0] = if v4 {
-            libc::AF_INET as u8
-        } else {
-            libc::AF_INET6 as u8
-        };
+        fixed[0] = if v4 { libc::AF_INET as u8 } else { libc::AF_INET6 as u8 };
         fixed[1] = self.dst.prefix_len();
-        fixed[4] = if self.table < 256 {
-            self.table as u8
-        } else {
-            252
-        }; // RT_TABLE_COMPAT
+        fixed[4] = if self.table < 256 { self.table as u8 } else { 252 }; // RT_TABLE_COMPAT
         if for_add {
             fixed[5] = RTPROT_BOOT;
-            fixed[6] = if self.gateway.is_none() && v4 {
-                RT_SCOPE_LINK
-            } else {
-                RT_SCOPE_UNIVERSE
-            };
+            fixed[6] = if self.gateway.is_none() && v4 { RT_SCOPE_LINK } else { RT_SCOPE_UNIVERSE };
             fixed[7] = RTN_UNICAST;
         } else {
             fixed[6] = RT_SCOPE_NOWHERE; // delete: match any scope, protocol and type
@@ -180,19 +162,12 @@ fn describe(r: &Route) -> String {
 fn parse_route(r: &Reply) -> Result<Route> {
     let p = &r.payload;
     if p.len() < 12 {
-        return Err(NetdevError::Malformed(format!(
-            "rtmsg of {} bytes",
-            p.len()
-        )));
+        return Err(NetdevError::Malformed(format!("rtmsg of {} bytes", p.len())));
     }
     let fam = p[0];
     let dst_len = p[1];
     let mut route = Route {
-        dst: if fam as i32 == libc::AF_INET {
-            Route::default_v4().dst
-        } else {
-            Route::default_v6().dst
-        },
+        dst: if fam as i32 == libc::AF_INET { Route::default_v4().dst } else { Route::default_v6().dst },
         gateway: None,
         oif: None,
         metric: None,
@@ -205,8 +180,7 @@ fn parse_route(r: &Reply) -> Result<Route> {
         match k {
             RTA_DST => {
                 if let Some(ip) = parse_ip(fam, d) {
-                    route.dst = IpNet::new(ip, dst_len)
-                        .map_err(|_| NetdevError::Malformed(format!("route prefix /{dst_len}")))?;
+                    route.dst = IpNet::new(ip, dst_len).map_err(|_| NetdevError::Malformed(format!("route prefix /{dst_len}")))?;
                 }
             }
             RTA_GATEWAY => route.gateway = parse_ip(fam, d),
@@ -225,8 +199,7 @@ impl Handle {
     pub fn add_route(&self, route: &Route) -> Result<()> {
         let m = route.message(true)?;
         let op = format!("add {}", describe(route));
-        self.nl
-            .request_ack(&op, nl::RTM_NEWROUTE, nl::NLM_F_CREATE | nl::NLM_F_EXCL, &m)?;
+        self.nl.request_ack(&op, nl::RTM_NEWROUTE, nl::NLM_F_CREATE | nl::NLM_F_EXCL, &m)?;
         tracing::debug!(netns = %self.netns_label(), "{op}");
         Ok(())
     }
@@ -234,23 +207,13 @@ impl Handle {
     /// Adds or replaces a route.
     pub fn replace_route(&self, route: &Route) -> Result<()> {
         let m = route.message(true)?;
-        self.nl.request_ack(
-            &format!("replace {}", describe(route)),
-            nl::RTM_NEWROUTE,
-            nl::NLM_F_CREATE | nl::NLM_F_REPLACE,
-            &m,
-        )
+        self.nl.request_ack(&format!("replace {}", describe(route)), nl::RTM_NEWROUTE, nl::NLM_F_CREATE | nl::NLM_F_REPLACE, &m)
     }
 
     /// Deletes a route. `Ok(false)` if there was none.
     pub fn delete_route(&self, route: &Route) -> Result<bool> {
         let m = route.message(false)?;
-        match self.nl.request_ack(
-            &format!("delete {}", describe(route)),
-            nl::RTM_DELROUTE,
-            0,
-            &m,
-        ) {
+        match self.nl.request_ack(&format!("delete {}", describe(route)), nl::RTM_DELROUTE, 0, &m) {
             Ok(()) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
             Err(e) => Err(e),
@@ -285,14 +248,8 @@ mod tests {
     #[test]
     fn route_validation() {
         let r = Route::default_v4().via("fd00::1".parse().unwrap());
-        assert!(matches!(
-            r.message(true),
-            Err(NetdevError::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            Route::default_v4().message(true),
-            Err(NetdevError::InvalidArgument(_))
-        ));
+        assert!(matches!(r.message(true), Err(NetdevError::InvalidArgument(_))));
+        assert!(matches!(Route::default_v4().message(true), Err(NetdevError::InvalidArgument(_))));
         let r = Route::to("10.1.2.3/16".parse().unwrap());
         assert_eq!(r.dst.to_string(), "10.1.0.0/16");
         assert!(Route::default_via("10.0.0.1".parse().unwrap()).is_default());

@@ -6,8 +6,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use crate::error::{NetdevError, Result};
 use crate::handle::Handle;
 use crate::link::{
-    ifinfomsg, validate_ifname, Link, IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
-    IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD,
+    ifinfomsg, validate_ifname, Link, IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MTU, IFLA_NET_NS_FD,
 };
 use crate::mac::MacAddr;
 use crate::netns::Netns;
@@ -84,10 +83,7 @@ impl<'a> VethBuilder<'a> {
         validate_ifname(&self.host_name)?;
         validate_ifname(&self.peer_name)?;
         if self.peer_netns.is_none() && self.host_name == self.peer_name {
-            return Err(NetdevError::InvalidArgument(format!(
-                "both veth ends named {:?} in one netns",
-                self.host_name
-            )));
+            return Err(NetdevError::InvalidArgument(format!("both veth ends named {:?} in one netns", self.host_name)));
         }
         let mut m = MsgBuf::new(&ifinfomsg(0, 0, 0));
         m.attr_str(IFLA_IFNAME, &self.host_name);
@@ -116,24 +112,10 @@ impl<'a> VethBuilder<'a> {
         m.end_nested(data);
         m.end_nested(li);
 
-        let target = self
-            .peer_netns
-            .map(|n| n.path().display().to_string())
-            .unwrap_or_else(|| self.h.netns_label());
-        let op = format!(
-            "create veth {} <-> {} (in {target})",
-            self.host_name, self.peer_name
-        );
-        if let Err(e) =
-            self.h
-                .nl
-                .request_ack(&op, nl::RTM_NEWLINK, nl::NLM_F_CREATE | nl::NLM_F_EXCL, &m)
-        {
-            return Err(if e.is_exists() {
-                self.which_exists(e, &target)
-            } else {
-                e
-            });
+        let target = self.peer_netns.map(|n| n.path().display().to_string()).unwrap_or_else(|| self.h.netns_label());
+        let op = format!("create veth {} <-> {} (in {target})", self.host_name, self.peer_name);
+        if let Err(e) = self.h.nl.request_ack(&op, nl::RTM_NEWLINK, nl::NLM_F_CREATE | nl::NLM_F_EXCL, &m) {
+            return Err(if e.is_exists() { self.which_exists(e, &target) } else { e });
         }
         tracing::debug!(host = %self.host_name, peer = %self.peer_name, netns = %target, "created veth pair");
 
@@ -155,9 +137,7 @@ impl<'a> VethBuilder<'a> {
 
     fn finish(&self) -> Result<VethPair> {
         if self.fail_after_create {
-            return Err(NetdevError::InvalidArgument(
-                "injected failure after veth creation".into(),
-            ));
+            return Err(NetdevError::InvalidArgument("injected failure after veth creation".into()));
         }
         let peer_h = self.peer_handle()?;
         let ph = peer_h.as_ref().unwrap_or(self.h);
@@ -167,23 +147,15 @@ impl<'a> VethBuilder<'a> {
         if self.peer_up {
             ph.set_link(&self.peer_name).up().apply()?;
         }
-        let host = self
-            .h
-            .link_by_name(&self.host_name)?
-            .ok_or_else(|| NetdevError::LinkNotFound(self.host_name.clone()))?;
-        let peer = ph
-            .link_by_name(&self.peer_name)?
-            .ok_or_else(|| NetdevError::LinkNotFound(self.peer_name.clone()))?;
+        let host = self.h.link_by_name(&self.host_name)?.ok_or_else(|| NetdevError::LinkNotFound(self.host_name.clone()))?;
+        let peer = ph.link_by_name(&self.peer_name)?.ok_or_else(|| NetdevError::LinkNotFound(self.peer_name.clone()))?;
         Ok(VethPair { host, peer })
     }
 
     /// The kernel says EEXIST without saying which end: look.
     fn which_exists(&self, e: NetdevError, target: &str) -> NetdevError {
         if let Ok(Some(_)) = self.h.link_by_name(&self.host_name) {
-            return NetdevError::LinkExists {
-                name: self.host_name.clone(),
-                netns: self.h.netns_label(),
-            };
+            return NetdevError::LinkExists { name: self.host_name.clone(), netns: self.h.netns_label() };
         }
         let peer_taken = match self.peer_handle() {
             Ok(Some(ph)) => matches!(ph.link_by_name(&self.peer_name), Ok(Some(_))),
@@ -191,10 +163,7 @@ impl<'a> VethBuilder<'a> {
             Err(_) => false,
         };
         if peer_taken {
-            return NetdevError::LinkExists {
-                name: self.peer_name.clone(),
-                netns: target.to_string(),
-            };
+            return NetdevError::LinkExists { name: self.peer_name.clone(), netns: target.to_string() };
         }
         e
     }

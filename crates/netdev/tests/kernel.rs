@@ -19,18 +19,8 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn sh(args: &[&str]) -> (bool, String) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let out = Command::new(args[0]).args(&args[1..]).output().expect("spawn");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 fn ping(ns: &TempNetns, dst: &str) -> (bool, String) {
@@ -47,13 +37,7 @@ fn netns_create_run_delete() {
     let (inner, links) = t
         .run(|| {
             let id = Netns::current().unwrap().id().unwrap();
-            let links: Vec<String> = Handle::new()
-                .unwrap()
-                .links()
-                .unwrap()
-                .into_iter()
-                .map(|l| l.name)
-                .collect();
+            let links: Vec<String> = Handle::new().unwrap().links().unwrap().into_iter().map(|l| l.name).collect();
             (id, links)
         })
         .unwrap();
@@ -67,22 +51,13 @@ fn netns_create_run_delete() {
     let (ok, out) = sh(&["ip", "netns", "list"]);
     assert!(ok && out.contains(t.name()), "{out}");
     // Creating the same name again fails cleanly.
-    assert!(matches!(
-        Netns::create(t.name()),
-        Err(NetdevError::NetnsExists(_))
-    ));
+    assert!(matches!(Netns::create(t.name()), Err(NetdevError::NetnsExists(_))));
     // A panic inside becomes an error, not a crash.
-    assert!(matches!(
-        t.run(|| panic!("boom")),
-        Err(NetdevError::ThreadPanicked(_))
-    ));
+    assert!(matches!(t.run(|| panic!("boom")), Err(NetdevError::ThreadPanicked(_))));
     let name = t.name().to_string();
     drop(t);
     assert!(!path.exists());
-    assert!(
-        !Netns::delete(&name).unwrap(),
-        "second delete reports absent"
-    );
+    assert!(!Netns::delete(&name).unwrap(), "second delete reports absent");
     assert!(Netns::open(&path).unwrap_err().is_not_found());
 }
 
@@ -91,47 +66,22 @@ fn veth_between_two_netns_pings() {
     let a = ns("pa");
     let b = ns("pb");
     let ha = Handle::in_netns(&a).unwrap();
-    let pair = ha
-        .veth("va0", "eth0")
-        .peer_netns(&b)
-        .mtu(1400)
-        .host_up()
-        .peer_up()
-        .create()
-        .unwrap();
+    let pair = ha.veth("va0", "eth0").peer_netns(&b).mtu(1400).host_up().peer_up().create().unwrap();
     assert_eq!(pair.host.name, "va0");
     assert_eq!(pair.peer.name, "eth0");
     assert_eq!(pair.host.mtu, 1400);
     assert_eq!(pair.peer.mtu, 1400);
     assert_eq!(pair.host.kind.as_deref(), Some("veth"));
-    assert_eq!(
-        pair.host.peer_index,
-        Some(pair.peer.index),
-        "host's IFLA_LINK is the peer's index"
-    );
+    assert_eq!(pair.host.peer_index, Some(pair.peer.index), "host's IFLA_LINK is the peer's index");
     assert!(pair.host.link_netnsid.is_some(), "peer is in another netns");
 
     let hb = Handle::in_netns(&b).unwrap();
-    ha.add_address(pair.host.index, net("10.77.0.1/24"))
-        .apply()
-        .unwrap();
-    hb.add_address(pair.peer.index, net("10.77.0.2/24"))
-        .apply()
-        .unwrap();
-    ha.add_address(pair.host.index, net("fd77::1/64"))
-        .nodad()
-        .apply()
-        .unwrap();
-    hb.add_address(pair.peer.index, net("fd77::2/64"))
-        .nodad()
-        .apply()
-        .unwrap();
+    ha.add_address(pair.host.index, net("10.77.0.1/24")).apply().unwrap();
+    hb.add_address(pair.peer.index, net("10.77.0.2/24")).apply().unwrap();
+    ha.add_address(pair.host.index, net("fd77::1/64")).nodad().apply().unwrap();
+    hb.add_address(pair.peer.index, net("fd77::2/64")).nodad().apply().unwrap();
     // Adding the same address twice is EEXIST.
-    assert!(hb
-        .add_address(pair.peer.index, net("10.77.0.2/24"))
-        .apply()
-        .unwrap_err()
-        .is_exists());
+    assert!(hb.add_address(pair.peer.index, net("10.77.0.2/24")).apply().unwrap_err().is_exists());
     assert!(ha.link_by_name("va0").unwrap().unwrap().admin_up);
 
     let (ok, out) = ping(&a, "10.77.0.2");
@@ -145,19 +95,12 @@ fn veth_between_two_netns_pings() {
     assert_eq!(peer.oper_state, OperState::Up);
 
     // Nothing leaked into the caller's netns: this test never made links here.
-    assert!(Handle::new()
-        .unwrap()
-        .link_by_name("va0")
-        .unwrap()
-        .is_none());
+    assert!(Handle::new().unwrap().link_by_name("va0").unwrap().is_none());
 
     // Deleting one end deletes both.
     assert!(ha.delete_link("va0").unwrap());
     assert!(hb.link_by_name("eth0").unwrap().is_none());
-    assert!(
-        !ha.delete_link("va0").unwrap(),
-        "absent link delete is Ok(false)"
-    );
+    assert!(!ha.delete_link("va0").unwrap(), "absent link delete is Ok(false)");
 }
 
 #[test]
@@ -167,68 +110,36 @@ fn mac_mtu_address_route_readback() {
     let ha = Handle::in_netns(&a).unwrap();
     let hb = Handle::in_netns(&b).unwrap();
     let peer_mac: MacAddr = "0a:58:0a:4d:00:05".parse().unwrap();
-    let pair = ha
-        .veth("vh", "eth0")
-        .peer_netns(&b)
-        .peer_mac(peer_mac)
-        .create()
-        .unwrap();
+    let pair = ha.veth("vh", "eth0").peer_netns(&b).peer_mac(peer_mac).create().unwrap();
     assert_eq!(pair.peer.mac, Some(peer_mac));
     assert!(!pair.peer.admin_up);
 
     let new_mac: MacAddr = "0a:58:0a:4d:00:06".parse().unwrap();
-    hb.set_link("eth0")
-        .mac(new_mac)
-        .mtu(1442)
-        .up()
-        .apply()
-        .unwrap();
+    hb.set_link("eth0").mac(new_mac).mtu(1442).up().apply().unwrap();
     ha.set_link("vh").up().apply().unwrap();
     let l = hb.link_by_name("eth0").unwrap().unwrap();
     assert_eq!((l.mac, l.mtu, l.admin_up), (Some(new_mac), 1442, true));
     assert_eq!(hb.link_by_index(l.index).unwrap().unwrap().name, "eth0");
     // `ip` agrees.
     let (_, out) = sh(&["ip", "-n", b.name(), "link", "show", "eth0"]);
-    assert!(
-        out.contains("mtu 1442") && out.contains("0a:58:0a:4d:00:06"),
-        "{out}"
-    );
+    assert!(out.contains("mtu 1442") && out.contains("0a:58:0a:4d:00:06"), "{out}");
 
-    hb.add_address(l.index, net("10.78.1.5/24"))
-        .apply()
-        .unwrap();
-    hb.add_address(l.index, net("fd78::5/64"))
-        .nodad()
-        .apply()
-        .unwrap();
+    hb.add_address(l.index, net("10.78.1.5/24")).apply().unwrap();
+    hb.add_address(l.index, net("fd78::5/64")).nodad().apply().unwrap();
     let addrs = hb.addresses(Some(l.index)).unwrap();
     let nets: Vec<String> = addrs.iter().map(|a| a.addr.to_string()).collect();
     assert!(nets.contains(&"10.78.1.5/24".to_string()), "{nets:?}");
     assert!(nets.contains(&"fd78::5/64".to_string()), "{nets:?}");
     assert!(addrs.iter().all(|a| a.index == l.index));
 
-    hb.add_route(&Route::default_via(ip("10.78.1.1")).dev(l.index))
-        .unwrap();
-    hb.add_route(
-        &Route::to(net("10.96.0.0/12"))
-            .via(ip("10.78.1.254"))
-            .dev(l.index)
-            .metric(50),
-    )
-    .unwrap();
-    hb.add_route(&Route::to(net("198.51.100.0/24")).dev(l.index))
-        .unwrap();
-    hb.add_route(&Route::default_via(ip("fd78::1")).dev(l.index))
-        .unwrap();
+    hb.add_route(&Route::default_via(ip("10.78.1.1")).dev(l.index)).unwrap();
+    hb.add_route(&Route::to(net("10.96.0.0/12")).via(ip("10.78.1.254")).dev(l.index).metric(50)).unwrap();
+    hb.add_route(&Route::to(net("198.51.100.0/24")).dev(l.index)).unwrap();
+    hb.add_route(&Route::default_via(ip("fd78::1")).dev(l.index)).unwrap();
     // Same route again: EEXIST.
-    assert!(hb
-        .add_route(&Route::default_via(ip("10.78.1.1")).dev(l.index))
-        .unwrap_err()
-        .is_exists());
+    assert!(hb.add_route(&Route::default_via(ip("10.78.1.1")).dev(l.index)).unwrap_err().is_exists());
     // A gateway that is not on-link is refused by the kernel with a readable error.
-    let e = hb
-        .add_route(&Route::to(net("10.200.0.0/16")).via(ip("10.99.9.9")))
-        .unwrap_err();
+    let e = hb.add_route(&Route::to(net("10.200.0.0/16")).via(ip("10.99.9.9"))).unwrap_err();
     assert!(matches!(e, NetdevError::Netlink { .. }), "{e}");
 
     let routes = hb.routes().unwrap();
@@ -236,47 +147,24 @@ fn mac_mtu_address_route_readback() {
     let d4 = find("0.0.0.0/0").expect("v4 default");
     assert_eq!((d4.gateway, d4.oif), (Some(ip("10.78.1.1")), Some(l.index)));
     let svc = find("10.96.0.0/12").expect("service route");
-    assert_eq!(
-        (svc.gateway, svc.metric),
-        (Some(ip("10.78.1.254")), Some(50))
-    );
+    assert_eq!((svc.gateway, svc.metric), (Some(ip("10.78.1.254")), Some(50)));
     let onlink = find("198.51.100.0/24").expect("device route");
-    assert_eq!(
-        (onlink.gateway, onlink.oif, onlink.scope),
-        (None, Some(l.index), 253)
-    );
-    assert!(
-        find("10.78.1.0/24").is_some(),
-        "prefix route of the address"
-    );
+    assert_eq!((onlink.gateway, onlink.oif, onlink.scope), (None, Some(l.index), 253));
+    assert!(find("10.78.1.0/24").is_some(), "prefix route of the address");
     let d6 = find("::/0").expect("v6 default");
     assert_eq!(d6.gateway, Some(ip("fd78::1")));
     let (_, out) = sh(&["ip", "-n", b.name(), "route", "show"]);
     assert!(out.contains("default via 10.78.1.1 dev eth0"), "{out}");
 
-    assert!(hb
-        .delete_route(&Route::to(net("10.96.0.0/12")).via(ip("10.78.1.254")))
-        .unwrap());
-    assert!(!hb
-        .delete_route(&Route::to(net("10.96.0.0/12")).via(ip("10.78.1.254")))
-        .unwrap());
+    assert!(hb.delete_route(&Route::to(net("10.96.0.0/12")).via(ip("10.78.1.254"))).unwrap());
+    assert!(!hb.delete_route(&Route::to(net("10.96.0.0/12")).via(ip("10.78.1.254"))).unwrap());
     assert!(hb.delete_address(l.index, net("10.78.1.5/24")).unwrap());
-    assert!(!hb
-        .addresses(Some(l.index))
-        .unwrap()
-        .iter()
-        .any(|a| a.addr == net("10.78.1.5/24")));
+    assert!(!hb.addresses(Some(l.index)).unwrap().iter().any(|a| a.addr == net("10.78.1.5/24")));
 
     // Readback of what is not there.
     assert!(hb.link_by_name("nope0").unwrap().is_none());
-    assert!(matches!(
-        hb.set_link("nope0").up().apply(),
-        Err(NetdevError::LinkNotFound(_))
-    ));
-    assert!(matches!(
-        hb.link_by_name("bad/name"),
-        Err(NetdevError::InvalidName { .. })
-    ));
+    assert!(matches!(hb.set_link("nope0").up().apply(), Err(NetdevError::LinkNotFound(_))));
+    assert!(matches!(hb.link_by_name("bad/name"), Err(NetdevError::InvalidName { .. })));
 }
 
 #[test]
@@ -288,12 +176,7 @@ fn veth_peer_name_taken_leaves_nothing_behind() {
     hb.add_link("eth0", "bridge").unwrap();
     let before: Vec<String> = ha.links().unwrap().into_iter().map(|l| l.name).collect();
 
-    let e = ha
-        .veth("vfail", "eth0")
-        .peer_netns(&b)
-        .host_up()
-        .create()
-        .unwrap_err();
+    let e = ha.veth("vfail", "eth0").peer_netns(&b).host_up().create().unwrap_err();
     match &e {
         NetdevError::LinkExists { name, netns } => {
             assert_eq!(name, "eth0");
@@ -301,58 +184,31 @@ fn veth_peer_name_taken_leaves_nothing_behind() {
         }
         other => panic!("want LinkExists, got {other}"),
     }
-    assert!(
-        ha.link_by_name("vfail").unwrap().is_none(),
-        "host end left behind"
-    );
+    assert!(ha.link_by_name("vfail").unwrap().is_none(), "host end left behind");
     let after: Vec<String> = ha.links().unwrap().into_iter().map(|l| l.name).collect();
     assert_eq!(before, after);
-    assert_eq!(
-        hb.link_by_name("eth0").unwrap().unwrap().kind.as_deref(),
-        Some("bridge")
-    );
+    assert_eq!(hb.link_by_name("eth0").unwrap().unwrap().kind.as_deref(), Some("bridge"));
 
     // Host name taken: also a named error, and the target netns is untouched.
     ha.add_link("vtaken", "bridge").unwrap();
-    let e = ha
-        .veth("vtaken", "eth1")
-        .peer_netns(&b)
-        .create()
-        .unwrap_err();
-    assert!(
-        matches!(&e, NetdevError::LinkExists { name, .. } if name == "vtaken"),
-        "{e}"
-    );
+    let e = ha.veth("vtaken", "eth1").peer_netns(&b).create().unwrap_err();
+    assert!(matches!(&e, NetdevError::LinkExists { name, .. } if name == "vtaken"), "{e}");
     assert!(hb.link_by_name("eth1").unwrap().is_none());
 
     // The kernel refuses the whole request (impossible MTU): neither end exists.
-    let e = ha
-        .veth("vmtu", "eth2")
-        .peer_netns(&b)
-        .mtu(20)
-        .create()
-        .unwrap_err();
+    let e = ha.veth("vmtu", "eth2").peer_netns(&b).mtu(20).create().unwrap_err();
     assert!(matches!(e, NetdevError::Netlink { .. }), "{e}");
     assert!(ha.link_by_name("vmtu").unwrap().is_none());
     assert!(hb.link_by_name("eth2").unwrap().is_none());
 
     // A step after the kernel made the pair fails: both ends are deleted again.
-    let e = ha
-        .veth("vlate", "eth3")
-        .peer_netns(&b)
-        .host_up()
-        .inject_failure_after_create()
-        .create()
-        .unwrap_err();
+    let e = ha.veth("vlate", "eth3").peer_netns(&b).host_up().inject_failure_after_create().create().unwrap_err();
     assert!(e.to_string().contains("injected"), "{e}");
     assert!(ha.link_by_name("vlate").unwrap().is_none());
     assert!(hb.link_by_name("eth3").unwrap().is_none());
 
     // Bad names never reach the kernel.
-    assert!(matches!(
-        ha.veth("this-name-is-too-long", "eth0").create(),
-        Err(NetdevError::InvalidName { .. })
-    ));
+    assert!(matches!(ha.veth("this-name-is-too-long", "eth0").create(), Err(NetdevError::InvalidName { .. })));
 }
 
 #[test]
@@ -362,31 +218,19 @@ fn tx_checksum_off_inside_netns() {
     let ha = Handle::in_netns(&a).unwrap();
     let hb = Handle::in_netns(&b).unwrap();
     ha.veth("vtx", "eth0").peer_netns(&b).create().unwrap();
-    assert!(
-        hb.tx_checksum("eth0").unwrap(),
-        "veth starts with tx checksumming on"
-    );
+    assert!(hb.tx_checksum("eth0").unwrap(), "veth starts with tx checksumming on");
     hb.set_tx_checksum("eth0", false).unwrap();
     assert!(!hb.tx_checksum("eth0").unwrap());
     let (ok, out) = sh(&["ip", "netns", "exec", b.name(), "ethtool", "-k", "eth0"]);
     assert!(ok, "{out}");
-    assert!(
-        out.lines().any(|l| l.trim() == "tx-checksumming: off"),
-        "{out}"
-    );
+    assert!(out.lines().any(|l| l.trim() == "tx-checksumming: off"), "{out}");
     // The host end is untouched.
     assert!(ha.tx_checksum("vtx").unwrap());
     hb.set_tx_checksum("eth0", true).unwrap();
     assert!(hb.tx_checksum("eth0").unwrap());
     let (_, out) = sh(&["ip", "netns", "exec", b.name(), "ethtool", "-k", "eth0"]);
-    assert!(
-        out.lines().any(|l| l.trim() == "tx-checksumming: on"),
-        "{out}"
-    );
-    assert!(matches!(
-        hb.tx_checksum("absent0"),
-        Err(NetdevError::LinkNotFound(_))
-    ));
+    assert!(out.lines().any(|l| l.trim() == "tx-checksumming: on"), "{out}");
+    assert!(matches!(hb.tx_checksum("absent0"), Err(NetdevError::LinkNotFound(_))));
 }
 
 #[test]
@@ -399,19 +243,8 @@ fn disable_ipv6_on_host_end() {
     assert!(ha.disable_ipv6("v6h").unwrap());
     assert_eq!(ha.ipv6_disabled("v6h").unwrap(), Some(true));
     // Only that netns' interface changed.
-    assert_eq!(
-        Handle::in_netns(&b).unwrap().ipv6_disabled("eth0").unwrap(),
-        Some(false)
-    );
-    let (_, out) = sh(&[
-        "ip",
-        "netns",
-        "exec",
-        a.name(),
-        "sysctl",
-        "-n",
-        "net.ipv6.conf.v6h.disable_ipv6",
-    ]);
+    assert_eq!(Handle::in_netns(&b).unwrap().ipv6_disabled("eth0").unwrap(), Some(false));
+    let (_, out) = sh(&["ip", "netns", "exec", a.name(), "sysctl", "-n", "net.ipv6.conf.v6h.disable_ipv6"]);
     assert_eq!(out.trim(), "1");
     assert_eq!(ha.ipv6_disabled("absent0").unwrap(), None);
     assert!(!ha.disable_ipv6("absent0").unwrap());
@@ -421,10 +254,7 @@ fn disable_ipv6_on_host_end() {
 fn netns_by_proc_pid_path() {
     // CNI_NETNS may be /proc/PID/ns/net: open one of a process we start inside a test netns.
     let t = ns("pid");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", t.name(), "sleep", "5"])
-        .spawn()
-        .unwrap();
+    let mut child = Command::new("ip").args(["netns", "exec", t.name(), "sleep", "5"]).spawn().unwrap();
     struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
@@ -450,9 +280,5 @@ fn netns_by_proc_pid_path() {
     let n = got.expect("process netns becomes the test netns");
     let h = Handle::in_netns(&n).unwrap();
     h.add_link("d0", "bridge").unwrap();
-    assert!(Handle::in_netns(&t)
-        .unwrap()
-        .link_by_name("d0")
-        .unwrap()
-        .is_some());
+    assert!(Handle::in_netns(&t).unwrap().link_by_name("d0").unwrap().is_some());
 }

@@ -16,50 +16,28 @@ fn add_check_del_like_a_cni_plugin() {
     let cid = format!("{:064x}", std::process::id());
     let host_if = host_ifname(&cid, "eth0");
     let mac: MacAddr = "0a:58:0a:f4:00:05".parse().unwrap();
-    let pair = hh
-        .veth(&host_if, "eth0")
-        .peer_netns(&pod)
-        .mtu(1400)
-        .peer_mac(mac)
-        .host_up()
-        .peer_up()
-        .create()
-        .unwrap();
+    let pair = hh.veth(&host_if, "eth0").peer_netns(&pod).mtu(1400).peer_mac(mac).host_up().peer_up().create().unwrap();
     hh.disable_ipv6(&host_if).unwrap();
     ph.set_tx_checksum("eth0", false).unwrap();
     let addr: IpNet = "10.244.0.5/24".parse().unwrap();
     ph.add_address(pair.peer.index, addr).apply().unwrap();
     let gw: IpAddr = "10.244.0.1".parse().unwrap();
-    ph.add_route(&Route::default_via(gw).dev(pair.peer.index))
-        .unwrap();
+    ph.add_route(&Route::default_via(gw).dev(pair.peer.index)).unwrap();
     // The host side plays the gateway here.
-    hh.add_address(pair.host.index, "10.244.0.1/24".parse().unwrap())
-        .apply()
-        .unwrap();
+    hh.add_address(pair.host.index, "10.244.0.1/24".parse().unwrap()).apply().unwrap();
 
     // CHECK: everything reads back as configured.
     let l = ph.link_by_name("eth0").unwrap().expect("pod interface");
     assert_eq!((l.mac, l.mtu, l.admin_up), (Some(mac), 1400, true));
     assert!(!ph.tx_checksum("eth0").unwrap());
-    assert!(ph
-        .addresses(Some(l.index))
-        .unwrap()
-        .iter()
-        .any(|a| a.addr == addr));
-    assert!(ph
-        .routes()
-        .unwrap()
-        .iter()
-        .any(|r| r.is_default() && r.gateway == Some(gw) && r.oif == Some(l.index)));
+    assert!(ph.addresses(Some(l.index)).unwrap().iter().any(|a| a.addr == addr));
+    assert!(ph.routes().unwrap().iter().any(|r| r.is_default() && r.gateway == Some(gw) && r.oif == Some(l.index)));
     let h = hh.link_by_name(&host_if).unwrap().expect("host end");
     assert_eq!(h.peer_index, Some(l.index));
     assert_eq!(hh.ipv6_disabled(&host_if).unwrap(), Some(true));
 
     // TCP across the pair with TX checksum offload off on the pod side: 1 MiB echoes intact.
-    let listener = pod
-        .run(|| TcpListener::bind("10.244.0.5:0"))
-        .unwrap()
-        .unwrap();
+    let listener = pod.run(|| TcpListener::bind("10.244.0.5:0")).unwrap().unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
         let (mut s, _) = listener.accept()?;
@@ -93,10 +71,7 @@ fn rename_and_down() {
     h.set_link("tmp1").rename("eth5").apply().unwrap();
     assert!(h.link_by_name("tmp1").unwrap().is_none());
     let l = h.link_by_name("eth5").unwrap().unwrap();
-    assert_eq!(
-        h.link_by_name("tmp0").unwrap().unwrap().peer_index,
-        Some(l.index)
-    );
+    assert_eq!(h.link_by_name("tmp0").unwrap().unwrap().peer_index, Some(l.index));
     h.set_link("eth5").up().apply().unwrap();
     assert!(h.link_by_name("eth5").unwrap().unwrap().admin_up);
     h.set_link("eth5").down().apply().unwrap();

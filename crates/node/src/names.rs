@@ -48,8 +48,7 @@ pub fn device_index(physnet: &str, capacity: usize, id: &str) -> Option<usize> {
 /// `KUBETRON_PHYSNET_<NET>`: the network upper-cased, every character other than `A-Z`/`0-9`
 /// replaced by `_` (so `ext-net.1` gives `KUBETRON_PHYSNET_EXT_NET_1`).
 pub fn env_var(physnet: &str) -> String {
-    let net: String =
-        physnet.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let net: String = physnet.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
     format!("{ENV_PREFIX}{net}")
 }
 

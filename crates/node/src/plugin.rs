@@ -14,8 +14,8 @@ use crate::names;
 use crate::proto::device_plugin_server::DevicePlugin;
 use crate::proto::{
     AllocateRequest, AllocateResponse, ContainerAllocateResponse, ContainerPreferredAllocationRequest,
-    ContainerPreferredAllocationResponse, Device, DevicePluginOptions, Empty, ListAndWatchResponse,
-    PreStartContainerRequest, PreStartContainerResponse, PreferredAllocationRequest, PreferredAllocationResponse,
+    ContainerPreferredAllocationResponse, Device, DevicePluginOptions, Empty, ListAndWatchResponse, PreStartContainerRequest,
+    PreStartContainerResponse, PreferredAllocationRequest, PreferredAllocationResponse,
 };
 
 /// Device health values of the API.
@@ -55,9 +55,7 @@ impl PhysnetPlugin {
     /// The full device list for a state.
     pub fn devices(&self, state: &ResourceState) -> Vec<Device> {
         let health = if state.healthy && !state.stopping { HEALTHY } else { UNHEALTHY };
-        (0..self.capacity)
-            .map(|i| Device { id: names::device_id(&self.physnet, i), health: health.to_string(), topology: None })
-            .collect()
+        (0..self.capacity).map(|i| Device { id: names::device_id(&self.physnet, i), health: health.to_string(), topology: None }).collect()
     }
 
     fn check_ids<'a>(&self, ids: impl IntoIterator<Item = &'a String>) -> Result<(), Status> {
@@ -74,10 +72,7 @@ impl PhysnetPlugin {
 
     /// The allocation of one container: the environment variable naming the bridge.
     pub fn container_allocation(&self, bridge: &str) -> ContainerAllocateResponse {
-        ContainerAllocateResponse {
-            envs: HashMap::from([(names::env_var(&self.physnet), bridge.to_string())]),
-            ..Default::default()
-        }
+        ContainerAllocateResponse { envs: HashMap::from([(names::env_var(&self.physnet), bridge.to_string())]), ..Default::default() }
     }
 
     /// The preferred devices of one container: the required ones first, then the available ones
@@ -156,10 +151,7 @@ impl DevicePlugin for PhysnetPlugin {
     async fn allocate(&self, request: Request<AllocateRequest>) -> Result<Response<AllocateResponse>, Status> {
         let state = self.state.borrow().clone();
         if state.stopping {
-            return Err(Status::failed_precondition(format!(
-                "physical network {} is no longer mapped on this node",
-                self.physnet
-            )));
+            return Err(Status::failed_precondition(format!("physical network {} is no longer mapped on this node", self.physnet)));
         }
         let req = request.into_inner();
         let mut container_responses = Vec::with_capacity(req.container_requests.len());
@@ -171,10 +163,7 @@ impl DevicePlugin for PhysnetPlugin {
         Ok(Response::new(AllocateResponse { container_responses }))
     }
 
-    async fn pre_start_container(
-        &self,
-        _: Request<PreStartContainerRequest>,
-    ) -> Result<Response<PreStartContainerResponse>, Status> {
+    async fn pre_start_container(&self, _: Request<PreStartContainerRequest>) -> Result<Response<PreStartContainerResponse>, Status> {
         Ok(Response::new(PreStartContainerResponse {}))
     }
 }

@@ -116,11 +116,7 @@ pub fn row_uuid(row: &Row) -> Uuid {
 pub fn string_map(row: &Row, column: &str) -> BTreeMap<String, String> {
     row.get(column)
         .and_then(Datum::as_map)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default()
 }
 

@@ -214,31 +214,29 @@ pub fn add_port(switch: Uuid, port: &NewPort, uuid_name: &str) -> [Operation; 2]
 /// The operation that detaches (and so deletes: ports are not root rows) the port `port` from the
 /// switch `switch`.
 pub fn remove_port(switch: Uuid, port: Uuid) -> Operation {
-    Operation::mutate("Logical_Switch")
-        .filter(Condition::uuid(switch))
-        .mutation(Mutation::delete("ports", Datum::uuid(port)))
+    Operation::mutate("Logical_Switch").filter(Condition::uuid(switch)).mutation(Mutation::delete("ports", Datum::uuid(port)))
 }
 
 /// The operation that creates a logical switch.
-pub fn create_switch(name: &str, other_config: &BTreeMap<String, String>, external_ids: &BTreeMap<String, String>, uuid_name: &str) -> Operation {
+pub fn create_switch(
+    name: &str,
+    other_config: &BTreeMap<String, String>,
+    external_ids: &BTreeMap<String, String>,
+    uuid_name: &str,
+) -> Operation {
     Operation::insert("Logical_Switch")
-        .row(
-            Row::new()
-                .with("name", name)
-                .with("other_config", map_datum(other_config))
-                .with("external_ids", map_datum(external_ids)),
-        )
+        .row(Row::new().with("name", name).with("other_config", map_datum(other_config)).with("external_ids", map_datum(external_ids)))
         .uuid_name(uuid_name)
 }
 
 /// The operation that creates a `DHCP_Options` row.
-pub fn create_dhcp_options(cidr: &str, options: &BTreeMap<String, String>, external_ids: &BTreeMap<String, String>, uuid_name: &str) -> Operation {
+pub fn create_dhcp_options(
+    cidr: &str,
+    options: &BTreeMap<String, String>,
+    external_ids: &BTreeMap<String, String>,
+    uuid_name: &str,
+) -> Operation {
     Operation::insert("DHCP_Options")
-        .row(
-            Row::new()
-                .with("cidr", cidr)
-                .with("options", map_datum(options))
-                .with("external_ids", map_datum(external_ids)),
-        )
+        .row(Row::new().with("cidr", cidr).with("options", map_datum(options)).with("external_ids", map_datum(external_ids)))
         .uuid_name(uuid_name)
 }

@@ -86,15 +86,11 @@ impl OpenVSwitch {
 pub fn plug(bridge: Uuid, ifname: &str, external_ids: &BTreeMap<String, String>) -> [Operation; 3] {
     let ids = map_datum(external_ids);
     [
-        Operation::insert("Interface")
-            .row(Row::new().with("name", ifname).with("external_ids", ids.clone()))
-            .uuid_name("iface"),
+        Operation::insert("Interface").row(Row::new().with("name", ifname).with("external_ids", ids.clone())).uuid_name("iface"),
         Operation::insert("Port")
             .row(Row::new().with("name", ifname).with("interfaces", Datum::named_uuid("iface")).with("external_ids", ids))
             .uuid_name("port"),
-        Operation::mutate("Bridge")
-            .filter(Condition::uuid(bridge))
-            .mutation(Mutation::insert("ports", Datum::named_uuid("port"))),
+        Operation::mutate("Bridge").filter(Condition::uuid(bridge)).mutation(Mutation::insert("ports", Datum::named_uuid("port"))),
     ]
 }
 

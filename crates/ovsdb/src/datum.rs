@@ -202,10 +202,8 @@ impl Serialize for Atom {
 
 /// Parses a `["uuid", "..."]` / `["named-uuid", "..."]` pair after its tag was read.
 fn uuid_pair<'de, A: SeqAccess<'de>>(tag: &str, seq: &mut A) -> Result<Atom, A::Error> {
-    let v: std::borrow::Cow<'de, str> = seq
-        .next_element::<CowStr<'de>>()?
-        .map(|c| c.0)
-        .ok_or_else(|| de::Error::custom(format!("[\"{tag}\"] without a value")))?;
+    let v: std::borrow::Cow<'de, str> =
+        seq.next_element::<CowStr<'de>>()?.map(|c| c.0).ok_or_else(|| de::Error::custom(format!("[\"{tag}\"] without a value")))?;
     let atom = if tag == "uuid" {
         Atom::Uuid(Uuid::parse_str(&v).map_err(|e| de::Error::custom(format!("bad uuid {v:?}: {e}")))?)
     } else {

@@ -105,12 +105,7 @@ impl Error {
         }
     }
     pub(crate) fn check(table: &str, column: &str, value: impl fmt::Display, reason: impl Into<String>) -> Error {
-        Error::Check(CheckError {
-            table: table.to_string(),
-            column: column.to_string(),
-            value: value.to_string(),
-            reason: reason.into(),
-        })
+        Error::Check(CheckError { table: table.to_string(), column: column.to_string(), value: value.to_string(), reason: reason.into() })
     }
 }
 

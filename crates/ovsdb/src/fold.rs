@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 
 use crate::datum::{Atom, Datum, Uuid};
-use crate::ops::{Condition, Function, Mutation, OpResult, Operation};
 use crate::error::Error;
+use crate::ops::{Condition, Function, Mutation, OpResult, Operation};
 
 /// The operations to send, and for each operation of the caller the index of the sent operation
 /// whose result is its result (`None`: nothing was folded, the indexes are the same).
@@ -56,12 +56,12 @@ enum Reach<'a> {
 fn reach(op: &Operation) -> Reach<'_> {
     match op {
         Operation::Insert { .. } | Operation::Comment(_) => Reach::Nothing,
-        Operation::Mutate { table, conditions, .. } | Operation::Update { table, conditions, .. } | Operation::Delete { table, conditions } => {
-            match single_row(conditions) {
-                Some(row) => Reach::Row { table, row, columns: None },
-                None => Reach::Any,
-            }
-        }
+        Operation::Mutate { table, conditions, .. }
+        | Operation::Update { table, conditions, .. }
+        | Operation::Delete { table, conditions } => match single_row(conditions) {
+            Some(row) => Reach::Row { table, row, columns: None },
+            None => Reach::Any,
+        },
         Operation::Wait { table, conditions, columns, .. } if !columns.is_empty() => match single_row(conditions) {
             Some(row) => Reach::Row { table, row, columns: Some(columns) },
             None => Reach::Any,
@@ -194,7 +194,8 @@ mod tests {
         // Rows named otherwise than by _uuid, and map columns, are never folded.
         let by_name = || Operation::mutate("LS").where_eq("name", "n").mutation(Mutation::insert("ports", Datum::named_uuid("x")));
         assert_eq!(fold(vec![by_name(), by_name()]).ops.len(), 2);
-        let map = |k: &str| Operation::mutate("LS").filter(Condition::uuid(s)).mutation(Mutation::insert("external_ids", Datum::map([(k, "v")])));
+        let map =
+            |k: &str| Operation::mutate("LS").filter(Condition::uuid(s)).mutation(Mutation::insert("external_ids", Datum::map([(k, "v")])));
         assert_eq!(fold(vec![map("a"), map("b")]).ops.len(), 2);
     }
 

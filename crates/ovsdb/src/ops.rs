@@ -176,7 +176,14 @@ impl Operation {
     /// `wait` until the rows matching the conditions, projected on `columns`, equal `rows`
     /// (change with [`Operation::until`]).
     pub fn wait(table: &str) -> Operation {
-        Operation::Wait { table: table.into(), conditions: vec![], columns: vec![], until: WaitUntil::Equal, rows: vec![], timeout_ms: None }
+        Operation::Wait {
+            table: table.into(),
+            conditions: vec![],
+            columns: vec![],
+            until: WaitUntil::Equal,
+            rows: vec![],
+            timeout_ms: None,
+        }
     }
     pub fn commit(durable: bool) -> Operation {
         Operation::Commit { durable }
@@ -436,8 +443,7 @@ struct OpResultFields {
 
 /// Turns the raw `transact` reply into per-operation results or the first error.
 pub(crate) fn parse_transact_reply(ops: &[Operation], raw: &[u8]) -> Result<Vec<OpResult>> {
-    let items: Vec<Option<Value>> =
-        serde_json::from_slice(raw).map_err(|e| Error::Protocol(format!("bad transact reply: {e}")))?;
+    let items: Vec<Option<Value>> = serde_json::from_slice(raw).map_err(|e| Error::Protocol(format!("bad transact reply: {e}")))?;
     let mut out = Vec::with_capacity(ops.len());
     let mut first_err: Option<TxnError> = None;
     for (i, item) in items.into_iter().enumerate() {
@@ -471,7 +477,10 @@ mod tests {
     #[test]
     fn serialize_ops() {
         let op = Operation::insert("Logical_Switch").set("name", "ls1").uuid_name("ls");
-        assert_eq!(serde_json::to_string(&op).unwrap(), r#"{"op":"insert","table":"Logical_Switch","row":{"name":"ls1"},"uuid-name":"ls"}"#);
+        assert_eq!(
+            serde_json::to_string(&op).unwrap(),
+            r#"{"op":"insert","table":"Logical_Switch","row":{"name":"ls1"},"uuid-name":"ls"}"#
+        );
         let op = Operation::mutate("Logical_Switch")
             .where_eq("name", "ls1")
             .mutation(Mutation::insert("ports", Datum::set([Datum::named_uuid("p").as_atom().unwrap().clone()])));

@@ -209,7 +209,18 @@ impl ColumnType {
         let kr = self.key.atomic == AtomicType::Real;
         let vr = self.value.as_ref().is_some_and(|v| v.atomic == AtomicType::Real);
         if kr || vr {
-            d.map_atoms(|k| if kr { int_to_real(k) }, |v| if vr { int_to_real(v) });
+            d.map_atoms(
+                |k| {
+                    if kr {
+                        int_to_real(k)
+                    }
+                },
+                |v| {
+                    if vr {
+                        int_to_real(v)
+                    }
+                },
+            );
         }
         if self.is_map() {
             d.coerce_empty_map();
@@ -404,7 +415,10 @@ impl DatabaseSchema {
     /// Normalizes and checks a mutation.
     pub fn check_mutation(&self, table: &str, column: &str, mutator: &str, value: &mut Datum) -> Result<()> {
         let t = self.table(table)?;
-        let cs = t.columns.get(column).ok_or_else(|| Error::check(table, column, value.to_string(), format!("no column {column:?} in table {table}")))?;
+        let cs = t
+            .columns
+            .get(column)
+            .ok_or_else(|| Error::check(table, column, value.to_string(), format!("no column {column:?} in table {table}")))?;
         if !cs.mutable {
             return Err(Error::check(table, column, value.to_string(), "column is immutable"));
         }
@@ -482,10 +496,9 @@ mod tests {
 
     #[test]
     fn parse_all_installed() {
-        for (f, name) in [
-            ("/usr/share/ovn/ovn-sb.ovsschema", "OVN_Southbound"),
-            ("/usr/share/openvswitch/vswitch.ovsschema", "Open_vSwitch"),
-        ] {
+        for (f, name) in
+            [("/usr/share/ovn/ovn-sb.ovsschema", "OVN_Southbound"), ("/usr/share/openvswitch/vswitch.ovsschema", "Open_vSwitch")]
+        {
             let s = DatabaseSchema::from_file(f).unwrap();
             assert_eq!(s.name, name);
             assert!(s.tables.len() > 10);
@@ -495,7 +508,9 @@ mod tests {
         assert_eq!(t.key.ref_table.as_deref(), Some("Port"));
         assert_eq!(t.max, None);
         assert!(DatabaseSchema::from_json(&serde_json::json!({"name": "x"})).is_err());
-        assert!(DatabaseSchema::from_json(&serde_json::json!({"name": "x", "tables": {"T": {"columns": {"c": {"type": "float"}}}}})).is_err());
+        assert!(
+            DatabaseSchema::from_json(&serde_json::json!({"name": "x", "tables": {"T": {"columns": {"c": {"type": "float"}}}}})).is_err()
+        );
     }
 
     #[test]

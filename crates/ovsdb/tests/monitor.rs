@@ -22,20 +22,32 @@ async fn monitor_insert_modify_delete_all_methods() {
     c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "pre")]).await.unwrap();
     for method in [MonitorMethod::Monitor, MonitorMethod::Cond, MonitorMethod::CondSince] {
         let mut m = c
-            .monitor(MonitorRequest::new(NB).method(method).table(MonitorTable::new("Logical_Switch").columns(["name", "external_ids", "other_config"])))
+            .monitor(MonitorRequest::new(NB).method(method).table(MonitorTable::new("Logical_Switch").columns([
+                "name",
+                "external_ids",
+                "other_config",
+            ])))
             .await
             .unwrap();
         let MonitorEvent::Reset(init) = next_event(&mut m).await else { panic!("expected reset") };
-        assert!(init.tables[0].rows.iter().any(|(_, u)| matches!(u, RowUpdate::Insert(r) if r.str("name") == "pre")), "{method:?}: {init:?}");
+        assert!(
+            init.tables[0].rows.iter().any(|(_, u)| matches!(u, RowUpdate::Insert(r) if r.str("name") == "pre")),
+            "{method:?}: {init:?}"
+        );
         let name = format!("ls-{method:?}");
         let r = c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", name.as_str())]).await.unwrap();
         let u = r[0].uuid.unwrap();
         let MonitorEvent::Update(up) = next_event(&mut m).await else { panic!() };
         assert_eq!(up.tables[0].rows[0].0, u);
         assert!(matches!(&up.tables[0].rows[0].1, RowUpdate::Insert(r) if r.str("name") == name), "{up:?}");
-        c.transact(NB, vec![Operation::mutate("Logical_Switch").filter(Condition::uuid(u)).mutation(Mutation::insert("external_ids", Datum::map([("a", "b")])))])
-            .await
-            .unwrap();
+        c.transact(
+            NB,
+            vec![Operation::mutate("Logical_Switch")
+                .filter(Condition::uuid(u))
+                .mutation(Mutation::insert("external_ids", Datum::map([("a", "b")])))],
+        )
+        .await
+        .unwrap();
         let MonitorEvent::Update(up) = next_event(&mut m).await else { panic!() };
         match &up.tables[0].rows[0].1 {
             RowUpdate::Modify(d) => assert_eq!(d.get("external_ids"), Some(&Datum::map([("a", "b")]))),
@@ -53,8 +65,11 @@ async fn monitor_insert_modify_delete_all_methods() {
 async fn monitor_conditions_and_change() {
     let nb = start_nb(false);
     let c = connect(&nb.server.unix_remote()).await;
-    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "a"), Operation::insert("Logical_Switch").set("name", "b")]).await.unwrap();
-    let mut m = c.monitor(MonitorRequest::new(NB).table(MonitorTable::new("Logical_Switch").condition(Condition::eq("name", "a")))).await.unwrap();
+    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "a"), Operation::insert("Logical_Switch").set("name", "b")])
+        .await
+        .unwrap();
+    let mut m =
+        c.monitor(MonitorRequest::new(NB).table(MonitorTable::new("Logical_Switch").condition(Condition::eq("name", "a")))).await.unwrap();
     let MonitorEvent::Reset(init) = next_event(&mut m).await else { panic!() };
     assert_eq!(init.len(), 1);
     let mut conds = BTreeMap::new();
@@ -66,10 +81,13 @@ async fn monitor_conditions_and_change() {
     let del = up.tables[0].rows.iter().filter(|(_, u)| matches!(u, RowUpdate::Delete)).count();
     assert_eq!((ins, del), (1, 1), "{up:?}");
     // changes to a are not reported any more, to b they are
-    c.transact(NB, vec![
-        Operation::update("Logical_Switch").where_eq("name", "a").set("external_ids", Datum::map([("x", "1")])),
-        Operation::update("Logical_Switch").where_eq("name", "b").set("external_ids", Datum::map([("y", "2")])),
-    ])
+    c.transact(
+        NB,
+        vec![
+            Operation::update("Logical_Switch").where_eq("name", "a").set("external_ids", Datum::map([("x", "1")])),
+            Operation::update("Logical_Switch").where_eq("name", "b").set("external_ids", Datum::map([("y", "2")])),
+        ],
+    )
     .await
     .unwrap();
     let MonitorEvent::Update(up) = next_event(&mut m).await else { panic!() };
@@ -100,8 +118,14 @@ async fn replica_indexes_and_wait() {
         .transact(
             NB,
             vec![
-                Operation::insert("Logical_Switch_Port").set("name", "p1").set("external_ids", Datum::map([("pod", "ns/a")])).uuid_name("p1"),
-                Operation::insert("Logical_Switch_Port").set("name", "p2").set("external_ids", Datum::map([("pod", "ns/b")])).uuid_name("p2"),
+                Operation::insert("Logical_Switch_Port")
+                    .set("name", "p1")
+                    .set("external_ids", Datum::map([("pod", "ns/a")]))
+                    .uuid_name("p1"),
+                Operation::insert("Logical_Switch_Port")
+                    .set("name", "p2")
+                    .set("external_ids", Datum::map([("pod", "ns/b")]))
+                    .uuid_name("p2"),
                 Operation::mutate("Logical_Switch").where_eq("name", "ls0").mutation(Mutation::insert("ports", Datum::named_uuid("p1"))),
                 Operation::mutate("Logical_Switch").where_eq("name", "ls0").mutation(Mutation::insert("ports", Datum::named_uuid("p2"))),
             ],
@@ -118,9 +142,12 @@ async fn replica_indexes_and_wait() {
     assert!(s.version() > s0.version());
 
     // modify via diff: rename and change the indexed map value
-    c.transact(NB, vec![Operation::update("Logical_Switch_Port").filter(Condition::uuid(p1)).set("external_ids", Datum::map([("pod", "ns/c")]))])
-        .await
-        .unwrap();
+    c.transact(
+        NB,
+        vec![Operation::update("Logical_Switch_Port").filter(Condition::uuid(p1)).set("external_ids", Datum::map([("pod", "ns/c")]))],
+    )
+    .await
+    .unwrap();
     let s = rep.wait_until(T, |s| s.find_map("Logical_Switch_Port", "external_ids", "pod", "ns/c").len() == 1).await.unwrap();
     assert!(s.find_map("Logical_Switch_Port", "external_ids", "pod", "ns/a").is_empty());
     // remove a port from the set column
@@ -187,9 +214,7 @@ async fn replica_follows_optional_columns() {
         s.find_one("Logical_Switch_Port", "name", "p1").map(|(_, r)| r.get("enabled").cloned().unwrap_or_default())
     };
     for value in [Datum::atom(false), Datum::atom(true), Datum::empty_set(), Datum::atom(true)] {
-        c.transact(NB, vec![Operation::update("Logical_Switch_Port").where_eq("name", "p1").set("enabled", value.clone())])
-            .await
-            .unwrap();
+        c.transact(NB, vec![Operation::update("Logical_Switch_Port").where_eq("name", "p1").set("enabled", value.clone())]).await.unwrap();
         let got = rep.wait_until(std::time::Duration::from_secs(5), |s| enabled(s).as_ref() == Some(&value)).await;
         assert!(got.is_ok(), "replica has enabled={:?}, server has {value}", enabled(&rep.snapshot()));
     }
@@ -201,7 +226,9 @@ async fn replica_follows_optional_columns() {
 async fn all_columns_means_the_schema_columns() {
     let nb = start_nb(false);
     let c = connect(&nb.server.unix_remote()).await;
-    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "all").set("external_ids", Datum::map([("k", "v")]))]).await.unwrap();
+    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "all").set("external_ids", Datum::map([("k", "v")]))])
+        .await
+        .unwrap();
     for method in [MonitorMethod::Monitor, MonitorMethod::Cond, MonitorMethod::CondSince] {
         let mut m = c.monitor(MonitorRequest::new(NB).method(method).table(MonitorTable::new("Logical_Switch"))).await.unwrap();
         let MonitorEvent::Reset(init) = next_event(&mut m).await else { panic!("expected reset") };

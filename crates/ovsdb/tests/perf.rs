@@ -60,10 +60,11 @@ async fn initial_sync_100k_rows() {
     let t = Instant::now();
     let rep = Replica::start(
         &c2,
-        ReplicaConfig::new(NB)
-            .table(MonitorTable::new("Address_Set"))
-            .index("Address_Set", "name")
-            .index_map_key("Address_Set", "external_ids", "owner"),
+        ReplicaConfig::new(NB).table(MonitorTable::new("Address_Set")).index("Address_Set", "name").index_map_key(
+            "Address_Set",
+            "external_ids",
+            "owner",
+        ),
     )
     .await
     .unwrap();

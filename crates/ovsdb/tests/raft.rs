@@ -27,7 +27,9 @@ async fn leader_killed_during_writes() {
     let first_remote = c.state().borrow().remote.clone().unwrap();
     assert!(first_remote.ends_with(&cl.member(leader).tcp_port().unwrap().to_string()), "{first_remote} is not the leader");
 
-    let rep = Replica::start(&c, ReplicaConfig::new(NB).table(MonitorTable::new("Logical_Switch")).index("Logical_Switch", "name")).await.unwrap();
+    let rep = Replica::start(&c, ReplicaConfig::new(NB).table(MonitorTable::new("Logical_Switch")).index("Logical_Switch", "name"))
+        .await
+        .unwrap();
 
     // Four concurrent writers, so that some transactions are in flight when the leader dies. They
     // write until told to stop (some time after the kill), however fast the machine is.

@@ -23,7 +23,11 @@ async fn in_flight_request_fails_and_is_not_resent() {
         c2.transact(
             NB,
             vec![
-                Operation::wait("Logical_Switch").where_eq("name", "never").columns(["name"]).row(Row::new().with("name", "never")).timeout_ms(30000),
+                Operation::wait("Logical_Switch")
+                    .where_eq("name", "never")
+                    .columns(["name"])
+                    .row(Row::new().with("name", "never"))
+                    .timeout_ms(30000),
                 Operation::insert("Address_Set").set("name", "in-flight"),
             ],
         )
@@ -52,13 +56,18 @@ async fn replica_survives_server_kill_and_restart() {
     let mut nb = start_nb(false);
     let remote = nb.server.unix_remote();
     let c = Client::connect(quick(&remote)).await.unwrap();
-    let rep = Replica::start(&c, ReplicaConfig::new(NB).table(MonitorTable::new("Address_Set")).index("Address_Set", "name")).await.unwrap();
+    let rep =
+        Replica::start(&c, ReplicaConfig::new(NB).table(MonitorTable::new("Address_Set")).index("Address_Set", "name")).await.unwrap();
     let w = Client::connect(quick(&remote)).await.unwrap();
     let writer = tokio::spawn(async move {
         let mut acked = BTreeSet::new();
         for i in 0..300 {
             let name = format!("as{i}");
-            let r = tokio::time::timeout(Duration::from_secs(5), w.transact(NB, vec![Operation::insert("Address_Set").set("name", name.as_str())])).await;
+            let r = tokio::time::timeout(
+                Duration::from_secs(5),
+                w.transact(NB, vec![Operation::insert("Address_Set").set("name", name.as_str())]),
+            )
+            .await;
             if let Ok(Ok(_)) = r {
                 acked.insert(name);
             }

@@ -70,6 +70,7 @@ async fn ssl_transact_and_monitor() {
     let e = Client::connect(ClientConfig::new(&remote).unwrap().tls(bad).initial_timeout(Duration::from_secs(2))).await.unwrap_err();
     assert!(e.to_string().contains("not connected") || e.to_string().contains("TLS"), "{e}");
     // Missing files are reported with their path.
-    let e = Client::start(ClientConfig::new(&remote).unwrap().tls(TlsConfig::new("/nonexistent/key.pem", &pki.client_cert, &pki.ca))).unwrap_err();
+    let e = Client::start(ClientConfig::new(&remote).unwrap().tls(TlsConfig::new("/nonexistent/key.pem", &pki.client_cert, &pki.ca)))
+        .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/key.pem"), "{e}");
 }

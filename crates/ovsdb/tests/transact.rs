@@ -29,11 +29,15 @@ async fn all_operations() {
             NB,
             vec![
                 Operation::insert("Logical_Switch").set("name", "ls1").set("external_ids", Datum::map([("k8s", "net1")])).uuid_name("ls"),
-                Operation::insert("Logical_Switch_Port").set("name", "p1").set("addresses", Datum::set(["00:00:00:00:00:01 10.0.0.1"])).uuid_name("p1"),
+                Operation::insert("Logical_Switch_Port")
+                    .set("name", "p1")
+                    .set("addresses", Datum::set(["00:00:00:00:00:01 10.0.0.1"]))
+                    .uuid_name("p1"),
                 Operation::insert("Logical_Switch_Port").set("name", "p2").set("tag_request", 10).uuid_name("p2"),
-                Operation::mutate("Logical_Switch")
-                    .filter(Condition::eq("_uuid", Datum::named_uuid("ls")))
-                    .mutation(Mutation::insert("ports", Datum::set([ovsdb::Atom::NamedUuid("p1".into()), ovsdb::Atom::NamedUuid("p2".into())]))),
+                Operation::mutate("Logical_Switch").filter(Condition::eq("_uuid", Datum::named_uuid("ls"))).mutation(Mutation::insert(
+                    "ports",
+                    Datum::set([ovsdb::Atom::NamedUuid("p1".into()), ovsdb::Atom::NamedUuid("p2".into())]),
+                )),
                 Operation::comment("kubetron test"),
             ],
         )
@@ -45,7 +49,10 @@ async fn all_operations() {
     assert_eq!(r[3].count, Some(1));
 
     // select
-    let r = c.transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", "ls1").columns(["_uuid", "name", "ports", "external_ids"])]).await.unwrap();
+    let r = c
+        .transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", "ls1").columns(["_uuid", "name", "ports", "external_ids"])])
+        .await
+        .unwrap();
     let rows = r[0].rows.as_ref().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].uuid("_uuid"), Some(ls));
@@ -61,7 +68,9 @@ async fn all_operations() {
             NB,
             vec![
                 Operation::mutate("Logical_Switch_Port").where_eq("name", "p2").mutation(Mutation::add("tag_request", 5)),
-                Operation::mutate("Logical_Switch").where_eq("name", "ls1").mutation(Mutation::insert("external_ids", Datum::map([("a", "1")]))),
+                Operation::mutate("Logical_Switch")
+                    .where_eq("name", "ls1")
+                    .mutation(Mutation::insert("external_ids", Datum::map([("a", "1")]))),
                 Operation::mutate("Logical_Switch").where_eq("name", "ls1").mutation(Mutation::delete("external_ids", Datum::set(["k8s"]))),
             ],
         )
@@ -89,14 +98,23 @@ async fn all_operations() {
     let r = c
         .transact(
             NB,
-            vec![Operation::wait("Logical_Switch").where_eq("name", "ls1").columns(["name"]).row(Row::new().with("name", "ls1")).timeout_ms(0)],
+            vec![Operation::wait("Logical_Switch")
+                .where_eq("name", "ls1")
+                .columns(["name"])
+                .row(Row::new().with("name", "ls1"))
+                .timeout_ms(0)],
         )
         .await;
     assert!(r.is_ok(), "{r:?}");
     let e = c
         .transact(
             NB,
-            vec![Operation::wait("Logical_Switch").where_eq("name", "ls1").columns(["name"]).until(WaitUntil::NotEqual).row(Row::new().with("name", "ls1")).timeout_ms(0)],
+            vec![Operation::wait("Logical_Switch")
+                .where_eq("name", "ls1")
+                .columns(["name"])
+                .until(WaitUntil::NotEqual)
+                .row(Row::new().with("name", "ls1"))
+                .timeout_ms(0)],
         )
         .await
         .unwrap_err();
@@ -129,7 +147,10 @@ async fn error_replies_from_server() {
     let nb = start_nb(false);
     let c = connect(&nb.server.unix_remote()).await;
     // constraint violation (bypassing the client-side check)
-    let e = c.transact_unchecked(NB, vec![Operation::insert("Logical_Switch_Port").set("name", "p").set("tag_request", 5000)]).await.unwrap_err();
+    let e = c
+        .transact_unchecked(NB, vec![Operation::insert("Logical_Switch_Port").set("name", "p").set("tag_request", 5000)])
+        .await
+        .unwrap_err();
     let t = e.txn().expect("txn error");
     assert_eq!(t.error, "constraint violation", "{e}");
     assert!(t.details.as_deref().unwrap_or("").contains("4095"), "{e}");
@@ -216,7 +237,11 @@ async fn folded_set_mutations_keep_results_and_effects() {
     for j in 0..300 {
         let name = format!("fp{j}");
         ops.push(Operation::insert("Logical_Switch_Port").set("name", name.as_str()).uuid_name(&name));
-        ops.push(Operation::mutate("Logical_Switch").filter(Condition::uuid(switches[j % 3])).mutation(Mutation::insert("ports", Datum::named_uuid(&name))));
+        ops.push(
+            Operation::mutate("Logical_Switch")
+                .filter(Condition::uuid(switches[j % 3]))
+                .mutation(Mutation::insert("ports", Datum::named_uuid(&name))),
+        );
     }
     let r = c.transact(NB, ops).await.unwrap();
     assert_eq!(r.len(), 600);
@@ -236,7 +261,11 @@ async fn folded_set_mutations_keep_results_and_effects() {
     for j in 0..2 {
         let name = format!("fq{j}");
         ops.push(Operation::insert("Logical_Switch_Port").set("name", name.as_str()).uuid_name(&name));
-        ops.push(Operation::mutate("Logical_Switch").filter(Condition::uuid(switches[0])).mutation(Mutation::insert("ports", Datum::named_uuid(&name))));
+        ops.push(
+            Operation::mutate("Logical_Switch")
+                .filter(Condition::uuid(switches[0]))
+                .mutation(Mutation::insert("ports", Datum::named_uuid(&name))),
+        );
     }
     ops.push(Operation::wait("Logical_Switch").where_eq("name", "fold0").columns(["name"]).timeout_ms(0));
     match c.transact(NB, ops).await {

@@ -67,7 +67,10 @@ async fn bridge_port_interface() {
     )
     .await
     .unwrap();
-    let snap = rep.wait_until(Duration::from_secs(10), |s| !s.find_map("Interface", "external_ids", "iface-id", "ns_pod1").is_empty()).await.unwrap();
+    let snap = rep
+        .wait_until(Duration::from_secs(10), |s| !s.find_map("Interface", "external_ids", "iface-id", "ns_pod1").is_empty())
+        .await
+        .unwrap();
     assert_eq!(snap.find_one("Bridge", "name", "br-int").unwrap().1.get("ports").unwrap().len(), 2);
     let (_, iface) = snap.find_map("Interface", "external_ids", "iface-id", "ns_pod1").pop().unwrap();
     assert_eq!(iface.i64("ofport_request"), Some(10));
@@ -83,13 +86,19 @@ async fn bridge_port_interface() {
     }
 
     // Deleting the port from the bridge garbage-collects the port and interface.
-    let port = c.transact(OVS, vec![Operation::select("Port").where_eq("name", "veth1").columns(["_uuid"])]).await.unwrap()[0].rows.as_ref().unwrap()[0]
+    let port = c.transact(OVS, vec![Operation::select("Port").where_eq("name", "veth1").columns(["_uuid"])]).await.unwrap()[0]
+        .rows
+        .as_ref()
+        .unwrap()[0]
         .uuid("_uuid")
         .unwrap();
     c.transact(OVS, vec![Operation::mutate("Bridge").where_eq("name", "br-int").mutation(Mutation::delete("ports", Datum::uuid(port)))])
         .await
         .unwrap();
-    let snap = rep.wait_until(Duration::from_secs(10), |s| s.find_map("Interface", "external_ids", "iface-id", "ns_pod1").is_empty()).await.unwrap();
+    let snap = rep
+        .wait_until(Duration::from_secs(10), |s| s.find_map("Interface", "external_ids", "iface-id", "ns_pod1").is_empty())
+        .await
+        .unwrap();
     assert_eq!(snap.len("Interface"), 1);
     let r = c.transact(OVS, vec![Operation::select("Port").filter(Condition::uuid(port))]).await.unwrap();
     assert!(r[0].rows.as_ref().unwrap().is_empty());

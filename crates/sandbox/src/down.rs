@@ -13,10 +13,8 @@ pub fn down(dir: &Path) -> Result<(), Error> {
     if let Some(st) = &st {
         // Bridges go while ovs-vswitchd still runs, so their tap devices go with them.
         for n in &st.nodes {
-            let alive = daemons::process::read_pidfile(&n.dir.join("ovs-vswitchd.pid"))
-                .ok()
-                .flatten()
-                .is_some_and(daemons::process::is_running);
+            let alive =
+                daemons::process::read_pidfile(&n.dir.join("ovs-vswitchd.pid")).ok().flatten().is_some_and(daemons::process::is_running);
             if alive {
                 let db = format!("--db={}", n.db_remote);
                 let _ = daemons::process::run(

@@ -169,9 +169,11 @@ pub fn create_pods(kubeconfig: &Path, pods: &[(String, String)]) -> Result<Vec<S
             uids.push(created.metadata.uid.unwrap_or_default());
         }
         for (name, _) in pods {
-            poll(&format!("the controller to give pod {name} its addresses ({INTERFACES_ANNOTATION})"), Duration::from_secs(60), || async {
-                api.get(name).await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned()
-            })
+            poll(
+                &format!("the controller to give pod {name} its addresses ({INTERFACES_ANNOTATION})"),
+                Duration::from_secs(60),
+                || async { api.get(name).await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned() },
+            )
             .await?;
         }
         Ok(uids)

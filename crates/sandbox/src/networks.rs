@@ -44,10 +44,7 @@ pub async fn ensure(nb: &Client) -> Result<(), Error> {
         let ids = map(&[(ovn::names::EXPOSE_NAMESPACES, "default".into())]);
         nb.transact(
             nb::DB,
-            vec![
-                nb::create_dhcp_options(&cidr, &dhcp, &BTreeMap::new(), "dhcp"),
-                nb::create_switch(net.name, &other, &ids, "ls"),
-            ],
+            vec![nb::create_dhcp_options(&cidr, &dhcp, &BTreeMap::new(), "dhcp"), nb::create_switch(net.name, &other, &ids, "ls")],
         )
         .await?;
     }

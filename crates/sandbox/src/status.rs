@@ -31,8 +31,7 @@ pub fn pid_files(dir: &Path) -> Vec<PathBuf> {
 /// Whether every daemon recorded in the state dir is running.
 pub fn stack_running(dir: &Path) -> bool {
     let files = pid_files(dir);
-    !files.is_empty()
-        && files.iter().all(|f| daemons::process::read_pidfile(f).ok().flatten().is_some_and(daemons::process::is_running))
+    !files.is_empty() && files.iter().all(|f| daemons::process::read_pidfile(f).ok().flatten().is_some_and(daemons::process::is_running))
 }
 
 /// Prints the daemons and the pod table. Returns whether everything runs.
@@ -46,10 +45,20 @@ pub fn status(dir: &Path) -> Result<bool, Error> {
         let pid = daemons::process::read_pidfile(&f).ok().flatten();
         let up = pid.is_some_and(daemons::process::is_running);
         let rel = f.strip_prefix(dir).unwrap_or(&f).display().to_string();
-        println!("  {:<28} pid {:<8} {}", rel.trim_end_matches(".pid"), pid.map(|p| p.to_string()).unwrap_or("-".into()), if up { "running" } else { "STOPPED" });
+        println!(
+            "  {:<28} pid {:<8} {}",
+            rel.trim_end_matches(".pid"),
+            pid.map(|p| p.to_string()).unwrap_or("-".into()),
+            if up { "running" } else { "STOPPED" }
+        );
     }
     if let Some(k) = &st.kube {
-        println!("\nKubernetes API {} (kubectl --kubeconfig {}), controller metrics http://{}/metrics", k.server, k.kubeconfig.display(), k.metrics_addr);
+        println!(
+            "\nKubernetes API {} (kubectl --kubeconfig {}), controller metrics http://{}/metrics",
+            k.server,
+            k.kubeconfig.display(),
+            k.metrics_addr
+        );
     }
     println!();
     print(dir, &st)?;

@@ -117,13 +117,17 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
         )?;
         let kubeconfig = kas.kubeconfig_path();
         let metrics_addr = format!("127.0.0.1:{}", daemons::process::free_tcp_port()?);
-        let controller = p.step("Installing the NAD CRD; starting kubetron controller, whose NAD sync mirrors red and blue into namespace default", || {
-            crate::kube::install(&kubeconfig)?;
-            let c = crate::kube::Controller::start(&opts.plugin, dir, &kubeconfig, &nb_remote, &metrics_addr)?;
-            crate::kube::wait_for_synced_nads(&kubeconfig)?;
-            Ok::<_, Error>(c)
-        })?;
-        let placed: Vec<(String, String)> = names.iter().enumerate().map(|(i, n)| (n.clone(), state.nodes[i % opts.nodes].name.clone())).collect();
+        let controller = p.step(
+            "Installing the NAD CRD; starting kubetron controller, whose NAD sync mirrors red and blue into namespace default",
+            || {
+                crate::kube::install(&kubeconfig)?;
+                let c = crate::kube::Controller::start(&opts.plugin, dir, &kubeconfig, &nb_remote, &metrics_addr)?;
+                crate::kube::wait_for_synced_nads(&kubeconfig)?;
+                Ok::<_, Error>(c)
+            },
+        )?;
+        let placed: Vec<(String, String)> =
+            names.iter().enumerate().map(|(i, n)| (n.clone(), state.nodes[i % opts.nodes].name.clone())).collect();
         let made = p.step("Creating pods pod1 and pod2 in the API (networks: red, blue); the controller makes their ports", || {
             crate::kube::create_pods(&kubeconfig, &placed)
         })?;
@@ -141,7 +145,13 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
         for (i, name) in names.iter().enumerate() {
             let guard = NetnsGuard::create(&format!("{}-{name}", opts.prefix))?;
             let node = i % opts.nodes;
-            let mut pod = PodState { name: name.clone(), netns: guard.name().into(), node, container_id: format!("sandbox-{name}"), interfaces: vec![] };
+            let mut pod = PodState {
+                name: name.clone(),
+                netns: guard.name().into(),
+                node,
+                container_id: format!("sandbox-{name}"),
+                interfaces: vec![],
+            };
             guards.push(guard);
             plug(opts, &state, &mut pod, uids[i].as_deref())?;
             state.pods.push(pod);

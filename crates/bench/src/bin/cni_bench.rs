@@ -38,7 +38,16 @@ struct Run {
 }
 
 impl Plugin {
-    fn run(&self, command: &str, container: &str, netns: Option<&Path>, ifname: &str, conf: &Value, extra_env: &[(&str, &str)], wrap: Option<&[&str]>) -> Result<Run> {
+    fn run(
+        &self,
+        command: &str,
+        container: &str,
+        netns: Option<&Path>,
+        ifname: &str,
+        conf: &Value,
+        extra_env: &[(&str, &str)],
+        wrap: Option<&[&str]>,
+    ) -> Result<Run> {
         let mut c = match wrap {
             Some(w) => {
                 let mut c = Command::new(w[0]);
@@ -256,7 +265,10 @@ fn main() -> Result<()> {
         )
     };
     println!();
-    println!("CNI benchmark: {} ADD+DEL cycles each ({} warm-up cycles not counted), one chassis (userspace datapath),", a.cycles, a.warmup);
+    println!(
+        "CNI benchmark: {} ADD+DEL cycles each ({} warm-up cycles not counted), one chassis (userspace datapath),",
+        a.cycles, a.warmup
+    );
     println!("plugins run as a runtime runs them (fresh process, setns into the node netns, config on stdin); ms from spawn to exit");
     println!();
     println!("{:<52} {:>8} {:>8} {:>8} {:>8}", "operation", "p50", "p90", "p99", "max");
@@ -338,7 +350,12 @@ fn probe_db(nb: &str, ovs: &str, _node_ns: &str) -> Result<String> {
         "database phases of an ADD, measured in-process with the plugin's client settings (p50 of 50, ms):\n  \
          new tokio runtime {:.3} | connect NB + local OVSDB (parallel) {:.2} | get_schema NB {:.2} | get_schema Open_vSwitch {:.2} | \
          select round trip NB {:.2} | select round trip OVSDB {:.2}",
-        p(&rt_build), p(&conn), p(&s_nb), p(&s_ovs), p(&sel), p(&sel2)
+        p(&rt_build),
+        p(&conn),
+        p(&s_nb),
+        p(&s_ovs),
+        p(&sel),
+        p(&sel2)
     ))
 }
 
@@ -349,7 +366,15 @@ fn strace_phases(kt: &Plugin, conf: &Value, dir: &Path) -> Result<String> {
     let pod = TempNetns::new("ktbs")?;
     let p = pod.path().to_path_buf();
     let o = out.display().to_string();
-    let wrap = ["strace", "-f", "-ttt", "-o", o.as_str(), "-e", "trace=execve,connect,socket,sendto,sendmsg,recvfrom,recvmsg,write,read,exit_group,setns,clone,clone3"];
+    let wrap = [
+        "strace",
+        "-f",
+        "-ttt",
+        "-o",
+        o.as_str(),
+        "-e",
+        "trace=execve,connect,socket,sendto,sendmsg,recvfrom,recvmsg,write,read,exit_group,setns,clone,clone3",
+    ];
     let r = ok(kt.run("ADD", "bstrace", Some(&p), "net1", conf, &[], Some(&wrap))?, "kubetron ADD under strace")?;
     let _ = kt.run("DEL", "bstrace", Some(&p), "net1", conf, &[], None)?;
     let text = std::fs::read_to_string(&out)?;
@@ -368,7 +393,11 @@ fn milestones(text: &str) -> String {
             t0 = Some(ts);
         }
         let Some(t0) = t0 else { continue };
-        let keep = rest.starts_with("connect(") || rest.starts_with("socket(") || rest.starts_with("exit_group") || rest.starts_with("execve(") || rest.starts_with("setns(");
+        let keep = rest.starts_with("connect(")
+            || rest.starts_with("socket(")
+            || rest.starts_with("exit_group")
+            || rest.starts_with("execve(")
+            || rest.starts_with("setns(");
         if keep {
             let mut r = rest.clone();
             r.truncate(110);

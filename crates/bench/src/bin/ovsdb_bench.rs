@@ -100,10 +100,8 @@ impl Fresh {
         Ok(txns)
     }
     fn count_ports(&self) -> Result<usize> {
-        let out = Command::new("ovn-nbctl")
-            .arg(format!("--db={}", self.remote()))
-            .args(["--bare", "--columns=_uuid", "list", LSP])
-            .output()?;
+        let out =
+            Command::new("ovn-nbctl").arg(format!("--db={}", self.remote())).args(["--bare", "--columns=_uuid", "list", LSP]).output()?;
         Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().count())
     }
 }
@@ -256,7 +254,8 @@ fn preloaded(p: &Params) -> Result<(Fresh, Duration)> {
 /// column list (see `ovsdb::MonitorTable::columns`), so that the probes below time the same request.
 fn lsp_all_columns() -> Result<Value> {
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(daemons::schemas::NB)?)?;
-    let cols: Vec<&String> = schema["tables"][LSP]["columns"].as_object().ok_or_else(|| anyhow!("no {LSP} in the NB schema"))?.keys().collect();
+    let cols: Vec<&String> =
+        schema["tables"][LSP]["columns"].as_object().ok_or_else(|| anyhow!("no {LSP} in the NB schema"))?.keys().collect();
     Ok(serde_json::json!({LSP: [{"columns": cols}]}))
 }
 
@@ -309,7 +308,6 @@ fn raw_request(s: &mut std::os::unix::net::UnixStream, req: &[u8]) -> Result<(Du
     }
 }
 
-
 /// Where the time of a 1,000-port transaction goes, for our client: schema check, encoding,
 /// the whole transact; the same JSON on a plain socket (ovsdb-server alone); and the same ports
 /// with one mutate per switch (as the Python IDL sends them) instead of one per port.
@@ -321,16 +319,24 @@ fn probe_batch(p: &Params) -> Result<String> {
         for j in from..to {
             ops.push(Operation::insert(LSP).row(new_port(j).row()).uuid_name(&format!("p{j}")));
             if !grouped {
-                ops.push(Operation::mutate("Logical_Switch").filter(ovsdb::Condition::uuid(f.switches[j % n_sw]))
-                    .mutation(ovsdb::Mutation::insert("ports", Datum::named_uuid(&format!("p{j}")))));
+                ops.push(
+                    Operation::mutate("Logical_Switch")
+                        .filter(ovsdb::Condition::uuid(f.switches[j % n_sw]))
+                        .mutation(ovsdb::Mutation::insert("ports", Datum::named_uuid(&format!("p{j}")))),
+                );
             }
         }
         if grouped {
             for (k, sw) in f.switches.iter().enumerate() {
-                let names: Vec<ovsdb::Atom> = (from..to).filter(|j| j % n_sw == k).map(|j| ovsdb::Atom::NamedUuid(format!("p{j}"))).collect();
-                if names.is_empty() { continue; }
+                let names: Vec<ovsdb::Atom> =
+                    (from..to).filter(|j| j % n_sw == k).map(|j| ovsdb::Atom::NamedUuid(format!("p{j}"))).collect();
+                if names.is_empty() {
+                    continue;
+                }
                 let set = Datum::set(names);
-                ops.push(Operation::mutate("Logical_Switch").filter(ovsdb::Condition::uuid(*sw)).mutation(ovsdb::Mutation::insert("ports", set)));
+                ops.push(
+                    Operation::mutate("Logical_Switch").filter(ovsdb::Condition::uuid(*sw)).mutation(ovsdb::Mutation::insert("ports", set)),
+                );
             }
         }
         ops
@@ -346,7 +352,9 @@ fn probe_batch(p: &Params) -> Result<String> {
             let ops = mk(&f, t * p.batch, (t + 1) * p.batch, false);
             let mut o2 = ops.clone();
             let t0 = Instant::now();
-            for o in o2.iter_mut() { o.check(&schema)?; }
+            for o in o2.iter_mut() {
+                o.check(&schema)?;
+            }
             check += t0.elapsed();
             let t0 = Instant::now();
             let _ = serde_json::to_vec(&o2)?;
@@ -366,7 +374,9 @@ fn probe_batch(p: &Params) -> Result<String> {
     for t in 0..txns {
         let mut ops = mk(&f, t * p.batch, (t + 1) * p.batch, false);
         let schema = rt.block_on(async { Client::connect_to(&f.remote()).await?.get_schema(DB).await.map_err(anyhow::Error::from) })?;
-        for o in ops.iter_mut() { o.check(&schema)?; }
+        for o in ops.iter_mut() {
+            o.check(&schema)?;
+        }
         let mut params = vec![Value::String(DB.into())];
         params.extend(ops.iter().map(serde_json::to_value).collect::<std::result::Result<Vec<_>, _>>()?);
         let req = serde_json::json!({"id": t, "method": "transact", "params": params}).to_string();
@@ -494,7 +504,10 @@ fn all(p: &Params) -> Result<()> {
     let ratio = |theirs: f64, ours: f64| theirs / ours;
     let n = p.ports;
     println!();
-    println!("OVSDB client benchmark: {n} Logical_Switch_Port rows over {} switches, fresh NB ovsdb-server (unix socket) per line", p.switches);
+    println!(
+        "OVSDB client benchmark: {n} Logical_Switch_Port rows over {} switches, fresh NB ovsdb-server (unix socket) per line",
+        p.switches
+    );
     println!("(each port: insert Logical_Switch_Port{{name, addresses}} + its switch's `ports`; times include connecting)");
     println!();
     println!("{:<44} {:>11} {:>13} {:>12}", "scenario / client", "total s", "per port us", "ports/s");

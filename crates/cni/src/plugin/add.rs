@@ -15,8 +15,8 @@ use crate::{CniError, CniResult, Interface, IpConfig, Request};
 
 pub async fn add(plugin: &KubetronPlugin, req: &Request) -> Result<CniResult, CniError> {
     let netns_path = req.netns().ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
-    let pod = Netns::open(netns_path)
-        .map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", netns_path.display())))?;
+    let pod =
+        Netns::open(netns_path).map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", netns_path.display())))?;
     let conf = &req.config.kubetron;
     let (nb, ovs) = tokio::try_join!(
         connect(plugin, nb_remote(req)?, "OVN Northbound database"),
@@ -59,9 +59,8 @@ async fn plug(
     let (mac, ips) = lsp
         .effective_addresses()
         .ok_or_else(|| CniError::invalid_config(format!("logical switch port {name:?} has no MAC address ({:?})", lsp.addresses)))?;
-    let mac_addr: MacAddr = mac
-        .parse()
-        .map_err(|_| CniError::invalid_config(format!("logical switch port {name:?} has an invalid MAC {mac:?}")))?;
+    let mac_addr: MacAddr =
+        mac.parse().map_err(|_| CniError::invalid_config(format!("logical switch port {name:?} has an invalid MAC {mac:?}")))?;
     let subnet = switch.subnet();
     let requested = req.config.requested_ips()?;
     let ipnets = with_prefixes(&ips, &requested, subnet.as_ref());
@@ -96,14 +95,8 @@ async fn plug(
         ..Default::default()
     };
     if !conf.dhcp {
-        result.ips = ipnets
-            .iter()
-            .map(|n| IpConfig {
-                address: *n,
-                gateway: gateway.filter(|g| n.contains(g)),
-                interface: Some(1),
-            })
-            .collect();
+        result.ips =
+            ipnets.iter().map(|n| IpConfig { address: *n, gateway: gateway.filter(|g| n.contains(g)), interface: Some(1) }).collect();
         result.routes = default_routes
             .iter()
             .map(|gw| crate::RouteEntry {
@@ -146,13 +139,7 @@ async fn dhcp_options(nb: &Client, lsp: &LogicalSwitchPort, subnet: Option<&Ipv4
 /// Default routes asked for with `args.cni.default-route` (a list of gateway IPs; an empty list
 /// means "the network's gateway").
 fn requested_default_routes(req: &Request, gateway: Option<IpAddr>) -> Vec<IpAddr> {
-    let Some(list) = req
-        .config
-        .args
-        .as_ref()
-        .and_then(|a| a.get("cni"))
-        .and_then(|c| c.get("default-route"))
-        .and_then(|v| v.as_array())
+    let Some(list) = req.config.args.as_ref().and_then(|a| a.get("cni")).and_then(|c| c.get("default-route")).and_then(|v| v.as_array())
     else {
         return Vec::new();
     };

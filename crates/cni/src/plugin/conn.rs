@@ -14,16 +14,17 @@ pub async fn connect(plugin: &KubetronPlugin, remote: &str, what: &str) -> Resul
         .reconnect(false)
         .connect_timeout(plugin.connect_timeout)
         .inactivity_probe(None);
-    Client::connect(cfg)
-        .await
-        .map_err(|e| CniError::try_again_later(format!("{what} at {remote} is not reachable: {e}")))
+    Client::connect(cfg).await.map_err(|e| CniError::try_again_later(format!("{what} at {remote} is not reachable: {e}")))
 }
 
 /// The Northbound remote from the config (required: ports live there).
 pub fn nb_remote(req: &Request) -> Result<&str, CniError> {
-    req.config.kubetron.nb.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
-        CniError::invalid_config("kubetron network config needs \"nb\": the OVN Northbound database remote")
-    })
+    req.config
+        .kubetron
+        .nb
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CniError::invalid_config("kubetron network config needs \"nb\": the OVN Northbound database remote"))
 }
 
 /// Maps an OVSDB error during a request to a CNI error.
@@ -44,8 +45,6 @@ pub async fn status(plugin: &KubetronPlugin, req: &Request) -> Result<(), CniErr
         .await
         .map_err(|e| CniError::new(ErrorCode::NotAvailable, format!("local Open_vSwitch database: {e}")))?;
     let nb = connect(plugin, nb_remote(req)?, "OVN Northbound database").await.map_err(not_available)?;
-    nb.echo(serde_json::json!([]))
-        .await
-        .map_err(|e| CniError::new(ErrorCode::NotAvailable, format!("OVN Northbound database: {e}")))?;
+    nb.echo(serde_json::json!([])).await.map_err(|e| CniError::new(ErrorCode::NotAvailable, format!("OVN Northbound database: {e}")))?;
     Ok(())
 }

@@ -55,8 +55,7 @@ pub fn address_pod(pod: &Netns, index: u32, ips: &[IpNet], gateways: &[IpAddr]) 
         ph.add_address(index, *ip).nodad().apply().map_err(|e| netdev_error(&format!("adding address {ip}"), e))?;
     }
     for gw in gateways {
-        ph.replace_route(&Route::default_via(*gw).dev(index))
-            .map_err(|e| netdev_error(&format!("adding default route via {gw}"), e))?;
+        ph.replace_route(&Route::default_via(*gw).dev(index)).map_err(|e| netdev_error(&format!("adding default route via {gw}"), e))?;
     }
     Ok(())
 }
@@ -85,7 +84,15 @@ pub async fn bridge(ovs: &Client, name: &str) -> Result<Bridge, CniError> {
 
 /// Plugs `host_if` into `bridge` as the OVN logical port `lsp`; returns the new Port's UUID.
 /// A port of the same name left by an earlier ADD is removed first.
-pub async fn plug(ovs: &Client, bridge: &Bridge, host_if: &str, lsp: &str, mac: &str, container_id: &str, ifname: &str) -> Result<Uuid, CniError> {
+pub async fn plug(
+    ovs: &Client,
+    bridge: &Bridge,
+    host_if: &str,
+    lsp: &str,
+    mac: &str,
+    container_id: &str,
+    ifname: &str,
+) -> Result<Uuid, CniError> {
     if let Some(old) = port_by_name(ovs, host_if).await? {
         unplug(ovs, old.uuid).await?;
     }
@@ -123,11 +130,8 @@ pub async fn unplug(ovs: &Client, port: Uuid) -> Result<(), CniError> {
 
 /// Every interface kubetron plugged on this node (tagged with a container ID), with its port.
 pub async fn kubetron_interfaces(ovs: &Client) -> Result<Vec<(Interface, Option<Port>)>, CniError> {
-    let ifaces: Vec<Interface> = select::<Interface>(ovs, None)
-        .await?
-        .into_iter()
-        .filter(|i| i.external_ids.contains_key(names::CONTAINER_ID))
-        .collect();
+    let ifaces: Vec<Interface> =
+        select::<Interface>(ovs, None).await?.into_iter().filter(|i| i.external_ids.contains_key(names::CONTAINER_ID)).collect();
     let ports = select::<Port>(ovs, None).await?;
     Ok(ifaces
         .into_iter()

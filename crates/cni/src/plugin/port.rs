@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net};
-use ovn::columns::Model;
 use ovn::addressing::{mac_for_ip, mac_for_name};
+use ovn::columns::Model;
 use ovn::names;
 use ovn::nb::{self, DhcpOptions, LogicalSwitch, LogicalSwitchPort, NewPort};
 use ovsdb::datum::Uuid;
@@ -41,9 +41,7 @@ async fn select<M: Model>(nb: &Client, cond: Condition) -> Result<Vec<M>, CniErr
 pub async fn find_switch(nb: &Client, name: &str) -> Result<LogicalSwitch, CniError> {
     let mut found = select::<LogicalSwitch>(nb, Condition::eq("name", name)).await?;
     match found.len() {
-        0 => Err(CniError::invalid_config(format!(
-            "network {name:?}: no OVN logical switch of that name in the Northbound database"
-        ))),
+        0 => Err(CniError::invalid_config(format!("network {name:?}: no OVN logical switch of that name in the Northbound database"))),
         1 => Ok(found.remove(0)),
         n => Err(CniError::invalid_config(format!("network {name:?}: {n} OVN logical switches have that name"))),
     }
@@ -111,12 +109,9 @@ pub async fn ensure_port(nb: &Client, req: &Request, switch: &LogicalSwitch, nam
                 // A port left by an earlier sandbox of the same pod: take it over.
                 nb.transact(
                     nb::DB,
-                    vec![Operation::mutate("Logical_Switch_Port")
-                        .filter(Condition::uuid(port.uuid))
-                        .mutation(ovsdb::ops::Mutation::insert(
-                            "external_ids",
-                            ovsdb::datum::Datum::map([(names::CONTAINER_ID, req.container_id())]),
-                        ))],
+                    vec![Operation::mutate("Logical_Switch_Port").filter(Condition::uuid(port.uuid)).mutation(
+                        ovsdb::ops::Mutation::insert("external_ids", ovsdb::datum::Datum::map([(names::CONTAINER_ID, req.container_id())])),
+                    )],
                 )
                 .await
                 .map_err(|e| db_error("taking over the logical switch port", e))?;
@@ -181,7 +176,8 @@ pub async fn wait_port(
 ) -> Result<LogicalSwitchPort, CniError> {
     let cfg = ReplicaConfig::new(nb::DB).table(MonitorTable::new("Logical_Switch_Port").condition(Condition::eq("name", name)));
     let replica = Replica::start(nb, cfg).await.map_err(|e| db_error("watching the logical switch port", e))?;
-    let find = |s: &ovsdb::replica::Snapshot| s.rows("Logical_Switch_Port").map(|(_, r)| LogicalSwitchPort::from_row(r)).find(|p| p.name == name);
+    let find =
+        |s: &ovsdb::replica::Snapshot| s.rows("Logical_Switch_Port").map(|(_, r)| LogicalSwitchPort::from_row(r)).find(|p| p.name == name);
     match replica.wait_until(timeout, |s| find(s).map(|p| pred(&p)).unwrap_or(false)).await {
         Ok(s) => find(&s).ok_or_else(|| CniError::internal("port vanished")),
         Err(ovsdb::Error::Timeout(_)) => {
@@ -199,9 +195,7 @@ pub async fn wait_port(
 /// Deletes the port (detaching it from whatever switch holds it). Absent is fine.
 pub async fn delete_port(nb: &Client, port: Uuid) -> Result<(), CniError> {
     if let Some(sw) = switch_of(nb, port).await? {
-        nb.transact(nb::DB, vec![nb::remove_port(sw.uuid, port)])
-            .await
-            .map_err(|e| db_error("deleting the logical switch port", e))?;
+        nb.transact(nb::DB, vec![nb::remove_port(sw.uuid, port)]).await.map_err(|e| db_error("deleting the logical switch port", e))?;
     }
     Ok(())
 }

@@ -8,13 +8,7 @@ use super::{KubeError, Result};
 
 /// Renders a kubeconfig for `server` (https URL) authenticating as `user` with the client certificate `client`.
 /// `user` must already be a validated name (letters, digits, `:._@-`).
-pub fn render(
-    server: &str,
-    ca_pem: &[u8],
-    user: &str,
-    client_cert: &[u8],
-    client_key: &[u8],
-) -> String {
+pub fn render(server: &str, ca_pem: &[u8], user: &str, client_cert: &[u8], client_key: &[u8]) -> String {
     format!(
         "apiVersion: v1\n\
          kind: Config\n\
@@ -41,13 +35,7 @@ pub fn render(
 }
 
 /// Reads the client pair and writes a kubeconfig at `path` (mode 0600: it holds a private key).
-pub fn write(
-    path: &Path,
-    server: &str,
-    ca_pem: &[u8],
-    user: &str,
-    client: &CertPair,
-) -> Result<()> {
+pub fn write(path: &Path, server: &str, ca_pem: &[u8], user: &str, client: &CertPair) -> Result<()> {
     let cert = read(&client.cert)?;
     let key = read(&client.key)?;
     let text = render(server, ca_pem, user, &cert, &key);
@@ -68,8 +56,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| KubeError::io(format!("create {}", path.display()), e))?;
-    f.write_all(data)
-        .map_err(|e| KubeError::io(format!("write {}", path.display()), e))
+    f.write_all(data).map_err(|e| KubeError::io(format!("write {}", path.display()), e))
 }
 
 /// Standard base64 (RFC 4648, with padding).
@@ -77,11 +64,7 @@ pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let idx = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63];
         for (i, v) in idx.iter().enumerate() {
@@ -101,15 +84,8 @@ mod tests {
 
     #[test]
     fn base64_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
+        let cases =
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")];
         for (plain, enc) in cases {
             assert_eq!(base64(plain.as_bytes()), enc, "input {plain:?}");
         }

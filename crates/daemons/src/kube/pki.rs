@@ -65,16 +65,11 @@ pub const ADMIN_USER: &str = "kubetron-admin";
 impl Pki {
     /// Creates CA, serving certificate, service-account key and the admin client certificate in `dir`.
     pub fn create(dir: &Path) -> Result<Pki> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| KubeError::io(format!("create {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir).map_err(|e| KubeError::io(format!("create {}", dir.display()), e))?;
         let cnf = dir.join("openssl.cnf");
-        std::fs::write(&cnf, OPENSSL_CNF)
-            .map_err(|e| KubeError::io(format!("write {}", cnf.display()), e))?;
+        std::fs::write(&cnf, OPENSSL_CNF).map_err(|e| KubeError::io(format!("write {}", cnf.display()), e))?;
 
-        let ca = CertPair {
-            cert: dir.join("ca.crt"),
-            key: dir.join("ca.key"),
-        };
+        let ca = CertPair { cert: dir.join("ca.crt"), key: dir.join("ca.key") };
         gen_key(&ca.key)?;
         openssl(&[
             "req",
@@ -96,42 +91,22 @@ impl Pki {
 
         let pki_partial = Pki {
             dir: dir.to_path_buf(),
-            serving: CertPair {
-                cert: dir.join("apiserver.crt"),
-                key: dir.join("apiserver.key"),
-            },
+            serving: CertPair { cert: dir.join("apiserver.crt"), key: dir.join("apiserver.key") },
             sa_key: dir.join("sa.key"),
             sa_pub: dir.join("sa.pub"),
-            admin: CertPair {
-                cert: dir.join("admin.crt"),
-                key: dir.join("admin.key"),
-            },
+            admin: CertPair { cert: dir.join("admin.crt"), key: dir.join("admin.key") },
             ca,
         };
         pki_partial.issue(&pki_partial.serving, "/CN=kube-apiserver", "server")?;
         gen_key(&pki_partial.sa_key)?;
-        openssl(&[
-            "pkey",
-            "-in",
-            path_str(&pki_partial.sa_key)?,
-            "-pubout",
-            "-out",
-            path_str(&pki_partial.sa_pub)?,
-        ])?;
-        pki_partial.issue(
-            &pki_partial.admin,
-            &subject(ADMIN_USER, &["system:masters"])?,
-            "client",
-        )?;
+        openssl(&["pkey", "-in", path_str(&pki_partial.sa_key)?, "-pubout", "-out", path_str(&pki_partial.sa_pub)?])?;
+        pki_partial.issue(&pki_partial.admin, &subject(ADMIN_USER, &["system:masters"])?, "client")?;
         Ok(pki_partial)
     }
 
     /// Issues a client certificate for `user` in `groups`; files are named after `file_stem`.
     pub fn client_cert(&self, file_stem: &str, user: &str, groups: &[&str]) -> Result<CertPair> {
-        let pair = CertPair {
-            cert: self.dir.join(format!("{file_stem}.crt")),
-            key: self.dir.join(format!("{file_stem}.key")),
-        };
+        let pair = CertPair { cert: self.dir.join(format!("{file_stem}.crt")), key: self.dir.join(format!("{file_stem}.key")) };
         self.issue(&pair, &subject(user, groups)?, "client")?;
         Ok(pair)
     }
@@ -140,18 +115,7 @@ impl Pki {
         gen_key(&pair.key)?;
         let csr = pair.cert.with_extension("csr");
         let cnf = self.dir.join("openssl.cnf");
-        openssl(&[
-            "req",
-            "-config",
-            path_str(&cnf)?,
-            "-new",
-            "-key",
-            path_str(&pair.key)?,
-            "-subj",
-            subj,
-            "-out",
-            path_str(&csr)?,
-        ])?;
+        openssl(&["req", "-config", path_str(&cnf)?, "-new", "-key", path_str(&pair.key)?, "-subj", subj, "-out", path_str(&csr)?])?;
         let serial = next_serial();
         openssl(&[
             "x509",
@@ -181,22 +145,13 @@ impl Pki {
 /// Characters allowed in user and group names (they end up in an openssl `-subj` string and in file names).
 fn check_name(field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() {
-        return Err(KubeError::Invalid {
-            field,
-            value: value.into(),
-            reason: "empty".into(),
-        });
+        return Err(KubeError::Invalid { field, value: value.into(), reason: "empty".into() });
     }
-    if let Some(c) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '_' | '@' | '-')))
-    {
+    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '_' | '@' | '-'))) {
         return Err(KubeError::Invalid {
             field,
             value: value.into(),
-            reason: format!(
-                "character {c:?} not allowed (use letters, digits, ':', '.', '_', '@', '-')"
-            ),
+            reason: format!("character {c:?} not allowed (use letters, digits, ':', '.', '_', '@', '-')"),
         });
     }
     Ok(())
@@ -218,33 +173,18 @@ fn subject(user: &str, groups: &[&str]) -> Result<String> {
 
 fn next_serial() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(1);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // Positive, unique enough within a test run: time in ns (fits in 64 bits for centuries) plus a counter.
     format!("0x{:x}{:04x}", nanos as u64, n & 0xffff)
 }
 
 fn gen_key(path: &Path) -> Result<()> {
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        path_str(path)?,
-    ])
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path_str(path)?])
 }
 
 fn path_str(p: &Path) -> Result<&str> {
-    p.to_str().ok_or_else(|| KubeError::Invalid {
-        field: "path",
-        value: p.display().to_string(),
-        reason: "not UTF-8".into(),
-    })
+    p.to_str().ok_or_else(|| KubeError::Invalid { field: "path", value: p.display().to_string(), reason: "not UTF-8".into() })
 }
 
 fn openssl(args: &[&str]) -> Result<()> {
@@ -268,73 +208,39 @@ mod tests {
 
     #[test]
     fn subject_has_groups_then_cn() {
-        assert_eq!(
-            subject("alice", &["g1", "system:masters"]).ok().as_deref(),
-            Some("/O=g1/O=system:masters/CN=alice")
-        );
+        assert_eq!(subject("alice", &["g1", "system:masters"]).ok().as_deref(), Some("/O=g1/O=system:masters/CN=alice"));
     }
 
     #[test]
     fn subject_rejects_slash_and_empty() {
-        assert!(matches!(
-            subject("a/b", &[]),
-            Err(KubeError::Invalid { field: "user", .. })
-        ));
-        assert!(matches!(
-            subject("ok", &[""]),
-            Err(KubeError::Invalid { field: "group", .. })
-        ));
+        assert!(matches!(subject("a/b", &[]), Err(KubeError::Invalid { field: "user", .. })));
+        assert!(matches!(subject("ok", &[""]), Err(KubeError::Invalid { field: "group", .. })));
     }
 
     #[test]
     fn creates_a_pki_that_openssl_verifies() {
         let d = tempfile::tempdir().expect("tempdir");
         let pki = Pki::create(d.path()).expect("pki");
-        let bob = pki
-            .client_cert("user-bob", "bob", &["devs"])
-            .expect("client cert");
-        for (cert, purpose) in [
-            (&pki.serving.cert, "sslserver"),
-            (&pki.admin.cert, "sslclient"),
-            (&bob.cert, "sslclient"),
-        ] {
+        let bob = pki.client_cert("user-bob", "bob", &["devs"]).expect("client cert");
+        for (cert, purpose) in [(&pki.serving.cert, "sslserver"), (&pki.admin.cert, "sslclient"), (&bob.cert, "sslclient")] {
             let out = Command::new("openssl")
                 .args(["verify", "-purpose", purpose, "-CAfile"])
                 .arg(&pki.ca.cert)
                 .arg(cert)
                 .output()
                 .expect("openssl verify");
-            assert!(
-                out.status.success(),
-                "{}: {}",
-                cert.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "{}: {}", cert.display(), String::from_utf8_lossy(&out.stderr));
         }
         let out = Command::new("openssl")
-            .args([
-                "x509",
-                "-noout",
-                "-subject",
-                "-ext",
-                "subjectAltName",
-                "-in",
-            ])
+            .args(["x509", "-noout", "-subject", "-ext", "subjectAltName", "-in"])
             .arg(&pki.serving.cert)
             .output()
             .expect("openssl x509");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("IP Address:127.0.0.1"), "{text}");
-        let out = Command::new("openssl")
-            .args(["x509", "-noout", "-subject", "-in"])
-            .arg(&pki.admin.cert)
-            .output()
-            .expect("x509");
+        let out = Command::new("openssl").args(["x509", "-noout", "-subject", "-in"]).arg(&pki.admin.cert).output().expect("x509");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains("O = system:masters") && text.contains("CN = kubetron-admin"),
-            "{text}"
-        );
+        assert!(text.contains("O = system:masters") && text.contains("CN = kubetron-admin"), "{text}");
     }
 
     #[test]

@@ -80,9 +80,7 @@ fn parse_element(item: Value) -> Result<NetworkRequest, RequestProblem> {
         .iter()
         .map(|s| s.parse::<RequestedIp>().map_err(RequestProblem::Ip))
         .collect::<Result<Vec<_>, _>>()?;
-    let mac = opt_string(&mut obj, "mac")?
-        .map(|s| s.parse::<MacAddr>().map_err(RequestProblem::Mac))
-        .transpose()?;
+    let mac = opt_string(&mut obj, "mac")?.map(|s| s.parse::<MacAddr>().map_err(RequestProblem::Mac)).transpose()?;
     let default_route = string_list(&mut obj, "default-route")?
         .into_iter()
         .map(|s| s.parse::<IpAddr>().map_err(|_| RequestProblem::DefaultRoute(super::shorten(&s, 60))))
@@ -92,14 +90,5 @@ fn parse_element(item: Value) -> Result<NetworkRequest, RequestProblem> {
         Some(Value::Object(m)) => Some(m),
         Some(_) => return Err(RequestProblem::WrongType { field: "cni-args", expected: "an object" }),
     };
-    Ok(NetworkRequest {
-        name,
-        namespace,
-        interface,
-        ips,
-        mac,
-        default_route,
-        cni_args,
-        extra: obj.into_iter().collect(),
-    })
+    Ok(NetworkRequest { name, namespace, interface, ips, mac, default_route, cni_args, extra: obj.into_iter().collect() })
 }

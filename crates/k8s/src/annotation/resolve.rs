@@ -14,11 +14,7 @@ pub fn resolve(requests: Vec<NetworkRequest>, pod_namespace: &str) -> Result<Vec
     for (i, r) in requests.iter().enumerate() {
         if let Some(iface) = r.interface.as_deref() {
             if let Some(first) = explicit.insert(iface, i + 1) {
-                return Err(AnnotationError::DuplicateInterface {
-                    first,
-                    second: i + 1,
-                    interface: iface.to_string(),
-                });
+                return Err(AnnotationError::DuplicateInterface { first, second: i + 1, interface: iface.to_string() });
             }
         }
     }

@@ -21,12 +21,7 @@ fn text_all_forms() {
     let got = parse("blue, other/red@data0,green@eth1 , ns2/yellow", "pod-ns").unwrap();
     assert_eq!(
         triples(&got),
-        vec![
-            sel("pod-ns", "blue", "net1"),
-            sel("other", "red", "data0"),
-            sel("pod-ns", "green", "eth1"),
-            sel("ns2", "yellow", "net2"),
-        ]
+        vec![sel("pod-ns", "blue", "net1"), sel("other", "red", "data0"), sel("pod-ns", "green", "eth1"), sel("ns2", "yellow", "net2"),]
     );
     assert!(!got[0].interface_requested);
     assert!(got[1].interface_requested);
@@ -110,7 +105,10 @@ fn json_errors() {
     assert_eq!(problem(r#"[{"name":"a"}, "b"]"#), (2, RequestProblem::NotObject));
     assert_eq!(problem(r#"[{"namespace":"a"}]"#), (1, RequestProblem::MissingName));
     assert_eq!(problem(r#"[{"name":5}]"#), (1, RequestProblem::WrongType { field: "name", expected: "a string" }));
-    assert_eq!(problem(r#"[{"name":"a","ips":"10.0.0.1"}]"#), (1, RequestProblem::WrongType { field: "ips", expected: "an array of strings" }));
+    assert_eq!(
+        problem(r#"[{"name":"a","ips":"10.0.0.1"}]"#),
+        (1, RequestProblem::WrongType { field: "ips", expected: "an array of strings" })
+    );
     assert_eq!(problem(r#"[{"name":"a","ips":[1]}]"#), (1, RequestProblem::WrongType { field: "ips", expected: "an array of strings" }));
     assert!(matches!(problem(r#"[{"name":"a","ips":["10.0.0.300"]}]"#), (1, RequestProblem::Ip(IpError::Addr(_)))));
     assert!(matches!(problem(r#"[{"name":"a","ips":["10.0.0.3/40"]}]"#), (1, RequestProblem::Ip(IpError::Prefix(_)))));

@@ -46,9 +46,19 @@ pub struct WriteError {
 /// Where the controller reports results.
 pub trait PodWriter: Send + Sync {
     /// Sets (`Some`) or removes (`None`) annotations of the pod.
-    fn patch_annotations<'a>(&'a self, pod: &'a PodRef, annotations: BTreeMap<String, Option<String>>) -> BoxFuture<'a, Result<(), WriteError>>;
+    fn patch_annotations<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        annotations: BTreeMap<String, Option<String>>,
+    ) -> BoxFuture<'a, Result<(), WriteError>>;
     /// Records an Event on the pod.
-    fn emit_event<'a>(&'a self, pod: &'a PodRef, kind: EventType, reason: &'a str, message: &'a str) -> BoxFuture<'a, Result<(), WriteError>>;
+    fn emit_event<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        kind: EventType,
+        reason: &'a str,
+        message: &'a str,
+    ) -> BoxFuture<'a, Result<(), WriteError>>;
 }
 
 /// Writes through the Kubernetes API.
@@ -78,7 +88,11 @@ fn clip(message: &str) -> String {
 }
 
 impl PodWriter for KubePodWriter {
-    fn patch_annotations<'a>(&'a self, pod: &'a PodRef, annotations: BTreeMap<String, Option<String>>) -> BoxFuture<'a, Result<(), WriteError>> {
+    fn patch_annotations<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        annotations: BTreeMap<String, Option<String>>,
+    ) -> BoxFuture<'a, Result<(), WriteError>> {
         Box::pin(async move {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
             // The UID precondition keeps us from annotating a newer pod of the same name.
@@ -90,7 +104,13 @@ impl PodWriter for KubePodWriter {
         })
     }
 
-    fn emit_event<'a>(&'a self, pod: &'a PodRef, kind: EventType, reason: &'a str, message: &'a str) -> BoxFuture<'a, Result<(), WriteError>> {
+    fn emit_event<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        kind: EventType,
+        reason: &'a str,
+        message: &'a str,
+    ) -> BoxFuture<'a, Result<(), WriteError>> {
         Box::pin(async move {
             let api: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
             let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -119,10 +139,7 @@ impl PodWriter for KubePodWriter {
                 reporting_instance: Some(self.instance.clone()),
                 ..Default::default()
             };
-            api.create(&PostParams::default(), &ev)
-                .await
-                .map(|_| ())
-                .map_err(|source| WriteError { pod: pod.to_string(), source })
+            api.create(&PostParams::default(), &ev).await.map(|_| ()).map_err(|source| WriteError { pod: pod.to_string(), source })
         })
     }
 }
@@ -147,11 +164,21 @@ impl MemoryWriter {
 }
 
 impl PodWriter for MemoryWriter {
-    fn patch_annotations<'a>(&'a self, pod: &'a PodRef, annotations: BTreeMap<String, Option<String>>) -> BoxFuture<'a, Result<(), WriteError>> {
+    fn patch_annotations<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        annotations: BTreeMap<String, Option<String>>,
+    ) -> BoxFuture<'a, Result<(), WriteError>> {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).push(Written::Annotations { pod: pod.clone(), annotations });
         Box::pin(async { Ok(()) })
     }
-    fn emit_event<'a>(&'a self, pod: &'a PodRef, kind: EventType, reason: &'a str, message: &'a str) -> BoxFuture<'a, Result<(), WriteError>> {
+    fn emit_event<'a>(
+        &'a self,
+        pod: &'a PodRef,
+        kind: EventType,
+        reason: &'a str,
+        message: &'a str,
+    ) -> BoxFuture<'a, Result<(), WriteError>> {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).push(Written::Event {
             pod: pod.clone(),
             kind,

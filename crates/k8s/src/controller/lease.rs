@@ -141,7 +141,11 @@ impl LeaderElector {
             }
             (Decision::Create, _) | (_, None) => {
                 let lease = Lease {
-                    metadata: ObjectMeta { name: Some(self.cfg.name.clone()), namespace: Some(self.cfg.namespace.clone()), ..Default::default() },
+                    metadata: ObjectMeta {
+                        name: Some(self.cfg.name.clone()),
+                        namespace: Some(self.cfg.namespace.clone()),
+                        ..Default::default()
+                    },
                     spec: Some(spec(micro(now), 0)),
                 };
                 self.api.create(&PostParams::default(), &lease).await.map(|_| ())
@@ -241,7 +245,10 @@ mod tests {
         let r = record_of(&lease);
         assert_eq!(r.holder.as_deref(), Some("b"));
         assert_eq!(r.renew_time, Some(now));
-        assert_eq!(decide(Some(&r), now + Duration::from_secs(14), "a"), Decision::Wait { holder: "b".into(), until: now + Duration::from_secs(15) });
+        assert_eq!(
+            decide(Some(&r), now + Duration::from_secs(14), "a"),
+            Decision::Wait { holder: "b".into(), until: now + Duration::from_secs(15) }
+        );
         assert_eq!(decide(Some(&r), now + Duration::from_secs(16), "a"), Decision::Acquire);
     }
 }

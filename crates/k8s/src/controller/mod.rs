@@ -127,7 +127,10 @@ impl Controller {
             });
             match r {
                 Ok((p, want)) => {
-                    out.push((Some(p.pod.clone()), Ok(Reconciled { pod: p.pod.clone(), desired: want.clone(), changes: p.changes.clone() })));
+                    out.push((
+                        Some(p.pod.clone()),
+                        Ok(Reconciled { pod: p.pod.clone(), desired: want.clone(), changes: p.changes.clone() }),
+                    ));
                     if !p.ops.is_empty() {
                         plans.push((i, p, want));
                     }
@@ -180,9 +183,8 @@ impl Controller {
         let done = |s: &ovsdb::replica::Snapshot| {
             let v = NbView(s.clone());
             want.iter().all(|d| {
-                v.port_by_name(&d.name).is_some_and(|(u, r)| {
-                    v.switch_has_port(&d.switch, &u) && ovn::columns::string_set(&r, "addresses") == d.addresses()
-                })
+                v.port_by_name(&d.name)
+                    .is_some_and(|(u, r)| v.switch_has_port(&d.switch, &u) && ovn::columns::string_set(&r, "addresses") == d.addresses())
             }) && removed.iter().all(|n| v.port_by_name(n).is_none())
         };
         self.nb.replica().wait_until(ECHO_TIMEOUT, done).await?;

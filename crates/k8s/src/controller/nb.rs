@@ -35,7 +35,15 @@ impl Nb {
         let cfg = ReplicaConfig::new(DB)
             .table(MonitorTable::new(LS).columns(["name", "ports", "other_config", "external_ids"]))
             .table(MonitorTable::new(LSP).columns([
-                "name", "type", "addresses", "dynamic_addresses", "up", "dhcpv4_options", "external_ids", "options", "tag",
+                "name",
+                "type",
+                "addresses",
+                "dynamic_addresses",
+                "up",
+                "dhcpv4_options",
+                "external_ids",
+                "options",
+                "tag",
             ]))
             .table(MonitorTable::new(DHCP).columns(["cidr", "options"]))
             .index(LS, "name")

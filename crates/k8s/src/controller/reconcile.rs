@@ -129,9 +129,7 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
 
 /// Removes port `port` from every switch that lists it (which deletes the port row).
 pub fn detach(port: Uuid) -> Operation {
-    Operation::mutate(LS)
-        .filter(Condition::includes("ports", Datum::uuid(port)))
-        .mutation(Mutation::delete("ports", Datum::uuid(port)))
+    Operation::mutate(LS).filter(Condition::includes("ports", Datum::uuid(port))).mutation(Mutation::delete("ports", Datum::uuid(port)))
 }
 
 fn guard_switch(ops: &mut Vec<Operation>, guarded: &mut HashSet<Uuid>, d: &DesiredPort) {

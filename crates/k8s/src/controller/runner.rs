@@ -351,8 +351,7 @@ impl<W: PodWriter> Runner<W> {
         if !self.synced || !self.ctl.is_leader() {
             return;
         }
-        let live: HashSet<String> =
-            self.pods.state().iter().filter(|p| pod_is_active(p)).filter_map(|p| p.metadata.uid.clone()).collect();
+        let live: HashSet<String> = self.pods.state().iter().filter(|p| pod_is_active(p)).filter_map(|p| p.metadata.uid.clone()).collect();
         match self.ctl.gc(&live).await {
             Ok(removed) if !removed.is_empty() => tracing::info!(count = removed.len(), "garbage-collected logical switch ports"),
             Ok(_) => {}

@@ -76,12 +76,9 @@ pub fn pod_status(view: &NbView, desired: &[DesiredPort]) -> PodStatus {
     let interfaces: Option<Vec<KubetronInterface>> = desired.iter().map(|d| interface(view, d)).collect();
     let all_up = desired.iter().all(|d| view.port_by_name(&d.name).is_some_and(|(_, r)| r.bool("up") == Some(true)));
     let network_status = match (&interfaces, all_up) {
-        (Some(list), true) => Some(
-            list.iter()
-                .zip(desired)
-                .map(|(i, d)| NetworkStatus { default: d.default_route, ..i.to_network_status() })
-                .collect(),
-        ),
+        (Some(list), true) => {
+            Some(list.iter().zip(desired).map(|(i, d)| NetworkStatus { default: d.default_route, ..i.to_network_status() }).collect())
+        }
         _ => None,
     };
     PodStatus { interfaces, network_status }

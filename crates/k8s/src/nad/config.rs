@@ -111,8 +111,9 @@ pub fn parse_config(config: &str, nad_name: &str) -> Result<Option<KubetronConfi
     };
     let capabilities = match plugin.get("capabilities") {
         None | Some(Value::Null) => Capabilities::default(),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|_| field("capabilities", "must be an object like {\"ips\": true, \"mac\": true}"))?,
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|_| field("capabilities", "must be an object like {\"ips\": true, \"mac\": true}"))?
+        }
     };
     let extra = plugin
         .iter()

@@ -26,9 +26,8 @@ pub enum AllowedNamespaces {
 /// Read the sharing annotation of a NAD.
 pub fn allowed_namespaces(nad: &NetworkAttachmentDefinition) -> AllowedNamespaces {
     let raw = nad.metadata.annotations.as_ref().and_then(|a| a.get(ALLOWED_NAMESPACES_ANNOTATION));
-    let list: Vec<String> = raw
-        .map(|r| r.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default();
+    let list: Vec<String> =
+        raw.map(|r| r.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default();
     if list.iter().any(|s| s == "*") {
         AllowedNamespaces::All
     } else if list.is_empty() {
@@ -70,7 +69,9 @@ pub enum Refusal {
         pod_namespace: String,
     },
     /// Static IPs asked for but not granted.
-    #[error("network {network} does not allow static IPs (its config does not set capabilities.ips), but interface {interface} asks for {ips}")]
+    #[error(
+        "network {network} does not allow static IPs (its config does not set capabilities.ips), but interface {interface} asks for {ips}"
+    )]
     StaticIps {
         /// `ns/name`.
         network: String,
@@ -104,12 +105,8 @@ pub fn authorize(pod_ns: &str, selection: &NetworkSelection, nad: &NetworkAttach
     match allowed_namespaces(nad) {
         AllowedNamespaces::All => Ok(()),
         AllowedNamespaces::Listed(list) if list.iter().any(|n| n == pod_ns) => Ok(()),
-        AllowedNamespaces::Listed(list) => {
-            Err(Refusal::NotListed { network, allowed: list.join(", "), pod_namespace: pod_ns.to_string() })
-        }
-        AllowedNamespaces::OwnOnly => {
-            Err(Refusal::NotShared { network, owner: owner.to_string(), pod_namespace: pod_ns.to_string() })
-        }
+        AllowedNamespaces::Listed(list) => Err(Refusal::NotListed { network, allowed: list.join(", "), pod_namespace: pod_ns.to_string() }),
+        AllowedNamespaces::OwnOnly => Err(Refusal::NotShared { network, owner: owner.to_string(), pod_namespace: pod_ns.to_string() }),
     }
 }
 

@@ -44,9 +44,18 @@ fn other_plugins_are_not_ours() {
 fn config_errors() {
     assert!(matches!(parse_config("{", "x"), Err(ConfigError::Json(_))));
     assert_eq!(parse_config("[]", "x"), Err(ConfigError::NotObject));
-    assert!(matches!(parse_config(r#"{"type":"kubetron","logical_switch":5}"#, "x"), Err(ConfigError::Field { field: "logical_switch", .. })));
-    assert!(matches!(parse_config(r#"{"type":"kubetron","logical_switch":" "}"#, "x"), Err(ConfigError::Field { field: "logical_switch", .. })));
-    assert!(matches!(parse_config(r#"{"type":"kubetron","capabilities":{"ips":"yes"}}"#, "x"), Err(ConfigError::Field { field: "capabilities", .. })));
+    assert!(matches!(
+        parse_config(r#"{"type":"kubetron","logical_switch":5}"#, "x"),
+        Err(ConfigError::Field { field: "logical_switch", .. })
+    ));
+    assert!(matches!(
+        parse_config(r#"{"type":"kubetron","logical_switch":" "}"#, "x"),
+        Err(ConfigError::Field { field: "logical_switch", .. })
+    ));
+    assert!(matches!(
+        parse_config(r#"{"type":"kubetron","capabilities":{"ips":"yes"}}"#, "x"),
+        Err(ConfigError::Field { field: "capabilities", .. })
+    ));
     assert!(matches!(parse_config(r#"{"name":"a","plugins":{}}"#, "x"), Err(ConfigError::Field { field: "plugins", .. })));
     assert!(matches!(parse_config(r#"{"type":"kubetron"}"#, ""), Err(ConfigError::Field { field: "name", .. })));
 }
@@ -113,7 +122,8 @@ fn nad_serde_and_crd() {
     let bare: NetworkAttachmentDefinition = serde_json::from_value(serde_json::json!({
         "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
         "metadata": {"name": "x", "namespace": "y"}, "spec": {}
-    })).unwrap();
+    }))
+    .unwrap();
     assert_eq!(bare.kubetron_config(), Ok(None));
 
     let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/crd.yaml")).unwrap();

@@ -164,13 +164,32 @@ mod tests {
     fn desired_nads_expand_targets_and_mark_physical_networks() {
         let settings = SyncSettings::new("tcp:127.0.0.1:6641");
         let switches = vec![
-            MarkedSwitch { switch: "net_a".into(), nad_name: "net-a".into(), targets: Targets::Some(["x".to_string(), "y".to_string()].into()), physnet: None, vlan: None },
-            MarkedSwitch { switch: "phys".into(), nad_name: "phys".into(), targets: Targets::All, physnet: Some("physnet1".into()), vlan: Some(100) },
+            MarkedSwitch {
+                switch: "net_a".into(),
+                nad_name: "net-a".into(),
+                targets: Targets::Some(["x".to_string(), "y".to_string()].into()),
+                physnet: None,
+                vlan: None,
+            },
+            MarkedSwitch {
+                switch: "phys".into(),
+                nad_name: "phys".into(),
+                targets: Targets::All,
+                physnet: Some("physnet1".into()),
+                vlan: Some(100),
+            },
             // Same NAD name as the first in namespace x: the first by switch name wins.
-            MarkedSwitch { switch: "net_a_too".into(), nad_name: "net-a".into(), targets: Targets::Some(["x".to_string()].into()), physnet: None, vlan: None },
+            MarkedSwitch {
+                switch: "net_a_too".into(),
+                nad_name: "net-a".into(),
+                targets: Targets::Some(["x".to_string()].into()),
+                physnet: None,
+                vlan: None,
+            },
         ];
         let nads = desired_nads(&switches, &["x".to_string(), "z".to_string()], &settings);
-        let ids: Vec<String> = nads.iter().map(|n| format!("{}/{}", n.metadata.namespace.as_deref().unwrap(), n.metadata.name.as_deref().unwrap())).collect();
+        let ids: Vec<String> =
+            nads.iter().map(|n| format!("{}/{}", n.metadata.namespace.as_deref().unwrap(), n.metadata.name.as_deref().unwrap())).collect();
         assert_eq!(ids, ["x/net-a", "x/phys", "y/net-a", "z/phys"]);
         let xa = &nads[0];
         let cfg = xa.kubetron_config().unwrap().unwrap();

@@ -34,11 +34,7 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
     let Some(pod) = req.object.as_ref() else {
         return AdmissionResponse::deny(uid, 400, "pod CREATE review carries no object");
     };
-    let pod_name = pod
-        .pointer("/metadata/name")
-        .or_else(|| pod.pointer("/metadata/generateName"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let pod_name = pod.pointer("/metadata/name").or_else(|| pod.pointer("/metadata/generateName")).and_then(Value::as_str).unwrap_or("");
     let namespace = req
         .namespace
         .as_deref()
@@ -66,7 +62,13 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
         let nad = match nads.get(&sel.namespace, &sel.name).await {
             Ok(Some(nad)) => nad,
             Ok(None) => {
-                problems.push((404, format!("network {network} does not exist (no NetworkAttachmentDefinition {} in namespace {})", sel.name, sel.namespace)));
+                problems.push((
+                    404,
+                    format!(
+                        "network {network} does not exist (no NetworkAttachmentDefinition {} in namespace {})",
+                        sel.name, sel.namespace
+                    ),
+                ));
                 continue;
             }
             Err(e) => {

@@ -25,8 +25,8 @@ use thiserror::Error;
 
 pub use admit::admit;
 pub use args::{run, WebhookArgs};
-pub use register::{ca_bundle_patch, register_ca_bundle};
 pub use patch::{env_ops, escape_pointer_token, resource_ops, PatchOp};
+pub use register::{ca_bundle_patch, register_ca_bundle};
 pub use review::{AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, ResponseStatus, ADMISSION_API_VERSION};
 pub use server::{review_bytes, WebhookConfig, WebhookMetrics, WebhookServer, MAX_BODY};
 pub use source::{MemoryNads, NadSource, NadSourceError};

@@ -44,8 +44,7 @@ pub fn env_ops(pod: &Value, vars: &[EnvVar]) -> Vec<PatchOp> {
                     ops.push(add(base, Value::Array(all)));
                 }
                 Some(Value::Array(existing)) => {
-                    let have: BTreeSet<&str> =
-                        existing.iter().filter_map(|e| e.get("name").and_then(Value::as_str)).collect();
+                    let have: BTreeSet<&str> = existing.iter().filter_map(|e| e.get("name").and_then(Value::as_str)).collect();
                     for v in vars.iter().filter(|v| !have.contains(v.name.as_str())) {
                         ops.push(add(format!("{base}/-"), json!({"name": v.name, "value": v.value})));
                     }

@@ -12,20 +12,14 @@ use super::WebhookError;
 /// Strategic merge patch setting `caBundle` (base64 of the PEM) on every named webhook.
 pub fn ca_bundle_patch(webhook_names: &[String], ca_pem: &str) -> Value {
     let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem.as_bytes());
-    let hooks: Vec<Value> =
-        webhook_names.iter().map(|n| json!({"name": n, "clientConfig": {"caBundle": bundle}})).collect();
+    let hooks: Vec<Value> = webhook_names.iter().map(|n| json!({"name": n, "clientConfig": {"caBundle": bundle}})).collect();
     json!({ "webhooks": hooks })
 }
 
 /// Set `caBundle` on every webhook of the MutatingWebhookConfiguration `config_name`.
 /// Retries every 2 s for up to `wait` while it does not exist yet (it may be applied after the
 /// webhook Deployment). Needs `get` and `patch` on that object.
-pub async fn register_ca_bundle(
-    client: kube::Client,
-    config_name: &str,
-    ca_pem: &str,
-    wait: Duration,
-) -> Result<(), WebhookError> {
+pub async fn register_ca_bundle(client: kube::Client, config_name: &str, ca_pem: &str, wait: Duration) -> Result<(), WebhookError> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client);
     let deadline = tokio::time::Instant::now() + wait;
     let err = |e: kube::Error| WebhookError::Register { name: config_name.to_string(), message: e.to_string() };
@@ -49,9 +43,7 @@ pub async fn register_ca_bundle(
     if names.is_empty() {
         return Err(WebhookError::Register { name: config_name.to_string(), message: "it has no webhooks".into() });
     }
-    api.patch(config_name, &PatchParams::default(), &Patch::Strategic(ca_bundle_patch(&names, ca_pem)))
-        .await
-        .map_err(err)?;
+    api.patch(config_name, &PatchParams::default(), &Patch::Strategic(ca_bundle_patch(&names, ca_pem))).await.map_err(err)?;
     tracing::info!(name = config_name, webhooks = names.len(), "published webhook CA bundle");
     Ok(())
 }

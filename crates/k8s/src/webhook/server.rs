@@ -45,7 +45,9 @@ pub struct WebhookMetrics {
 
 impl WebhookMetrics {
     pub fn new(registry: telemetry::Registry) -> WebhookMetrics {
-        let c = |result: &str| registry.counter("kubetron_webhook_admissions_total", "Pod admissions answered, by result.", &[("result", result)]);
+        let c = |result: &str| {
+            registry.counter("kubetron_webhook_admissions_total", "Pod admissions answered, by result.", &[("result", result)])
+        };
         WebhookMetrics { allowed: c("allowed"), patched: c("patched"), denied: c("denied"), bad_request: c("bad_request"), registry }
     }
     pub fn registry(&self) -> &telemetry::Registry {
@@ -66,9 +68,7 @@ impl<S: NadSource> WebhookServer<S> {
     /// Load TLS and bind the listener.
     pub async fn bind(config: &WebhookConfig, nads: S) -> Result<Self, WebhookError> {
         let (tls_config, ca_pem) = tls::load(&config.tls)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| WebhookError::Bind { addr: config.listen, source })?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|source| WebhookError::Bind { addr: config.listen, source })?;
         Ok(WebhookServer {
             listener,
             acceptor: TlsAcceptor::from(tls_config),
@@ -175,8 +175,7 @@ async fn handle<S: NadSource>(req: Request<Incoming>, nads: &S, metrics: &Webhoo
                         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding response: {e}\n")),
                     };
                     let mut r = Response::new(Full::new(Bytes::from(json)));
-                    r.headers_mut()
-                        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+                    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
                     r
                 }
                 Err(msg) => {
@@ -198,8 +197,7 @@ pub async fn review_bytes<S: NadSource>(body: &[u8], nads: &S) -> Result<Vec<u8>
 }
 
 async fn review<S: NadSource>(body: &[u8], nads: &S) -> Result<AdmissionReview, String> {
-    let review: AdmissionReview =
-        serde_json::from_slice(body).map_err(|e| format!("body is not an AdmissionReview: {e}\n"))?;
+    let review: AdmissionReview = serde_json::from_slice(body).map_err(|e| format!("body is not an AdmissionReview: {e}\n"))?;
     let request = review.request.ok_or_else(|| "AdmissionReview has no request\n".to_string())?;
     Ok(AdmissionReview::from_response(admit(&request, nads).await))
 }

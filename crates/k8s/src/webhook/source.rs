@@ -24,11 +24,7 @@ pub struct NadSourceError {
 /// A source of NetworkAttachmentDefinitions.
 pub trait NadSource: Send + Sync + 'static {
     /// The NAD `namespace/name`, `Ok(None)` when it does not exist.
-    fn get(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<NetworkAttachmentDefinition>, NadSourceError>> + Send;
+    fn get(&self, namespace: &str, name: &str) -> impl Future<Output = Result<Option<NetworkAttachmentDefinition>, NadSourceError>> + Send;
 }
 
 /// Reads NADs from the API server.
@@ -75,11 +71,7 @@ impl NadSource for MemoryNads {
 }
 
 impl<T: NadSource> NadSource for Arc<T> {
-    fn get(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<NetworkAttachmentDefinition>, NadSourceError>> + Send {
+    fn get(&self, namespace: &str, name: &str) -> impl Future<Output = Result<Option<NetworkAttachmentDefinition>, NadSourceError>> + Send {
         (**self).get(namespace, name)
     }
 }

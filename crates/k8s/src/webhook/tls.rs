@@ -86,9 +86,11 @@ pub fn generate(names: &[String]) -> Result<GeneratedCert, TlsError> {
 }
 
 fn read_certs(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut BufReader::new(pem))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Io { what: "parsing certificates in", path: path.to_path_buf(), source })?;
+    let certs = rustls_pemfile::certs(&mut BufReader::new(pem)).collect::<Result<Vec<_>, _>>().map_err(|source| TlsError::Io {
+        what: "parsing certificates in",
+        path: path.to_path_buf(),
+        source,
+    })?;
     if certs.is_empty() {
         return Err(TlsError::Missing(path.to_path_buf(), "certificate"));
     }
@@ -104,8 +106,7 @@ fn read_key(pem: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
 fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
     let mut buf = Vec::new();
     let mut f = File::open(path).map_err(|source| TlsError::Io { what: "opening", path: path.to_path_buf(), source })?;
-    std::io::Read::read_to_end(&mut f, &mut buf)
-        .map_err(|source| TlsError::Io { what: "reading", path: path.to_path_buf(), source })?;
+    std::io::Read::read_to_end(&mut f, &mut buf).map_err(|source| TlsError::Io { what: "reading", path: path.to_path_buf(), source })?;
     Ok(buf)
 }
 
@@ -139,8 +140,11 @@ pub fn load(source: &TlsSource) -> Result<(Arc<ServerConfig>, Option<String>), T
         TlsSource::Generate { dns_names, ca_out } => {
             let generated = generate(dns_names)?;
             if let Some(path) = ca_out {
-                std::fs::write(path, &generated.ca_pem)
-                    .map_err(|source| TlsError::Io { what: "writing CA certificate to", path: path.clone(), source })?;
+                std::fs::write(path, &generated.ca_pem).map_err(|source| TlsError::Io {
+                    what: "writing CA certificate to",
+                    path: path.clone(),
+                    source,
+                })?;
                 tracing::info!(path = %path.display(), "wrote webhook CA certificate");
             }
             let config = server_config_from_pem(generated.cert_pem.as_bytes(), generated.key_pem.as_bytes(), Path::new("<generated>"))?;

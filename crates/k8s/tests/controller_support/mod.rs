@@ -5,15 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daemons::Central;
-use k8s::controller::{Controller, Nb, NadMap};
+use k8s::controller::{Controller, NadMap, Nb};
 use k8s::nad::new_nad;
 use k8s_openapi::api::core::v1::Pod;
 
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
 }
 
 pub struct Ovn {
@@ -36,8 +33,12 @@ impl Ovn {
         self.nbctl(&["ls-add", name]);
         self.nbctl(&["set", "Logical_Switch", name, &format!("other_config:subnet={cidr}"), &format!("other_config:exclude_ips={router}")]);
         self.nbctl(&[
-            "create", "DHCP_Options", &format!("cidr={cidr}"),
-            &format!("options:router={router}"), "options:lease_time=3600", &format!("options:server_id={router}"),
+            "create",
+            "DHCP_Options",
+            &format!("cidr={cidr}"),
+            &format!("options:router={router}"),
+            "options:lease_time=3600",
+            &format!("options:server_id={router}"),
             "options:server_mac=0a:00:00:00:00:01",
         ]);
     }
@@ -70,7 +71,8 @@ impl Ovn {
     }
     pub fn ports_of(&self, switch: &str) -> Vec<String> {
         let out = self.nbctl(&["lsp-list", switch]);
-        let mut v: Vec<String> = out.lines().filter_map(|l| l.split_whitespace().nth(1)).map(|s| s.trim_matches(|c| c == '(' || c == ')').to_string()).collect();
+        let mut v: Vec<String> =
+            out.lines().filter_map(|l| l.split_whitespace().nth(1)).map(|s| s.trim_matches(|c| c == '(' || c == ')').to_string()).collect();
         v.sort();
         v
     }
@@ -78,9 +80,19 @@ impl Ovn {
 
 pub fn nads() -> NadMap {
     let mut m = NadMap::default();
-    m.insert(new_nad("ns1", "blue", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"blue","capabilities":{"ips":true,"mac":true}}"#, &[]));
+    m.insert(new_nad(
+        "ns1",
+        "blue",
+        r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"blue","capabilities":{"ips":true,"mac":true}}"#,
+        &[],
+    ));
     m.insert(new_nad("ns1", "red", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"red"}"#, &[]));
-    m.insert(new_nad("ns1", "flat", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"flat","capabilities":{"mac":true}}"#, &[]));
+    m.insert(new_nad(
+        "ns1",
+        "flat",
+        r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"flat","capabilities":{"mac":true}}"#,
+        &[],
+    ));
     m.insert(new_nad("ns1", "ghost", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"nope"}"#, &[]));
     m.insert(new_nad("ns1", "macvlan", r#"{"cniVersion":"1.0.0","type":"macvlan","master":"eth0"}"#, &[]));
     m

@@ -90,13 +90,8 @@ pub fn harness(test: &str) -> Option<&'static Harness> {
     init_tracing();
     let h = HARNESS.get_or_init(|| {
         let t0 = Instant::now();
-        let root = tempfile::Builder::new()
-            .prefix("kubetron-kube-e2e-")
-            .tempdir()
-            .map_err(|e| format!("tempdir: {e}"))?
-            .keep();
-        let started = find_apiserver_bin()
-            .and_then(|bin| KubeApiServer::start(KubeConfig { dir: root.join("kube"), apiserver_bin: bin }));
+        let root = tempfile::Builder::new().prefix("kubetron-kube-e2e-").tempdir().map_err(|e| format!("tempdir: {e}"))?.keep();
+        let started = find_apiserver_bin().and_then(|bin| KubeApiServer::start(KubeConfig { dir: root.join("kube"), apiserver_bin: bin }));
         let kas = match started {
             Ok(k) => k,
             Err(e) => {
@@ -161,10 +156,7 @@ impl Harness {
 }
 
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
 }
 
 /// A kube client from a kubeconfig file. Clients belong to the tokio runtime they are made in.

@@ -57,7 +57,13 @@ impl World {
         self.nbctl(&["ls-add", name]);
         if let Some(s) = subnet {
             let base = s.rsplit_once('.').unwrap().0;
-            self.nbctl(&["set", "Logical_Switch", name, &format!("other_config:subnet={s}"), &format!("other_config:exclude_ips={base}.1..{base}.9")]);
+            self.nbctl(&[
+                "set",
+                "Logical_Switch",
+                name,
+                &format!("other_config:subnet={s}"),
+                &format!("other_config:exclude_ips={base}.1..{base}.9"),
+            ]);
             let uuid = self.nbctl(&[
                 "create", "DHCP_Options", &format!("cidr={s}"),
                 &format!("options=\"lease_time\"=\"3600\" \"router\"=\"{base}.1\" \"server_id\"=\"{base}.1\" \"server_mac\"=\"0a:00:00:00:00:01\" \"mtu\"=\"1400\""),
@@ -148,7 +154,15 @@ pub fn kubetron_bin() -> &'static str {
 }
 
 /// Runs the plugin with full control over the environment and stdin.
-pub fn cni_raw(node_ns: &str, command: &str, container_id: &str, netns: Option<&std::path::Path>, ifname: &str, stdin: &[u8], args: Option<&str>) -> Out {
+pub fn cni_raw(
+    node_ns: &str,
+    command: &str,
+    container_id: &str,
+    netns: Option<&std::path::Path>,
+    ifname: &str,
+    stdin: &[u8],
+    args: Option<&str>,
+) -> Out {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", node_ns, kubetron_bin()])
         .env_clear()

@@ -22,10 +22,7 @@ use tonic::{Request, Response, Status};
 pub const WAIT: Duration = Duration::from_secs(15);
 
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
 }
 
 /// What the fake kubelet has seen.
@@ -185,8 +182,7 @@ pub struct OvsDb {
 impl OvsDb {
     pub fn start(mappings: &str) -> OvsDb {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = OvsdbServer::start(OvsdbServerConfig::new("conf", dir.path(), daemons::schemas::VSWITCH))
-            .expect("start ovsdb-server");
+        let server = OvsdbServer::start(OvsdbServerConfig::new("conf", dir.path(), daemons::schemas::VSWITCH)).expect("start ovsdb-server");
         let db = OvsDb { dir, server };
         db.vsctl(&["init", "--", "set", "Open_vSwitch", ".", &format!("external-ids:ovn-bridge-mappings={mappings}")]);
         db

@@ -200,7 +200,11 @@ impl Conn {
                     let _ = r.send(Ok(()));
                 }
                 Pending::Lock { reply: Some(r), method, .. } => {
-                    let _ = r.send(Err(Error::Disconnected { remote: remote.to_string(), method: method.to_string(), reason: reason.to_string() }));
+                    let _ = r.send(Err(Error::Disconnected {
+                        remote: remote.to_string(),
+                        method: method.to_string(),
+                        reason: reason.to_string(),
+                    }));
                 }
                 _ => {}
             }
@@ -481,7 +485,13 @@ impl Conn {
     }
 
     /// Handles one incoming frame. `Ok(Some(true))` means the `_Server` check just passed.
-    async fn handle_frame(&mut self, remote: &Remote, io: &mut Stream, frame: Bytes, ready: bool) -> std::result::Result<Option<bool>, String> {
+    async fn handle_frame(
+        &mut self,
+        remote: &Remote,
+        io: &mut Stream,
+        frame: Bytes,
+        ready: bool,
+    ) -> std::result::Result<Option<bool>, String> {
         let msg = jsonrpc::parse(&frame).map_err(|e| e.to_string())?;
         match msg {
             Incoming::Request { id, method, params } => {

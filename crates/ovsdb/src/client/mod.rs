@@ -77,14 +77,7 @@ impl Client {
         let conn = Conn::new(config.clone(), tls, rx, state_tx, lock_events.clone());
         tokio::spawn(conn.run());
         Ok(Client {
-            inner: Arc::new(Inner {
-                tx,
-                state,
-                lock_events,
-                schemas: Mutex::new(HashMap::new()),
-                next_monitor: AtomicU64::new(1),
-                config,
-            }),
+            inner: Arc::new(Inner { tx, state, lock_events, schemas: Mutex::new(HashMap::new()), next_monitor: AtomicU64::new(1), config }),
         })
     }
 
@@ -103,7 +96,9 @@ impl Client {
         let r = tokio::time::timeout(timeout, rx.wait_for(|s| s.connected || s.closed)).await.map(|r| r.map(|s| s.clone()));
         match r {
             Ok(Ok(s)) if s.connected => Ok(()),
-            Ok(Ok(s)) => Err(Error::Connect { remote: s.remote.clone().unwrap_or_default(), reason: s.last_error.clone().unwrap_or_default() }),
+            Ok(Ok(s)) => {
+                Err(Error::Connect { remote: s.remote.clone().unwrap_or_default(), reason: s.last_error.clone().unwrap_or_default() })
+            }
             Ok(Err(_)) => Err(Error::Closed),
             Err(_) => {
                 let s = self.inner.state.borrow().clone();
