@@ -17,5 +17,11 @@ if [ "${KUBETRON_KUBE:-1}" = 1 ] && [ -x scripts/kube-apiserver.sh ]; then
   export KUBETRON_KUBE_TESTS=1
 fi
 
+# Gates first: formatting (rustfmt.toml) and lints, warnings as errors.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${KUBETRON_TEST_THREADS:-4}"

@@ -17,6 +17,24 @@ pub const DEFAULT_BRIDGE: &str = "br-int";
 pub const DEFAULT_MTU: u32 = 1400;
 /// Default time to wait for the logical switch port to come up.
 pub const DEFAULT_PORT_UP_TIMEOUT_MS: u64 = 10_000;
+/// Default overall deadline of one plugin call: well under the kubelet's CRI runtime request
+/// timeout (2 minutes), so the runtime gets our "try again later" instead of its own timeout.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// The longest `port_up_timeout_ms` a `timeout_ms` allows: it must leave twice the cleanup
+/// reserve for connecting, plugging and undoing.
+pub fn max_port_up_timeout_ms(timeout_ms: u64) -> u64 {
+    timeout_ms.saturating_sub(2 * cleanup_reserve_ms(timeout_ms))
+}
+/// Smallest accepted `timeout_ms`.
+pub const MIN_TIMEOUT_MS: u64 = 1_000;
+/// Largest accepted `timeout_ms` (10 s under the kubelet's 2 minutes).
+pub const MAX_TIMEOUT_MS: u64 = 110_000;
+
+/// The part of `timeout_ms` kept for undoing a failed ADD (and, twice over, the margin that
+/// `port_up_timeout_ms` must leave for connecting and plugging): a quarter of it, at most 5 s.
+pub fn cleanup_reserve_ms(timeout_ms: u64) -> u64 {
+    (timeout_ms / 4).min(5_000)
+}
 
 /// An IPAM section: `type` plus plugin-specific fields.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -107,6 +125,19 @@ pub struct KubetronConf {
     /// How long ADD waits for the logical switch port to be up (0: do not wait).
     #[serde(default = "default_port_up_timeout")]
     pub port_up_timeout_ms: u64,
+    /// Overall deadline of every verb (ADD, DEL, CHECK, STATUS, GC), in milliseconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// For `ssl:` Northbound remotes: the client private key (PEM file), as `ovn-nbctl -p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nb_private_key: Option<String>,
+    /// For `ssl:` Northbound remotes: the client certificate (PEM file), as `ovn-nbctl -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nb_certificate: Option<String>,
+    /// For `ssl:` Northbound remotes: the CA certificate the server's certificate must chain to
+    /// (PEM file), as `ovn-nbctl -C`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nb_ca_cert: Option<String>,
     /// Unknown fields, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -124,6 +155,25 @@ fn default_mtu() -> u32 {
 fn default_port_up_timeout() -> u64 {
     DEFAULT_PORT_UP_TIMEOUT_MS
 }
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+
+impl KubetronConf {
+    /// Whether any Northbound remote is `ssl:`.
+    pub fn nb_uses_ssl(&self) -> bool {
+        self.nb.as_deref().is_some_and(|nb| nb.split(',').any(|r| r.trim().starts_with("ssl:")))
+    }
+
+    /// The PEM files for `ssl:` Northbound remotes (private key, certificate, CA certificate),
+    /// when all three are set.
+    pub fn nb_tls(&self) -> Option<(&str, &str, &str)> {
+        match (&self.nb_private_key, &self.nb_certificate, &self.nb_ca_cert) {
+            (Some(k), Some(c), Some(ca)) => Some((k, c, ca)),
+            _ => None,
+        }
+    }
+}
 
 impl Default for KubetronConf {
     fn default() -> Self {
@@ -135,6 +185,10 @@ impl Default for KubetronConf {
             mtu: DEFAULT_MTU,
             dhcp: false,
             port_up_timeout_ms: DEFAULT_PORT_UP_TIMEOUT_MS,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            nb_private_key: None,
+            nb_certificate: None,
+            nb_ca_cert: None,
             extra: Map::new(),
         }
     }
@@ -196,7 +250,13 @@ impl NetConf {
             Some(other) => return Err(CniError::decode(format!("cniVersion must be a string, got {other}"))),
             None => return Err(CniError::invalid_config("network config has no cniVersion")),
         }
-        let conf: NetConf = serde_json::from_value(v).map_err(|e| CniError::invalid_config(format!("invalid network config: {e}")))?;
+        let explicit_port_up = obj.contains_key("port_up_timeout_ms");
+        let mut conf: NetConf = serde_json::from_value(v).map_err(|e| CniError::invalid_config(format!("invalid network config: {e}")))?;
+        if !explicit_port_up {
+            // The default wait shrinks to fit a short timeout_ms.
+            let k = &mut conf.kubetron;
+            k.port_up_timeout_ms = k.port_up_timeout_ms.min(max_port_up_timeout_ms(k.timeout_ms));
+        }
         conf.validate()?;
         Ok(conf)
     }
@@ -235,6 +295,29 @@ impl NetConf {
         Ok(out)
     }
 
+    /// Refuses (code 7) capability arguments kubetron cannot honour: non-empty
+    /// `runtimeConfig.portMappings` or `runtimeConfig.bandwidth` (a runtime passes them only
+    /// when the config declares the capability). Ignoring them would leave the pod without what
+    /// it asked for; the NPWG spec says the attachment must fail instead. Checked by ADD only
+    /// (DEL, CHECK and GC must still work on such a config).
+    pub fn refuse_unhonoured_capabilities(&self) -> Result<(), CniError> {
+        let Some(rc) = &self.runtime_config else { return Ok(()) };
+        let mut asked = Vec::new();
+        if !rc.port_mappings.is_empty() {
+            asked.push("portMappings");
+        }
+        if rc.bandwidth.as_ref().is_some_and(|b| !b.is_null() && b.as_object().is_none_or(|o| !o.is_empty())) {
+            asked.push("bandwidth");
+        }
+        if asked.is_empty() {
+            return Ok(());
+        }
+        Err(CniError::invalid_config(format!(
+            "kubetron cannot honour runtimeConfig.{}: chain the plugin that implements it (portmap, bandwidth) after kubetron and declare the capability there, not on kubetron",
+            asked.join(" and runtimeConfig.")
+        )))
+    }
+
     /// Checks the values (code 7 on failure, code 1 for the version).
     pub fn validate(&self) -> Result<(), CniError> {
         self.version()?;
@@ -254,10 +337,36 @@ impl NetConf {
             }
         }
         check_remote("ovs_socket", &k.ovs_socket)?;
+        if k.ovs_socket.starts_with("ssl:") {
+            return Err(CniError::invalid_config(format!(
+                "ovs_socket {:?}: ssl: is not supported for the local Open_vSwitch database (use unix: or tcp:)",
+                k.ovs_socket
+            )));
+        }
         if let Some(nb) = &k.nb {
             for r in nb.split(',') {
                 check_remote("nb", r.trim())?;
             }
+        }
+        let tls_keys = [("nb_private_key", &k.nb_private_key), ("nb_certificate", &k.nb_certificate), ("nb_ca_cert", &k.nb_ca_cert)];
+        for (key, v) in &tls_keys {
+            if v.as_deref().is_some_and(|p| p.trim().is_empty()) {
+                return Err(CniError::invalid_config(format!("{key} is empty (a PEM file path)")));
+            }
+        }
+        let missing: Vec<&str> = tls_keys.iter().filter(|(_, v)| v.is_none()).map(|(key, _)| *key).collect();
+        if k.nb_uses_ssl() && !missing.is_empty() {
+            return Err(CniError::invalid_config(format!(
+                "nb {:?} has an ssl: remote but the config lacks {} (PEM files: client private key, client certificate, CA certificate, as ovn-nbctl -p/-c/-C)",
+                k.nb.as_deref().unwrap_or(""),
+                missing.join(", ")
+            )));
+        }
+        if missing.len() == 1 || missing.len() == 2 {
+            return Err(CniError::invalid_config(format!(
+                "nb_private_key, nb_certificate and nb_ca_cert go together: {} missing",
+                missing.join(", ")
+            )));
         }
         if k.bridge.is_empty() || k.bridge.len() > 15 || k.bridge.contains(['/', ':', ' ']) {
             return Err(CniError::invalid_config(format!("bridge {:?} is not a valid interface name", k.bridge)));
@@ -269,6 +378,20 @@ impl NetConf {
             return Err(CniError::invalid_config(format!(
                 "port_up_timeout_ms {} is out of range 0..=600000 (0: do not wait)",
                 k.port_up_timeout_ms
+            )));
+        }
+        if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&k.timeout_ms) {
+            return Err(CniError::invalid_config(format!(
+                "timeout_ms {} is out of range {MIN_TIMEOUT_MS}..={MAX_TIMEOUT_MS} (it must stay under the kubelet's 2-minute runtime request timeout)",
+                k.timeout_ms
+            )));
+        }
+        let max_port_up = max_port_up_timeout_ms(k.timeout_ms);
+        if k.port_up_timeout_ms > max_port_up {
+            return Err(CniError::invalid_config(format!(
+                "port_up_timeout_ms {} leaves too little of timeout_ms {} for connecting, plugging and cleaning up: \
+                 at most {max_port_up} with this timeout_ms (or raise timeout_ms, up to {MAX_TIMEOUT_MS})",
+                k.port_up_timeout_ms, k.timeout_ms
             )));
         }
         if let Some(mac) = self.runtime_config.as_ref().and_then(|r| r.mac.as_deref()) {
@@ -303,5 +426,80 @@ fn check_remote(field: &str, r: &str) -> Result<(), CniError> {
         Ok(())
     } else {
         Err(CniError::invalid_config(format!("{field} {r:?} is not an OVSDB remote (unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<NetConf, CniError> {
+        NetConf::from_value(v)
+    }
+    fn base() -> Value {
+        json!({"cniVersion": "1.1.0", "name": "red", "type": "kubetron", "nb": "unix:/run/ovn/ovnnb_db.sock"})
+    }
+    fn with(pairs: &[(&str, Value)]) -> Value {
+        let mut v = base();
+        for (k, x) in pairs {
+            v[*k] = x.clone();
+        }
+        v
+    }
+
+    #[test]
+    fn timeout_defaults_and_bounds() {
+        let c = parse(base()).unwrap();
+        assert_eq!(c.kubetron.timeout_ms, DEFAULT_TIMEOUT_MS);
+        const { assert!(DEFAULT_TIMEOUT_MS < 120_000 && MAX_TIMEOUT_MS < 120_000, "must stay under the kubelet's 2 minutes") };
+        assert!(c.kubetron.port_up_timeout_ms + 2 * cleanup_reserve_ms(DEFAULT_TIMEOUT_MS) <= DEFAULT_TIMEOUT_MS);
+        for bad in [0, 999, 110_001, 600_000] {
+            let e = parse(with(&[("timeout_ms", json!(bad))])).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{bad}: {e}");
+            assert!(e.msg.contains("timeout_ms"), "{}", e.msg);
+        }
+        // port_up_timeout_ms must leave room for the rest of ADD and its cleanup.
+        let e = parse(with(&[("timeout_ms", json!(30_000)), ("port_up_timeout_ms", json!(25_000))])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
+        assert!(e.msg.contains("port_up_timeout_ms 25000") && e.msg.contains("at most 20000"), "{}", e.msg);
+        parse(with(&[("timeout_ms", json!(30_000)), ("port_up_timeout_ms", json!(20_000))])).unwrap();
+        parse(with(&[("timeout_ms", json!(60_000)), ("port_up_timeout_ms", json!(50_000))])).unwrap();
+        parse(with(&[("timeout_ms", json!(1000)), ("port_up_timeout_ms", json!(500))])).unwrap();
+        // Without an explicit port_up_timeout_ms, the default shrinks to fit.
+        assert_eq!(parse(with(&[("timeout_ms", json!(1000))])).unwrap().kubetron.port_up_timeout_ms, 500);
+        assert_eq!(parse(with(&[("timeout_ms", json!(5000))])).unwrap().kubetron.port_up_timeout_ms, 2500);
+        assert_eq!(parse(with(&[("timeout_ms", json!(100_000))])).unwrap().kubetron.port_up_timeout_ms, DEFAULT_PORT_UP_TIMEOUT_MS);
+        let e = parse(with(&[("timeout_ms", json!(1000)), ("port_up_timeout_ms", json!(10_000))])).unwrap_err();
+        assert!(e.msg.contains("port_up_timeout_ms 10000"), "{}", e.msg);
+    }
+
+    #[test]
+    fn ssl_needs_the_three_files() {
+        let ssl = json!("ssl:10.0.0.1:6641");
+        let e = parse(with(&[("nb", ssl.clone())])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "not 'try again later': {e}");
+        for k in ["nb_private_key", "nb_certificate", "nb_ca_cert"] {
+            assert!(e.msg.contains(k), "{}", e.msg);
+        }
+        let e = parse(with(&[("nb", json!("tcp:10.0.0.2:6641,ssl:10.0.0.1:6641")), ("nb_ca_cert", json!("/ca.pem"))])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
+        assert!(e.msg.contains("nb_private_key, nb_certificate") && !e.msg.contains("nb_ca_cert,"), "{}", e.msg);
+        let full =
+            [("nb", ssl), ("nb_private_key", json!("/k.pem")), ("nb_certificate", json!("/c.pem")), ("nb_ca_cert", json!("/ca.pem"))];
+        let c = parse(with(&full)).unwrap();
+        assert!(c.kubetron.nb_uses_ssl());
+        assert_eq!(c.kubetron.nb_tls(), Some(("/k.pem", "/c.pem", "/ca.pem")));
+        // Files without an ssl: remote are accepted (e.g. one NAD config for a mixed cluster)...
+        let c = parse(with(&full[1..])).unwrap();
+        assert!(!c.kubetron.nb_uses_ssl());
+        // ... but not an incomplete set, nor empty paths.
+        let e = parse(with(&full[1..3])).unwrap_err();
+        assert!(e.msg.contains("nb_ca_cert"), "{}", e.msg);
+        let e = parse(with(&[("nb_private_key", json!(" ")), ("nb_certificate", json!("/c")), ("nb_ca_cert", json!("/ca"))])).unwrap_err();
+        assert!(e.msg.contains("nb_private_key is empty"), "{}", e.msg);
+        let e = parse(with(&[("ovs_socket", json!("ssl:127.0.0.1:6640"))])).unwrap_err();
+        assert!(e.msg.contains("ovs_socket"), "{}", e.msg);
     }
 }

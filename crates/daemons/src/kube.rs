@@ -5,7 +5,8 @@
 //!
 //! Owns: the test PKI (CA, serving cert, service-account key, client certs via `openssl`), etcd's data
 //! directory, the two processes (kept as [`Child`]ren; pid files `etcd.pid`, `kube-apiserver.pid` in the
-//! directory), readiness waits (`/readyz`), kubeconfig files.
+//! directory), readiness waits (`/readyz`, then the `default` and `kube-system` namespaces the apiserver
+//! creates asynchronously), kubeconfig files.
 //! Must not touch: anything outside its directory; processes it did not start.
 //!
 //! The kube-apiserver binary comes from [`find_apiserver_bin`] (built by `scripts/kube-apiserver.sh` from
@@ -168,8 +169,9 @@ impl std::fmt::Debug for KubeApiServer {
 }
 
 impl KubeApiServer {
-    /// Makes the PKI, starts etcd and kube-apiserver on free loopback ports, waits for `/readyz` and writes
-    /// `dir/kubeconfig` for the admin (group `system:masters`). On error, whatever was started is stopped.
+    /// Makes the PKI, starts etcd and kube-apiserver on free loopback ports, waits for `/readyz` and the
+    /// `default` and `kube-system` namespaces, and writes `dir/kubeconfig` for the admin (group
+    /// `system:masters`). On error, whatever was started is stopped.
     pub fn start(config: KubeConfig) -> Result<KubeApiServer> {
         let t0 = Instant::now();
         let dir = config.dir;
@@ -248,14 +250,28 @@ impl KubeApiServer {
         let url = self.server_url();
         let apiserver = self.apiserver.insert(Managed::spawn("kube-apiserver", &self.dir, cmd)?);
         let t0 = Instant::now();
+        // Ready means /readyz answers ok AND the namespaces the apiserver makes itself exist: its
+        // bootstrap controller creates `default`, `kube-system`, ... asynchronously, after /readyz
+        // may already say ok (on a loaded machine, seconds later).
+        let mut pending: Vec<&str> = std::iter::once("/readyz").chain(SYSTEM_NAMESPACES.iter().copied()).collect();
         loop {
             apiserver.check_running()?;
-            match readyz(&url, &self.pki) {
-                Ok(()) => return Ok(()),
-                Err(e) => tracing::trace!("readyz: {e}"),
+            while let Some(path) = pending.first() {
+                match get_ok(&url, path, &self.pki) {
+                    Ok(()) => {
+                        pending.remove(0);
+                    }
+                    Err(e) => {
+                        tracing::trace!("{path}: {e}");
+                        break;
+                    }
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
             }
             if t0.elapsed() > READY_TIMEOUT {
-                return Err(apiserver.timeout(format!("{url}/readyz"), READY_TIMEOUT));
+                return Err(apiserver.timeout(format!("{url}{}", pending[0]), READY_TIMEOUT));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -330,9 +346,14 @@ impl Drop for KubeApiServer {
     }
 }
 
-/// GET /readyz with the admin client certificate (via `curl`); Ok when it answers `ok`.
-fn readyz(server: &str, pki: &Pki) -> Result<()> {
-    let url = format!("{server}/readyz");
+/// What must exist before the harness calls the apiserver ready: the namespaces its bootstrap
+/// controller creates (asynchronously) and that tests and clients assume.
+const SYSTEM_NAMESPACES: &[&str] = &["/api/v1/namespaces/default", "/api/v1/namespaces/kube-system"];
+
+/// GET `path` with the admin client certificate (via `curl`); Ok on a 2xx answer (for `/readyz`:
+/// only when it says `ok`).
+fn get_ok(server: &str, path: &str, pki: &Pki) -> Result<()> {
+    let url = format!("{server}{path}");
     let out = Command::new("curl")
         .args(["-sS", "--fail", "--max-time", "3", "--cacert"])
         .arg(&pki.ca.cert)
@@ -343,7 +364,7 @@ fn readyz(server: &str, pki: &Pki) -> Result<()> {
         .arg(&url)
         .output()
         .map_err(|e| KubeError::io("run curl", e))?;
-    if out.status.success() && out.stdout.trim_ascii() == b"ok" {
+    if out.status.success() && (path != "/readyz" || out.stdout.trim_ascii() == b"ok") {
         return Ok(());
     }
     Err(KubeError::Command {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::netns::{self, NetnsGuard};
-use crate::ovsdb_server::{OvsdbServer, OvsdbServerConfig};
+use crate::ovsdb_server::{OvsdbServer, OvsdbServerConfig, Ssl};
 use crate::process::{run, stop_pidfile, wait_for_unix_socket, DaemonSpec};
 use crate::{schemas, Error};
 
@@ -28,8 +28,18 @@ pub struct Central {
 impl Central {
     /// Starts NB, SB (unix sockets in `dir`, plus TCP on 127.0.0.1 when `tcp`) and ovn-northd.
     pub fn start(dir: &Path, tcp: bool) -> Result<Central, Error> {
+        Self::start_with_nb_ssl(dir, tcp, None)
+    }
+
+    /// As [`Central::start`]; with `nb_ssl`, NB also listens on `pssl:PORT:127.0.0.1` with those
+    /// files ([`Central::nb_ssl_remote`]; northd and `nbctl` keep using the unix socket).
+    pub fn start_with_nb_ssl(dir: &Path, tcp: bool, nb_ssl: Option<Ssl>) -> Result<Central, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
-        let nb = OvsdbServer::start(OvsdbServerConfig::new("nb", dir, schemas::NB).tcp(tcp))?;
+        let mut nb_cfg = OvsdbServerConfig::new("nb", dir, schemas::NB).tcp(tcp);
+        if let Some(ssl) = nb_ssl {
+            nb_cfg = nb_cfg.ssl(ssl);
+        }
+        let nb = OvsdbServer::start(nb_cfg)?;
         let sb = OvsdbServer::start(OvsdbServerConfig::new("sb", dir, schemas::SB).tcp(tcp))?;
         run("ovn-nbctl", &[&format!("--db={}", nb.unix_remote()), "--no-wait", "init"])?;
         run("ovn-sbctl", &[&format!("--db={}", sb.unix_remote()), "init"])?;
@@ -57,6 +67,10 @@ impl Central {
     /// `unix:<dir>/nb.sock`
     pub fn nb_remote(&self) -> String {
         self.nb.unix_remote()
+    }
+    /// `ssl:127.0.0.1:PORT` when started with NB SSL.
+    pub fn nb_ssl_remote(&self) -> Option<String> {
+        self.nb.ssl_remote()
     }
     /// `unix:<dir>/sb.sock`
     pub fn sb_remote(&self) -> String {

@@ -219,6 +219,24 @@ impl OvsdbServer {
         }
     }
 
+    /// SIGSTOPs the server found by its pid file: connections are still accepted (into the
+    /// listen backlog) but nothing is answered, as with a hung server. Undo with [`Self::resume`]
+    /// (stopping and dropping also continue it).
+    pub fn pause(&self) -> Result<i32, Error> {
+        let pid =
+            process::read_pidfile(&self.pidfile)?.ok_or_else(|| Error::NotReady(format!("no pid file {}", self.pidfile.display())))?;
+        process::pause_pid(pid)?;
+        Ok(pid)
+    }
+
+    /// SIGCONTs the server after [`Self::pause`].
+    pub fn resume(&self) -> Result<(), Error> {
+        match process::read_pidfile(&self.pidfile)? {
+            Some(pid) => process::resume_pid(pid),
+            None => Ok(()),
+        }
+    }
+
     /// Starts again (after stop or kill) with the same database file and the same ports.
     pub fn restart(&mut self) -> Result<(), Error> {
         self.stop()?;

@@ -173,6 +173,8 @@ pub fn stop_pid(pid: i32, timeout: Duration) -> Result<(), Error> {
         return Ok(());
     }
     let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    // A process stopped with SIGSTOP (see [`pause_pid`]) acts on SIGTERM only once continued.
+    let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
     if wait_stopped(pid, timeout) {
         return Ok(());
     }
@@ -190,6 +192,17 @@ pub fn kill_pid(pid: i32) -> Result<(), Error> {
     } else {
         Err(Error::NotReady(format!("process {pid} survived SIGKILL")))
     }
+}
+
+/// SIGSTOPs `pid`: it keeps its sockets (the kernel still accepts connections into their
+/// backlog) but answers nothing, like a hung server. [`resume_pid`] continues it.
+pub fn pause_pid(pid: i32) -> Result<(), Error> {
+    kill(Pid::from_raw(pid), Signal::SIGSTOP).map_err(|e| Error::NotReady(format!("SIGSTOP {pid}: {e}")))
+}
+
+/// SIGCONTs `pid` (after [`pause_pid`]).
+pub fn resume_pid(pid: i32) -> Result<(), Error> {
+    kill(Pid::from_raw(pid), Signal::SIGCONT).map_err(|e| Error::NotReady(format!("SIGCONT {pid}: {e}")))
 }
 
 /// Stops the daemon named by a pid file (if any).

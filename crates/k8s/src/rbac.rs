@@ -30,13 +30,16 @@ pub const CONTROLLER_LEASE_NAME: &str = "kubetron-controller";
 /// Lease in its namespace.
 pub const CONTROLLER: &[Permission] = &[
     cluster("", "pods", &["get", "list", "watch", "patch"]),
+    // Status annotations (network-status, kubetron.io/interfaces) go through pods/status.
+    cluster("", "pods/status", &["patch"]),
     cluster("", "namespaces", &["list", "watch"]),
     cluster("", "events", &["create", "patch"]),
     cluster("k8s.cni.cncf.io", "network-attachment-definitions", &["get", "list", "watch", "create", "update", "delete"]),
     Permission {
         api_group: "coordination.k8s.io",
         resource: "leases",
-        verbs: &["get", "create", "update"],
+        // watch: a standby follows the Lease to take over right after the leader releases it.
+        verbs: &["get", "watch", "create", "update"],
         own_namespace_only: true,
         resource_names: &[],
     },

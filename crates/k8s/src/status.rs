@@ -1,10 +1,26 @@
 //! Per-pod status annotations.
 //!
-//! - `k8s.v1.cni.cncf.io/network-status` (NPWG): a JSON list of [`NetworkStatus`].
+//! - `k8s.v1.cni.cncf.io/network-status` (NPWG): a JSON list of [`NetworkStatus`]. Other writers
+//!   (Multus writes the cluster network's `eth0` entry, and entries of other plugins' networks)
+//!   share it: kubetron only ever replaces the entries of its own interfaces
+//!   ([`merge_network_status`]) and writes through the `pods/status` subresource with the pod's
+//!   UID and resourceVersion as preconditions, re-reading and re-merging on conflict
+//!   ([`write_pod_annotations`]).
 //! - `kubetron.io/interfaces`: kubetron's own JSON list of [`KubetronInterface`], written by the
 //!   controller when it has created the logical ports; the node side reads it to plug the pod.
+//!
+//! `"default": true` is reserved by the spec for the cluster-wide default network, so kubetron
+//! never writes it. A kubetron attachment that carries the pod's default route (`default-route`
+//! in the request) lists its gateways instead, under `gateway` (what the NPWG client library
+//! and Multus write) and `default-route` (the request key's name).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use thiserror::Error;
 
 /// NPWG network status annotation.
@@ -26,9 +42,15 @@ pub struct NetworkStatus {
     /// MAC address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
-    /// True for the interface carrying the default route.
+    /// True only for the cluster-wide default network's entry (never written by kubetron).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub default: bool,
+    /// Gateways of the default route through this interface (NPWG client `gateway`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway: Vec<String>,
+    /// The same gateways under the request key's name, `default-route`.
+    #[serde(default, rename = "default-route", skip_serializing_if = "Vec::is_empty")]
+    pub default_route: Vec<String>,
     /// DNS settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<Dns>,
@@ -116,6 +138,161 @@ pub fn to_annotation<T: Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_string())
 }
 
+/// Merges kubetron's entries into the current `network-status` value.
+///
+/// An entry is kubetron's when its `interface` is in `owned` (the pod's kubetron interfaces,
+/// now and as last recorded); every other entry (Multus's `eth0`, other plugins', entries
+/// without an interface, entries that are not objects) is kept verbatim and in place. Each of
+/// `ours` replaces, in place, the entry of its interface; kubetron entries of interfaces not in
+/// `ours` are dropped; the rest of `ours` is appended in order. A current value that is not a
+/// JSON list cannot be merged into and is replaced.
+///
+/// Returns `None` when the result is an empty list (the annotation should be removed).
+pub fn merge_network_status(current: Option<&str>, ours: &[NetworkStatus], owned: &BTreeSet<String>) -> Option<String> {
+    let existing: Vec<Value> = match current.map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Array(items))) => items,
+        Some(Ok(_)) | Some(Err(_)) => {
+            tracing::warn!("annotation {NETWORK_STATUS_ANNOTATION} is not a JSON list; replacing it");
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    let ours_by_if: BTreeMap<&str, &NetworkStatus> = ours.iter().filter_map(|s| Some((s.interface.as_deref()?, s))).collect();
+    let mut placed: BTreeSet<&str> = BTreeSet::new();
+    let mut out: Vec<Value> = Vec::with_capacity(existing.len() + ours.len());
+    for entry in existing {
+        let iface = entry.get("interface").and_then(Value::as_str).map(str::to_string);
+        let Some(iface) = iface.filter(|i| owned.contains(i) || ours_by_if.contains_key(i.as_str())) else {
+            out.push(entry);
+            continue;
+        };
+        // One of ours: replaced by the new entry (first occurrence only) or dropped.
+        if let Some((key, new)) = ours_by_if.get_key_value(iface.as_str()) {
+            if placed.insert(key) {
+                out.push(serde_json::to_value(new).unwrap_or(Value::Null));
+            }
+        }
+    }
+    for s in ours {
+        match s.interface.as_deref() {
+            Some(i) if placed.contains(i) => {}
+            _ => out.push(serde_json::to_value(s).unwrap_or(Value::Null)),
+        }
+    }
+    out.retain(|v| !v.is_null());
+    if out.is_empty() {
+        return None;
+    }
+    // Unchanged content keeps its text (no rewrite of another writer's formatting).
+    if let Some(cur) = current.filter(|c| serde_json::from_str::<Value>(c).ok() == Some(Value::Array(out.clone()))) {
+        return Some(cur.to_string());
+    }
+    Some(serde_json::to_string(&out).unwrap_or_else(|_| "[]".to_string()))
+}
+
+/// A write of pod annotations through `pods/status` that did not happen.
+#[derive(Debug, Error)]
+pub enum StatusWriteError {
+    /// The API server refused or failed.
+    #[error("writing the annotations of pod {pod} through pods/status: {source}")]
+    Api {
+        /// `namespace/name`.
+        pod: String,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Every attempt met a concurrent update.
+    #[error("writing the annotations of pod {pod} through pods/status: still conflicting after {attempts} attempts")]
+    Conflicts {
+        /// `namespace/name`.
+        pod: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// What [`write_pod_annotations`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Written; `attempts` > 1 when conflicts were retried.
+    Written {
+        /// Attempts made (1 without conflict).
+        attempts: u32,
+    },
+    /// Nothing to change (after `attempts` reads).
+    Unchanged {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The pod is gone, or the name now belongs to another pod (another UID).
+    Gone,
+}
+
+/// How many times [`write_pod_annotations`] tries before giving up on conflicts.
+pub const MAX_WRITE_ATTEMPTS: u32 = 8;
+
+/// Changes the annotations of the pod `namespace/name` with UID `uid` through the `pods/status`
+/// subresource: `change` gets the pod's current annotations and returns the ones to set
+/// (`Some`) or remove (`None`); an empty map means nothing to do.
+///
+/// The first attempt starts from `cached` (the caller's copy, e.g. from a watch) when given,
+/// else from a fresh read. Each write is a merge patch carrying the UID and resourceVersion it
+/// was computed from, so the API server applies it only to that very pod at that very version;
+/// on a conflict (HTTP 409) the pod is read again and `change` is asked again, up to
+/// [`MAX_WRITE_ATTEMPTS`] times.
+pub async fn write_pod_annotations<F>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    cached: Option<&Pod>,
+    mut change: F,
+) -> Result<WriteOutcome, StatusWriteError>
+where
+    F: FnMut(&BTreeMap<String, String>) -> BTreeMap<String, Option<String>>,
+{
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pod_name = format!("{namespace}/{name}");
+    let api_err = |source| StatusWriteError::Api { pod: pod_name.clone(), source };
+    let mut base: Option<Pod> = cached.cloned();
+    for attempt in 1..=MAX_WRITE_ATTEMPTS {
+        let pod = match base.take() {
+            Some(p) => p,
+            None => match api.get_opt(name).await.map_err(api_err)? {
+                Some(p) => p,
+                None => return Ok(WriteOutcome::Gone),
+            },
+        };
+        if pod.metadata.uid.as_deref() != Some(uid) {
+            return Ok(WriteOutcome::Gone);
+        }
+        let current = pod.metadata.annotations.clone().unwrap_or_default();
+        let patch = change(&current);
+        let patch: BTreeMap<String, Option<String>> = patch.into_iter().filter(|(k, v)| current.get(k) != v.as_ref()).collect();
+        if patch.is_empty() {
+            return Ok(WriteOutcome::Unchanged { attempts: attempt });
+        }
+        let body = serde_json::json!({"metadata": {
+            "uid": uid,
+            "resourceVersion": pod.metadata.resource_version,
+            "annotations": patch,
+        }});
+        match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body)).await {
+            Ok(_) => return Ok(WriteOutcome::Written { attempts: attempt }),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                tracing::debug!(pod = %pod_name, attempt, "pods/status write conflicted; re-reading");
+                // Another writer got in between: re-read and merge again (a tiny pause spreads
+                // out writers that keep colliding).
+                tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(WriteOutcome::Gone),
+            Err(e) => return Err(api_err(e)),
+        }
+    }
+    Err(StatusWriteError::Conflicts { pod: pod_name, attempts: MAX_WRITE_ATTEMPTS })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +336,93 @@ mod tests {
         assert_eq!(st.ips, vec!["10.1.1.5"]);
         assert_eq!(st.mac.as_deref(), Some("0a:00:00:00:00:01"));
         assert!(!st.default);
+    }
+
+    fn ours(iface: &str, ip: &str) -> NetworkStatus {
+        NetworkStatus {
+            name: "ns/blue".into(),
+            interface: Some(iface.into()),
+            ips: vec![ip.into()],
+            mac: Some("0a:00:00:00:00:01".into()),
+            ..Default::default()
+        }
+    }
+
+    fn owned(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn entries(v: &str) -> Vec<Value> {
+        match serde_json::from_str(v).unwrap() {
+            Value::Array(a) => a,
+            other => panic!("{other}"),
+        }
+    }
+
+    const MULTUS: &str = r#"[
+      {"name": "cluster", "interface": "eth0", "ips": ["10.244.0.5"], "mac": "0a:58:0a:f4:00:05", "default": true, "dns": {}, "mtu": 1450},
+      {"name": "ns/macvlan", "interface": "net9", "ips": ["192.168.1.5"], "org.example.key": 1},
+      "not-an-object",
+      {"name": "no-interface"}
+    ]"#;
+
+    #[test]
+    fn merge_keeps_foreign_entries_verbatim_and_in_place() {
+        let merged = merge_network_status(Some(MULTUS), &[ours("net1", "10.1.0.5")], &owned(&["net1"])).unwrap();
+        let got = entries(&merged);
+        let before = entries(MULTUS);
+        assert_eq!(got.len(), 5, "{merged}");
+        // Foreign entries unchanged (unknown keys such as mtu and dotted keys included), in their places.
+        assert_eq!(&got[..4], &before[..], "{merged}");
+        assert_eq!(got[4]["interface"], "net1");
+        assert_eq!(got[4]["ips"][0], "10.1.0.5");
+        assert!(got[4].get("default").is_none(), "kubetron never writes default");
+    }
+
+    #[test]
+    fn merge_replaces_ours_in_place_and_drops_stale_ones() {
+        let current = r#"[{"name":"ns/blue","interface":"net1","ips":["10.1.0.4"],"default":true},
+                          {"name":"cluster","interface":"eth0","default":true},
+                          {"name":"ns/blue","interface":"net2","ips":["10.1.0.6"]},
+                          {"name":"ns/blue","interface":"net1","ips":["10.1.0.4"]}]"#;
+        // net1 replaced where it was (its duplicate dropped), net2 no longer ours -> dropped, net3 appended.
+        let merged = merge_network_status(Some(current), &[ours("net3", "10.1.0.7"), ours("net1", "10.1.0.5")], &owned(&["net1", "net2"]));
+        let got = entries(&merged.unwrap());
+        let ifaces: Vec<&str> = got.iter().map(|e| e["interface"].as_str().unwrap()).collect();
+        assert_eq!(ifaces, vec!["net1", "eth0", "net3"]);
+        assert_eq!(got[0]["ips"][0], "10.1.0.5");
+        assert!(got[0].get("default").is_none());
+        assert_eq!(got[1]["default"], true, "the cluster network's entry keeps its default");
+        // Merging again is stable (same order, same text).
+        let once =
+            merge_network_status(Some(current), &[ours("net3", "10.1.0.7"), ours("net1", "10.1.0.5")], &owned(&["net1", "net2"])).unwrap();
+        let twice =
+            merge_network_status(Some(&once), &[ours("net3", "10.1.0.7"), ours("net1", "10.1.0.5")], &owned(&["net1", "net3"])).unwrap();
+        assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn merge_edge_cases() {
+        // Nothing there yet: ours in order.
+        let got = entries(&merge_network_status(None, &[ours("net2", "a"), ours("net1", "b")], &owned(&[])).unwrap());
+        assert_eq!(got.iter().map(|e| e["interface"].as_str().unwrap()).collect::<Vec<_>>(), vec!["net2", "net1"]);
+        // Removing all of ours leaves the others; removing the last entry removes the annotation.
+        let only_ours = r#"[{"name":"ns/blue","interface":"net1"}]"#;
+        assert_eq!(merge_network_status(Some(only_ours), &[], &owned(&["net1"])), None);
+        let left = merge_network_status(Some(MULTUS), &[], &owned(&["net1"])).unwrap();
+        assert_eq!(left, MULTUS, "nothing of ours: the other writer's text is kept as it is");
+        // Not a list: replaced.
+        let got = entries(&merge_network_status(Some("{oops"), &[ours("net1", "a")], &owned(&[])).unwrap());
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn default_route_entry_shape() {
+        let s = NetworkStatus { gateway: vec!["10.1.0.1".into()], default_route: vec!["10.1.0.1".into()], ..ours("net1", "10.1.0.5") };
+        let v: Value = serde_json::from_str(&to_annotation(&[s])).unwrap();
+        assert_eq!(v[0]["gateway"], serde_json::json!(["10.1.0.1"]));
+        assert_eq!(v[0]["default-route"], serde_json::json!(["10.1.0.1"]));
+        assert!(v[0].get("default").is_none());
     }
 
     #[test]

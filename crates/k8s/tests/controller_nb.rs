@@ -253,10 +253,15 @@ async fn cni_made_ports_are_adopted_admin_ports_are_not() {
     assert_eq!(nb.transactions(), t0);
     assert_eq!(ovn.port_col("ns1_x_net1", "external_ids"), "{}", "admin port untouched");
 
-    // A recreated pod (same name, new UID) takes over the old pod's port.
+    // A recreated pod (same name, new UID) never shares the old pod's port: it is replaced in
+    // one transaction (a new row, without the old pod's container ID).
     let r = ctl.reconcile_pod(&pod("ns1", "a", "uid-a2", "blue")).await.unwrap();
-    assert_eq!(r.changes.adopted, vec!["ns1_a_net1"]);
-    assert!(ovn.port_col("ns1_a_net1", "external_ids").contains("uid-a2"));
+    assert_eq!(r.changes.replaced, vec!["ns1_a_net1"]);
+    assert!(r.changes.adopted.is_empty() && r.changes.created.is_empty(), "{:?}", r.changes);
+    let ids = ovn.port_col("ns1_a_net1", "external_ids");
+    assert!(ids.contains("uid-a2") && !ids.contains("c0ffee"), "{ids}");
+    assert_ne!(ovn.port_col("ns1_a_net1", "_uuid"), uuid, "a new row");
+    assert_eq!(ovn.ports_of("blue"), vec!["ns1_a_net1", "ns1_x_net1", "ns1_z_net1"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -271,14 +271,9 @@ fn webhook_wiring_is_consistent() {
 }
 
 #[test]
-fn kustomize_builds_when_kubectl_is_installed() {
-    let out = match std::process::Command::new("kubectl").arg("kustomize").arg(deploy_dir()).output() {
-        Ok(o) => o,
-        Err(_) => {
-            eprintln!("kubectl not installed; skipping the kustomize build");
-            return;
-        }
-    };
+#[ignore = "needs kubectl on PATH (not packaged for this Debian release); run with --ignored where it is"]
+fn kustomize_builds() {
+    let out = std::process::Command::new("kubectl").arg("kustomize").arg(deploy_dir()).output().expect("running kubectl kustomize");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let built = serde_yaml::Deserializer::from_str(&text).map(|d| Value::deserialize(d).unwrap()).filter(|v| !v.is_null()).count();

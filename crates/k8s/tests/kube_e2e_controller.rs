@@ -142,6 +142,7 @@ async fn events(api: &Api<Event>, pod: &str) -> Vec<Event> {
     api.list(&lp).await.expect("list events").items
 }
 
+#[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
 #[test]
 fn controller_runners_against_real_apiserver_and_ovn() {
     let Some(h) = harness("controller_runners_against_real_apiserver_and_ovn") else { return };
@@ -195,7 +196,8 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         assert_eq!(holder, "ctl-a");
         wait_for("ctl-a to see itself leader", wait, || async { a.is_leader().then_some(()) }).await;
 
-        let p1 = pods.create(&pp, &pod("p1", "blue")).await.expect("create p1");
+        // p1 asks for its default route through blue (named gateway).
+        let p1 = pods.create(&pp, &pod("p1", r#"[{"name":"blue","default-route":["10.77.0.1"]}]"#)).await.expect("create p1");
         let uid = p1.metadata.uid.clone().expect("uid");
         let port = ovn::names::pod_port(&ns, "p1", "net1");
         let row = wait_port(&ovn, &port, true, wait).await.expect("port row");
@@ -227,6 +229,10 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         let annotations = pods.get("p1").await.unwrap().metadata.annotations.unwrap_or_default();
         assert!(!annotations.contains_key(NETWORK_STATUS_ANNOTATION), "no network-status while the port is down");
 
+        // Multus writes the cluster network's entry (eth0) once the pod's sandbox is up: kubetron must keep it.
+        let multus_eth0 = json!({"name": "kindnet", "interface": "eth0", "ips": ["10.244.0.9"], "mtu": 1450, "default": true, "dns": {}});
+        let multus = json!({"metadata": {"annotations": {NETWORK_STATUS_ANNOTATION: json!([multus_eth0]).to_string()}}});
+        pods.patch("p1", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&multus)).await.expect("Multus's write");
         // The node plugs the port (an OVS interface with iface-id = the port, as the CNI plugin makes it):
         // ovn-controller binds it, northd sets it up, and the controller writes network-status.
         ovn.chassis
@@ -242,18 +248,24 @@ fn controller_runners_against_real_apiserver_and_ovn() {
                 &format!("external_ids:iface-id={port}"),
             ])
             .expect("plug p1");
-        let value = wait_for("the network-status annotation", wait, || async {
-            pods.get("p1").await.ok()?.metadata.annotations?.get(NETWORK_STATUS_ANNOTATION).cloned()
+        let value = wait_for("kubetron's entry in the network-status annotation", wait, || async {
+            let v = pods.get("p1").await.ok()?.metadata.annotations?.get(NETWORK_STATUS_ANNOTATION).cloned()?;
+            v.contains("net1").then_some(v)
         })
         .await;
         assert_eq!(ovn.nbctl(&["get", "Logical_Switch_Port", &port, "up"]), "true");
+        let raw: Vec<serde_json::Value> = serde_json::from_str(&value).expect("a JSON list");
+        assert_eq!(raw.len(), 2, "{value}");
+        assert_eq!(raw[0], multus_eth0, "Multus's eth0 entry is kept, verbatim and first: {value}");
         let status = parse_network_status(&value).expect("network-status parses");
-        assert_eq!(status.len(), 1, "{value}");
-        assert_eq!(status[0].name, format!("{ns}/blue"));
-        assert_eq!(status[0].interface.as_deref(), Some("net1"));
-        assert_eq!(status[0].ips, vec![ip.to_string()]);
-        assert_eq!(status[0].mac.as_deref(), Some(i.mac.as_str()));
-        assert!(!status[0].default);
+        assert_eq!(status[1].name, format!("{ns}/blue"));
+        assert_eq!(status[1].interface.as_deref(), Some("net1"));
+        assert_eq!(status[1].ips, vec![ip.to_string()]);
+        assert_eq!(status[1].mac.as_deref(), Some(i.mac.as_str()));
+        // The default route's interface is not "default" (the cluster network's): it lists its gateway.
+        assert!(!status[1].default, "{value}");
+        assert_eq!(status[1].gateway, vec!["10.77.0.1".to_string()], "{value}");
+        assert_eq!(status[1].default_route, vec!["10.77.0.1".to_string()], "{value}");
 
         // A pod asking for a network that does not exist gets no port and a Warning event.
         pods.create(&pp, &pod("ghost", "nope")).await.expect("create ghost");
@@ -263,6 +275,36 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         .await;
         assert!(e.message.as_deref().unwrap_or("").contains("nope"), "{e:?}");
         assert!(ovn.port(&ovn::names::pod_port(&ns, "ghost", "net1")).is_none());
+
+        // A capability the network cannot honour (port mappings: no chained portmap plugin) is not silently
+        // ignored: no port, and a Warning event that says why.
+        pods.create(&pp, &pod("mapped", r#"[{"name":"blue","portMappings":[{"hostPort":8080,"containerPort":80}]}]"#))
+            .await
+            .expect("create mapped");
+        let e = wait_for("a Warning event on mapped", wait, || async {
+            events(&ev, "mapped").await.into_iter().find(|e| e.type_.as_deref() == Some("Warning"))
+        })
+        .await;
+        let msg = e.message.as_deref().unwrap_or("");
+        assert!(msg.contains("portMappings") && msg.contains("cannot honour"), "{e:?}");
+        assert!(ovn.port(&ovn::names::pod_port(&ns, "mapped", "net1")).is_none());
+
+        // A static IP that another pod's port holds (p1's, allocated by OVN): no port, and a Warning event
+        // naming the holder's port and pod.
+        let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
+        let config = format!(
+            r#"{{"cniVersion":"1.0.0","name":"blue-static","type":"kubetron","logical_switch":"{SWITCH}","capabilities":{{"ips":true}}}}"#
+        );
+        nads.create(&pp, &new_nad(&ns, "blue-static", &config, &[])).await.expect("create NAD blue-static");
+        pods.create(&pp, &pod("taken", &format!(r#"[{{"name":"blue-static","ips":["{ip}/24"]}}]"#))).await.expect("create taken");
+        let e = wait_for("a StaticIPConflict event on taken", wait, || async {
+            events(&ev, "taken").await.into_iter().find(|e| e.reason.as_deref() == Some("StaticIPConflict"))
+        })
+        .await;
+        assert_eq!(e.type_.as_deref(), Some("Warning"), "{e:?}");
+        let msg = e.message.as_deref().unwrap_or("");
+        assert!(msg.contains(ip) && msg.contains(&port) && msg.contains(&format!("{ns}/p1")), "{e:?}");
+        assert!(ovn.port(&ovn::names::pod_port(&ns, "taken", "net1")).is_none());
 
         // Orphans: a controller-owned port of a pod that does not exist is garbage-collected; a port the
         // administrator made is not.
@@ -286,6 +328,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         wait_port(&ovn, &port, false, wait).await;
         ovn.chassis.vsctl(&["del-port", "br-int", "p1if"]).expect("unplug p1");
         pods.delete("ghost", &gone).await.expect("delete ghost");
+        pods.delete("mapped", &gone).await.expect("delete mapped");
     });
     eprintln!("single replica done at {:?}", t0.elapsed());
 
@@ -312,7 +355,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
     let killed = Instant::now();
     a.kill();
     rt.block_on(async {
-        let (holder, transitions) = wait_for("ctl-b to take the Lease over", Duration::from_secs(15), || async {
+        let (holder, transitions) = wait_for("ctl-b to take the Lease over", Duration::from_secs(30), || async {
             lease_holder(&leases, &lease_name).await.filter(|(h, _)| h == "ctl-b")
         })
         .await;

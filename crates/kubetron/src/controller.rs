@@ -2,7 +2,6 @@
 //! election on a Lease, garbage collection, and a telemetry endpoint.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,16 +12,8 @@ use k8s::controller::runner::{run, RunnerConfig};
 
 #[derive(clap::Args)]
 pub struct ControllerArgs {
-    /// The OVN Northbound database (`unix:`, `tcp:`, `ssl:`; comma-separated for a cluster).
-    #[arg(long, env = "KUBETRON_OVN_NB")]
-    nb: String,
-    /// Private key, certificate and CA certificate for `ssl:` remotes (PEM files).
-    #[arg(long, env = "KUBETRON_OVN_NB_KEY", requires_all = ["nb_cert", "nb_ca"])]
-    nb_key: Option<PathBuf>,
-    #[arg(long, env = "KUBETRON_OVN_NB_CERT")]
-    nb_cert: Option<PathBuf>,
-    #[arg(long, env = "KUBETRON_OVN_NB_CA")]
-    nb_ca: Option<PathBuf>,
+    #[command(flatten)]
+    nb: crate::nb_args::NbArgs,
     /// Namespace and name of the coordination.k8s.io Lease the replicas elect a leader with.
     #[arg(long, env = "KUBETRON_NAMESPACE", default_value = "kubetron")]
     lease_namespace: String,
@@ -52,24 +43,30 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "kubetron".into())
 }
 
-pub async fn main(a: ControllerArgs) -> anyhow::Result<()> {
-    let identity = a.identity.clone().unwrap_or_else(hostname);
-    let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
-    let mut cfg = ovsdb::ClientConfig::new(&a.nb).context("--nb")?.database(ovn::nb::DB);
-    if let (Some(k), Some(c), Some(ca)) = (&a.nb_key, &a.nb_cert, &a.nb_ca) {
-        cfg = cfg.tls(ovsdb::TlsConfig::new(k, c, ca));
-    }
-    let ovsdb = ovsdb::Client::connect(cfg).await.with_context(|| format!("connecting to the Northbound database {}", a.nb))?;
-    let nb = Nb::start(ovsdb).await.context("loading the Northbound database")?;
+/// Runs the controller until `shutdown` is cancelled (SIGTERM/SIGINT), then stops writing and
+/// releases the Lease so that a standby replica takes over at once.
+pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> anyhow::Result<()> {
+    // Startup (connecting to the API server and the Northbound database) may block on an
+    // unreachable remote: a shutdown signal stops it too.
+    let started = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        r = start(&a) => Some(r?),
+    };
+    let Some((client, nb, identity)) = started else {
+        tracing::info!("controller stopped before it started");
+        return Ok(());
+    };
 
     let elector = LeaderElector::new(client.clone(), LeaseConfig::new(&a.lease_namespace, &a.lease_name, &identity));
     let leader = elector.subscribe();
-    tokio::spawn(elector.run());
+    // The elector runs until the writers below have stopped, then releases the Lease.
+    let writers_stopped = telemetry::CancellationToken::new();
+    let elector = tokio::spawn(elector.run_until(writers_stopped.clone().cancelled_owned()));
 
     let t = telemetry::Telemetry::new();
     let leading = t.registry.gauge("kubetron_controller_leader", "1 while this replica holds the Lease.", &[]);
     let txns = t.registry.gauge("kubetron_controller_nb_transactions", "Northbound transactions sent.", &[]);
-    {
+    let gauges = {
         let (t, nb, mut leader) = (t.clone(), nb.clone(), leader.clone());
         tokio::spawn(async move {
             loop {
@@ -82,23 +79,49 @@ pub async fn main(a: ControllerArgs) -> anyhow::Result<()> {
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 }
             }
-        });
-    }
-    tokio::spawn(telemetry::serve(a.metrics_addr, t, None, std::future::pending()));
+        })
+    };
+    let endpoint = tokio::spawn(telemetry::serve(a.metrics_addr, t, None, shutdown.clone().cancelled_owned()));
 
-    tracing::info!(%identity, nb = %a.nb, "controller starting");
+    tracing::info!(%identity, nb = %a.nb.nb, "controller starting");
     let rcfg = RunnerConfig { gc_interval: Duration::from_secs(a.gc_interval_secs.max(1)), ..Default::default() };
-    if !a.no_nad_sync {
-        let settings = k8s::nadsync::SyncSettings::new(a.nad_nb.as_deref().unwrap_or(&a.nb));
+    let nadsync = (!a.no_nad_sync).then(|| {
+        let settings = k8s::nadsync::SyncSettings::new(a.nad_nb.as_deref().unwrap_or(&a.nb.nb));
         let resync = Duration::from_secs(a.nad_resync_secs.max(1));
-        tokio::spawn(k8s::nadsync::run(client.clone(), nb.clone(), settings, leader.clone(), Duration::from_millis(200), resync));
-    }
+        tokio::spawn(k8s::nadsync::run(client.clone(), nb.clone(), settings, leader.clone(), Duration::from_millis(200), resync))
+    });
     let writer = KubePodWriter::new(client.clone(), identity);
     tokio::select! {
-        _ = run(client, nb, writer, leader, rcfg) => Ok(()),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("controller stopping");
-            Ok(())
-        }
+        _ = run(client, nb, writer, leader, rcfg) => tracing::warn!("controller runner ended"),
+        _ = shutdown.cancelled() => {}
     }
+    tracing::info!("controller stopping");
+    // Writers first (the runner was dropped above), then the Lease: whoever takes over never
+    // overlaps with a write of ours.
+    if let Some(n) = nadsync {
+        n.abort();
+        let _ = n.await;
+    }
+    writers_stopped.cancel();
+    if tokio::time::timeout(Duration::from_secs(15), elector).await.is_err() {
+        tracing::warn!("leader election did not stop in time");
+    }
+    gauges.abort();
+    shutdown.cancel();
+    let _ = endpoint.await;
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+/// Connects to the API server and the Northbound database.
+async fn start(a: &ControllerArgs) -> anyhow::Result<(kube::Client, Nb, String)> {
+    let identity = a.identity.clone().unwrap_or_else(hostname);
+    let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
+    let mut cfg = ovsdb::ClientConfig::new(&a.nb.nb).context("--nb")?.database(ovn::nb::DB);
+    if let Some(tls) = a.nb.tls() {
+        cfg = cfg.tls(tls);
+    }
+    let ovsdb = ovsdb::Client::connect(cfg).await.with_context(|| format!("connecting to the Northbound database {}", a.nb.nb))?;
+    let nb = Nb::start(ovsdb).await.context("loading the Northbound database")?;
+    Ok((client, nb, identity))
 }

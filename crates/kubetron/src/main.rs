@@ -1,15 +1,17 @@
 //! The `kubetron` binary: thin subcommands around the library crates. Run with `CNI_COMMAND` in its
 //! environment (as a container runtime or Multus runs a plugin), it is the kubetron CNI plugin.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 mod controller;
+mod nb_args;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "kubetron", version, about = "OVN multi-network plugin for Kubernetes")]
+#[command(name = "kubetron", version, about = "OVN multi-network plugin for Kubernetes", after_help = ENVIRONMENT)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -28,6 +30,10 @@ enum Cmd {
     /// The node agent: a kubelet device plugin advertising `kubetron.io/<network>` for every
     /// physical network in this node's `ovn-bridge-mappings`.
     Node(NodeArgs),
+    /// On a node: remove kubetron CNI attachments whose pod network namespace no longer exists
+    /// (bridge ports, host veths, and the logical switch ports the CNI plugin made for them here),
+    /// e.g. those of pods force-deleted while the Northbound database was down. Prints what it removed.
+    Gc(GcArgs),
     /// A local sandbox: real OVN, networks red and blue, pods plugged by this binary, traffic.
     Sandbox {
         #[command(subcommand)]
@@ -49,6 +55,21 @@ struct NodeArgs {
     /// Where to serve /metrics, /healthz and /readyz.
     #[arg(long, env = "KUBETRON_METRICS_ADDR", default_value = "0.0.0.0:9102")]
     metrics_addr: std::net::SocketAddr,
+}
+
+#[derive(clap::Args)]
+struct GcArgs {
+    #[command(flatten)]
+    nb: nb_args::NbArgs,
+    /// This node's Open_vSwitch database.
+    #[arg(long, env = "KUBETRON_OVS_REMOTE", default_value = cni::DEFAULT_OVS_SOCKET)]
+    ovs: String,
+    /// Only attachments of this CNI network (the network configuration's `name`).
+    #[arg(long)]
+    network: Option<String>,
+    /// Print what would be removed; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -87,9 +108,34 @@ enum SandboxCmd {
     },
 }
 
+/// Environment variables every subcommand reads (besides the `[env: ...]` of each option).
+const ENVIRONMENT: &str = "Environment:
+  KUBETRON_LOG  log filter (tracing EnvFilter syntax, e.g. debug or k8s=debug,info; default info, warn for the CNI plugin)
+  KUBECONFIG    kubeconfig of controller and webhook (default: ~/.kube/config, else the in-cluster service account)
+  CNI_COMMAND   set: run as the CNI plugin (CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS, CNI_PATH as the CNI spec says)";
+
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KUBETRON_LOG").unwrap_or_else(|_| default.into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    // Colour only on a terminal: runtimes and log collectors store stderr as text.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// A multi-threaded runtime running `f` with the process's shutdown signal (SIGTERM or SIGINT),
+/// installed before anything else happens.
+fn run_until_signal<F, Fut, T>(f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(telemetry::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let shutdown = telemetry::shutdown_on_signals().context("installing the SIGTERM/SIGINT handlers")?;
+        f(shutdown).await
+    })
 }
 
 fn run_cni() -> ! {
@@ -106,11 +152,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::Cni => run_cni(),
         Cmd::Controller(a) => {
             init_logging("info");
-            tokio::runtime::Runtime::new()?.block_on(controller::main(a))?;
+            run_until_signal(|stop| controller::main(a, stop))?;
         }
         Cmd::Webhook(args) => {
             init_logging("info");
-            tokio::runtime::Runtime::new()?.block_on(k8s::webhook::run(args)).context("webhook")?;
+            run_until_signal(|stop| async move { k8s::webhook::run(args, stop.cancelled_owned()).await.context("webhook") })?;
         }
         Cmd::Node(a) => {
             init_logging("info");
@@ -119,15 +165,28 @@ fn main() -> anyhow::Result<()> {
             t.registry
                 .gauge("kubetron_node_agent_info", "The node agent runs (value 1).", &[("version", env!("CARGO_PKG_VERSION"))])
                 .set(1);
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async {
-                let endpoint = tokio::spawn(telemetry::serve(a.metrics_addr, t.clone(), None, std::future::pending()));
+            run_until_signal(|stop| async move {
+                let endpoint = tokio::spawn(telemetry::serve(a.metrics_addr, t.clone(), None, stop.clone().cancelled_owned()));
                 t.set_ready(true);
-                let r = node::run(cfg).await;
-                endpoint.abort();
-                r
-            })
-            .context("node agent")?;
+                let r = node::run_until(cfg, stop.clone()).await;
+                stop.cancel();
+                let _ = endpoint.await;
+                r.context("node agent")
+            })?;
+        }
+        Cmd::Gc(a) => {
+            init_logging("warn");
+            let mut opts = cni::plugin::NodeGc::new(&a.nb.nb, &a.ovs);
+            opts.network = a.network;
+            opts.dry_run = a.dry_run;
+            opts.nb_tls = a.nb.tls();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let removed = rt.block_on(cni::plugin::node_gc(&opts)).map_err(|e| anyhow::anyhow!("gc: {}", e.msg))?;
+            let verb = if a.dry_run { "would remove" } else { "removed" };
+            for r in &removed {
+                println!("{verb} {r}");
+            }
+            println!("{} attachment(s) {verb}", removed.len());
         }
         Cmd::Sandbox { action } => {
             init_logging("warn");

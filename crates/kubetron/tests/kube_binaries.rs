@@ -79,6 +79,7 @@ fn in_netns(ns: &str, cmd: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+#[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
 #[test]
 fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
     if !enabled("controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn") {

@@ -63,6 +63,7 @@ fn sandbox_up_twice_status_down() {
 /// `sandbox up --with-kube`: etcd + kube-apiserver + `kubetron controller`; the pods are API objects, the
 /// controller gives them addresses and network-status, the CNI plugin plugs them with those, and they ping.
 /// Gated like the other real-API tests: `KUBETRON_KUBE_TESTS=1`.
+#[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
 #[test]
 fn sandbox_with_kube() {
     if std::env::var("KUBETRON_KUBE_TESTS").as_deref() != Ok("1") {

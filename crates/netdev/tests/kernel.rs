@@ -254,7 +254,7 @@ fn disable_ipv6_on_host_end() {
 fn netns_by_proc_pid_path() {
     // CNI_NETNS may be /proc/PID/ns/net: open one of a process we start inside a test netns.
     let t = ns("pid");
-    let mut child = Command::new("ip").args(["netns", "exec", t.name(), "sleep", "5"]).spawn().unwrap();
+    let mut child = Command::new("ip").args(["netns", "exec", t.name(), "sleep", "60"]).spawn().unwrap();
     struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
@@ -263,7 +263,8 @@ fn netns_by_proc_pid_path() {
         }
     }
     let pid = child.id();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    // Generous: on a loaded machine `ip netns exec` may take a while to enter the namespace.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let want = t.id().unwrap();
     let mut got = None;
     while std::time::Instant::now() < deadline {

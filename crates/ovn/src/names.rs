@@ -19,6 +19,19 @@ pub const CONTAINER_ID: &str = "kubetron.io/container-id";
 pub const INTERFACE: &str = "kubetron.io/interface";
 /// `external_ids` key naming the NetworkAttachmentDefinition (`namespace/name`) a port was made for.
 pub const NETWORK: &str = "kubetron.io/network";
+/// `external_ids` key naming the CNI network (the network configuration's `name`) an attachment was
+/// made for: on the local OVS `Interface` the CNI plugin plugs and on the logical switch ports it
+/// makes itself (`owner=cni`). CNI GC of a network considers only attachments carrying its name.
+/// (Distinct from [`NETWORK`], which names a NetworkAttachmentDefinition.)
+pub const CNI_NETWORK: &str = "kubetron.io/cni-network";
+/// `external_ids` key on the local OVS `Interface`: the logical switch the attachment is plugged into.
+pub const LOGICAL_SWITCH: &str = "kubetron.io/logical-switch";
+/// `external_ids` key on `owner=cni` logical switch ports: the chassis (the local Open_vSwitch row's
+/// `external_ids:system-id`) whose CNI plugin made the port, so a node only ever collects its own.
+pub const NODE: &str = "kubetron.io/node";
+/// `external_ids` key on the local OVS `Interface` and on `owner=cni` logical switch ports: the pod's
+/// network namespace path (CNI_NETNS at ADD), so `kubetron gc` can tell attachments whose sandbox is gone.
+pub const NETNS: &str = "kubetron.io/netns";
 /// `external_ids` key on a Logical_Switch: the namespaces (comma-separated, or `*`) the sync exposes
 /// the switch to as a NetworkAttachmentDefinition.
 pub const EXPOSE_NAMESPACES: &str = "kubetron.io/namespaces";

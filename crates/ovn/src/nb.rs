@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use ovsdb::datum::{Datum, Row, Uuid};
-use ovsdb::ops::{Condition, Mutation, Operation};
+use ovsdb::ops::{Condition, Mutation, Operation, WaitUntil};
 
 use crate::columns::{map_datum, model, set_datum, ColumnKind as K};
 
@@ -239,4 +239,72 @@ pub fn create_dhcp_options(
     Operation::insert("DHCP_Options")
         .row(Row::new().with("cidr", cidr).with("options", map_datum(options)).with("external_ids", map_datum(external_ids)))
         .uuid_name(uuid_name)
+}
+
+/// A `wait` (RFC 7047 5.2.6, timeout 0) that fails the transaction unless switch `switch` still
+/// lists exactly `ports`. Put it before the operations that add a port claiming addresses that
+/// were checked against those ports: every port added to the switch since the read (another
+/// claim of the same address, concurrent or not) changes the set, so of two concurrent claims
+/// checked against the same ports exactly one commits. See [`is_guard_failure`].
+pub fn guard_switch_ports(switch: Uuid, ports: &[Uuid]) -> Operation {
+    Operation::wait("Logical_Switch")
+        .filter(Condition::uuid(switch))
+        .columns(["ports"])
+        .until(WaitUntil::Equal)
+        .row(Row::new().with("ports", Datum::set(ports.iter().copied())))
+        .timeout_ms(0)
+}
+
+/// A `wait` that fails the transaction unless port `port` still has no `dynamic_addresses`: for
+/// ports asking northd for addresses that it had not allocated yet when they were checked (else
+/// northd could hand out the checked address between the read and the write).
+pub fn guard_unallocated(port: Uuid) -> Operation {
+    Operation::wait("Logical_Switch_Port")
+        .filter(Condition::uuid(port))
+        .columns(["dynamic_addresses"])
+        .until(WaitUntil::Equal)
+        .row(Row::new().with("dynamic_addresses", Datum::empty_set()))
+        .timeout_ms(0)
+}
+
+/// The guards for adding a port that claims fixed addresses to `switch`, checked against
+/// `ports` (the switch's ports as read): the port set, and every port still waiting for northd.
+pub fn address_guards(switch: &LogicalSwitch, ports: &[LogicalSwitchPort]) -> Vec<Operation> {
+    let mut ops = vec![guard_switch_ports(switch.uuid, &switch.ports)];
+    ops.extend(ports.iter().filter(|p| p.wants_dynamic() && p.dynamic_addresses.is_none()).map(|p| guard_unallocated(p.uuid)));
+    ops
+}
+
+/// Whether a transaction failed on one of its guards (`wait` timed out): the rows changed since
+/// they were read; read again and re-check.
+pub fn is_guard_failure(e: &ovsdb::Error) -> bool {
+    e.txn().is_some_and(|t| t.op.as_deref() == Some("wait") && t.error == "timed out")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_guards_wait_on_the_port_set_and_on_ports_northd_has_not_served() {
+        let sw = LogicalSwitch { uuid: Uuid::from_u128(1), ports: vec![Uuid::from_u128(2), Uuid::from_u128(3)], ..Default::default() };
+        let pending = LogicalSwitchPort { uuid: Uuid::from_u128(2), addresses: vec!["dynamic".into()], ..Default::default() };
+        let served = LogicalSwitchPort {
+            uuid: Uuid::from_u128(3),
+            addresses: vec!["dynamic".into()],
+            dynamic_addresses: Some("0a:00:00:00:00:01 10.0.0.5".into()),
+            ..Default::default()
+        };
+        let ops = address_guards(&sw, &[pending, served]);
+        assert_eq!(ops.len(), 2);
+        let Operation::Wait { table, conditions, columns, until, rows, timeout_ms } = &ops[0] else { panic!("{:?}", ops[0]) };
+        assert_eq!((table.as_str(), *until, *timeout_ms), ("Logical_Switch", WaitUntil::Equal, Some(0)));
+        assert_eq!(conditions, &vec![Condition::uuid(sw.uuid)]);
+        assert_eq!(columns, &vec!["ports".to_string()]);
+        assert_eq!(rows[0].get("ports").map(Datum::len), Some(2));
+        let Operation::Wait { table, conditions, rows, .. } = &ops[1] else { panic!("{:?}", ops[1]) };
+        assert_eq!(table, "Logical_Switch_Port");
+        assert_eq!(conditions, &vec![Condition::uuid(Uuid::from_u128(2))], "only the port northd has not served");
+        assert_eq!(rows[0].get("dynamic_addresses"), Some(&Datum::empty_set()));
+    }
 }

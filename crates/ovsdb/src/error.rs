@@ -76,10 +76,15 @@ pub enum Error {
     Protocol(String),
     #[error("connection to {remote} lost while the request {method} was in flight ({reason}); it was NOT re-sent and may or may not have been applied")]
     Disconnected { remote: String, method: String, reason: String },
-    #[error("client is closed")]
-    Closed,
+    /// The connection task ended (the connection was lost and reconnecting is disabled, or the
+    /// client was shut down): no request will be answered any more.
+    #[error("connection to {remote} is closed and will not be re-established: {reason}")]
+    Closed { remote: String, reason: String },
     #[error("timed out: {0}")]
     Timeout(String),
+    /// No reply within [`crate::ClientConfig::request_timeout`].
+    #[error("{method} to {remote}: no reply within {timeout:?}; the request may or may not have been applied")]
+    RequestTimeout { remote: String, method: String, timeout: std::time::Duration },
     #[error("{method} failed: server returned error {error}")]
     Rpc { method: String, error: serde_json::Value },
     #[error("{0}")]

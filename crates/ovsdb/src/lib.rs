@@ -14,10 +14,15 @@
 //!
 //! Behaviour in brief:
 //! - [`Client`] is cheap to clone; one task owns the socket (unix, TCP or SSL via rustls),
-//!   answers the server's `echo`, sends its own after `inactivity_probe` of silence, and matches
-//!   replies by id. A request in flight when the connection drops fails with
-//!   [`Error::Disconnected`] and is never re-sent; requests made while disconnected wait for the
-//!   next connection.
+//!   answers the server's `echo`, sends its own after `inactivity_probe` (default 5 s, as
+//!   ovsdb-server and ovn-controller) of silence and drops the connection when nothing arrives
+//!   for as long again (or when sending stalls for twice that), and matches replies by id. A
+//!   request in flight when the connection drops fails with [`Error::Disconnected`] and is never
+//!   re-sent; requests made while disconnected wait for the next connection. With
+//!   [`ClientConfig::request_timeout`] every request is bounded ([`Error::RequestTimeout`]);
+//!   [`Client::in_flight`] lists the requests still waiting. Every connection error names the
+//!   remote it failed on; after the connection task ended (reconnecting disabled), requests fail
+//!   at once with [`Error::Closed`] naming it and why.
 //! - [`Client::transact`] normalizes and checks every value against the schema (types, enums,
 //!   integer/real ranges, string lengths, set sizes, map key/value types, reference types) before
 //!   sending, failing with [`Error::Check`] naming table, column and value; server-side failures
@@ -57,7 +62,7 @@ pub mod replica;
 pub mod schema;
 pub mod tls;
 
-pub use client::{Client, ClientConfig, ConnectionState, LockEvent, Remote};
+pub use client::{Client, ClientConfig, ConnectionState, InFlight, LockEvent, Remote};
 pub use cluster::ServerDatabase;
 pub use codec::JsonCodec;
 pub use datum::{Atom, Datum, Row, Uuid};

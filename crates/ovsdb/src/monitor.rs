@@ -28,6 +28,17 @@ pub enum MonitorMethod {
     CondSince,
 }
 
+impl MonitorMethod {
+    /// The JSON-RPC method name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MonitorMethod::Monitor => "monitor",
+            MonitorMethod::Cond => "monitor_cond",
+            MonitorMethod::CondSince => "monitor_cond_since",
+        }
+    }
+}
+
 /// What to monitor in one table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MonitorTable {

@@ -206,6 +206,8 @@ impl Drop for AbortOnDrop {
 #[derive(Clone)]
 pub struct Replica {
     rx: watch::Receiver<Snapshot>,
+    /// For error messages naming the remote.
+    client: Client,
     schema: Arc<DatabaseSchema>,
     _task: Arc<AbortOnDrop>,
 }
@@ -227,12 +229,12 @@ impl Replica {
         match monitor.next().await {
             Some(Ok(ev)) => apply(&mut state, &schema, ev),
             Some(Err(e)) => return Err(e),
-            None => return Err(Error::Closed),
+            None => return Err(client.closed_error()),
         }
         state.connected = true;
         let (tx, rx) = watch::channel(Snapshot { inner: Arc::new(state.clone()) });
         let task = tokio::spawn(run(monitor, state, tx));
-        Ok(Replica { rx, schema, _task: Arc::new(AbortOnDrop(task)) })
+        Ok(Replica { rx, client: client.clone(), schema, _task: Arc::new(AbortOnDrop(task)) })
     }
 
     pub fn schema(&self) -> &Arc<DatabaseSchema> {
@@ -254,8 +256,8 @@ impl Replica {
         let mut rx = self.rx.clone();
         let r = match tokio::time::timeout(timeout, rx.wait_for(|s| pred(s))).await {
             Ok(Ok(s)) => Ok(s.clone()),
-            Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(Error::Timeout(format!("replica condition not met within {timeout:?}"))),
+            Ok(Err(_)) => Err(self.client.closed_error()),
+            Err(_) => Err(Error::Timeout(format!("replica condition not met within {timeout:?} (remote {})", self.client.remote()))),
         };
         r
     }

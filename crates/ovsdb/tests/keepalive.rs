@@ -42,8 +42,8 @@ async fn probe_detects_silent_peer() {
             .backoff(Duration::from_secs(5), Duration::from_secs(5)),
     )
     .unwrap();
-    c.wait_connected(Duration::from_secs(5)).await.unwrap();
-    let r = tokio::time::timeout(Duration::from_secs(5), c.echo(serde_json::json!([]))).await.unwrap();
+    c.wait_connected(LONG).await.unwrap();
+    let r = tokio::time::timeout(LONG, c.echo(serde_json::json!([]))).await.unwrap();
     match r {
         Err(Error::Disconnected { reason, .. }) => assert!(reason.contains("inactivity probe"), "{reason}"),
         other => panic!("expected Disconnected, got {other:?}"),
@@ -61,6 +61,183 @@ async fn max_message_size() {
         other => panic!("expected Disconnected, got {other:?}"),
     }
     // Reconnects and keeps working for small messages.
-    c.wait_connected(Duration::from_secs(10)).await.unwrap();
+    c.wait_connected(LONG).await.unwrap();
+    assert_eq!(c.list_dbs().await.unwrap().len(), 2);
+}
+
+/// A server that accepts connections and reads, but never answers (a hung server): held until
+/// the returned sender is dropped.
+async fn silent_tcp_server() -> (u16, tokio::sync::oneshot::Sender<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        tokio::select! {
+            _ = async { loop { if let Ok((s, _)) = l.accept().await { held.push(s) } } } => {}
+            _ = stopped => {}
+        }
+    });
+    (port, stop)
+}
+
+/// The probe also bounds a request that is in flight when the server goes silent, the error names
+/// the remote, and with reconnecting disabled later requests fail at once naming it too.
+#[tokio::test]
+async fn probe_fails_in_flight_requests_naming_the_remote() {
+    init_tracing();
+    let (port, _stop) = silent_tcp_server().await;
+    let remote = format!("tcp:127.0.0.1:{port}");
+    let c = Client::connect(ClientConfig::new(&remote).unwrap().inactivity_probe(Some(Duration::from_millis(300))).reconnect(false))
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(20), c.transact_unchecked(NB, vec![])).await.expect("the probe must end the request");
+    println!("in-flight transact failed after {:?}", t.elapsed());
+    let e = r.unwrap_err();
+    match &e {
+        Error::Disconnected { remote: r, method, reason } => {
+            assert_eq!(r, &remote);
+            assert_eq!(method, "transact");
+            assert!(reason.contains("inactivity probe"), "{reason}");
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    assert!(e.to_string().contains(&remote), "{e}");
+    let e = tokio::time::timeout(Duration::from_secs(5), c.echo(serde_json::json!([]))).await.unwrap().unwrap_err();
+    match &e {
+        Error::Closed { remote: r, reason } => {
+            assert_eq!(r, &remote);
+            assert!(reason.contains("inactivity probe"), "{reason}");
+        }
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    assert!(e.to_string().contains(&remote), "{e}");
+}
+
+/// A server that answers `echo` and `get_schema` (so the inactivity probe is satisfied) but
+/// never anything else: a stuck raft member, an overloaded server.
+fn half_alive_server(l: tokio::net::UnixListener) -> tokio::task::JoinHandle<()> {
+    use futures::{SinkExt, StreamExt};
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(daemons::schemas::NB).unwrap()).unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let schema = schema.clone();
+            tokio::spawn(async move {
+                let mut io = tokio_util::codec::Framed::new(s, ovsdb::JsonCodec::default());
+                while let Some(Ok(frame)) = io.next().await {
+                    let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+                    let result = match v["method"].as_str() {
+                        Some("echo") => v["params"].clone(),
+                        Some("get_schema") => schema.clone(),
+                        _ => continue,
+                    };
+                    let reply = serde_json::json!({"id": v["id"], "result": result, "error": null});
+                    if io.send(bytes::Bytes::from(serde_json::to_vec(&reply).unwrap())).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// `request_timeout` bounds every request where the probe cannot help (the server answers
+/// echo); the error names the remote and the method, and `in_flight` shows what is waiting.
+#[tokio::test]
+async fn request_timeout_bounds_every_request() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("half-alive.sock");
+    let server = half_alive_server(tokio::net::UnixListener::bind(&sock).unwrap());
+    let remote = format!("unix:{}", sock.display());
+    let c = Client::connect(
+        ClientConfig::new(&remote).unwrap().inactivity_probe(Some(Duration::from_secs(1))).request_timeout(Some(Duration::from_secs(4))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.echo(serde_json::json!(["x"])).await.unwrap(), serde_json::json!(["x"]));
+
+    let c2 = c.clone();
+    let txn = tokio::spawn(async move { c2.transact(NB, vec![ovsdb::Operation::select("Logical_Switch")]).await });
+    poll(LONG, "the transact to show as in flight", || c.in_flight().iter().any(|r| r.method == "transact")).await;
+    let e = tokio::time::timeout(Duration::from_secs(20), txn).await.expect("bounded").unwrap().unwrap_err();
+    match &e {
+        Error::RequestTimeout { remote: r, method, timeout } => {
+            assert_eq!(r, &remote);
+            assert_eq!(method, "transact");
+            assert_eq!(*timeout, Duration::from_secs(4));
+        }
+        other => panic!("expected RequestTimeout, got {other:?}"),
+    }
+    assert!(e.to_string().contains(&remote), "{e}");
+    assert!(c.in_flight().is_empty(), "{:?}", c.in_flight());
+
+    // Monitor starts too; the connection itself stayed up all along (the probe was answered).
+    let req = ovsdb::MonitorRequest::new(NB).table(ovsdb::MonitorTable::new("Logical_Switch"));
+    let m = tokio::time::timeout(Duration::from_secs(20), c.monitor(req)).await.expect("bounded");
+    match m {
+        Err(Error::RequestTimeout { method, .. }) => assert_eq!(method, "monitor_cond_since"),
+        Err(e) => panic!("expected RequestTimeout, got {e:?}"),
+        Ok(_) => panic!("the monitor started on a server that never answers it"),
+    }
+    assert_eq!(c.state().borrow().epoch, 1, "{:?}", c.state().borrow());
+    server.abort();
+}
+
+/// A server that stops reading: our sends stall once the socket buffers are full. The write is
+/// bounded (twice the probe interval), so the request fails instead of hanging the connection task.
+#[tokio::test]
+async fn stalled_send_drops_the_connection() {
+    init_tracing();
+    let (port, _stop) = silent_tcp_server().await;
+    let remote = format!("tcp:127.0.0.1:{port}");
+    let c = Client::connect(ClientConfig::new(&remote).unwrap().inactivity_probe(Some(Duration::from_millis(300))).reconnect(false))
+        .await
+        .unwrap();
+    // 64 MiB of params: far more than the kernel buffers hold.
+    let big = serde_json::to_vec(&serde_json::json!([NB, {"op": "comment", "comment": "x".repeat(64 << 20)}])).unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(30), c.call_raw("transact", big)).await.expect("a stalled send must be bounded");
+    match r {
+        Err(Error::Disconnected { remote: r, reason, .. }) => {
+            assert_eq!(r, remote);
+            println!("reason: {reason}");
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+}
+
+/// The real thing: ovsdb-server SIGSTOPped (connections still accepted by the kernel, nothing
+/// answered). With the default configuration (what the controller and the node agent use: a
+/// 5 s probe), the probe ends the in-flight request; after SIGCONT the client reconnects.
+#[tokio::test]
+async fn stopped_ovsdb_server() {
+    let nb = start_nb(false);
+    let remote = nb.server.unix_remote();
+    let c = Client::connect(ClientConfig::new(&remote).unwrap()).await.unwrap();
+    assert_eq!(c.config().inactivity_probe, Some(ovsdb::client::DEFAULT_INACTIVITY_PROBE));
+    assert_eq!(ovsdb::client::DEFAULT_INACTIVITY_PROBE, Duration::from_secs(5));
+    assert_eq!(c.list_dbs().await.unwrap().len(), 2);
+    let pid = nb.server.pause().unwrap();
+    struct Resume<'a>(&'a daemons::OvsdbServer);
+    impl Drop for Resume<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.resume();
+        }
+    }
+    let guard = Resume(&nb.server);
+    let t = std::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(30), c.list_dbs()).await.expect("the probe must end the request");
+    println!("ovsdb-server {pid} stopped: list_dbs failed after {:?}: {r:?}", t.elapsed());
+    match r {
+        Err(Error::Disconnected { remote: r, reason, .. }) => {
+            assert_eq!(r, remote);
+            assert!(reason.contains("inactivity probe"), "{reason}");
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    drop(guard);
+    c.wait_connected(LONG).await.unwrap();
     assert_eq!(c.list_dbs().await.unwrap().len(), 2);
 }

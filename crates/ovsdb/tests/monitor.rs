@@ -9,7 +9,8 @@ use ovsdb::{
     RowUpdate,
 };
 
-const T: Duration = Duration::from_secs(10);
+/// Generous: only reached when something is broken.
+const T: Duration = LONG;
 
 async fn next_event(m: &mut ovsdb::Monitor) -> MonitorEvent {
     tokio::time::timeout(T, m.next()).await.expect("monitor event timeout").expect("monitor ended").expect("monitor error")
@@ -215,7 +216,7 @@ async fn replica_follows_optional_columns() {
     };
     for value in [Datum::atom(false), Datum::atom(true), Datum::empty_set(), Datum::atom(true)] {
         c.transact(NB, vec![Operation::update("Logical_Switch_Port").where_eq("name", "p1").set("enabled", value.clone())]).await.unwrap();
-        let got = rep.wait_until(std::time::Duration::from_secs(5), |s| enabled(s).as_ref() == Some(&value)).await;
+        let got = rep.wait_until(LONG, |s| enabled(s).as_ref() == Some(&value)).await;
         assert!(got.is_ok(), "replica has enabled={:?}, server has {value}", enabled(&rep.snapshot()));
     }
 }

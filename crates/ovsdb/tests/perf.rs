@@ -3,7 +3,7 @@
 //! runs with fewer rows and without time limits.
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
 use ovsdb::{Datum, MonitorTable, Operation, Replica, ReplicaConfig};

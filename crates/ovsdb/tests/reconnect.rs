@@ -1,6 +1,8 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -33,19 +35,27 @@ async fn in_flight_request_fails_and_is_not_resent() {
         )
         .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The request is in flight once the client has queued it, and the server has received it
+    // once a later request on the same connection (requests are written in order) is answered:
+    // `wait` does not block other requests, only its own transaction.
+    poll(LONG, "the transaction to be in flight", || c.in_flight().iter().any(|r| r.method == "transact")).await;
+    assert_eq!(tokio::time::timeout(LONG, c.echo(serde_json::json!(["after"]))).await.unwrap().unwrap(), serde_json::json!(["after"]));
+    assert!(!pending.is_finished(), "the waiting transaction ended before the kill");
     nb.server.kill().unwrap();
-    let r = tokio::time::timeout(T, pending).await.unwrap().unwrap();
+    let r = tokio::time::timeout(LONG, pending).await.unwrap().unwrap();
     match r {
         Err(Error::Disconnected { method, .. }) => assert_eq!(method, "transact"),
         other => panic!("expected Disconnected, got {other:?}"),
     }
     nb.server.restart().unwrap();
-    c.wait_connected(T).await.unwrap();
-    // Works again, and the in-flight transaction was not replayed.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.wait_connected(LONG).await.unwrap();
+    // Works again, and the in-flight transaction was not replayed: a replay would be sent on the
+    // new connection before anything sent after reconnecting, and would commit as soon as the
+    // switch it waits for exists. The server runs waiting transactions once the commit that
+    // satisfies them is done, before it reads our next request.
+    c.transact(NB, vec![Operation::insert("Logical_Switch").set("name", "never")]).await.unwrap();
     let r = c.transact(NB, vec![Operation::select("Address_Set").where_eq("name", "in-flight")]).await.unwrap();
-    assert!(r[0].rows.as_ref().unwrap().is_empty());
+    assert!(r[0].rows.as_ref().unwrap().is_empty(), "the in-flight transaction was replayed: {r:?}");
     assert!(c.state().borrow().epoch >= 2);
 }
 
@@ -59,34 +69,51 @@ async fn replica_survives_server_kill_and_restart() {
     let rep =
         Replica::start(&c, ReplicaConfig::new(NB).table(MonitorTable::new("Address_Set")).index("Address_Set", "name")).await.unwrap();
     let w = Client::connect(quick(&remote)).await.unwrap();
-    let writer = tokio::spawn(async move {
-        let mut acked = BTreeSet::new();
-        for i in 0..300 {
-            let name = format!("as{i}");
-            let r = tokio::time::timeout(
-                Duration::from_secs(5),
-                w.transact(NB, vec![Operation::insert("Address_Set").set("name", name.as_str())]),
-            )
-            .await;
-            if let Ok(Ok(_)) = r {
-                acked.insert(name);
+    let w_state = w.state();
+    // The writer writes until told to stop; `acked` counts what it has written so far, so the
+    // test moves on when enough has happened, however fast the machine is.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked_n = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (stop, acked_n) = (stop.clone(), acked_n.clone());
+        tokio::spawn(async move {
+            let mut acked = BTreeSet::new();
+            let mut i = 0;
+            while !stop.load(SeqCst) {
+                let name = format!("as{i}");
+                i += 1;
+                let r = tokio::time::timeout(LONG, w.transact(NB, vec![Operation::insert("Address_Set").set("name", name.as_str())])).await;
+                if let Ok(Ok(_)) = r {
+                    acked.insert(name);
+                    acked_n.fetch_add(1, SeqCst);
+                }
+                // Pace the writes a little (not a synchronisation: nothing waits on it).
+                tokio::time::sleep(Duration::from_millis(3)).await;
             }
-            tokio::time::sleep(Duration::from_millis(3)).await;
-        }
-        acked
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+            acked
+        })
+    };
+    // Kill the server mid-stream: once writes were acknowledged and the replica has seen some.
+    poll(LONG, "20 acknowledged writes before the kill", || acked_n.load(SeqCst) >= 20).await;
+    rep.wait_until(LONG, |s| s.len("Address_Set") >= 10).await.unwrap();
     nb.server.kill().unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both clients notice the loss before the server comes back.
+    poll(LONG, "both clients to see the server gone", || !c.state().borrow().connected && !w_state.borrow().connected).await;
+    rep.wait_until(LONG, |s| !s.connected()).await.unwrap();
+    let before_restart = acked_n.load(SeqCst);
     nb.server.restart().unwrap();
-    let acked = tokio::time::timeout(Duration::from_secs(60), writer).await.unwrap().unwrap();
-    assert!(acked.len() > 100, "only {} writes acknowledged", acked.len());
+    // The writer goes on through the restart until 20 more writes were acknowledged by the new server.
+    poll(LONG, "20 acknowledged writes after the restart", || acked_n.load(SeqCst) >= before_restart + 20).await;
+    stop.store(true, SeqCst);
+    let acked = tokio::time::timeout(LONG, writer).await.unwrap().unwrap();
+    assert!(acked.len() >= before_restart + 20, "{} writes acknowledged", acked.len());
+    assert!(before_restart >= 20, "{before_restart} writes acknowledged before the kill");
     let r = c.transact(NB, vec![Operation::select("Address_Set").columns(["name"])]).await.unwrap();
     let on_server: BTreeSet<String> = r[0].rows.as_ref().unwrap().iter().map(|r| r.str("name").to_string()).collect();
     for a in &acked {
         assert!(on_server.contains(a), "acknowledged write {a} missing on the server");
     }
-    let snap = rep.wait_until(T, |s| s.connected() && s.len("Address_Set") == on_server.len()).await.unwrap();
+    let snap = rep.wait_until(LONG, |s| s.connected() && s.len("Address_Set") == on_server.len()).await.unwrap();
     let in_replica: BTreeSet<String> = snap.rows("Address_Set").map(|(_, r)| r.str("name").to_string()).collect();
     assert_eq!(in_replica, on_server);
 }

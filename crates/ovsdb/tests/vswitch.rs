@@ -1,7 +1,5 @@
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use daemons::{OvsdbServer, OvsdbServerConfig};
 use ovsdb::{Condition, Datum, Error, MonitorTable, Mutation, Operation, Replica, ReplicaConfig};
@@ -67,10 +65,7 @@ async fn bridge_port_interface() {
     )
     .await
     .unwrap();
-    let snap = rep
-        .wait_until(Duration::from_secs(10), |s| !s.find_map("Interface", "external_ids", "iface-id", "ns_pod1").is_empty())
-        .await
-        .unwrap();
+    let snap = rep.wait_until(LONG, |s| !s.find_map("Interface", "external_ids", "iface-id", "ns_pod1").is_empty()).await.unwrap();
     assert_eq!(snap.find_one("Bridge", "name", "br-int").unwrap().1.get("ports").unwrap().len(), 2);
     let (_, iface) = snap.find_map("Interface", "external_ids", "iface-id", "ns_pod1").pop().unwrap();
     assert_eq!(iface.i64("ofport_request"), Some(10));
@@ -95,10 +90,7 @@ async fn bridge_port_interface() {
     c.transact(OVS, vec![Operation::mutate("Bridge").where_eq("name", "br-int").mutation(Mutation::delete("ports", Datum::uuid(port)))])
         .await
         .unwrap();
-    let snap = rep
-        .wait_until(Duration::from_secs(10), |s| s.find_map("Interface", "external_ids", "iface-id", "ns_pod1").is_empty())
-        .await
-        .unwrap();
+    let snap = rep.wait_until(LONG, |s| s.find_map("Interface", "external_ids", "iface-id", "ns_pod1").is_empty()).await.unwrap();
     assert_eq!(snap.len("Interface"), 1);
     let r = c.transact(OVS, vec![Operation::select("Port").filter(Condition::uuid(port))]).await.unwrap();
     assert!(r[0].rows.as_ref().unwrap().is_empty());

@@ -68,7 +68,7 @@ pub fn status(dir: &Path) -> Result<bool, Error> {
 /// The pod table: pod, node, interface, network, MAC, IP and the logical switch port's state.
 pub fn print(_dir: &Path, st: &SandboxState) -> Result<(), Error> {
     let ports = port_states(&st.nb_remote).unwrap_or_default();
-    println!("{:<6} {:<6} {:<6} {:<8} {:<18} {:<16} {}", "POD", "NODE", "IFACE", "NETWORK", "MAC", "IP", "PORT");
+    println!("{:<6} {:<6} {:<6} {:<8} {:<18} {:<16} PORT", "POD", "NODE", "IFACE", "NETWORK", "MAC", "IP");
     for pod in &st.pods {
         for i in &pod.interfaces {
             let lsp = ovn::names::pod_port("default", &pod.name, &i.ifname);

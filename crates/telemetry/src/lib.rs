@@ -3,13 +3,17 @@
 //! runs) and `/readyz` (it does its job: e.g. it leads, or it registered with the kubelet).
 //!
 //! Owns: a small metrics registry ([`Registry`], [`Counter`], [`Gauge`]) and the HTTP endpoint
-//! ([`serve`]). Must not touch: anything the metrics describe; callers update them.
+//! ([`serve`]), and the process-wide shutdown signal ([`shutdown_on_signals`]: SIGTERM or SIGINT).
+//! Must not touch: anything the metrics describe; callers update them.
 
 mod registry;
 mod server;
+mod shutdown;
 
 pub use registry::{Counter, Gauge, Registry};
 pub use server::{serve, Telemetry};
+pub use shutdown::shutdown_on_signals;
+pub use tokio_util::sync::CancellationToken;
 
 /// Errors of the endpoint.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@ use super::{plumb, port, KubetronPlugin};
 use crate::{CniError, CniResult, Interface, IpConfig, Request};
 
 pub async fn add(plugin: &KubetronPlugin, req: &Request) -> Result<CniResult, CniError> {
+    req.config.refuse_unhonoured_capabilities()?;
     let netns_path = req.netns().ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
     let pod =
         Netns::open(netns_path).map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", netns_path.display())))?;
@@ -23,12 +24,14 @@ pub async fn add(plugin: &KubetronPlugin, req: &Request) -> Result<CniResult, Cn
         connect(plugin, &conf.ovs_socket, "local Open_vSwitch database"),
     )?;
     let switch = port::find_switch(&nb, req.config.logical_switch()).await?;
-    let bridge = plumb::bridge(&ovs, &conf.bridge).await?;
+    let local = plumb::Local { bridge: plumb::bridge(&ovs, &conf.bridge).await?, system_id: plumb::system_id(&ovs).await? };
 
     let mut undo = Undo::default();
-    let result = plug(req, &pod, &nb, &ovs, &switch, &bridge, &mut undo).await;
+    // The plug step stops early enough (the call's deadline minus a cleanup reserve) that the
+    // undo still runs, with its own bound, before the deadline.
+    let result = super::until_plug_deadline(plug(req, &pod, &nb, &ovs, &switch, &local, &mut undo)).await;
     if result.is_err() {
-        undo.run(&nb, &ovs).await;
+        super::bounded_cleanup(undo.run(&nb, &ovs)).await;
     }
     result
 }
@@ -39,16 +42,19 @@ async fn plug(
     nb: &Client,
     ovs: &Client,
     switch: &LogicalSwitch,
-    bridge: &ovn::vswitch::Bridge,
+    local: &plumb::Local,
     undo: &mut Undo,
 ) -> Result<CniResult, CniError> {
     let conf = &req.config.kubetron;
     let timeout = Duration::from_millis(conf.port_up_timeout_ms);
     let name = port::port_name(req);
-    let attached = port::ensure_port(nb, req, switch, &name).await?;
+    let attached = port::ensure_port(nb, req, switch, &name, local.system_id.as_deref()).await?;
     if attached.created {
         undo.logical_port(attached.port.uuid);
     }
+    // An earlier container's interface bound to this port on this node (a sandbox replaced
+    // without a successful DEL) would compete with ours for the port: remove it.
+    plumb::remove_stale(ovs, &name, req.container_id()).await?;
     let mut lsp = attached.port;
     if lsp.wants_dynamic() && lsp.dynamic_addresses.is_none() {
         // northd allocates within a few milliseconds; wait at least a second even when the
@@ -74,7 +80,7 @@ async fn plug(
     if !conf.dhcp {
         plumb::address_pod(pod, veth.pod_index, &ipnets, &default_routes)?;
     }
-    let port_uuid = plumb::plug(ovs, bridge, &host_if, &name, &mac, req.container_id(), req.ifname()).await?;
+    let port_uuid = plumb::plug(ovs, &local.bridge, &host_if, &name, &mac, &plumb::attachment_tags(req)).await?;
     undo.bridge_port(port_uuid);
     if !timeout.is_zero() {
         port::wait_port(nb, &name, timeout, "come up", |p| p.up == Some(true)).await?;

@@ -1,20 +1,40 @@
 //! Connections to the Northbound and local Open_vSwitch databases, with the CNI error a runtime
 //! understands when one cannot be reached (11: try again later; 50 for STATUS).
 
-use ovsdb::{Client, ClientConfig};
+use ovsdb::{Client, ClientConfig, Remote};
 
-use super::KubetronPlugin;
+use super::{call_nb_tls, call_probe, connected, connecting, KubetronPlugin};
 use crate::{CniError, ErrorCode, Request};
 
 /// Connects to `remote` (`what` names it in errors) without background reconnects: a plugin call
-/// is short-lived and must fail fast and clearly.
+/// is short-lived and must fail fast and clearly. The connection sends inactivity probes
+/// ([`super::probe_interval`]): a server that stops answering drops it, and the requests in
+/// flight fail with code 11. `ssl:` remotes use the config's `nb_private_key`, `nb_certificate`
+/// and `nb_ca_cert`.
 pub async fn connect(plugin: &KubetronPlugin, remote: &str, what: &str) -> Result<Client, CniError> {
-    let cfg = ClientConfig::new(remote)
+    let mut cfg = ClientConfig::new(remote)
         .map_err(|e| CniError::invalid_config(format!("{what} remote {remote:?}: {e}")))?
         .reconnect(false)
         .connect_timeout(plugin.connect_timeout)
-        .inactivity_probe(None);
-    Client::connect(cfg).await.map_err(|e| CniError::try_again_later(format!("{what} at {remote} is not reachable: {e}")))
+        .inactivity_probe(Some(call_probe()));
+    if cfg.remotes.iter().any(|r| matches!(r, Remote::Ssl { .. })) {
+        match call_nb_tls() {
+            Some(tls) => cfg = cfg.tls(tls),
+            None => {
+                return Err(CniError::invalid_config(format!(
+                    "{what} remote {remote:?} is ssl: but the network config lacks nb_private_key, nb_certificate, nb_ca_cert"
+                )))
+            }
+        }
+    }
+    let slot = connecting(what, remote);
+    let client = Client::connect(cfg).await.map_err(|e| match e {
+        // Unreadable or invalid PEM files: retrying will not help.
+        ovsdb::Error::Tls(_) => CniError::invalid_config(format!("{what} at {remote}: {e}")),
+        e => CniError::try_again_later(format!("{what} is not reachable: {e}")),
+    })?;
+    connected(slot, &client);
+    Ok(client)
 }
 
 /// The Northbound remote from the config (required: ports live there).
@@ -30,21 +50,32 @@ pub fn nb_remote(req: &Request) -> Result<&str, CniError> {
 /// Maps an OVSDB error during a request to a CNI error.
 pub fn db_error(what: &str, e: ovsdb::Error) -> CniError {
     match e {
-        ovsdb::Error::Disconnected { .. } | ovsdb::Error::Closed | ovsdb::Error::Connect { .. } => {
-            CniError::try_again_later(format!("{what}: {e}"))
-        }
+        ovsdb::Error::Disconnected { .. }
+        | ovsdb::Error::Closed { .. }
+        | ovsdb::Error::Connect { .. }
+        | ovsdb::Error::RequestTimeout { .. }
+        | ovsdb::Error::Timeout(_) => CniError::try_again_later(format!("{what}: {e}")),
         other => CniError::new(ErrorCode::Other(100), format!("{what}: {other}")),
     }
 }
 
-/// STATUS: both databases answer.
+/// STATUS: both databases answer a read (an echo alone would pass a server that answers
+/// probes but not transactions, e.g. a stuck cluster member). Any failure is code 50; a server
+/// that does not answer at all is bounded by the probe and the call's deadline.
 pub async fn status(plugin: &KubetronPlugin, req: &Request) -> Result<(), CniError> {
     let not_available = |e: CniError| CniError::new(ErrorCode::NotAvailable, e.msg);
     let ovs = connect(plugin, &req.config.kubetron.ovs_socket, "local Open_vSwitch database").await.map_err(not_available)?;
-    ovs.echo(serde_json::json!([]))
-        .await
-        .map_err(|e| CniError::new(ErrorCode::NotAvailable, format!("local Open_vSwitch database: {e}")))?;
+    read_probe(&ovs, ovn::vswitch::DB, "Open_vSwitch", "local Open_vSwitch database").await?;
     let nb = connect(plugin, nb_remote(req)?, "OVN Northbound database").await.map_err(not_available)?;
-    nb.echo(serde_json::json!([])).await.map_err(|e| CniError::new(ErrorCode::NotAvailable, format!("OVN Northbound database: {e}")))?;
+    read_probe(&nb, ovn::nb::DB, "NB_Global", "OVN Northbound database").await?;
     Ok(())
+}
+
+/// A cheap read-only transaction: the `_uuid`s of `table`.
+async fn read_probe(c: &Client, db: &str, table: &str, what: &str) -> Result<(), CniError> {
+    let op = ovsdb::Operation::select(table).columns(["_uuid"]);
+    c.transact_unchecked(db, vec![op])
+        .await
+        .map(|_| ())
+        .map_err(|e| CniError::new(ErrorCode::NotAvailable, format!("{what} does not answer a read of {table}: {e}")))
 }

@@ -75,6 +75,12 @@ async fn select<M: Model>(ovs: &Client, cond: Option<Condition>) -> Result<Vec<M
     Ok(res.into_iter().next().and_then(|r| r.rows).unwrap_or_default().iter().map(M::from_row).collect())
 }
 
+/// This node as ADD sees it: the integration bridge and the chassis name ([`system_id`]).
+pub struct Local {
+    pub bridge: Bridge,
+    pub system_id: Option<String>,
+}
+
 /// The integration bridge, which ovn-controller (or the administrator) must have made.
 pub async fn bridge(ovs: &Client, name: &str) -> Result<Bridge, CniError> {
     select::<Bridge>(ovs, Some(Condition::eq("name", name))).await?.into_iter().next().ok_or_else(|| {
@@ -83,6 +89,8 @@ pub async fn bridge(ovs: &Client, name: &str) -> Result<Bridge, CniError> {
 }
 
 /// Plugs `host_if` into `bridge` as the OVN logical port `lsp`; returns the new Port's UUID.
+/// `tags` (the attachment's container ID, interface, network, netns... see [`attachment_tags`])
+/// go into the Interface's and Port's `external_ids`.
 /// A port of the same name left by an earlier ADD is removed first.
 pub async fn plug(
     ovs: &Client,
@@ -90,18 +98,15 @@ pub async fn plug(
     host_if: &str,
     lsp: &str,
     mac: &str,
-    container_id: &str,
-    ifname: &str,
+    tags: &BTreeMap<String, String>,
 ) -> Result<Uuid, CniError> {
     if let Some(old) = port_by_name(ovs, host_if).await? {
         unplug(ovs, old.uuid).await?;
     }
-    let mut ids = BTreeMap::new();
+    let mut ids = tags.clone();
     ids.insert("iface-id".to_string(), lsp.to_string());
     ids.insert("attached-mac".to_string(), mac.to_string());
     ids.insert("iface-status".to_string(), "active".to_string());
-    ids.insert(names::CONTAINER_ID.to_string(), container_id.to_string());
-    ids.insert(names::INTERFACE.to_string(), ifname.to_string());
     let res = ovs
         .transact(vswitch::DB, vswitch::plug(bridge.uuid, host_if, &ids).to_vec())
         .await
@@ -140,4 +145,60 @@ pub async fn kubetron_interfaces(ovs: &Client) -> Result<Vec<(Interface, Option<
             (i, p)
         })
         .collect())
+}
+
+/// The `external_ids` that tie a local OVS interface to its CNI attachment: container ID,
+/// interface name, CNI network and logical switch, the pod's netns path and identity.
+pub fn attachment_tags(req: &crate::Request) -> BTreeMap<String, String> {
+    let mut ids = BTreeMap::new();
+    ids.insert(names::CONTAINER_ID.to_string(), req.container_id().to_string());
+    ids.insert(names::INTERFACE.to_string(), req.ifname().to_string());
+    ids.insert(names::CNI_NETWORK.to_string(), req.config.name.clone());
+    ids.insert(names::LOGICAL_SWITCH.to_string(), req.config.logical_switch().to_string());
+    if let Some(n) = req.netns() {
+        ids.insert(names::NETNS.to_string(), n.display().to_string());
+    }
+    let a = &req.env.args;
+    for (k, v) in [(names::POD_NAMESPACE, &a.pod_namespace), (names::POD_NAME, &a.pod_name), (names::POD_UID, &a.pod_uid)] {
+        if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+            ids.insert(k.to_string(), v.clone());
+        }
+    }
+    ids
+}
+
+/// This chassis's name: the Open_vSwitch row's `external_ids:system-id` (what ovn-controller
+/// registers in the Southbound database), if set.
+pub async fn system_id(ovs: &Client) -> Result<Option<String>, CniError> {
+    Ok(select::<vswitch::OpenVSwitch>(ovs, None)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|o| o.external_ids.get("system-id").cloned())
+        .filter(|s| !s.is_empty()))
+}
+
+/// Removes what an earlier container left on this node for the logical port `lsp`: every
+/// kubetron interface bound to `lsp` (`iface-id`) that another container plugged, with its bridge
+/// port and host veth. Returns the host interface names removed.
+pub async fn remove_stale(ovs: &Client, lsp: &str, container_id: &str) -> Result<Vec<String>, CniError> {
+    let mut removed = Vec::new();
+    for (iface, port) in kubetron_interfaces(ovs).await? {
+        let cid = iface.external_ids.get(names::CONTAINER_ID).map(String::as_str).unwrap_or("");
+        if iface.external_ids.get("iface-id").map(String::as_str) != Some(lsp) || cid == container_id {
+            continue;
+        }
+        tracing::warn!(
+            port = lsp,
+            old_container = cid,
+            host_if = %iface.name,
+            "removing the local interface an earlier container left for this logical switch port"
+        );
+        if let Some(p) = port {
+            unplug(ovs, p.uuid).await?;
+        }
+        delete_veth(&iface.name)?;
+        removed.push(iface.name);
+    }
+    Ok(removed)
 }

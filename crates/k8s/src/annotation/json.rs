@@ -45,18 +45,19 @@ fn opt_string(obj: &mut Map<String, Value>, field: &'static str) -> Result<Optio
     }
 }
 
-/// Take an optional array of strings; `null` counts as empty.
-fn string_list(obj: &mut Map<String, Value>, field: &'static str) -> Result<Vec<String>, RequestProblem> {
+/// Take an optional array of strings; `null` counts as absent (`None`), `[]` is `Some(empty)`.
+fn string_list(obj: &mut Map<String, Value>, field: &'static str) -> Result<Option<Vec<String>>, RequestProblem> {
     let wrong = || RequestProblem::WrongType { field, expected: "an array of strings" };
     match obj.remove(field) {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
             .into_iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s),
                 _ => Err(wrong()),
             })
-            .collect(),
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
         Some(_) => Err(wrong()),
     }
 }
@@ -76,19 +77,81 @@ fn parse_element(item: Value) -> Result<NetworkRequest, RequestProblem> {
     if let Some(i) = &interface {
         check_interface(i)?;
     }
-    let ips = string_list(&mut obj, "ips")?
-        .iter()
-        .map(|s| s.parse::<RequestedIp>().map_err(RequestProblem::Ip))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mac = opt_string(&mut obj, "mac")?.map(|s| s.parse::<MacAddr>().map_err(RequestProblem::Mac)).transpose()?;
-    let default_route = string_list(&mut obj, "default-route")?
-        .into_iter()
-        .map(|s| s.parse::<IpAddr>().map_err(|_| RequestProblem::DefaultRoute(super::shorten(&s, 60))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let cni_args = match obj.remove("cni-args") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(m)) => Some(m),
-        Some(_) => return Err(RequestProblem::WrongType { field: "cni-args", expected: "an object" }),
+    // `ips`: when present, at least one element, each an IP address.
+    let ips = match string_list(&mut obj, "ips")? {
+        Some(list) if list.is_empty() => return Err(RequestProblem::EmptyIps),
+        list => {
+            list.unwrap_or_default().iter().map(|s| s.parse::<RequestedIp>().map_err(RequestProblem::Ip)).collect::<Result<Vec<_>, _>>()?
+        }
     };
-    Ok(NetworkRequest { name, namespace, interface, ips, mac, default_route, cni_args, extra: obj.into_iter().collect() })
+    // `mac`: an Ethernet MAC, or a 20-byte IP-over-InfiniBand hardware address.
+    let (mac, ipoib_mac) = match opt_string(&mut obj, "mac")? {
+        Some(s) if is_hex_pairs(&s, 20) => (None, Some(s)),
+        Some(s) => (Some(s.parse::<MacAddr>().map_err(RequestProblem::Mac)?), None),
+        None => (None, None),
+    };
+    // `default-route`: present (even empty) means "the default route goes through here".
+    let default_route = string_list(&mut obj, "default-route")?
+        .map(|list| {
+            list.into_iter()
+                .map(|s| s.parse::<IpAddr>().map_err(|_| RequestProblem::DefaultRoute(super::shorten(&s, 60))))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let ipam_claim_reference = opt_string(&mut obj, "ipam-claim-reference")?;
+    if let Some(claim) = &ipam_claim_reference {
+        super::check_dns1123_subdomain(claim).map_err(|why| RequestProblem::IpamClaim { value: super::shorten(claim, 80), why })?;
+        if !ips.is_empty() {
+            return Err(RequestProblem::IpsWithClaim);
+        }
+    }
+    let infiniband_guid = opt_string(&mut obj, "infiniband-guid")?;
+    if let Some(guid) = &infiniband_guid {
+        if !is_hex_pairs(guid, 8) {
+            return Err(RequestProblem::InfinibandGuid(super::shorten(guid, 60)));
+        }
+    }
+    let port_mappings = match obj.remove("portMappings") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::Object(m) => Ok(m),
+                _ => Err(RequestProblem::WrongType { field: "portMappings", expected: "an array of objects" }),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(RequestProblem::WrongType { field: "portMappings", expected: "an array of objects" }),
+    };
+    let bandwidth = opt_object(&mut obj, "bandwidth")?;
+    let cni_args = opt_object(&mut obj, "cni-args")?;
+    Ok(NetworkRequest {
+        name,
+        namespace,
+        interface,
+        ips,
+        mac,
+        ipoib_mac,
+        default_route,
+        ipam_claim_reference,
+        infiniband_guid,
+        port_mappings,
+        bandwidth,
+        cni_args,
+        extra: obj.into_iter().collect(),
+    })
+}
+
+/// Take an optional object field; `null` counts as absent.
+fn opt_object(obj: &mut Map<String, Value>, field: &'static str) -> Result<Option<Map<String, Value>>, RequestProblem> {
+    match obj.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(RequestProblem::WrongType { field, expected: "an object" }),
+    }
+}
+
+/// `n` colon-separated pairs of hex digits (8: an InfiniBand GUID; 20: an IPoIB hardware address).
+fn is_hex_pairs(s: &str, n: usize) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == n && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }

@@ -1,11 +1,35 @@
-//! The pod network request annotation `k8s.v1.cni.cncf.io/networks` (NPWG multi-network spec).
+//! The pod network request annotation `k8s.v1.cni.cncf.io/networks` (NPWG multi-network spec,
+//! "Kubernetes Network Custom Resource Definition De-facto Standard" v1.3, section 4).
+//!
+//! This is the one parser of the annotation: the webhook, the controller and the tests use it
+//! (the CNI plugin never reads the annotation: Multus hands it `runtimeConfig` and `args`).
 //!
 //! Two syntaxes are accepted:
 //! - text: comma-separated `name`, `ns/name`, `name@iface`, `ns/name@iface` (spaces around
 //!   elements are ignored);
-//! - JSON: an array of objects with `name` (required), `namespace`, `interface`, `ips`, `mac`,
-//!   `default-route`, `cni-args`; any other key (`infiniband-guid`, `portMappings`,
-//!   `bandwidth`, ...) is kept verbatim in [`NetworkRequest::extra`].
+//! - JSON: an array of objects, key by key as the spec defines them:
+//!   - `name` (required string): a NetworkAttachmentDefinition name, a DNS-1123 subdomain (dots
+//!     allowed, at most 253 characters) like every Kubernetes object name;
+//!   - `namespace` (string; missing or empty: the pod's): a DNS-1123 label;
+//!   - `interface` (string): a valid Linux interface name (see [`check_ifname`]);
+//!   - `ips` (string array): when present it must hold at least one address (`"ips": []` is
+//!     invalid), each an IPv4 or IPv6 address (a `/prefix` is accepted, as Multus does);
+//!   - `mac` (string): a 6-byte Ethernet MAC address, or a 20-byte IP-over-InfiniBand hardware
+//!     address (kept in `ipoib_mac`; kubetron's networks are Ethernet and refuse it);
+//!   - `default-route` (string array of gateway IPs, possibly empty): this attachment gets the
+//!     default route; the key may be set on ONE element only;
+//!   - `ipam-claim-reference` (string): the IPAMClaim holding this attachment's addresses; it
+//!     may not be combined with `ips`;
+//!   - `infiniband-guid` (string), `portMappings` (array of objects), `bandwidth` (object):
+//!     capability requests, checked for shape here; whether the network can honour them is
+//!     checked against the NAD ([`crate::nad::check_capabilities`]);
+//!   - `cni-args` (object): passed through;
+//!   - any other key is kept verbatim in [`NetworkRequest::extra`] (the spec reserves keys
+//!     without a dot for itself and gives dotted keys to implementations).
+//!
+//! Anything invalid makes the whole annotation invalid (the spec: "the Network Attachment
+//! Selection Annotation shall be invalid"): the webhook refuses the pod and the controller
+//! reports an event instead of attaching part of it.
 //!
 //! [`parse_requests`] checks syntax and values; [`resolve`] fills in the pod's namespace and the
 //! interface names; [`parse`] does both. Requests are numbered from 1 in error messages
@@ -29,7 +53,10 @@ use serde_json::Value;
 use thiserror::Error;
 
 pub use crate::addr::{IpError, MacAddr, MacError, RequestedIp};
-pub use names::{check_dns1123_label, check_ifname, NameError, MAX_IFNAME_LEN, RESERVED_IFNAMES};
+pub use names::{
+    check_dns1123_label, check_dns1123_subdomain, check_ifname, NameError, MAX_IFNAME_LEN, MAX_LABEL_LEN, MAX_SUBDOMAIN_LEN,
+    RESERVED_IFNAMES,
+};
 pub use resolve::resolve;
 
 /// The annotation a pod uses to ask for extra networks.
@@ -52,9 +79,26 @@ pub struct NetworkRequest {
     /// Static MAC asked for (NPWG `mac`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<MacAddr>,
-    /// Gateways for the default route through this interface (NPWG `default-route`).
-    #[serde(default, rename = "default-route", skip_serializing_if = "Vec::is_empty")]
-    pub default_route: Vec<IpAddr>,
+    /// The default route goes through this interface (NPWG `default-route`): `Some` with the
+    /// gateways asked for, `Some(vec![])` for "the network's gateway", `None` when not asked.
+    #[serde(default, rename = "default-route", skip_serializing_if = "Option::is_none")]
+    pub default_route: Option<Vec<IpAddr>>,
+    /// The IPAMClaim holding the addresses (NPWG `ipam-claim-reference`).
+    #[serde(default, rename = "ipam-claim-reference", skip_serializing_if = "Option::is_none")]
+    pub ipam_claim_reference: Option<String>,
+    /// A 20-byte IP-over-InfiniBand hardware address given as `mac` (the spec allows it next to
+    /// Ethernet MACs); kept apart from [`NetworkRequest::mac`], which is Ethernet.
+    #[serde(default, rename = "ipoib-mac", skip_serializing_if = "Option::is_none")]
+    pub ipoib_mac: Option<String>,
+    /// InfiniBand GUID asked for (NPWG `infiniband-guid`).
+    #[serde(default, rename = "infiniband-guid", skip_serializing_if = "Option::is_none")]
+    pub infiniband_guid: Option<String>,
+    /// Port mappings asked for (NPWG `portMappings`, CNI capability `portMappings`); empty: none.
+    #[serde(default, rename = "portMappings", skip_serializing_if = "Vec::is_empty")]
+    pub port_mappings: Vec<serde_json::Map<String, Value>>,
+    /// Bandwidth limits asked for (NPWG `bandwidth`, CNI capability `bandwidth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<serde_json::Map<String, Value>>,
     /// Extra CNI args (NPWG `cni-args`), passed through.
     #[serde(default, rename = "cni-args", skip_serializing_if = "Option::is_none")]
     pub cni_args: Option<serde_json::Map<String, Value>>,
@@ -81,9 +125,25 @@ pub struct NetworkSelection {
     /// Static MAC asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<MacAddr>,
-    /// Default-route gateways through this interface.
-    #[serde(default, rename = "default-route", skip_serializing_if = "Vec::is_empty")]
-    pub default_route: Vec<IpAddr>,
+    /// The default route goes through this interface: `Some` with the gateways asked for
+    /// (empty: the network's gateway), `None` when not asked.
+    #[serde(default, rename = "default-route", skip_serializing_if = "Option::is_none")]
+    pub default_route: Option<Vec<IpAddr>>,
+    /// The IPAMClaim holding the addresses.
+    #[serde(default, rename = "ipam-claim-reference", skip_serializing_if = "Option::is_none")]
+    pub ipam_claim_reference: Option<String>,
+    /// A 20-byte IP-over-InfiniBand hardware address given as `mac`.
+    #[serde(default, rename = "ipoib-mac", skip_serializing_if = "Option::is_none")]
+    pub ipoib_mac: Option<String>,
+    /// InfiniBand GUID asked for.
+    #[serde(default, rename = "infiniband-guid", skip_serializing_if = "Option::is_none")]
+    pub infiniband_guid: Option<String>,
+    /// Port mappings asked for (empty: none).
+    #[serde(default, rename = "portMappings", skip_serializing_if = "Vec::is_empty")]
+    pub port_mappings: Vec<serde_json::Map<String, Value>>,
+    /// Bandwidth limits asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<serde_json::Map<String, Value>>,
     /// Extra CNI args.
     #[serde(default, rename = "cni-args", skip_serializing_if = "Option::is_none")]
     pub cni_args: Option<serde_json::Map<String, Value>>,
@@ -96,6 +156,29 @@ impl NetworkSelection {
     /// The network this selection points at.
     pub fn network(&self) -> NetworkRef {
         NetworkRef { namespace: self.namespace.clone(), name: self.name.clone() }
+    }
+
+    /// The CNI capabilities this selection asks the network's plugins to honour (CNI
+    /// `capabilities` names: `ips`, `mac`, `infinibandGUID`, `portMappings`, `bandwidth`), in
+    /// that order. `ipam-claim-reference` is not a CNI capability and is not listed.
+    pub fn requested_capabilities(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if !self.ips.is_empty() {
+            out.push("ips");
+        }
+        if self.mac.is_some() || self.ipoib_mac.is_some() {
+            out.push("mac");
+        }
+        if self.infiniband_guid.is_some() {
+            out.push("infinibandGUID");
+        }
+        if !self.port_mappings.is_empty() {
+            out.push("portMappings");
+        }
+        if self.bandwidth.as_ref().is_some_and(|b| !b.is_empty()) {
+            out.push("bandwidth");
+        }
+        out
     }
 }
 
@@ -143,6 +226,14 @@ pub enum AnnotationError {
         /// The interface name.
         interface: String,
     },
+    /// `default-route` on more than one element (the spec allows it on one only).
+    #[error("annotation {NETWORKS_ANNOTATION}: network requests #{first} and #{second} both set \"default-route\"; the default route can go through one attachment only")]
+    SeveralDefaultRoutes {
+        /// 1-based position of the first.
+        first: usize,
+        /// 1-based position of the second.
+        second: usize,
+    },
 }
 
 /// What is wrong with one request.
@@ -152,7 +243,7 @@ pub enum RequestProblem {
     #[error("is empty")]
     Empty,
     /// Bad network name.
-    #[error("has network name \"{value}\" which {why}; network names are DNS-1123 labels (lowercase letters, digits and '-', at most 63)")]
+    #[error("has network name \"{value}\" which {why}; network names are NetworkAttachmentDefinition names, DNS-1123 subdomains (lowercase letters, digits, '-' and '.', at most 253)")]
     Name {
         /// The name.
         value: String,
@@ -160,7 +251,7 @@ pub enum RequestProblem {
         why: NameError,
     },
     /// Bad namespace.
-    #[error("has namespace \"{value}\" which {why}; namespaces are DNS-1123 labels")]
+    #[error("has namespace \"{value}\" which {why}; namespaces are DNS-1123 labels (lowercase letters, digits and '-', at most 63)")]
     Namespace {
         /// The namespace.
         value: String,
@@ -168,7 +259,7 @@ pub enum RequestProblem {
         why: NameError,
     },
     /// Bad interface name.
-    #[error("asks for interface name \"{value}\" which {why}; interface names are 1-15 printable characters without '/', ':', '%', '@', ',' or spaces, and not lo or eth0")]
+    #[error("asks for interface name \"{value}\" which {why}; interface names are Linux interface names: 1-15 bytes without '/', ':', '%', whitespace or control characters, not \".\", \"..\", lo or eth0")]
     Interface {
         /// The name.
         value: String,
@@ -187,6 +278,23 @@ pub enum RequestProblem {
     /// Bad default-route gateway.
     #[error("has default-route entry \"{0}\" which is not an IP address")]
     DefaultRoute(String),
+    /// `"ips": []`.
+    #[error("has \"ips\" with no address; when the key is present it must list at least one IP (leave it out for automatic addresses)")]
+    EmptyIps,
+    /// `ips` and `ipam-claim-reference` together.
+    #[error("has both \"ips\" and \"ipam-claim-reference\"; the spec allows one or the other (static addresses, or the addresses of an IPAMClaim)")]
+    IpsWithClaim,
+    /// Bad IPAMClaim name.
+    #[error("has ipam-claim-reference \"{value}\" which {why}; it names an IPAMClaim, a DNS-1123 subdomain")]
+    IpamClaim {
+        /// The name.
+        value: String,
+        /// Why.
+        why: NameError,
+    },
+    /// Bad InfiniBand GUID.
+    #[error("has infiniband-guid \"{0}\" which is not an InfiniBand GUID (eight colon-separated hex pairs like c2:11:22:33:44:55:66:77)")]
+    InfinibandGuid(String),
     /// JSON element not an object.
     #[error("is not a JSON object")]
     NotObject,
@@ -213,6 +321,10 @@ pub fn parse_requests(value: &str) -> Result<Vec<NetworkRequest>, AnnotationErro
     } else {
         text::parse(trimmed)?
     };
+    let mut with_default_route = requests.iter().enumerate().filter(|(_, r)| r.default_route.is_some()).map(|(i, _)| i + 1);
+    if let (Some(first), Some(second)) = (with_default_route.next(), with_default_route.next()) {
+        return Err(AnnotationError::SeveralDefaultRoutes { first, second });
+    }
     tracing::trace!(count = requests.len(), "parsed network requests");
     Ok(requests)
 }
@@ -248,7 +360,7 @@ fn request_error(index: usize, text: &str, problem: RequestProblem) -> Annotatio
 }
 
 fn check_name(v: &str) -> Result<(), RequestProblem> {
-    check_dns1123_label(v).map_err(|why| RequestProblem::Name { value: shorten(v, 80), why })
+    check_dns1123_subdomain(v).map_err(|why| RequestProblem::Name { value: shorten(v, 80), why })
 }
 
 fn check_namespace(v: &str) -> Result<(), RequestProblem> {

@@ -1,11 +1,19 @@
-//! Name rules: DNS-1123 labels (network and namespace names) and Linux interface names.
+//! Name rules: DNS-1123 subdomains (NetworkAttachmentDefinition names, like every Kubernetes
+//! object name), DNS-1123 labels (namespace names) and Linux interface names.
 
 use thiserror::Error;
 
 /// Longest Linux interface name (IFNAMSIZ - 1).
 pub const MAX_IFNAME_LEN: usize = 15;
 
-/// Interface names a request may not take: the loopback and the cluster network's interface.
+/// Longest DNS-1123 label (namespace names).
+pub const MAX_LABEL_LEN: usize = 63;
+
+/// Longest DNS-1123 subdomain (object names such as NetworkAttachmentDefinitions).
+pub const MAX_SUBDOMAIN_LEN: usize = 253;
+
+/// Interface names a request may not take: the loopback and the cluster network's interface
+/// (the kubelet always names the cluster-wide default network's interface `eth0`).
 pub const RESERVED_IFNAMES: &[&str] = &["lo", "eth0"];
 
 /// Why a name was refused.
@@ -28,6 +36,9 @@ pub enum NameError {
     /// DNS-1123 labels start and end with a letter or digit.
     #[error("must start and end with a lowercase letter or digit")]
     BadEdge,
+    /// A DNS-1123 subdomain part (between dots) is empty or does not start and end with a letter or digit.
+    #[error("has a dot-separated part {0:?} that does not start and end with a lowercase letter or digit")]
+    BadPart(String),
     /// `.`/`..` and reserved names.
     #[error("is reserved")]
     Reserved,
@@ -38,8 +49,8 @@ pub fn check_dns1123_label(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
         return Err(NameError::Empty);
     }
-    if s.len() > 63 {
-        return Err(NameError::TooLong { len: s.len(), max: 63 });
+    if s.len() > MAX_LABEL_LEN {
+        return Err(NameError::TooLong { len: s.len(), max: MAX_LABEL_LEN });
     }
     if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
         return Err(NameError::BadChar(c));
@@ -50,14 +61,37 @@ pub fn check_dns1123_label(s: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-/// Check a Linux interface name the way the kernel does (`dev_valid_name`), a bit stricter:
-/// 1-15 printable ASCII characters, none of `/`, `:`, `%`, `@`, `,` or whitespace; not `.`, `..`,
-/// nor one of [`RESERVED_IFNAMES`].
+/// Check a DNS-1123 subdomain the way Kubernetes validates object names: 1-253 chars of
+/// `[a-z0-9.-]`, dot-separated parts that each start and end with a letter or digit
+/// (`[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`).
+pub fn check_dns1123_subdomain(s: &str) -> Result<(), NameError> {
+    if s.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if s.len() > MAX_SUBDOMAIN_LEN {
+        return Err(NameError::TooLong { len: s.len(), max: MAX_SUBDOMAIN_LEN });
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.')) {
+        return Err(NameError::BadChar(c));
+    }
+    for part in s.split('.') {
+        let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !edge_ok(part.chars().next()) || !edge_ok(part.chars().last()) {
+            return Err(NameError::BadPart(part.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Check a Linux interface name the way the kernel does (`dev_valid_name`): 1-15 bytes, not
+/// `.` or `..`, no `/`, `:` or whitespace. Also refused: `%` (the kernel treats such a name as a
+/// pattern like `eth%d` and picks another name, so the request could not be honoured), control
+/// characters, and [`RESERVED_IFNAMES`] (already taken in every pod).
 pub fn check_ifname(s: &str) -> Result<(), NameError> {
     if s.is_empty() {
         return Err(NameError::Empty);
     }
-    if let Some(c) = s.chars().find(|c| !c.is_ascii_graphic() || matches!(c, '/' | ':' | '%' | '@' | ',')) {
+    if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | ':' | '%')) {
         return Err(NameError::BadChar(c));
     }
     if s.len() > MAX_IFNAME_LEN {
@@ -87,6 +121,22 @@ mod tests {
     }
 
     #[test]
+    fn dns_subdomains() {
+        for ok in ["red", "red.net", "a.b-c.d1", "1.2.3", &"a".repeat(253), &format!("{}.{}", "a".repeat(63), "b".repeat(100))] {
+            assert!(check_dns1123_subdomain(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(check_dns1123_subdomain(""), Err(NameError::Empty));
+        assert_eq!(check_dns1123_subdomain(&"a".repeat(254)), Err(NameError::TooLong { len: 254, max: 253 }));
+        assert_eq!(check_dns1123_subdomain("Red.net"), Err(NameError::BadChar('R')));
+        assert_eq!(check_dns1123_subdomain("red_net"), Err(NameError::BadChar('_')));
+        assert_eq!(check_dns1123_subdomain("red..net"), Err(NameError::BadPart(String::new())));
+        assert_eq!(check_dns1123_subdomain(".red"), Err(NameError::BadPart(String::new())));
+        assert_eq!(check_dns1123_subdomain("red."), Err(NameError::BadPart(String::new())));
+        assert_eq!(check_dns1123_subdomain("red.-net"), Err(NameError::BadPart("-net".into())));
+        assert_eq!(check_dns1123_subdomain("red-.net"), Err(NameError::BadPart("red-".into())));
+    }
+
+    #[test]
     fn ifnames() {
         assert!(check_ifname("net1").is_ok());
         assert!(check_ifname("data_0.100").is_ok());
@@ -94,7 +144,16 @@ mod tests {
         assert_eq!(check_ifname("abcdefghijklmnop"), Err(NameError::TooLong { len: 16, max: 15 }));
         assert_eq!(check_ifname("a/b"), Err(NameError::BadChar('/')));
         assert_eq!(check_ifname("a b"), Err(NameError::BadChar(' ')));
-        assert_eq!(check_ifname("é"), Err(NameError::BadChar('é')));
+        assert_eq!(check_ifname("a:b"), Err(NameError::BadChar(':')));
+        assert_eq!(check_ifname("eth%d"), Err(NameError::BadChar('%')));
+        assert_eq!(check_ifname("a\tb"), Err(NameError::BadChar('\t')));
+        assert_eq!(check_ifname("a\u{1}"), Err(NameError::BadChar('\u{1}')));
+        // The kernel accepts these; so does the spec ("a valid Linux kernel interface name").
+        assert!(check_ifname("a@b").is_ok());
+        assert!(check_ifname("a,b").is_ok());
+        assert!(check_ifname("é").is_ok());
+        // 15 bytes, not characters: "é" is two bytes.
+        assert_eq!(check_ifname(&"é".repeat(8)), Err(NameError::TooLong { len: 16, max: 15 }));
         assert_eq!(check_ifname(".."), Err(NameError::Reserved));
         assert_eq!(check_ifname("eth0"), Err(NameError::Reserved));
         assert_eq!(check_ifname(""), Err(NameError::Empty));

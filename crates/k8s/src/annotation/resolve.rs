@@ -39,7 +39,12 @@ pub fn resolve(requests: Vec<NetworkRequest>, pod_namespace: &str) -> Result<Vec
             interface_requested,
             ips: r.ips,
             mac: r.mac,
+            ipoib_mac: r.ipoib_mac,
             default_route: r.default_route,
+            ipam_claim_reference: r.ipam_claim_reference,
+            infiniband_guid: r.infiniband_guid,
+            port_mappings: r.port_mappings,
+            bandwidth: r.bandwidth,
             cni_args: r.cni_args,
             extra: r.extra,
         });

@@ -61,11 +61,146 @@ fn json_full_form() {
     let b = &got[0];
     assert_eq!(b.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(), vec!["10.1.1.5/24", "fd00::5"]);
     assert_eq!(b.mac.unwrap().to_string(), "c2:11:22:33:44:55");
-    assert_eq!(b.default_route, vec!["10.1.1.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(b.default_route, Some(vec!["10.1.1.1".parse::<std::net::IpAddr>().unwrap()]));
     assert_eq!(b.cni_args.as_ref().unwrap()["foo"], "bar");
-    assert!(b.extra.contains_key("infiniband-guid"));
-    assert!(b.extra.contains_key("portMappings"));
-    assert_eq!(b.extra.len(), 2);
+    assert_eq!(b.infiniband_guid.as_deref(), Some("c2:11:22:33:44:55:66:77"));
+    assert_eq!(b.port_mappings.len(), 1);
+    assert_eq!(b.port_mappings[0]["hostPort"], 8080);
+    assert!(b.extra.is_empty(), "{:?}", b.extra);
+    assert_eq!(b.requested_capabilities(), vec!["ips", "mac", "infinibandGUID", "portMappings"]);
+    assert_eq!(got[1].default_route, None);
+    assert!(got[1].requested_capabilities().is_empty());
+}
+
+#[test]
+fn unknown_keys_are_kept() {
+    let got = parse(r#"[{"name":"a","org.example.color":"blue","future":[1]}]"#, "ns").unwrap();
+    assert_eq!(got[0].extra.len(), 2);
+    assert_eq!(got[0].extra["org.example.color"], "blue");
+}
+
+#[test]
+fn names_are_object_names_with_dots() {
+    // NAD names are Kubernetes object names: DNS-1123 subdomains, dots allowed (the NAD sync makes such names).
+    let got = parse("red.net, team-a/blue.v2@data0", "ns").unwrap();
+    assert_eq!(triples(&got), vec![sel("ns", "red.net", "net1"), sel("team-a", "blue.v2", "data0")]);
+    let got = parse(r#"[{"name":"red.net","namespace":"team-a"}]"#, "ns").unwrap();
+    assert_eq!(got[0].name, "red.net");
+    let long = format!("{}.{}", "a".repeat(200), "b".repeat(52));
+    assert_eq!(parse(&long, "ns").unwrap()[0].name.len(), 253);
+    assert!(matches!(problem(&format!("{long}c")), (1, RequestProblem::Name { why: NameError::TooLong { len: 254, max: 253 }, .. })));
+    assert!(matches!(problem("red..net"), (1, RequestProblem::Name { why: NameError::BadPart(_), .. })));
+    assert!(matches!(problem("red.-net"), (1, RequestProblem::Name { why: NameError::BadPart(_), .. })));
+    assert!(matches!(problem("Red.net"), (1, RequestProblem::Name { why: NameError::BadChar('R'), .. })));
+    // Namespaces stay DNS-1123 labels: no dots.
+    assert!(matches!(problem("team.a/red"), (1, RequestProblem::Namespace { why: NameError::BadChar('.'), .. })));
+    assert!(matches!(problem(r#"[{"name":"red","namespace":"a.b"}]"#), (1, RequestProblem::Namespace { .. })));
+    let msg = parse("Red.net", "ns").unwrap_err().to_string();
+    assert!(msg.contains("DNS-1123 subdomains") && msg.contains("253"), "{msg}");
+}
+
+#[test]
+fn interface_names_follow_the_kernel() {
+    // JSON form: any name the kernel takes (and kubetron can honour).
+    let got = parse(r#"[{"name":"a","interface":"a@b"},{"name":"b","interface":"x,y"}]"#, "ns").unwrap();
+    assert_eq!(got[0].interface, "a@b");
+    assert_eq!(got[1].interface, "x,y");
+    for bad in ["a:b", "a/b", "a b", r"a\tb", r"a\u0001b", "eth%d", "lo", "eth0", ".", "..", "abcdefghijklmnop"] {
+        let v = format!(r#"[{{"name":"a","interface":"{bad}"}}]"#);
+        assert!(matches!(problem(&v), (1, RequestProblem::Interface { .. })), "{bad}");
+    }
+}
+
+#[test]
+fn default_route_on_one_element_only() {
+    // An empty list is valid: the default route through this attachment, via the network's gateway.
+    let got = parse(r#"[{"name":"a","default-route":[]},{"name":"b"}]"#, "ns").unwrap();
+    assert_eq!(got[0].default_route, Some(vec![]));
+    assert_eq!(got[1].default_route, None);
+    // Both families on one element are fine.
+    let got = parse(r#"[{"name":"a","default-route":["10.0.0.1","fd00::1"]}]"#, "ns").unwrap();
+    assert_eq!(got[0].default_route.as_ref().unwrap().len(), 2);
+    // On two elements: the whole annotation is invalid, whichever family each names.
+    for v in [
+        r#"[{"name":"a","default-route":["10.0.0.1"]},{"name":"b","default-route":["10.1.0.1"]}]"#,
+        r#"[{"name":"a","default-route":["10.0.0.1"]},{"name":"b"},{"name":"c","default-route":["fd00::1"]}]"#,
+        r#"[{"name":"a","default-route":[]},{"name":"b","default-route":[]}]"#,
+    ] {
+        let e = parse(v, "ns").unwrap_err();
+        assert!(matches!(e, AnnotationError::SeveralDefaultRoutes { first: 1, .. }), "{v}: {e:?}");
+        assert!(e.to_string().contains("default-route"), "{e}");
+    }
+    assert_eq!(
+        parse(r#"[{"name":"a"},{"name":"b","default-route":[]},{"name":"c","default-route":[]}]"#, "ns"),
+        Err(AnnotationError::SeveralDefaultRoutes { first: 2, second: 3 })
+    );
+    // null counts as absent.
+    assert_eq!(
+        parse(r#"[{"name":"a","default-route":null},{"name":"b","default-route":[]}]"#, "ns").unwrap()[1].default_route,
+        Some(vec![])
+    );
+    assert!(matches!(
+        problem(r#"[{"name":"a","default-route":"10.0.0.1"}]"#),
+        (1, RequestProblem::WrongType { field: "default-route", .. })
+    ));
+}
+
+#[test]
+fn ips_when_present_list_at_least_one_address() {
+    assert_eq!(problem(r#"[{"name":"a","ips":[]}]"#), (1, RequestProblem::EmptyIps));
+    assert_eq!(problem(r#"[{"name":"a"},{"name":"b","ips":[]}]"#), (2, RequestProblem::EmptyIps));
+    assert!(parse(r#"[{"name":"a","ips":null}]"#, "ns").unwrap()[0].ips.is_empty(), "null is absent");
+    let msg = parse(r#"[{"name":"a","ips":[]}]"#, "ns").unwrap_err().to_string();
+    assert!(msg.contains("at least one"), "{msg}");
+}
+
+#[test]
+fn ipam_claim_reference() {
+    let got = parse(r#"[{"name":"a","ipam-claim-reference":"vm1.net1"}]"#, "ns").unwrap();
+    assert_eq!(got[0].ipam_claim_reference.as_deref(), Some("vm1.net1"));
+    assert!(got[0].requested_capabilities().is_empty(), "not a CNI capability");
+    assert_eq!(problem(r#"[{"name":"a","ips":["10.0.0.5"],"ipam-claim-reference":"c"}]"#), (1, RequestProblem::IpsWithClaim));
+    assert!(matches!(problem(r#"[{"name":"a","ipam-claim-reference":"Bad"}]"#), (1, RequestProblem::IpamClaim { .. })));
+    assert_eq!(
+        problem(r#"[{"name":"a","ipam-claim-reference":5}]"#),
+        (1, RequestProblem::WrongType { field: "ipam-claim-reference", expected: "a string" })
+    );
+    // With a MAC it is fine.
+    assert!(parse(r#"[{"name":"a","mac":"02:00:00:00:00:01","ipam-claim-reference":"c"}]"#, "ns").is_ok());
+}
+
+#[test]
+fn mac_is_ethernet_or_ipoib() {
+    let ib = "80:00:00:48:fe:80:00:00:00:00:00:00:02:c9:03:00:00:0f:f0:11";
+    let got = parse(&format!(r#"[{{"name":"a","mac":"{ib}"}}]"#), "ns").unwrap();
+    assert_eq!(got[0].mac, None);
+    assert_eq!(got[0].ipoib_mac.as_deref(), Some(ib));
+    assert_eq!(got[0].requested_capabilities(), vec!["mac"]);
+    let got = parse(r#"[{"name":"a","mac":"02:00:00:00:00:01"}]"#, "ns").unwrap();
+    assert!(got[0].mac.is_some() && got[0].ipoib_mac.is_none());
+    assert!(matches!(
+        problem(r#"[{"name":"a","mac":"80:00:00:48:fe:80:00:00:00:00:00:00:02:c9:03:00:00:0f:f0"}]"#),
+        (1, RequestProblem::Mac(_))
+    ));
+}
+
+#[test]
+fn capability_keys_are_checked_for_shape() {
+    let got = parse(r#"[{"name":"a","portMappings":[],"bandwidth":{}}]"#, "ns").unwrap();
+    assert!(got[0].requested_capabilities().is_empty(), "empty requests ask for nothing");
+    let got = parse(r#"[{"name":"a","bandwidth":{"ingressRate":1000,"ingressBurst":100}}]"#, "ns").unwrap();
+    assert_eq!(got[0].requested_capabilities(), vec!["bandwidth"]);
+    assert_eq!(
+        problem(r#"[{"name":"a","portMappings":{"hostPort":1}}]"#),
+        (1, RequestProblem::WrongType { field: "portMappings", expected: "an array of objects" })
+    );
+    assert_eq!(
+        problem(r#"[{"name":"a","portMappings":[1]}]"#),
+        (1, RequestProblem::WrongType { field: "portMappings", expected: "an array of objects" })
+    );
+    assert_eq!(problem(r#"[{"name":"a","bandwidth":5}]"#), (1, RequestProblem::WrongType { field: "bandwidth", expected: "an object" }));
+    assert!(matches!(problem(r#"[{"name":"a","infiniband-guid":"zz"}]"#), (1, RequestProblem::InfinibandGuid(_))));
+    assert!(matches!(problem(r#"[{"name":"a","infiniband-guid":"c2:11:22:33:44:55"}]"#), (1, RequestProblem::InfinibandGuid(_))));
 }
 
 #[test]
@@ -76,7 +211,11 @@ fn json_nulls_and_empty_strings_are_absent() {
 
 #[test]
 fn selection_serde_round_trip() {
-    let got = parse(r#"[{"name":"a","ips":["10.0.0.1/8"],"mac":"02:00:00:00:00:01","x":1}]"#, "ns").unwrap();
+    let got = parse(
+        r#"[{"name":"a","ips":["10.0.0.1/8"],"mac":"02:00:00:00:00:01","x":1,"default-route":[],"portMappings":[{"hostPort":1}],"bandwidth":{"egressRate":1},"infiniband-guid":"00:11:22:33:44:55:66:77"},{"name":"b","ipam-claim-reference":"c"}]"#,
+        "ns",
+    )
+    .unwrap();
     let s = serde_json::to_string(&got).unwrap();
     let back: Vec<NetworkSelection> = serde_json::from_str(&s).unwrap();
     assert_eq!(back, got);
@@ -95,7 +234,7 @@ fn text_errors() {
     assert!(matches!(problem("a@abcdefghijklmnop"), (1, RequestProblem::Interface { why: NameError::TooLong { .. }, .. })));
     assert!(matches!(problem("a@eth0"), (1, RequestProblem::Interface { why: NameError::Reserved, .. })));
     assert!(matches!(problem("a@x y"), (1, RequestProblem::Interface { why: NameError::BadChar(' '), .. })));
-    assert!(matches!(problem("-a"), (1, RequestProblem::Name { why: NameError::BadEdge, .. })));
+    assert!(matches!(problem("-a"), (1, RequestProblem::Name { why: NameError::BadPart(_), .. })));
 }
 
 #[test]

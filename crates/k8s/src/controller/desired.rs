@@ -121,8 +121,9 @@ pub struct DesiredPort {
     pub prefixes: BTreeMap<IpAddr, u8>,
     pub dhcpv4_options: Option<Uuid>,
     pub external_ids: BTreeMap<String, String>,
-    /// The pod asked for its default route through this interface.
-    pub default_route: bool,
+    /// The pod asked for its default route through this interface: the gateways it named
+    /// (empty: the network's gateway); `None` when it did not ask.
+    pub default_route: Option<Vec<IpAddr>>,
 }
 
 impl DesiredPort {
@@ -204,7 +205,7 @@ fn desired_port(
         prefixes,
         dhcpv4_options,
         external_ids: ids,
-        default_route: !sel.default_route.is_empty(),
+        default_route: sel.default_route.clone(),
     }))
 }
 

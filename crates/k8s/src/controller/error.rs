@@ -30,8 +30,20 @@ pub enum PodError {
     IpOutsideSubnet { network: NetworkRef, interface: String, ip: IpAddr, subnet: Ipv4Net },
     #[error("interface {interface} on network {network} asks only for IPv6 addresses; give it a \"mac\" too")]
     Ipv6NeedsMac { network: NetworkRef, interface: String },
-    #[error("interface {interface} asks for IP {ip} on network {network}, but logical switch port {holder:?} already has it")]
-    IpConflict { network: NetworkRef, interface: String, ip: IpAddr, holder: String },
+    #[error(
+        "interface {interface} asks for IP {ip} on network {network}, but logical switch port {holder:?}{} already has it",
+        of_pod(holder_pod)
+    )]
+    IpConflict { network: Box<NetworkRef>, interface: String, ip: IpAddr, holder: String, holder_pod: Option<String> },
+    #[error(
+        "interface {interface} asks for MAC {mac} on network {network}, but logical switch port {holder:?}{} already has it",
+        of_pod(holder_pod)
+    )]
+    MacConflict { network: Box<NetworkRef>, interface: String, mac: String, holder: String, holder_pod: Option<String> },
+    #[error(
+        "interface {interface} asks for IP {ip}, which network {network} excludes (logical switch other_config:exclude_ips has {entry:?})"
+    )]
+    IpExcluded { network: NetworkRef, interface: String, ip: IpAddr, entry: String },
     #[error("logical switch port {port:?} already exists and was not made by kubetron for this pod (owner: {owner}); remove or rename it")]
     PortNameTaken { port: String, owner: String },
     #[error("OVN Northbound transaction failed: {0}")]
@@ -51,7 +63,9 @@ impl PodError {
             PodError::Refused(_) => "NetworkNotAllowed",
             PodError::SwitchMissing { .. } | PodError::SwitchAmbiguous { .. } => "LogicalSwitchNotFound",
             PodError::IpOutsideSubnet { .. } | PodError::Ipv6NeedsMac { .. } => "InvalidStaticAddress",
+            PodError::IpExcluded { .. } => "InvalidStaticAddress",
             PodError::IpConflict { .. } => "StaticIPConflict",
+            PodError::MacConflict { .. } => "StaticMACConflict",
             PodError::PortNameTaken { .. } => "PortNameConflict",
             PodError::Ovsdb(_) => "OVNTransactionFailed",
             PodError::NotLeader => "NotLeader",
@@ -63,4 +77,9 @@ impl PodError {
     pub fn is_transient(&self) -> bool {
         matches!(self, PodError::Ovsdb(_) | PodError::NotLeader)
     }
+}
+
+/// `" (pod ns/name)"` when the holder's pod is known.
+fn of_pod(pod: &Option<String>) -> String {
+    pod.as_ref().map(|p| format!(" (pod {p})")).unwrap_or_default()
 }

@@ -6,13 +6,22 @@
 //! publishes leadership on a watch channel. Leadership is dropped (false) as soon as a renewal
 //! has not succeeded within `renew_deadline`, which is shorter than the lease duration, so the
 //! old leader stops writing before anyone else may start.
+//!
+//! On shutdown ([`LeaderElector::run_until`]) the leader releases the Lease as client-go's
+//! `ReleaseOnCancel` does: `holderIdentity` empty, `leaseDurationSeconds` 1, `acquireTime` and
+//! `renewTime` now, `leaseTransitions` kept. A standby does not sleep out its `retry_period`
+//! blindly: it watches the Lease and tries again as soon as it changes, so it takes over right
+//! after a release instead of after the whole lease duration.
 
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use std::future::Future;
+
+use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::PostParams;
+use kube::api::{PostParams, WatchParams};
 use kube::Api;
 use tokio::sync::watch;
 
@@ -122,6 +131,12 @@ impl LeaderElector {
 
     /// One acquire-or-renew round trip.
     pub async fn try_acquire_or_renew(&self) -> Result<Attempt, kube::Error> {
+        self.round_trip().await.map(|(a, _)| a)
+    }
+
+    /// One acquire-or-renew round trip; also the Lease's resourceVersion when another candidate
+    /// holds it (where a standby's watch starts).
+    async fn round_trip(&self) -> Result<(Attempt, Option<String>), kube::Error> {
         let now = SystemTime::now();
         let current = self.api.get_opt(&self.cfg.name).await?;
         let record = current.as_ref().map(record_of);
@@ -135,9 +150,9 @@ impl LeaderElector {
             ..Default::default()
         };
         let result = match (decision, current) {
-            (Decision::Wait { holder, .. }, _) => {
+            (Decision::Wait { holder, .. }, current) => {
                 tracing::trace!(%holder, "lease held by another candidate");
-                return Ok(Attempt::NotHeld);
+                return Ok((Attempt::NotHeld, current.and_then(|l| l.metadata.resource_version)));
             }
             (Decision::Create, _) | (_, None) => {
                 let lease = Lease {
@@ -162,30 +177,97 @@ impl LeaderElector {
             }
         };
         match result {
-            Ok(()) => Ok(Attempt::Held),
+            Ok(()) => Ok((Attempt::Held, None)),
             // Someone else wrote the Lease first (409 conflict / already exists).
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::NotHeld),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok((Attempt::NotHeld, None)),
             Err(e) => Err(e),
         }
+    }
+
+    /// Gives the Lease up if this candidate holds it (client-go's `ReleaseOnCancel`): empty
+    /// `holderIdentity`, `leaseDurationSeconds` 1, `acquireTime`/`renewTime` now, transitions kept.
+    /// Returns whether a release was written. A conflict (someone wrote the Lease meanwhile) is
+    /// retried while the Lease is still ours.
+    pub async fn release(&self) -> Result<bool, kube::Error> {
+        for _ in 0..3 {
+            let Some(mut lease) = self.api.get_opt(&self.cfg.name).await? else { return Ok(false) };
+            let old = lease.spec.clone().unwrap_or_default();
+            if old.holder_identity.as_deref() != Some(self.cfg.identity.as_str()) {
+                return Ok(false);
+            }
+            let now = micro(SystemTime::now());
+            lease.spec = Some(LeaseSpec {
+                holder_identity: Some(String::new()),
+                lease_duration_seconds: Some(1),
+                acquire_time: now.clone(),
+                renew_time: now,
+                lease_transitions: old.lease_transitions,
+                ..Default::default()
+            });
+            match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+                Ok(_) => return Ok(true),
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Waits until the Lease changes after `resource_version` (or `max` passes, or the watch
+    /// cannot be made: then it just sleeps out `max`).
+    async fn lease_changed(&self, resource_version: Option<&str>, max: Duration) {
+        let Some(rv) = resource_version else {
+            tokio::time::sleep(max).await;
+            return;
+        };
+        let wp = WatchParams::default().fields(&format!("metadata.name={}", self.cfg.name)).timeout(max.as_secs().clamp(1, 290) as u32);
+        let changed = async {
+            match self.api.watch(&wp, rv).await {
+                Ok(stream) => {
+                    futures::pin_mut!(stream);
+                    if stream.next().await.is_none() {
+                        // The server ended the watch early: do not spin.
+                        std::future::pending::<()>().await;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("watching lease {}/{}: {e}", self.cfg.namespace, self.cfg.name);
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(max, changed).await;
     }
 
     /// Runs forever: acquires, renews every `retry_period`, and publishes false as soon as no
     /// renewal succeeded within `renew_deadline`.
     pub async fn run(self) {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Like [`LeaderElector::run`] until `shutdown` completes; then publishes false (writes stop)
+    /// and releases the Lease if it holds it, so that a standby takes over at once. Callers stop
+    /// their writers before completing `shutdown`.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
         let mut last_ok: Option<tokio::time::Instant> = None;
         loop {
-            let held = match self.try_acquire_or_renew().await {
-                Ok(Attempt::Held) => {
+            let round = tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.round_trip() => r,
+            };
+            let (held, watch_from) = match round {
+                Ok((Attempt::Held, _)) => {
                     last_ok = Some(tokio::time::Instant::now());
-                    true
+                    (true, None)
                 }
-                Ok(Attempt::NotHeld) => {
+                Ok((Attempt::NotHeld, rv)) => {
                     last_ok = None;
-                    false
+                    (false, rv)
                 }
                 Err(e) => {
                     tracing::warn!("lease {}/{}: {e}", self.cfg.namespace, self.cfg.name);
-                    last_ok.is_some_and(|t| t.elapsed() < self.cfg.renew_deadline)
+                    (last_ok.is_some_and(|t| t.elapsed() < self.cfg.renew_deadline), None)
                 }
             };
             let was = *self.tx.borrow();
@@ -197,7 +279,17 @@ impl LeaderElector {
                 }
                 self.tx.send_replace(held);
             }
-            tokio::time::sleep(self.cfg.retry_period).await;
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.lease_changed(watch_from.as_deref(), self.cfg.retry_period) => {}
+            }
+        }
+        self.tx.send_replace(false);
+        match tokio::time::timeout(self.cfg.renew_deadline, self.release()).await {
+            Ok(Ok(true)) => tracing::info!(identity = %self.cfg.identity, "released the lease"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!("releasing lease {}/{}: {e}", self.cfg.namespace, self.cfg.name),
+            Err(_) => tracing::warn!("releasing lease {}/{}: timed out", self.cfg.namespace, self.cfg.name),
         }
     }
 }

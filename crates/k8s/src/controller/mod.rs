@@ -4,7 +4,7 @@
 //! - [`desired`]: pure computation of the ports a pod should have ([`desired::desired`]).
 //! - [`reconcile`]: desired vs. the NB replica -> one transaction per pod ([`reconcile::plan`]).
 //! - [`status`]: `kubetron.io/interfaces` and `network-status` values from the replica.
-//! - [`gc`]: removal of the controller's ports whose pod is gone.
+//! - [`gc`]: removal of kubetron's ports (the controller's and the CNI plugin's) whose pod is gone.
 //! - [`events`]: [`events::PodWriter`] (annotations + Events) and its kube implementation.
 //! - [`lease`]: leader election on a coordination.k8s.io/v1 Lease.
 //! - [`runner`]: the Kubernetes side (watchers, reflectors, debounce, backoff).
@@ -33,11 +33,16 @@ use tokio::sync::watch;
 pub use desired::{desired, Addressing, DesiredPort, NadLookup, NadMap, PodRef};
 pub use error::PodError;
 pub use nb::{Nb, NbView};
-pub use reconcile::{plan, Changes, Claims, PodPlan};
+pub use reconcile::{plan, Changes, Claims, Guard, PodPlan};
 pub use status::PodStatus;
 
 /// How long to wait for the replica to show our own writes.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many times a pod is planned again when a switch changed between the address check and
+/// the write.
+pub const ADDRESS_ATTEMPTS: usize = 5;
+/// How long to wait for the replica to show the change that failed a guard.
+const GUARD_CATCH_UP: Duration = Duration::from_secs(2);
 
 /// The outcome of reconciling one pod.
 #[derive(Debug, Clone)]
@@ -53,6 +58,7 @@ pub struct Controller {
     nb: Nb,
     nads: Arc<dyn NadLookup + Send + Sync>,
     leader: watch::Receiver<bool>,
+    collector: Arc<gc::Collector>,
 }
 
 impl Controller {
@@ -60,7 +66,14 @@ impl Controller {
     pub fn new(nb: Nb, nads: Arc<dyn NadLookup + Send + Sync>) -> Controller {
         // A receiver keeps the last value after its sender is gone.
         let (_, leader) = watch::channel(true);
-        Controller { nb, nads, leader }
+        Controller { nb, nads, leader, collector: Arc::new(gc::Collector::default()) }
+    }
+
+    /// How long a CNI-made port must have been seen orphaned before GC removes it (default
+    /// [`gc::CNI_GRACE`]; see [`gc`] for the rule).
+    pub fn with_gc_grace(mut self, grace: Duration) -> Controller {
+        self.collector = Arc::new(gc::Collector::new(grace));
+        self
     }
 
     /// Writes only while `leader` says true.
@@ -83,15 +96,33 @@ impl Controller {
 
     /// Brings one pod's ports to the desired state in at most one transaction (none when
     /// nothing changes), then waits until the replica shows the result.
+    ///
+    /// Fixed addresses are checked against the replica and the check travels with the write
+    /// (the plan's guards): when another port was added to a switch meanwhile, the transaction
+    /// fails as a whole and the pod is planned again against the newer contents, up to
+    /// [`ADDRESS_ATTEMPTS`] times.
     pub async fn reconcile_pod(&self, pod: &Pod) -> Result<Reconciled, PodError> {
         let pod_ref = PodRef::of(pod).ok_or(PodError::NoIdentity)?;
-        let view = self.nb.view();
-        let want = desired(pod, self.nads.as_ref(), &view)?;
-        let p = plan(&view, &pod_ref, &want, &mut Claims::new())?;
-        self.commit(std::slice::from_ref(&p)).await?;
+        let mut attempt = 0;
+        let (p, want) = loop {
+            attempt += 1;
+            let view = self.nb.view();
+            let want = desired(pod, self.nads.as_ref(), &view)?;
+            let p = plan(&view, &pod_ref, &want, &mut Claims::new())?;
+            match self.commit(std::slice::from_ref(&p)).await {
+                Err(PodError::Ovsdb(e)) if ovn::nb::is_guard_failure(&e) && attempt < ADDRESS_ATTEMPTS => {
+                    tracing::info!(pod = %pod_ref, attempt, "a switch changed since the address check; planning again");
+                    self.wait_guards_visible(&p.guards).await;
+                }
+                r => {
+                    r?;
+                    break (p, want);
+                }
+            }
+        };
         if !p.changes.is_empty() {
             tracing::info!(pod = %pod_ref, created = ?p.changes.created, updated = ?p.changes.updated,
-                adopted = ?p.changes.adopted, removed = ?p.changes.removed, "reconciled pod");
+                adopted = ?p.changes.adopted, removed = ?p.changes.removed, replaced = ?p.changes.replaced, "reconciled pod");
             self.wait_applied(&p, &want).await?;
         }
         Ok(Reconciled { pod: pod_ref, desired: want, changes: p.changes })
@@ -138,9 +169,16 @@ impl Controller {
                 Err(e) => out.push((PodRef::of(pod), Err(e))),
             }
         }
+        let mut replan: Vec<usize> = Vec::new();
         for chunk in plans.chunks(per_txn.max(1)) {
             let ps: Vec<PodPlan> = chunk.iter().map(|(_, p, _)| p.clone()).collect();
             if let Err(e) = self.commit(&ps).await {
+                if matches!(&e, PodError::Ovsdb(o) if ovn::nb::is_guard_failure(o)) {
+                    // A switch changed since the snapshot: these pods are planned again, one by
+                    // one, against the newer contents.
+                    replan.extend(chunk.iter().map(|(i, _, _)| *i));
+                    continue;
+                }
                 if chunk.len() == 1 {
                     out[chunk[0].0].1 = Err(e);
                     continue;
@@ -153,8 +191,18 @@ impl Controller {
                 }
             }
         }
+        if !replan.is_empty() {
+            tracing::info!(pods = replan.len(), "a switch changed since the address check; planning these pods again");
+            if let Some(g) = plans.iter().find(|(i, _, _)| replan.contains(i)).map(|(_, p, _)| p.guards.clone()) {
+                self.wait_guards_visible(&g).await;
+            }
+        }
+        for i in &replan {
+            out[*i].1 = self.reconcile_pod(&pods[*i]).await;
+        }
         // Wait for the replica to show the last writes.
-        let last: Vec<&(usize, PodPlan, Vec<DesiredPort>)> = plans.iter().filter(|(i, _, _)| out[*i].1.is_ok()).collect();
+        let last: Vec<&(usize, PodPlan, Vec<DesiredPort>)> =
+            plans.iter().filter(|(i, _, _)| out[*i].1.is_ok() && !replan.contains(i)).collect();
         if let Some((_, p, want)) = last.last() {
             if let Err(e) = self.wait_applied(p, want).await {
                 tracing::warn!("replica did not catch up after batch: {e}");
@@ -163,17 +211,36 @@ impl Controller {
         out
     }
 
-    /// Sends the plans as one transaction.
+    /// Sends the plans as one transaction, their address guards first (the plans of one batch
+    /// share one snapshot, so one guard per switch covers them all).
     async fn commit(&self, plans: &[PodPlan]) -> Result<(), PodError> {
-        let ops: Vec<_> = plans.iter().flat_map(|p| p.ops.iter().cloned()).collect();
-        if ops.is_empty() {
+        let body: Vec<_> = plans.iter().flat_map(|p| p.ops.iter().cloned()).collect();
+        if body.is_empty() {
             return Ok(());
         }
+        let mut guards: Vec<&reconcile::Guard> = Vec::new();
+        for g in plans.iter().filter(|p| !p.ops.is_empty()).flat_map(|p| &p.guards) {
+            if !guards.iter().any(|h| h.switch == g.switch) {
+                guards.push(g);
+            }
+        }
+        let mut ops: Vec<_> = guards.iter().flat_map(|g| g.ops()).collect();
+        ops.extend(body);
         if !self.is_leader() {
             return Err(PodError::NotLeader);
         }
         self.nb.transact(ops).await?;
         Ok(())
+    }
+
+    /// After a failed guard: waits (bounded) until the replica shows what changed, so that the
+    /// next plan sees it.
+    async fn wait_guards_visible(&self, guards: &[reconcile::Guard]) {
+        let changed = |s: &ovsdb::replica::Snapshot| {
+            let v = NbView(s.clone());
+            guards.iter().any(|g| g.changed_in(&v))
+        };
+        let _ = self.nb.replica().wait_until(GUARD_CATCH_UP, changed).await;
     }
 
     /// Waits until the replica shows `p` applied: desired ports on their switches with the
@@ -206,11 +273,13 @@ impl Controller {
         }
     }
 
-    /// Garbage-collects ports of pods not in `live` (needs the complete pod UID set).
+    /// Garbage-collects ports of pods not in `live` (needs the complete pod UID set): the
+    /// controller's at once, CNI-made ones with a pod identity from their second sighting after
+    /// the grace period (see [`gc`]).
     pub async fn gc(&self, live: &HashSet<String>) -> Result<Vec<gc::Orphan>, PodError> {
         if !self.is_leader() {
             return Err(PodError::NotLeader);
         }
-        Ok(gc::gc(&self.nb, live).await?)
+        Ok(gc::gc(&self.nb, &self.collector, live).await?)
     }
 }

@@ -137,6 +137,13 @@ impl NbView {
     pub fn ports_of_type(&self, ty: &str) -> Vec<(Uuid, Arc<Row>)> {
         self.0.find(LSP, "type", ty)
     }
+    /// The addressing rules of switch `switch` (its `other_config` subnet and `exclude_ips`).
+    pub fn switch_rules(&self, switch: &Uuid) -> ovn::addressing::SwitchRules {
+        self.0
+            .get(LS, switch)
+            .map(|r| ovn::addressing::SwitchRules::from_other_config(&ovn::columns::string_map(&r, "other_config")))
+            .unwrap_or_default()
+    }
     /// The name of switch `switch`.
     pub fn switch_name(&self, switch: &Uuid) -> Option<String> {
         self.0.get(LS, switch).map(|r| r.str("name").to_string())

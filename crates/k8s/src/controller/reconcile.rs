@@ -2,9 +2,21 @@
 //!
 //! [`plan`] is pure (snapshot in, operations out). It creates missing ports, fixes drifted ones
 //! (addresses, DHCP options, external_ids, switch membership), adopts ports the CNI plugin made
-//! for this pod (`owner=cni`) and ports left by an earlier pod of the same name, removes the
-//! controller's ports of this pod that are no longer wanted, and refuses (writing nothing) when
-//! a static IP is taken or the port name belongs to someone else.
+//! for this pod (`owner=cni`), replaces (deletes and creates anew, in the same transaction)
+//! kubetron's ports left by an earlier pod of the same name, removes the controller's ports of
+//! this pod that are no longer wanted, and refuses (writing nothing) when a fixed address is
+//! outside what the switch can give or held by another port, or the port name belongs to
+//! someone else.
+//!
+//! Fixed addresses (static IPs, requested MACs) are checked with the rules of
+//! [`ovn::addressing`] against the snapshot, and the check is carried by the transaction: each
+//! plan lists [`Guard`]s (the switch's port set as read, ports still waiting for northd) that
+//! go first in the transaction as `wait` operations, so a port added by anyone (the CNI plugin,
+//! another pod of the batch, an administrator) between the read and the write fails the
+//! transaction instead of letting two ports share an address; the controller then plans again.
+//! To keep that true for changes too, a port whose fixed addresses change is created anew (same
+//! name, new row) rather than updated in place, so every write that claims an address changes the
+//! switch's port set. (An administrator editing `addresses` in place is not guarded against.)
 //!
 //! Every plan guards the switches it writes with a `wait` on their name, so a switch deleted
 //! after the snapshot fails the whole transaction instead of silently dropping a port.
@@ -13,15 +25,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ovn::addressing::{self, AddressError, Claim, Holder, PortHolding, SwitchRules};
 use ovn::columns::map_datum;
 use ovn::names;
 use ovn::nb::NewPort;
 use ovsdb::datum::{Datum, Row, Uuid};
 use ovsdb::ops::{Condition, Mutation, Operation, WaitUntil};
 
+use super::desired::Addressing;
 use super::desired::{DesiredPort, PodRef};
 use super::error::PodError;
-use super::nb::{ips_in, NbView, LS, LSP};
+use super::nb::{NbView, LS, LSP};
 
 /// What a plan changes, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,11 +44,13 @@ pub struct Changes {
     pub updated: Vec<String>,
     pub adopted: Vec<String>,
     pub removed: Vec<String>,
+    /// Ports of an earlier pod of the same name, deleted and created anew for this pod.
+    pub replaced: Vec<String>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.created.is_empty() && self.updated.is_empty() && self.adopted.is_empty() && self.removed.is_empty()
+        self.created.is_empty() && self.updated.is_empty() && self.adopted.is_empty() && self.removed.is_empty() && self.replaced.is_empty()
     }
 }
 
@@ -44,11 +60,87 @@ pub struct PodPlan {
     pub pod: PodRef,
     pub ops: Vec<Operation>,
     pub changes: Changes,
+    /// The switches whose addresses this plan's claims were checked against, as read. Their
+    /// guards ([`Guard::ops`]) go first in the transaction that carries the plan.
+    pub guards: Vec<Guard>,
 }
 
-/// Static IPs claimed by plans not yet visible in the snapshot (a batch planned against one
-/// snapshot): `(switch, ip) -> port`.
-pub type Claims = HashMap<(Uuid, IpAddr), String>;
+/// What a claim of fixed addresses on a switch was checked against: the switch's port set and
+/// its ports still waiting for northd's allocation. Sent as `wait` operations with the write, so
+/// that the check and the write are one (a port added since fails the transaction; the
+/// controller then re-reads and re-checks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guard {
+    pub switch: Uuid,
+    pub ports: Vec<Uuid>,
+    pub pending: Vec<Uuid>,
+}
+
+impl Guard {
+    pub fn ops(&self) -> Vec<Operation> {
+        let mut ops = vec![ovn::nb::guard_switch_ports(self.switch, &self.ports)];
+        ops.extend(self.pending.iter().map(|p| ovn::nb::guard_unallocated(*p)));
+        ops
+    }
+    /// Whether `view` shows the switch changed since the guard was taken (so a failed guard
+    /// has become visible and a re-plan will see what changed).
+    pub fn changed_in(&self, view: &NbView) -> bool {
+        view.switch_ports(&self.switch) != self.ports
+            || self.pending.iter().any(|p| view.port(p).is_none_or(|r| !ovn::columns::string_set(&r, "dynamic_addresses").is_empty()))
+    }
+}
+
+/// The addresses held on the switches a batch touches, against one snapshot: what its ports
+/// hold (read once per switch and batch) plus what earlier plans of the batch claimed.
+#[derive(Debug, Default)]
+pub struct Claims {
+    switches: HashMap<Uuid, SwitchHeld>,
+}
+
+#[derive(Debug)]
+struct SwitchHeld {
+    rules: SwitchRules,
+    ips: HashMap<IpAddr, Holder>,
+    macs: HashMap<String, Holder>,
+    guard: Guard,
+}
+
+impl Claims {
+    pub fn new() -> Claims {
+        Claims::default()
+    }
+    fn switch(&mut self, view: &NbView, switch: Uuid) -> &mut SwitchHeld {
+        self.switches.entry(switch).or_insert_with(|| SwitchHeld::read(view, switch))
+    }
+}
+
+impl SwitchHeld {
+    fn read(view: &NbView, switch: Uuid) -> SwitchHeld {
+        let ports = view.switch_ports(&switch);
+        let mut held = SwitchHeld {
+            rules: view.switch_rules(&switch),
+            ips: HashMap::new(),
+            macs: HashMap::new(),
+            guard: Guard { switch, ports: ports.clone(), pending: Vec::new() },
+        };
+        for u in ports {
+            let Some(row) = view.port(&u) else { continue };
+            let addresses = row_strings(&row, "addresses");
+            let dynamic = ovn::columns::optional_string(&row, "dynamic_addresses");
+            if dynamic.is_none() && addresses.iter().any(|a| a.split_whitespace().any(|w| w == "dynamic")) {
+                held.guard.pending.push(u);
+            }
+            let h = PortHolding::new(row.str("name"), &addresses, dynamic.as_deref(), &row_map(&row, "external_ids"));
+            for ip in h.held.ips {
+                held.ips.entry(ip).or_insert_with(|| h.holder.clone());
+            }
+            for mac in h.held.macs {
+                held.macs.entry(mac).or_insert_with(|| h.holder.clone());
+            }
+        }
+        held
+    }
+}
 
 static NAMES: AtomicU64 = AtomicU64::new(0);
 
@@ -61,10 +153,28 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
     let mut ops = Vec::new();
     let mut changes = Changes::default();
     let mut guarded: HashSet<Uuid> = HashSet::new();
-    check_static_ips(view, desired, claims)?;
+    // Ports whose addresses this plan writes (new ports, changed addresses): their fixed
+    // addresses are checked below, after the ownership checks.
+    let mut claiming: Vec<&DesiredPort> = Vec::new();
 
     for d in desired {
-        match view.port_by_name(&d.name) {
+        let existing = match view.port_by_name(&d.name) {
+            Some((uuid, row)) => match check_owner(pod, &d.name, &row)? {
+                Take::Replace => {
+                    // A port of an earlier pod of this name (deleted, perhaps while the
+                    // database was down): never shared across pod generations. It leaves its
+                    // switch (and so the database) in the transaction that creates the new one.
+                    tracing::info!(port = %d.name, pod = %pod, old_pod_uid = row.map_str("external_ids", names::POD_UID).unwrap_or(""),
+                        "replacing the logical switch port of an earlier pod of this name");
+                    ops.push(detach(uuid));
+                    changes.replaced.push(d.name.clone());
+                    None
+                }
+                take => Some((uuid, row, take == Take::Adopt)),
+            },
+            None => None,
+        };
+        match existing {
             None => {
                 let new = NewPort {
                     name: d.name.clone(),
@@ -75,13 +185,41 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                 };
                 guard_switch(&mut ops, &mut guarded, d);
                 ops.extend(ovn::nb::add_port(d.switch, &new, &uuid_name()));
-                changes.created.push(d.name.clone());
+                if !changes.replaced.contains(&d.name) {
+                    changes.created.push(d.name.clone());
+                }
+                claiming.push(d);
             }
-            Some((uuid, row)) => {
-                let adopt = check_owner(pod, &d.name, &row)?;
+            Some((uuid, row, adopt)) => {
+                if row_strings(&row, "addresses") != d.addresses() && !claim_of(d).is_empty() {
+                    // Fixed addresses change: the port is created anew (same name, new row) in
+                    // this transaction, so that the switch's port set changes and a concurrent
+                    // claim of the same address, guarded on that set, fails (see the module doc).
+                    ops.push(detach(uuid));
+                    let new = NewPort {
+                        name: d.name.clone(),
+                        addresses: d.addresses(),
+                        dhcpv4_options: d.dhcpv4_options,
+                        external_ids: merged_ids(&row, &d.external_ids),
+                        ..Default::default()
+                    };
+                    guard_switch(&mut ops, &mut guarded, d);
+                    ops.extend(ovn::nb::add_port(d.switch, &new, &uuid_name()));
+                    claiming.push(d);
+                    if adopt {
+                        changes.adopted.push(d.name.clone());
+                    } else {
+                        changes.updated.push(d.name.clone());
+                    }
+                    continue;
+                }
                 let mut update = Row::new();
                 if row_strings(&row, "addresses") != d.addresses() {
                     update.insert("addresses", Datum::set(d.addresses()));
+                    claiming.push(d);
+                } else if !view.switch_has_port(&d.switch, &uuid) {
+                    // Moving to another switch: its addresses are new there.
+                    claiming.push(d);
                 }
                 if row.uuid("dhcpv4_options") != d.dhcpv4_options {
                     update.insert("dhcpv4_options", Datum::optional(d.dhcpv4_options));
@@ -121,10 +259,11 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
             changes.removed.push(row.str("name").to_string());
         }
     }
+    let guards = check_addresses(view, pod, &claiming, claims)?;
     if !ops.is_empty() {
         ops.push(Operation::comment(format!("kubetron: pod {pod} ({})", pod.uid)));
     }
-    Ok(PodPlan { pod: pod.clone(), ops, changes })
+    Ok(PodPlan { pod: pod.clone(), ops, changes, guards })
 }
 
 /// Removes port `port` from every switch that lists it (which deletes the port row).
@@ -145,20 +284,29 @@ fn guard_switch(ops: &mut Vec<Operation>, guarded: &mut HashSet<Uuid>, d: &Desir
     }
 }
 
-/// Whether the existing port `row` named `name` may be taken over for `pod`; true when this is
-/// an adoption (the port was not yet the controller's port of this very pod).
-fn check_owner(pod: &PodRef, name: &str, row: &Row) -> Result<bool, PodError> {
+/// What the controller does with an existing port of the name a desired port has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// The controller's port of this very pod.
+    Keep,
+    /// Made by the CNI plugin for this pod before the controller got to it: take it over.
+    Adopt,
+    /// Made (by the controller or the plugin) for an earlier pod of the same namespace and
+    /// name, with another UID: that pod is gone (names are unique), replace its port.
+    Replace,
+}
+
+/// Whether and how the existing port `row` named `name` may be used for `pod`.
+fn check_owner(pod: &PodRef, name: &str, row: &Row) -> Result<Take, PodError> {
     let owner = row.map_str("external_ids", names::OWNER);
-    let uid = row.map_str("external_ids", names::POD_UID);
+    let uid = row.map_str("external_ids", names::POD_UID).filter(|u| !u.is_empty());
     let same_pod = row.map_str("external_ids", names::POD_NAMESPACE) == Some(pod.namespace.as_str())
         && row.map_str("external_ids", names::POD_NAME) == Some(pod.name.as_str());
+    let this_uid = uid == Some(pod.uid.as_str());
     match owner {
-        Some(o) if o == names::OWNER_CONTROLLER && uid == Some(pod.uid.as_str()) => Ok(false),
-        // A port of an earlier pod with the same namespace and name: that pod is gone (names
-        // are unique), so its port is ours to reuse.
-        Some(o) if o == names::OWNER_CONTROLLER && same_pod => Ok(true),
-        // Made by the CNI plugin for this pod before the controller got to it.
-        Some(o) if o == names::OWNER_CNI && (uid == Some(pod.uid.as_str()) || uid.is_none() && same_pod) => Ok(true),
+        Some(o) if o == names::OWNER_CONTROLLER && this_uid => Ok(Take::Keep),
+        Some(o) if o == names::OWNER_CNI && (this_uid || uid.is_none() && same_pod) => Ok(Take::Adopt),
+        Some(o) if (o == names::OWNER_CONTROLLER || o == names::OWNER_CNI) && same_pod => Ok(Take::Replace),
         other => Err(PodError::PortNameTaken { port: name.to_string(), owner: other.unwrap_or("none").to_string() }),
     }
 }
@@ -181,49 +329,87 @@ fn row_strings(row: &Row, col: &str) -> Vec<String> {
     ovn::columns::string_set(row, col)
 }
 
-/// Refuses static IPs already held by another port on the same switch (its static addresses or
-/// what northd allocated), or claimed earlier in the batch. Records this pod's claims.
-fn check_static_ips(view: &NbView, desired: &[DesiredPort], claims: &mut Claims) -> Result<(), PodError> {
-    let mut mine: Vec<(Uuid, IpAddr, &DesiredPort)> = Vec::new();
-    for d in desired {
-        for ip in d.static_ips() {
-            if let Some((_, _, other)) = mine.iter().find(|(s, i, _)| *s == d.switch && i == ip) {
-                return Err(conflict(d, *ip, &other.name));
-            }
-            mine.push((d.switch, *ip, d));
-        }
+/// The fixed addresses a desired port claims: static IPs and their MAC, a requested MAC. The
+/// MAC kubetron generates for a MAC-only port from its name is not claimed (it is unique per
+/// port name by construction, and claiming it would guard every such write).
+fn claim_of(d: &DesiredPort) -> Claim {
+    match &d.addressing {
+        Addressing::Static { mac, ips } => Claim { mac: Some(mac.clone()), ips: ips.clone() },
+        Addressing::Dynamic { mac } => Claim { mac: mac.clone(), ips: Vec::new() },
+        Addressing::MacOnly { mac } if *mac == addressing::mac_for_name(&d.name) => Claim::default(),
+        Addressing::MacOnly { mac } => Claim { mac: Some(mac.clone()), ips: Vec::new() },
     }
-    if mine.is_empty() {
-        return Ok(());
-    }
-    for (switch, ip, d) in &mine {
-        if let Some(holder) = claims.get(&(*switch, *ip)).filter(|h| **h != d.name) {
-            return Err(conflict(d, *ip, holder));
-        }
-    }
-    // One pass over each switch's ports.
-    let switches: HashSet<Uuid> = mine.iter().map(|(s, _, _)| *s).collect();
-    for switch in switches {
-        for port in view.switch_ports(&switch) {
-            let Some(row) = view.port(&port) else { continue };
-            let pname = row.str("name");
-            let mut held = row_strings(&row, "addresses");
-            held.extend(row_strings(&row, "dynamic_addresses"));
-            for entry in &held {
-                for ip in ips_in(entry) {
-                    if let Some((_, _, d)) = mine.iter().find(|(s, i, d)| *s == switch && *i == ip && d.name != pname) {
-                        return Err(conflict(d, ip, pname));
-                    }
-                }
-            }
-        }
-    }
-    for (switch, ip, d) in mine {
-        claims.insert((switch, ip), d.name.clone());
-    }
-    Ok(())
 }
 
-fn conflict(d: &DesiredPort, ip: IpAddr, holder: &str) -> PodError {
-    PodError::IpConflict { network: d.network.clone(), interface: d.interface.clone(), ip, holder: holder.to_string() }
+/// Refuses fixed addresses the switch cannot give (`exclude_ips`; the subnet is checked when
+/// the desired ports are computed) or another port of the switch holds (static or allocated by
+/// northd), or that an earlier plan of the batch or another interface of this pod claimed.
+/// Records this pod's claims and returns the guards the transaction must carry.
+fn check_addresses(view: &NbView, pod: &PodRef, ports: &[&DesiredPort], claims: &mut Claims) -> Result<Vec<Guard>, PodError> {
+    let mut mine: Vec<(Uuid, Claim, &DesiredPort)> = Vec::new();
+    let mut guards: Vec<Guard> = Vec::new();
+    for d in ports {
+        let claim = claim_of(d);
+        if claim.is_empty() {
+            continue;
+        }
+        let held = claims.switch(view, d.switch);
+        for ip in &claim.ips {
+            held.rules.check_ip(*ip).map_err(|e| address_error(d, e))?;
+        }
+        for ip in &claim.ips {
+            if let Some(h) = held.ips.get(ip).filter(|h| h.port != d.name) {
+                return Err(address_error(d, AddressError::IpInUse { ip: *ip, holder: h.clone() }));
+            }
+            if let Some((_, _, other)) = mine.iter().find(|(s, c, o)| *s == d.switch && o.name != d.name && c.ips.contains(ip)) {
+                return Err(address_error(d, AddressError::IpInUse { ip: *ip, holder: holder_of(pod, other) }));
+            }
+        }
+        if let Some(mac) = claim.mac.as_deref().map(|m| addressing::normalize_mac(m).unwrap_or_else(|| m.to_ascii_lowercase())) {
+            if let Some(h) = held.macs.get(&mac).filter(|h| h.port != d.name) {
+                return Err(address_error(d, AddressError::MacInUse { mac, holder: h.clone() }));
+            }
+            if let Some((_, _, other)) = mine
+                .iter()
+                .find(|(s, c, o)| *s == d.switch && o.name != d.name && c.mac.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&mac)))
+            {
+                return Err(address_error(d, AddressError::MacInUse { mac, holder: holder_of(pod, other) }));
+            }
+        }
+        if !guards.iter().any(|g| g.switch == d.switch) {
+            guards.push(held.guard.clone());
+        }
+        mine.push((d.switch, claim, d));
+    }
+    for (switch, claim, d) in mine {
+        let held = claims.switch(view, switch);
+        let holder = holder_of(pod, d);
+        for ip in claim.ips {
+            held.ips.insert(ip, holder.clone());
+        }
+        if let Some(m) = claim.mac {
+            held.macs.insert(addressing::normalize_mac(&m).unwrap_or(m), holder.clone());
+        }
+    }
+    Ok(guards)
+}
+
+fn holder_of(pod: &PodRef, d: &DesiredPort) -> Holder {
+    Holder { port: d.name.clone(), pod: Some(pod.to_string()) }
+}
+
+fn address_error(d: &DesiredPort, e: AddressError) -> PodError {
+    let (network, interface) = (d.network.clone(), d.interface.clone());
+    match e {
+        AddressError::IpInUse { ip, holder } => {
+            PodError::IpConflict { network: Box::new(network), interface, ip, holder: holder.port, holder_pod: holder.pod }
+        }
+        AddressError::MacInUse { mac, holder } => {
+            PodError::MacConflict { network: Box::new(network), interface, mac, holder: holder.port, holder_pod: holder.pod }
+        }
+        AddressError::Excluded { ip, entry } => PodError::IpExcluded { network, interface, ip: IpAddr::V4(ip), entry },
+        AddressError::OutsideSubnet { ip, subnet }
+        | AddressError::NetworkAddress { ip, subnet }
+        | AddressError::BroadcastAddress { ip, subnet } => PodError::IpOutsideSubnet { network, interface, ip: IpAddr::V4(ip), subnet },
+    }
 }

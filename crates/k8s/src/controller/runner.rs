@@ -2,7 +2,7 @@
 //! per-pod work queue with debounce and retry backoff, status annotations, Events, periodic
 //! garbage collection, and pausing while not the leader.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,9 @@ use super::desired::{pod_is_active, PodRef};
 use super::events::{EventType, PodWriter};
 use super::{Controller, Nb};
 use crate::nad::NetworkAttachmentDefinition;
-use crate::status::{INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
+use crate::status::{
+    merge_network_status, parse_interfaces, write_pod_annotations, WriteOutcome, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION,
+};
 
 /// Timing of the runner.
 #[derive(Debug, Clone)]
@@ -67,17 +69,31 @@ struct Entry {
     last_event: Option<String>,
 }
 
+/// Aborts the runner's helper tasks (watchers, forwarders) when the runner is dropped, so that
+/// cancelling [`run`] (shutdown) stops everything it started.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 /// Runs the controller until the watchers end (they retry forever; this returns only on a
-/// programming error such as a dropped store writer).
+/// programming error such as a dropped store writer). To stop it (shutdown), drop the future:
+/// every task it spawned is aborted with it.
 pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W, leader: watch::Receiver<bool>, cfg: RunnerConfig) {
     let (nad_store, nad_writer) = reflector::store::<NetworkAttachmentDefinition>();
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let ctl = Controller::new(nb.clone(), Arc::new(nad_store)).with_leadership(leader.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Trigger>();
+    let mut tasks = Tasks(Vec::new());
 
     let pods = reflector::reflector(pod_writer, watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())).default_backoff();
     let t = tx.clone();
-    tokio::spawn(async move {
+    tasks.0.push(tokio::spawn(async move {
         futures::pin_mut!(pods);
         while let Some(ev) = pods.next().await {
             let trig = match ev {
@@ -94,11 +110,12 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
                 let _ = t.send(trig);
             }
         }
-    });
-    let nads = reflector::reflector(nad_writer, watcher(Api::<NetworkAttachmentDefinition>::all(client), watcher::Config::default()))
-        .default_backoff();
+    }));
+    let nads =
+        reflector::reflector(nad_writer, watcher(Api::<NetworkAttachmentDefinition>::all(client.clone()), watcher::Config::default()))
+            .default_backoff();
     let t = tx.clone();
-    tokio::spawn(async move {
+    tasks.0.push(tokio::spawn(async move {
         futures::pin_mut!(nads);
         while let Some(ev) = nads.next().await {
             match ev {
@@ -109,24 +126,24 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
                 Err(e) => tracing::warn!("NetworkAttachmentDefinition watch: {e}"),
             }
         }
-    });
+    }));
     let mut snaps = nb.replica().subscribe();
     let t = tx.clone();
-    tokio::spawn(async move {
+    tasks.0.push(tokio::spawn(async move {
         while snaps.changed().await.is_ok() {
             let _ = t.send(Trigger::NbChanged);
         }
-    });
+    }));
     let mut lead = leader.clone();
     let t = tx;
-    tokio::spawn(async move {
+    tasks.0.push(tokio::spawn(async move {
         while lead.changed().await.is_ok() {
             let v = *lead.borrow();
             let _ = t.send(Trigger::Leader(v));
         }
-    });
+    }));
 
-    let mut r = Runner { ctl, writer, pods: pod_store, cfg, queue: HashMap::new(), waiting: HashSet::new(), synced: false };
+    let mut r = Runner { ctl, writer, client, pods: pod_store, cfg, queue: HashMap::new(), waiting: HashSet::new(), synced: false };
     let mut next_gc = Instant::now() + r.cfg.gc_interval;
     loop {
         let next = r.queue.values().filter_map(|e| e.due).min().unwrap_or(next_gc).min(next_gc);
@@ -153,6 +170,8 @@ fn key_of(p: &Pod) -> Option<Key> {
 struct Runner<W> {
     ctl: Controller,
     writer: W,
+    /// Writes the status annotations (through pods/status, see [`crate::status::write_pod_annotations`]).
+    client: kube::Client,
     pods: Store<Pod>,
     cfg: RunnerConfig,
     queue: HashMap<Key, Entry>,
@@ -313,30 +332,54 @@ impl<W: PodWriter> Runner<W> {
         }
     }
 
-    /// Patches the annotations that differ from what the pod carries.
+    /// Writes the status annotations that differ from what the pod carries: the whole
+    /// `kubetron.io/interfaces` (kubetron's own), and kubetron's entries of `network-status`
+    /// merged into the entries other writers put there ([`merge_network_status`]), through
+    /// pods/status with the pod's UID and resourceVersion as preconditions (re-merged on conflict).
     async fn write_status(&mut self, key: &Key, pod: &Pod, rec: &super::Reconciled) {
         let status = self.ctl.status(&rec.desired);
-        let current = pod.metadata.annotations.clone().unwrap_or_default();
         let want = status.annotations();
-        let mut patch: BTreeMap<String, Option<String>> = BTreeMap::new();
-        for k in [INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION] {
-            let w = want.get(k);
+        let asks_nothing = rec.desired.is_empty();
+        let desired_ifaces: BTreeSet<String> = rec.desired.iter().map(|d| d.interface.clone()).collect();
+        let change = |current: &BTreeMap<String, String>| {
+            let mut patch: BTreeMap<String, Option<String>> = BTreeMap::new();
             // Not ready yet: leave what is there unless the pod asks for nothing any more.
-            if w.is_none() && !rec.desired.is_empty() {
-                continue;
+            match want.get(INTERFACES_ANNOTATION) {
+                Some(v) => {
+                    patch.insert(INTERFACES_ANNOTATION.to_string(), Some(v.clone()));
+                }
+                None if asks_nothing && current.contains_key(INTERFACES_ANNOTATION) => {
+                    patch.insert(INTERFACES_ANNOTATION.to_string(), None);
+                }
+                None => {}
             }
-            if w != current.get(k) && (w.is_some() || current.contains_key(k)) {
-                patch.insert(k.to_string(), w.cloned());
+            if status.network_status.is_some() || asks_nothing {
+                // Ours: the interfaces the pod has now and those kubetron last recorded.
+                let mut owned = desired_ifaces.clone();
+                if let Some(prev) = current.get(INTERFACES_ANNOTATION).and_then(|v| parse_interfaces(v).ok()) {
+                    owned.extend(prev.into_iter().map(|i| i.interface));
+                }
+                let ours = status.network_status.as_deref().unwrap_or_default();
+                let cur = current.get(NETWORK_STATUS_ANNOTATION).map(String::as_str);
+                if cur.is_some() || !ours.is_empty() {
+                    patch.insert(NETWORK_STATUS_ANNOTATION.to_string(), merge_network_status(cur, ours, &owned));
+                }
             }
-        }
+            patch
+        };
         let pending = !rec.desired.is_empty() && (status.interfaces.is_none() || status.network_status.is_none()) && pod_is_active(pod);
         if pending {
             self.waiting.insert(key.clone());
         } else {
             self.waiting.remove(key);
         }
-        if !patch.is_empty() {
-            if let Err(e) = self.writer.patch_annotations(&rec.pod, patch).await {
+        let written = write_pod_annotations(&self.client, &rec.pod.namespace, &rec.pod.name, &rec.pod.uid, Some(pod), change).await;
+        match written {
+            Ok(WriteOutcome::Written { attempts }) if attempts > 1 => {
+                tracing::debug!(pod = %rec.pod, attempts, "status annotations written after conflicts")
+            }
+            Ok(_) => {}
+            Err(e) => {
                 tracing::warn!("{e}");
                 self.schedule(key.clone(), self.cfg.backoff_min);
             }

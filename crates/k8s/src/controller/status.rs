@@ -71,14 +71,24 @@ fn with_prefix(d: &DesiredPort, ip: IpAddr) -> String {
     format!("{ip}/{prefix}")
 }
 
+/// The `network-status` entry of one interface. Never `"default": true` (that is the cluster-wide
+/// default network's); an interface that carries the pod's default route lists its gateways
+/// (those the pod named, else the network's) in `gateway` and `default-route`.
+pub fn network_status(i: &KubetronInterface, d: &DesiredPort) -> NetworkStatus {
+    let gateways: Vec<String> = match &d.default_route {
+        Some(named) if !named.is_empty() => named.iter().map(IpAddr::to_string).collect(),
+        Some(_) => i.gateway.iter().cloned().collect(),
+        None => Vec::new(),
+    };
+    NetworkStatus { gateway: gateways.clone(), default_route: gateways, ..i.to_network_status() }
+}
+
 /// The status of all of a pod's desired ports.
 pub fn pod_status(view: &NbView, desired: &[DesiredPort]) -> PodStatus {
     let interfaces: Option<Vec<KubetronInterface>> = desired.iter().map(|d| interface(view, d)).collect();
     let all_up = desired.iter().all(|d| view.port_by_name(&d.name).is_some_and(|(_, r)| r.bool("up") == Some(true)));
     let network_status = match (&interfaces, all_up) {
-        (Some(list), true) => {
-            Some(list.iter().zip(desired).map(|(i, d)| NetworkStatus { default: d.default_route, ..i.to_network_status() }).collect())
-        }
+        (Some(list), true) => Some(list.iter().zip(desired).map(|(i, d)| network_status(i, d)).collect()),
         _ => None,
     };
     PodStatus { interfaces, network_status }

@@ -28,6 +28,11 @@ pub struct KubetronConfig {
     pub logical_switch: String,
     /// Granted capabilities (default: none).
     pub capabilities: Capabilities,
+    /// CNI capabilities (`portMappings`, `bandwidth`, ...) that other plugins chained in the same
+    /// conflist declare (`"capabilities": {"portMappings": true}`): requests for them can be
+    /// honoured by those plugins. kubetron itself honours only `ips` and `mac`.
+    #[serde(default)]
+    pub chain_capabilities: std::collections::BTreeSet<String>,
     /// Every other key of the kubetron plugin object, verbatim (for the controller).
     pub extra: Map<String, Value>,
 }
@@ -79,12 +84,18 @@ pub fn parse_config(config: &str, nad_name: &str) -> Result<Option<KubetronConfi
     }
     let doc: Value = serde_json::from_str(config).map_err(|e| ConfigError::Json(e.to_string()))?;
     let top = doc.as_object().ok_or(ConfigError::NotObject)?;
+    let mut chain_capabilities = std::collections::BTreeSet::new();
     let (plugin, cni_version, name) = if is_kubetron(&doc) {
         (top, opt_str(top, "cniVersion")?, opt_str(top, "name")?)
     } else {
         let Some(plugins) = top.get("plugins") else { return Ok(None) };
         let plugins = plugins.as_array().ok_or_else(|| field("plugins", "must be an array"))?;
         let ours: Vec<&Value> = plugins.iter().filter(|p| is_kubetron(p)).collect();
+        for other in plugins.iter().filter(|p| !is_kubetron(p)) {
+            if let Some(caps) = other.get("capabilities").and_then(Value::as_object) {
+                chain_capabilities.extend(caps.iter().filter(|(_, v)| v.as_bool() == Some(true)).map(|(k, _)| k.clone()));
+            }
+        }
         let plugin = match ours.as_slice() {
             [] => return Ok(None),
             [one] => one.as_object().ok_or(ConfigError::NotObject)?,
@@ -120,5 +131,5 @@ pub fn parse_config(config: &str, nad_name: &str) -> Result<Option<KubetronConfi
         .filter(|(k, _)| !matches!(k.as_str(), "cniVersion" | "name" | "type" | "logical_switch" | "capabilities"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    Ok(Some(KubetronConfig { cni_version, name, logical_switch, capabilities, extra }))
+    Ok(Some(KubetronConfig { cni_version, name, logical_switch, capabilities, chain_capabilities, extra }))
 }

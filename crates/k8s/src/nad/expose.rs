@@ -80,6 +80,41 @@ pub enum Refusal {
         /// The IPs asked for.
         ips: String,
     },
+    /// A capability no plugin of the network can honour (`portMappings`, `bandwidth`,
+    /// `infinibandGUID`): the spec says the attachment must fail rather than ignore it.
+    #[error("network {network} cannot honour \"{key}\" asked for interface {interface}: kubetron does not implement the CNI capability {capability} and no plugin chained in the network's config declares it (add one, e.g. the {plugin} plugin with \"capabilities\": {{\"{capability}\": true}}, or drop the request)")]
+    Unhonoured {
+        /// `ns/name`.
+        network: String,
+        /// Interface.
+        interface: String,
+        /// The annotation key.
+        key: &'static str,
+        /// The CNI capability name.
+        capability: &'static str,
+        /// A plugin that implements it.
+        plugin: &'static str,
+    },
+    /// An IP-over-InfiniBand hardware address on a kubetron (Ethernet) network.
+    #[error("network {network} cannot honour \"mac\" {mac} asked for interface {interface}: it is a 20-byte IP-over-InfiniBand address and kubetron's interfaces are Ethernet (6-byte MACs)")]
+    InfinibandMac {
+        /// `ns/name`.
+        network: String,
+        /// Interface.
+        interface: String,
+        /// The address asked for.
+        mac: String,
+    },
+    /// `ipam-claim-reference` on a kubetron network.
+    #[error("network {network} cannot honour \"ipam-claim-reference\" ({claim}) asked for interface {interface}: kubetron does not use IPAMClaims; use \"ips\" for fixed addresses")]
+    IpamClaim {
+        /// `ns/name`.
+        network: String,
+        /// Interface.
+        interface: String,
+        /// The claim named.
+        claim: String,
+    },
     /// Static MAC asked for but not granted.
     #[error("network {network} does not allow static MAC addresses (its config does not set capabilities.mac), but interface {interface} asks for {mac}")]
     StaticMac {
@@ -110,8 +145,42 @@ pub fn authorize(pod_ns: &str, selection: &NetworkSelection, nad: &NetworkAttach
     }
 }
 
-/// Does the network's config grant what the selection asks for (static IPs, static MAC)?
+/// Does the network's config grant and honour what the selection asks for? Static IPs and MAC
+/// need kubetron's `capabilities.ips` / `capabilities.mac`; `portMappings`, `bandwidth` and
+/// `infiniband-guid` need a chained plugin declaring that capability; `ipam-claim-reference` is
+/// never honoured. Anything else would be silently ignored, which the spec forbids.
 pub fn check_capabilities(selection: &NetworkSelection, config: &KubetronConfig) -> Result<(), Refusal> {
+    const CHAINED: &[(&str, &str, &str)] = &[
+        ("infiniband-guid", "infinibandGUID", "ib-sriov"),
+        ("portMappings", "portMappings", "portmap"),
+        ("bandwidth", "bandwidth", "bandwidth"),
+    ];
+    let requested = selection.requested_capabilities();
+    for (key, capability, plugin) in CHAINED {
+        if requested.contains(capability) && !config.chain_capabilities.contains(*capability) {
+            return Err(Refusal::Unhonoured {
+                network: selection.network().to_string(),
+                interface: selection.interface.clone(),
+                key,
+                capability,
+                plugin,
+            });
+        }
+    }
+    if let Some(mac) = &selection.ipoib_mac {
+        return Err(Refusal::InfinibandMac {
+            network: selection.network().to_string(),
+            interface: selection.interface.clone(),
+            mac: mac.clone(),
+        });
+    }
+    if let Some(claim) = &selection.ipam_claim_reference {
+        return Err(Refusal::IpamClaim {
+            network: selection.network().to_string(),
+            interface: selection.interface.clone(),
+            claim: claim.clone(),
+        });
+    }
     if !selection.ips.is_empty() && !config.capabilities.ips {
         return Err(Refusal::StaticIps {
             network: selection.network().to_string(),

@@ -110,6 +110,40 @@ fn capability_checks() {
 }
 
 #[test]
+fn unhonourable_requests_are_refused() {
+    let alone = parse_config(BLUE, "n").unwrap().unwrap();
+    assert!(alone.chain_capabilities.is_empty());
+    let chained = parse_config(
+        r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"kubetron","capabilities":{"ips":true}},
+            {"type":"portmap","capabilities":{"portMappings":true}},{"type":"bandwidth","capabilities":{"bandwidth":false}}]}"#,
+        "n",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(chained.chain_capabilities.iter().map(String::as_str).collect::<Vec<_>>(), vec!["portMappings"]);
+    let ports =
+        parse(r#"[{"name":"n","interface":"data0","portMappings":[{"hostPort":8080,"containerPort":80}]}]"#, "ns").unwrap().remove(0);
+    let bw = parse(r#"[{"name":"n","bandwidth":{"ingressRate":1000}}]"#, "ns").unwrap().remove(0);
+    let guid = parse(r#"[{"name":"n","infiniband-guid":"00:11:22:33:44:55:66:77"}]"#, "ns").unwrap().remove(0);
+    let claim = parse(r#"[{"name":"n","ipam-claim-reference":"vm1"}]"#, "ns").unwrap().remove(0);
+    let empty = parse(r#"[{"name":"n","portMappings":[],"bandwidth":{}}]"#, "ns").unwrap().remove(0);
+
+    let e = check_capabilities(&ports, &alone).unwrap_err();
+    assert!(matches!(e, Refusal::Unhonoured { key: "portMappings", capability: "portMappings", .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("ns/n") && msg.contains("data0") && msg.contains("portmap"), "{msg}");
+    assert_eq!(check_capabilities(&ports, &chained), Ok(()), "a chained portmap plugin honours it");
+    assert!(matches!(check_capabilities(&bw, &alone), Err(Refusal::Unhonoured { key: "bandwidth", .. })));
+    assert!(matches!(check_capabilities(&bw, &chained), Err(Refusal::Unhonoured { key: "bandwidth", .. })), "declared false");
+    assert!(matches!(check_capabilities(&guid, &alone), Err(Refusal::Unhonoured { capability: "infinibandGUID", .. })));
+    let e = check_capabilities(&claim, &chained).unwrap_err();
+    assert!(matches!(e, Refusal::IpamClaim { .. }) && e.to_string().contains("vm1"), "{e}");
+    assert_eq!(check_capabilities(&empty, &alone), Ok(()), "empty requests ask for nothing");
+    let ib = parse(r#"[{"name":"n","mac":"80:00:00:48:fe:80:00:00:00:00:00:00:02:c9:03:00:00:0f:f0:11"}]"#, "ns").unwrap().remove(0);
+    assert!(matches!(check_capabilities(&ib, &alone), Err(Refusal::InfinibandMac { .. })));
+}
+
+#[test]
 fn nad_serde_and_crd() {
     let nad = new_nad("ns", "blue", BLUE, &[]);
     let v = serde_json::to_value(&nad).unwrap();

@@ -57,6 +57,10 @@ pub struct MarkedSwitch {
     pub physnet: Option<String>,
     /// The localnet port's VLAN `tag`.
     pub vlan: Option<i64>,
+    /// `other_config:subnet` and `other_config:exclude_ips`: copied into the NAD config so the
+    /// webhook can refuse static addresses the network cannot give.
+    pub subnet: Option<String>,
+    pub exclude_ips: Option<String>,
 }
 
 /// A switch name made a valid object name (RFC 1123 subdomain): lower case, other characters to
@@ -96,7 +100,10 @@ pub fn marked_switches(view: &NbView) -> Vec<MarkedSwitch> {
             .find(|(u, _, _)| ports.binary_search(&Atom::Uuid(*u)).is_ok())
             .map(|(_, n, t)| (n.clone(), *t))
             .unwrap_or((None, None));
-        out.push(MarkedSwitch { switch, nad_name, targets, physnet, vlan });
+        let other = string_map(row, "other_config");
+        let subnet = other.get("subnet").filter(|v| !v.is_empty()).cloned();
+        let exclude_ips = other.get("exclude_ips").filter(|v| !v.is_empty()).cloned();
+        out.push(MarkedSwitch { switch, nad_name, targets, physnet, vlan, subnet, exclude_ips });
     }
     out.sort_by(|a, b| a.switch.cmp(&b.switch));
     out
@@ -111,15 +118,20 @@ pub fn desired_nads(switches: &[MarkedSwitch], all_namespaces: &[String], settin
             Targets::All => all_namespaces.iter().collect(),
             Targets::Some(n) => n.iter().collect(),
         };
-        let config = json!({
+        let mut config = json!({
             "cniVersion": settings.cni_version,
             "name": s.nad_name,
             "type": crate::nad::PLUGIN_TYPE,
             "logical_switch": s.switch,
             "nb": settings.nb_remote,
             "capabilities": {"ips": true, "mac": true},
-        })
-        .to_string();
+        });
+        for (key, value) in [("subnet", &s.subnet), ("exclude_ips", &s.exclude_ips)] {
+            if let Some(v) = value {
+                config[key] = json!(v);
+            }
+        }
+        let config = config.to_string();
         let resource = s.physnet.as_ref().map(|p| format!("{RESOURCE_PREFIX}{p}"));
         let mut annotations = vec![(SWITCH_ANNOTATION, s.switch.as_str())];
         if let Some(r) = &resource {
@@ -170,6 +182,8 @@ mod tests {
                 targets: Targets::Some(["x".to_string(), "y".to_string()].into()),
                 physnet: None,
                 vlan: None,
+                subnet: Some("10.1.0.0/24".into()),
+                exclude_ips: Some("10.1.0.1..10.1.0.9".into()),
             },
             MarkedSwitch {
                 switch: "phys".into(),
@@ -177,6 +191,8 @@ mod tests {
                 targets: Targets::All,
                 physnet: Some("physnet1".into()),
                 vlan: Some(100),
+                subnet: None,
+                exclude_ips: None,
             },
             // Same NAD name as the first in namespace x: the first by switch name wins.
             MarkedSwitch {
@@ -185,6 +201,8 @@ mod tests {
                 targets: Targets::Some(["x".to_string()].into()),
                 physnet: None,
                 vlan: None,
+                subnet: None,
+                exclude_ips: None,
             },
         ];
         let nads = desired_nads(&switches, &["x".to_string(), "z".to_string()], &settings);
@@ -196,6 +214,9 @@ mod tests {
         assert_eq!(cfg.logical_switch, "net_a");
         assert!(cfg.capabilities.ips && cfg.capabilities.mac);
         assert_eq!(cfg.extra.get("nb").and_then(|v| v.as_str()), Some("tcp:127.0.0.1:6641"));
+        assert_eq!(cfg.extra.get("subnet").and_then(|v| v.as_str()), Some("10.1.0.0/24"));
+        assert_eq!(cfg.extra.get("exclude_ips").and_then(|v| v.as_str()), Some("10.1.0.1..10.1.0.9"));
+        assert!(nads[1].kubetron_config().unwrap().unwrap().extra.get("subnet").is_none());
         assert_eq!(xa.resource_name(), None);
         assert_eq!(xa.metadata.labels.as_ref().unwrap().get(SYNCED_LABEL).map(String::as_str), Some(SYNCED_VALUE));
         assert_eq!(nads[1].resource_name(), Some("kubetron.io/physnet1"));

@@ -1,10 +1,14 @@
 //! The admission decision for one AdmissionRequest.
 //!
 //! Pods on CREATE with a `k8s.v1.cni.cncf.io/networks` annotation are checked:
-//! - a malformed annotation is refused (400);
+//! - an annotation the NPWG spec makes invalid is refused (400, [`crate::annotation`]: bad
+//!   names, `default-route` on two elements, `"ips": []`, `ips` with `ipam-claim-reference`, ...);
 //! - every requested NAD must exist (404 otherwise);
 //! - for kubetron NADs: the config must parse, the pod's namespace must be allowed to use it
-//!   ([`crate::nad::authorize`], 403) and static IPs/MAC need the network's capabilities (403).
+//!   ([`crate::nad::authorize`], 403), static IPs/MAC need the network's capabilities, and
+//!   requests the network cannot honour (`portMappings`, `bandwidth`, `infiniband-guid` without
+//!   a chained plugin declaring that capability; `ipam-claim-reference`) are refused (403,
+//!   [`crate::nad::check_capabilities`]) instead of being silently ignored.
 //!
 //! NADs of other CNI plugins are Multus's business: they are neither authorized nor given env
 //! vars. If every problem is collected, the message lists them all, separated by `; `.
@@ -88,6 +92,10 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
             problems.push((403, r.to_string()));
             continue;
         }
+        if let Some(m) = static_address_problem(sel, &config) {
+            problems.push((400, m));
+            continue;
+        }
         if let (Some(_), Some(resource)) = (nad.physical_network(), nad.resource_name()) {
             resources.insert(resource.to_string());
         }
@@ -118,6 +126,22 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
         }
     }
     resp
+}
+
+/// Static IPs the network can never give, when the NAD's kubetron config names the switch's
+/// `subnet` (and `exclude_ips`), with the rules of [`ovn::addressing::SwitchRules`]: outside the
+/// subnet, its network or broadcast address, excluded. Addresses held by other ports are refused
+/// by the controller and the CNI plugin, which read OVN; the webhook cannot know them.
+fn static_address_problem(sel: &NetworkSelection, config: &crate::nad::KubetronConfig) -> Option<String> {
+    let subnet = config.extra.get("subnet").and_then(Value::as_str).and_then(|s| s.parse::<ipnet::Ipv4Net>().ok());
+    let exclude = config.extra.get("exclude_ips").and_then(Value::as_str);
+    if subnet.is_none() && exclude.is_none() {
+        return None;
+    }
+    let rules = ovn::addressing::SwitchRules::new(subnet, exclude);
+    sel.ips.iter().find_map(|ip| {
+        rules.check_ip(ip.addr).err().map(|e| format!("network {}, interface {}: requested {e}", sel.network(), sel.interface))
+    })
 }
 
 #[cfg(test)]

@@ -84,6 +84,47 @@ fn every_problem_is_reported() {
     assert!(status.message.contains("app/missing") && status.message.contains("infra/private"), "{}", status.message);
 }
 
+/// The NPWG selection rules at the handler: (annotation, expected code; 0 = admitted, message needle).
+#[test]
+fn npwg_selection_rules() {
+    let rt = runtime();
+    let m = nads();
+    m.insert(new_nad("app", "red.net", KT, &[]));
+    m.insert(new_nad(
+        "app",
+        "ported",
+        r#"{"name":"ported","plugins":[{"type":"kubetron"},{"type":"portmap","capabilities":{"portMappings":true}}]}"#,
+        &[],
+    ));
+    let cases: &[(&str, u16, &str)] = &[
+        ("red.net", 0, ""),
+        (r#"[{"name":"red.net","interface":"r0"}]"#, 0, ""),
+        (r#"[{"name":"blue","default-route":[]}]"#, 0, ""),
+        (r#"[{"name":"blue","default-route":["10.0.0.1"]},{"name":"red.net","default-route":["10.1.0.1"]}]"#, 400, "default-route"),
+        (r#"[{"name":"blue","ips":[]}]"#, 400, "at least one"),
+        (r#"[{"name":"blue","ips":["10.0.0.5"],"ipam-claim-reference":"c"}]"#, 400, "ipam-claim-reference"),
+        (r#"[{"name":"blue","portMappings":[{"hostPort":80,"containerPort":80}]}]"#, 403, "portMappings"),
+        (r#"[{"name":"ported","portMappings":[{"hostPort":80,"containerPort":80}]}]"#, 0, ""),
+        (r#"[{"name":"ported","bandwidth":{"ingressRate":1}}]"#, 403, "bandwidth"),
+        (r#"[{"name":"blue","ipam-claim-reference":"c"}]"#, 403, "IPAMClaims"),
+        // Other plugins' networks: what they can honour is Multus's and that plugin's business.
+        (r#"[{"name":"mv","portMappings":[{"hostPort":80,"containerPort":80}]}]"#, 0, ""),
+    ];
+    for (annotation, code, needle) in cases {
+        let r = request(json!({"metadata": {"annotations": {NETWORKS_ANNOTATION: annotation}}, "spec": {"containers": [{"name": "a"}]}}));
+        let resp = rt.block_on(admit(&r, &m));
+        match (code, resp.status) {
+            (0, status) => assert!(resp.allowed, "{annotation}: {status:?}"),
+            (code, Some(status)) => {
+                assert!(!resp.allowed, "{annotation}");
+                assert_eq!(status.code, *code, "{annotation}: {}", status.message);
+                assert!(status.message.contains(needle), "{annotation}: {}", status.message);
+            }
+            (_, None) => panic!("{annotation}: refused without a status"),
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
     #[test]
@@ -144,4 +185,36 @@ proptest! {
         prop_assert!(again.allowed);
         prop_assert!(again.patch.is_none(), "second pass should be a no-op");
     }
+}
+
+#[test]
+fn static_ips_the_nad_subnet_cannot_give_are_refused() {
+    let rt = runtime();
+    let m = MemoryNads::new();
+    let cfg =
+        r#"{"cniVersion":"1.0.0","type":"kubetron","capabilities":{"ips":true},"subnet":"10.5.0.0/24","exclude_ips":"10.5.0.1..10.5.0.9"}"#;
+    m.insert(new_nad("app", "sub", cfg, &[]));
+    m.insert(new_nad("app", "nosub", r#"{"cniVersion":"1.0.0","type":"kubetron","capabilities":{"ips":true}}"#, &[]));
+    let ask = |net: &str, ip: &str| {
+        let a = format!(r#"[{{"name":"{net}","ips":["{ip}"]}}]"#);
+        rt.block_on(admit(
+            &request(json!({"metadata": {"annotations": {NETWORKS_ANNOTATION: a}}, "spec": {"containers": [{"name": "c"}]}})),
+            &m,
+        ))
+    };
+    for (ip, word) in [
+        ("10.6.0.5/24", "not in the network's subnet"),
+        ("10.5.0.0/24", "network address"),
+        ("10.5.0.255/24", "broadcast address"),
+        ("10.5.0.3/24", "exclude_ips"),
+    ] {
+        let r = ask("sub", ip);
+        assert!(!r.allowed, "{ip}");
+        let st = r.status.unwrap();
+        assert_eq!(st.code, 400);
+        assert!(st.message.contains(word) && st.message.contains("app/sub"), "{ip}: {}", st.message);
+    }
+    assert!(ask("sub", "10.5.0.50/24").allowed);
+    // Without a subnet in the NAD the webhook cannot know: the controller and the plugin decide.
+    assert!(ask("nosub", "10.6.0.5/24").allowed);
 }

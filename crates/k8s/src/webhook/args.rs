@@ -42,14 +42,22 @@ impl WebhookArgs {
 }
 
 /// Run the webhook in a cluster: NADs are read with the in-cluster (or kubeconfig) client; a
-/// generated CA is published to `--register` when given.
-pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
-    let client = kube::Client::try_default().await.map_err(|e| WebhookError::Kube(e.to_string()))?;
+/// generated CA is published to `--register` when given. Serves until `shutdown` completes (the
+/// binary passes SIGTERM/SIGINT), then drains the requests in flight and returns.
+pub async fn run(args: WebhookArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<(), WebhookError> {
+    tokio::pin!(shutdown);
+    let client = tokio::select! {
+        _ = &mut shutdown => return Ok(()),
+        c = kube::Client::try_default() => c.map_err(|e| WebhookError::Kube(e.to_string()))?,
+    };
     let server = WebhookServer::bind(&args.config(), client.clone()).await?;
     if let (Some(name), Some(ca)) = (&args.register, server.ca_pem()) {
-        register_ca_bundle(client, name, ca, Duration::from_secs(120)).await?;
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            r = register_ca_bundle(client, name, ca, Duration::from_secs(120)) => r?,
+        }
     }
-    server.run().await
+    server.run_until(shutdown).await
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ use super::WebhookError;
 /// Largest request body accepted (the API server caps objects well below this).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping server waits for requests in flight (well inside a pod's default 30 s
+/// termination grace period).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Webhook settings.
 #[derive(Debug, Clone)]
@@ -93,13 +96,17 @@ impl<S: NadSource> WebhookServer<S> {
         self.ca_pem.as_deref()
     }
 
-    /// Serve until `shutdown` completes. Connections in flight are left to finish on their own.
+    /// Serve until `shutdown` completes; then stop accepting, let the requests in flight finish
+    /// (idle keep-alive connections are closed) for up to [`DRAIN_TIMEOUT`], and return.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), WebhookError> {
         tracing::info!(addr = ?self.listener.local_addr().ok(), "admission webhook listening");
         tokio::pin!(shutdown);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut conns = tokio::task::JoinSet::new();
         loop {
+            while conns.try_join_next().is_some() {}
             let (tcp, peer) = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -113,38 +120,64 @@ impl<S: NadSource> WebhookServer<S> {
             let acceptor = self.acceptor.clone();
             let nads = self.nads.clone();
             let metrics = self.metrics.clone();
-            tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
+            let mut stop = stop_rx.clone();
+            conns.spawn(async move {
+                let tls = tokio::select! {
+                    _ = stopping(&mut stop) => return,
+                    r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => match r {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    },
                 };
                 let service = hyper::service::service_fn(move |req| {
                     let (nads, metrics) = (nads.clone(), metrics.clone());
                     async move { Ok::<_, Infallible>(handle(req, nads.as_ref(), &metrics).await) }
                 });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                let conn = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await
-                {
+                    .serve_connection(TokioIo::new(tls), service);
+                tokio::pin!(conn);
+                let r = tokio::select! {
+                    r = conn.as_mut() => r,
+                    _ = stopping(&mut stop) => {
+                        // Finish the request in flight, then close (no more keep-alive).
+                        conn.as_mut().graceful_shutdown();
+                        conn.as_mut().await
+                    }
+                };
+                if let Err(e) = r {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });
         }
+        drop(self.listener);
+        let _ = stop_tx.send(true);
+        let in_flight = conns.len();
+        if tokio::time::timeout(DRAIN_TIMEOUT, async { while conns.join_next().await.is_some() {} }).await.is_err() {
+            tracing::warn!(in_flight, "connections still open after {DRAIN_TIMEOUT:?}; closing them");
+            conns.abort_all();
+        }
+        tracing::info!("admission webhook stopped");
+        Ok(())
     }
 
     /// Serve forever.
     pub async fn run(self) -> Result<(), WebhookError> {
         self.run_until(std::future::pending()).await
     }
+}
+
+/// Completes once the server is stopping.
+async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

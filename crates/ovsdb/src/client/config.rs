@@ -7,6 +7,10 @@ use crate::codec::DEFAULT_MAX_MESSAGE;
 use crate::error::Result;
 use crate::tls::TlsConfig;
 
+/// Default [`ClientConfig::inactivity_probe`]: 5 s, as ovsdb-server's connections and
+/// ovn-controller's `ovn-remote-probe-interval`.
+pub const DEFAULT_INACTIVITY_PROBE: Duration = Duration::from_secs(5);
+
 /// How to connect. Build with [`ClientConfig::new`] and the builder methods.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -21,8 +25,16 @@ pub struct ClientConfig {
     /// Only use the cluster leader (default true; needs `database`).
     pub leader_only: bool,
     /// Send an echo after this long without receiving anything, and drop the connection if
-    /// nothing arrives for as long again (default 5 s; `None` disables).
+    /// nothing arrives for as long again, as ovsdb-server and ovn-controller do (default 5 s,
+    /// their default too; `None` disables). Requests in flight then fail with
+    /// [`crate::Error::Disconnected`] naming the remote. Sending that stalls for twice this long
+    /// (a peer that stopped reading) drops the connection too.
     pub inactivity_probe: Option<Duration>,
+    /// Bound on every request (transact, monitor start, echo, lock, ...): with no reply within
+    /// it, the request fails with [`crate::Error::RequestTimeout`] (it may still be applied by
+    /// the server). The time waiting for a connection counts. Default `None`: requests wait as
+    /// long as the connection lives (the inactivity probe bounds a connected, silent server).
+    pub request_timeout: Option<Duration>,
     /// Largest message accepted from the server (default 512 MiB).
     pub max_message_size: usize,
     /// Timeout of one connection attempt (TCP connect plus TLS handshake).
@@ -45,7 +57,8 @@ impl ClientConfig {
             tls: None,
             database: None,
             leader_only: true,
-            inactivity_probe: Some(Duration::from_secs(5)),
+            inactivity_probe: Some(DEFAULT_INACTIVITY_PROBE),
+            request_timeout: None,
             max_message_size: DEFAULT_MAX_MESSAGE,
             connect_timeout: Duration::from_secs(5),
             initial_timeout: Duration::from_secs(10),
@@ -69,6 +82,11 @@ impl ClientConfig {
     }
     pub fn inactivity_probe(mut self, p: Option<Duration>) -> Self {
         self.inactivity_probe = p;
+        self
+    }
+    /// See [`ClientConfig::request_timeout`].
+    pub fn request_timeout(mut self, t: Option<Duration>) -> Self {
+        self.request_timeout = t;
         self
     }
     pub fn max_message_size(mut self, n: usize) -> Self {
@@ -102,7 +120,7 @@ impl ClientConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionState {
     pub connected: bool,
-    /// The remote of the current (or last) connection.
+    /// The remote of the current connection, or of the last one tried.
     pub remote: Option<String>,
     /// Number of connections established so far.
     pub epoch: u64,

@@ -121,6 +121,7 @@ impl Conn {
                     let framed = Framed::new(io, JsonCodec::new(self.cfg.max_message_size));
                     self.session(&remote, framed, &mut was_ready).await
                 }
+                Err(Error::Connect { reason, .. }) => End::Lost(reason),
                 Err(e) => End::Lost(e.to_string()),
             };
             let reason = match end {
@@ -133,7 +134,8 @@ impl Conn {
             };
             self.after_session(&remote, &reason, was_ready);
             if !self.cfg.reconnect {
-                self.shutdown(&format!("connection to {remote} lost and reconnect is disabled: {reason}"));
+                let why = if was_ready { "connection lost" } else { "connection failed" };
+                self.shutdown(&format!("{why} and reconnecting is disabled: {reason}"));
                 return;
             }
             if was_ready {
@@ -225,22 +227,30 @@ impl Conn {
         }
         self.state.send_modify(|s| {
             s.connected = false;
+            s.remote = Some(remote.to_string());
             s.last_error = Some(format!("{remote}: {reason}"));
         });
     }
 
     fn shutdown(&mut self, reason: &str) {
+        let remote = self
+            .state
+            .borrow()
+            .remote
+            .clone()
+            .unwrap_or_else(|| self.cfg.remotes.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(","));
+        let closed = || Error::Closed { remote: remote.clone(), reason: reason.to_string() };
         for (_, p) in self.pending.drain() {
             if let Pending::Call { reply, .. } = p {
-                let _ = reply.send(Err(Error::Closed));
+                let _ = reply.send(Err(closed()));
             }
         }
         for c in self.backlog.drain(..) {
-            fail_command(c, reason);
+            fail_command(c, closed);
         }
         self.rx.close();
         while let Ok(c) = self.rx.try_recv() {
-            fail_command(c, reason);
+            fail_command(c, closed);
         }
         for (_, e) in self.monitors.drain() {
             let _ = e.events.send(RawEvent::Canceled);
@@ -260,21 +270,23 @@ impl Conn {
 
     async fn session(&mut self, remote: &Remote, mut io: Stream, was_ready: &mut bool) -> End {
         let mut ready = false;
+        let probe = self.cfg.inactivity_probe;
         let needs_server_check = self.cfg.database.is_some() && (self.cfg.leader_only || self.cfg.remotes.len() > 1);
         if needs_server_check {
             let id = self.id();
             self.pending.insert(id, Pending::ServerMon);
-            if let Err(e) = io.send(jsonrpc::request(id, "monitor", &server_monitor_params())).await {
-                return End::Lost(format!("sending: {e}"));
+            let sent =
+                async { io.send(jsonrpc::request(id, "monitor", &server_monitor_params())).await.map_err(|e| format!("sending: {e}")) };
+            if let Err(r) = bounded(probe, sent).await {
+                return End::Lost(r);
             }
         } else {
-            if let Err(r) = self.become_ready(remote, &mut io).await {
+            if let Err(r) = bounded(probe, self.become_ready(remote, &mut io)).await {
                 return End::Lost(r);
             }
             ready = true;
             *was_ready = true;
         }
-        let probe = self.cfg.inactivity_probe;
         let mut tick = tokio::time::interval(probe.map(|p| (p / 4).max(Duration::from_millis(50))).unwrap_or(Duration::from_secs(3600)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();
@@ -291,10 +303,10 @@ impl Conn {
                     };
                     last_rx = Instant::now();
                     echo_sent = None;
-                    match self.handle_frame(remote, &mut io, frame, ready).await {
+                    match bounded(probe, self.handle_frame(remote, &mut io, frame, ready)).await {
                         Ok(Some(true)) => {
                             // Server check passed.
-                            if let Err(r) = self.become_ready(remote, &mut io).await {
+                            if let Err(r) = bounded(probe, self.become_ready(remote, &mut io)).await {
                                 return End::Lost(r);
                             }
                             ready = true;
@@ -306,20 +318,10 @@ impl Conn {
                 }
                 cmd = self.rx.recv(), if ready => {
                     let Some(cmd) = cmd else { return End::Closed };
-                    if let Err(r) = self.handle_command(&mut io, cmd).await {
+                    // A peer that stopped reading would block this branch (and so the probe)
+                    // forever once the socket buffer is full: bound the writes.
+                    if let Err(r) = bounded(probe, self.send_batch(&mut io, cmd)).await {
                         return End::Lost(r);
-                    }
-                    // Batch whatever else is queued, then flush once.
-                    let mut n = 0;
-                    while n < 64 {
-                        let Ok(cmd) = self.rx.try_recv() else { break };
-                        if let Err(r) = self.handle_command(&mut io, cmd).await {
-                            return End::Lost(r);
-                        }
-                        n += 1;
-                    }
-                    if let Err(e) = io.flush().await {
-                        return End::Lost(format!("sending: {e}"));
                     }
                 }
                 _ = tick.tick() => {
@@ -338,8 +340,9 @@ impl Conn {
                         } else if last_rx.elapsed() >= p {
                             let id = self.id();
                             self.pending.insert(id, Pending::Echo);
-                            if let Err(e) = io.send(jsonrpc::request(id, "echo", b"[]")).await {
-                                return End::Lost(format!("sending: {e}"));
+                            let sent = async { io.send(jsonrpc::request(id, "echo", b"[]")).await.map_err(|e| format!("sending: {e}")) };
+                            if let Err(r) = bounded(probe, sent).await {
+                                return End::Lost(r);
                             }
                             echo_sent = Some(Instant::now());
                         }
@@ -350,6 +353,18 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Sends `cmd` and whatever else is queued (up to 64 more), then flushes once.
+    async fn send_batch(&mut self, io: &mut Stream, cmd: Command) -> std::result::Result<(), String> {
+        self.handle_command(io, cmd).await?;
+        let mut n = 0;
+        while n < 64 {
+            let Ok(cmd) = self.rx.try_recv() else { break };
+            self.handle_command(io, cmd).await?;
+            n += 1;
+        }
+        io.flush().await.map_err(|e| format!("sending: {e}"))
     }
 
     async fn become_ready(&mut self, remote: &Remote, io: &mut Stream) -> std::result::Result<(), String> {
@@ -391,11 +406,7 @@ impl Conn {
             }
             _ => json!([e.req.db, e.json_id, requests]),
         };
-        let name = match method {
-            MonitorMethod::Monitor => "monitor",
-            MonitorMethod::Cond => "monitor_cond",
-            MonitorMethod::CondSince => "monitor_cond_since",
-        };
+        let name = method.name();
         let gen = e.gen;
         self.by_id.insert(e.json_id.clone(), key);
         let id = self.id();
@@ -657,7 +668,7 @@ impl Conn {
                             self.by_id.retain(|_, k| *k != key);
                             match e.start_reply {
                                 Some(r) => {
-                                    let _ = r.send(Err(rpc_err(method_name(method), err)));
+                                    let _ = r.send(Err(rpc_err(method.name(), err)));
                                 }
                                 None => {
                                     warn!("re-establishing monitor failed: {err}");
@@ -708,27 +719,34 @@ impl Conn {
     }
 }
 
-fn method_name(m: MonitorMethod) -> &'static str {
-    match m {
-        MonitorMethod::Monitor => "monitor",
-        MonitorMethod::Cond => "monitor_cond",
-        MonitorMethod::CondSince => "monitor_cond_since",
+/// Bounds a step of the session that writes to the socket: a peer that stopped reading would
+/// block it (and so the probe) forever once the socket buffers are full. Twice the probe interval,
+/// as the probe's own bound; unbounded without a probe.
+async fn bounded<T>(
+    probe: Option<Duration>,
+    f: impl std::future::Future<Output = std::result::Result<T, String>>,
+) -> std::result::Result<T, String> {
+    match probe {
+        Some(p) => tokio::time::timeout(p * 2, f)
+            .await
+            .unwrap_or_else(|_| Err(format!("sending stalled for {:?} (the server is not reading)", p * 2))),
+        None => f.await,
     }
 }
 
-fn fail_command(c: Command, _reason: &str) {
+fn fail_command(c: Command, closed: impl Fn() -> Error) {
     match c {
         Command::Call { reply, .. } => {
-            let _ = reply.send(Err(Error::Closed));
+            let _ = reply.send(Err(closed()));
         }
         Command::MonitorStart { reply, .. } | Command::CondChange { reply, .. } => {
-            let _ = reply.send(Err(Error::Closed));
+            let _ = reply.send(Err(closed()));
         }
         Command::MonitorCancel { reply: Some(r), .. } => {
             let _ = r.send(Ok(()));
         }
         Command::Lock { reply, .. } => {
-            let _ = reply.send(Err(Error::Closed));
+            let _ = reply.send(Err(closed()));
         }
         _ => {}
     }

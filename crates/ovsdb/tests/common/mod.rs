@@ -5,7 +5,11 @@ use ovsdb::{Client, ClientConfig};
 pub const NB: &str = "OVN_Northbound";
 
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 pub struct Nb {
@@ -22,4 +26,16 @@ pub fn start_nb(tcp: bool) -> Nb {
 
 pub async fn connect(remote: &str) -> Client {
     Client::connect(ClientConfig::new(remote).unwrap()).await.expect("connect")
+}
+
+/// Generous bound for anything a test waits for: only reached when something is broken.
+pub const LONG: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Polls `cond` (every 10 ms) until it holds; panics naming `what` after `limit`.
+pub async fn poll(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -1,0 +1,226 @@
+//! Every CNI verb is bounded (issue 8 #2): the real `kubetron` binary against a real OVN whose
+//! Northbound ovsdb-server is SIGSTOPped (it still accepts connections, it answers nothing), and
+//! against an Open_vSwitch database that stops answering in the middle of ADD's plug step. Each
+//! plugin run is itself bounded by this harness (killed after 60 s, and the test fails), so a hang
+//! can never pass.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{kubetron_bin, Out, Pod, World};
+
+/// How long the harness lets one plugin run take before killing it and failing.
+const HARNESS_BOUND: Duration = Duration::from_secs(60);
+
+/// Runs the plugin in chassis `node`'s netns; kills it and panics after [`HARNESS_BOUND`].
+fn cni_bounded(w: &World, node: usize, command: &str, pod: Option<&Pod>, conf: &Value) -> (Out, Duration) {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", w.chassis[node].netns(), kubetron_bin()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = pod {
+        c.env("CNI_CONTAINERID", &p.id).env("CNI_IFNAME", "net1").env("CNI_NETNS", p.netns_path());
+    }
+    let t = Instant::now();
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if t.elapsed() > HARNESS_BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command} did not return within {HARNESS_BOUND:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = t.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let json = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let o = Out { code: out.status.code().unwrap_or(-1), json, stderr: String::from_utf8_lossy(&out.stderr).to_string() };
+    println!("{command}: returned after {} ms: exit {} {}", took.as_millis(), o.code, o.json);
+    (o, took)
+}
+
+/// Continues the NB server when dropped, so a failing assertion never leaves it stopped.
+struct Paused<'a>(&'a daemons::OvsdbServer);
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.resume();
+    }
+}
+
+fn assert_clean(w: &World, pod: &Pod) {
+    assert!(w.lsps().is_empty(), "logical switch ports left: {:?}", w.lsps());
+    assert!(w.bridge_ports(0).is_empty(), "bridge ports left: {:?}", w.bridge_ports(0));
+    assert!(w.host_veths(0).is_empty(), "veths left: {:?}", w.host_veths(0));
+    let links = String::from_utf8(pod.exec(&["ip", "-o", "link"]).stdout).unwrap();
+    assert!(!links.contains("net1"), "{links}");
+}
+
+/// The Northbound ovsdb-server is SIGSTOPped (found by its pid file in the test's state dir):
+/// ADD returns 11 and STATUS 50, DEL returns, each naming the database; after SIGCONT nothing
+/// is left behind, and ADD then works.
+#[test]
+fn stopped_nb_bounds_add_status_and_del() {
+    let w = World::new(1);
+    w.network("red", Some("10.61.0.0/24"));
+    let pod = Pod::new();
+    let mut conf = w.conf("red", 0);
+    conf["cniVersion"] = json!("1.1.0");
+    // The default timeout_ms (30000) is used; the inactivity probe (5 s) notices the silent
+    // server first.
+    assert!(conf.get("timeout_ms").is_none());
+    let nb_remote = w.central.nb_remote();
+
+    let pid = w.central.nb().pause().expect("SIGSTOP the NB ovsdb-server");
+    println!("NB ovsdb-server (pid {pid}) stopped");
+    let paused = Paused(w.central.nb());
+
+    let (add, took) = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
+    assert_eq!(add.code, 1, "{add:?}");
+    assert_eq!(add.json["code"], 11, "{add:?}");
+    let msg = add.json["msg"].as_str().unwrap();
+    assert!(msg.contains(&nb_remote), "the error names the database it waited for: {msg}");
+    println!("ADD with a stopped NB: code 11 after {} ms (timeout_ms 30000)", took.as_millis());
+
+    let (status, took) = cni_bounded(&w, 0, "STATUS", None, &conf);
+    assert_eq!(status.json["code"], 50, "{status:?}");
+    assert!(status.json["msg"].as_str().unwrap().contains(&nb_remote), "{status:?}");
+    println!("STATUS with a stopped NB: code 50 after {} ms", took.as_millis());
+
+    let (del, took) = cni_bounded(&w, 0, "DEL", Some(&pod), &conf);
+    // DEL removes what is local and reports the unreachable database (the runtime retries).
+    assert!(del.code == 0 || del.json["code"] == 11, "{del:?}");
+    println!("DEL with a stopped NB: exit {} after {} ms", del.code, took.as_millis());
+
+    drop(paused);
+    // The server processes what was queued while it was stopped; ADD never got to write.
+    assert_clean(&w, &pod);
+    let (status, _) = cni_bounded(&w, 0, "STATUS", None, &conf);
+    assert_eq!(status.code, 0, "{status:?}");
+    let (add, _) = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
+    assert_eq!(add.code, 0, "{add:?}");
+    let (del, _) = cni_bounded(&w, 0, "DEL", Some(&pod), &conf);
+    assert_eq!(del.code, 0, "{del:?}");
+    assert_clean(&w, &pod);
+}
+
+/// A proxy in front of the chassis' Open_vSwitch database that forwards everything except a
+/// transaction inserting an `Interface` (the plug step's), which it swallows: the database
+/// keeps answering probes and reads but never that write. Only the deadline can end ADD then.
+struct Proxy {
+    path: PathBuf,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn swallow_interface_inserts(listen: &Path, upstream: &Path) -> Proxy {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (listen, upstream) = (listen.to_path_buf(), upstream.to_path_buf());
+    let path = listen.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::UnixListener::bind(&listen).unwrap();
+            ready_tx.send(()).unwrap();
+            let serve = async {
+                loop {
+                    let Ok((client, _)) = l.accept().await else { return };
+                    let Ok(server) = tokio::net::UnixStream::connect(&upstream).await else { return };
+                    tokio::spawn(async move {
+                        let (mut cr, mut cw) = client.into_split();
+                        let (mut sr, mut sw) = server.into_split();
+                        let down = tokio::spawn(async move {
+                            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        });
+                        let mut buf = Vec::new();
+                        let mut chunk = vec![0u8; 65536];
+                        loop {
+                            let n = match cr.read(&mut chunk).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            buf.extend_from_slice(&chunk[..n]);
+                            let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+                            let mut used = 0;
+                            let mut out = Vec::new();
+                            while let Some(Ok(v)) = it.next() {
+                                let start = used;
+                                used = it.byte_offset();
+                                let swallow = v["method"] == "transact"
+                                    && v["params"]
+                                        .as_array()
+                                        .is_some_and(|ops| ops.iter().any(|op| op["op"] == "insert" && op["table"] == "Interface"));
+                                if swallow {
+                                    println!("proxy: swallowed {}", &v.to_string()[..80.min(v.to_string().len())]);
+                                } else {
+                                    out.extend_from_slice(&buf[start..used]);
+                                }
+                            }
+                            buf.drain(..used);
+                            if sw.write_all(&out).await.is_err() {
+                                break;
+                            }
+                        }
+                        down.abort();
+                    });
+                }
+            };
+            tokio::select! {
+                _ = serve => {}
+                _ = stopped => {}
+            }
+        });
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    Proxy { path, _stop: stop }
+}
+
+/// The deadline hits inside ADD's plug step (the logical switch port and the veth exist, the
+/// bridge port write is never answered): ADD returns 11 naming the database and the request it
+/// waited for, and undoes what it made within the deadline.
+#[test]
+fn deadline_in_the_plug_step_leaves_nothing() {
+    let w = World::new(1);
+    w.network("red", Some("10.62.0.0/24"));
+    let pod = Pod::new();
+    let db = w.chassis[0].db_remote();
+    let upstream = PathBuf::from(db.strip_prefix("unix:").expect("unix chassis db"));
+    let proxy = swallow_interface_inserts(&w.dir.path().join("ovs-proxy.sock"), &upstream);
+    let mut conf = w.conf("red", 0);
+    let timeout_ms = 8000;
+    conf["timeout_ms"] = json!(timeout_ms);
+    conf["port_up_timeout_ms"] = json!(4000);
+    conf["ovs_socket"] = json!(format!("unix:{}", proxy.path.display()));
+
+    let (add, took) = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
+    assert_eq!(add.json["code"], 11, "{add:?}");
+    let msg = add.json["msg"].as_str().unwrap();
+    assert!(msg.contains("timeout_ms 8000") && msg.contains("to answer transact"), "{msg}");
+    assert!(msg.contains(&proxy.path.display().to_string()), "names the database: {msg}");
+    println!("ADD hit its deadline in the plug step after {} ms (timeout_ms {timeout_ms})", took.as_millis());
+    // The undo ran: the logical switch port and the veth are gone, and no bridge port was made.
+    assert_clean(&w, &pod);
+
+    // The same config through the real database works (the deadline is not too tight).
+    conf["ovs_socket"] = json!(db);
+    let (add, _) = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
+    assert_eq!(add.code, 0, "{add:?}");
+    let (del, _) = cni_bounded(&w, 0, "DEL", Some(&pod), &conf);
+    assert_eq!(del.code, 0, "{del:?}");
+    assert_clean(&w, &pod);
+}
