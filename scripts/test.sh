@@ -11,6 +11,13 @@ export CARGO_TERM_COLOR=never
 export RUST_BACKTRACE=1
 export CARGO_INCREMENTAL=0
 
+# Expensive builds (kube-apiserver from Debian's source) are cached keyed by their exact source
+# version: as root under /var/cache/kubetron so that fresh clones on this machine share them, else in
+# the clone's .cache/. A cold cache only costs the build.
+if [ -z "${KUBETRON_CACHE:-}" ] && [ "$(id -u)" = 0 ]; then
+  export KUBETRON_CACHE=/var/cache/kubetron
+fi
+
 if [ "${KUBETRON_KUBE:-1}" = 1 ] && [ -x scripts/kube-apiserver.sh ]; then
   KUBE_APISERVER_BIN=$(bash scripts/kube-apiserver.sh | tail -n 1)
   export KUBE_APISERVER_BIN
