@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use k8s::nad::{new_nad, NetworkAttachmentDefinition, ALLOWED_NAMESPACES_ANNOTATION, RESOURCE_NAME_ANNOTATION};
 use k8s::rbac::{COMPONENTS, WEBHOOK_CONFIGURATION_NAME};
-use k8s::webhook::{register_ca_bundle, NadSource, TlsSource, WebhookConfig, WebhookServer};
+use k8s::webhook::{register_ca_bundle, NadSource};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -156,50 +156,15 @@ fn env_of(pod: &Pod) -> Vec<(String, BTreeMap<String, String>)> {
         .collect()
 }
 
-/// deploy/webhook-configuration.yaml, pointed at `url` with `ca_pem`, only for namespaces labelled `label=id`.
-fn webhook_configuration(name: &str, url: &str, ca_pem: &str, label: &str, id: &str) -> MutatingWebhookConfiguration {
-    use base64::Engine;
-    let docs = deploy_docs("webhook-configuration.yaml");
-    let mut doc = docs.into_iter().find(|d| d["kind"] == "MutatingWebhookConfiguration").expect("a MutatingWebhookConfiguration");
-    assert_eq!(doc["metadata"]["name"], WEBHOOK_CONFIGURATION_NAME);
-    assert_eq!(doc["webhooks"][0]["clientConfig"]["service"]["path"], "/mutate", "the server's path");
-    doc["metadata"]["name"] = json!(name);
-    let hooks = doc["webhooks"].as_array_mut().expect("webhooks");
-    assert_eq!(hooks.len(), 1);
-    hooks[0]["clientConfig"] = json!({"url": url, "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)});
-    // Scoped to this test's namespaces: other tests share the apiserver.
-    hooks[0]["namespaceSelector"] = json!({"matchLabels": {label: id}});
-    assert_eq!(hooks[0]["failurePolicy"], "Fail");
-    serde_json::from_value(doc).expect("typed MutatingWebhookConfiguration")
-}
-
 #[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
 #[test]
 fn webhook_admits_and_mutates_pods_through_the_apiserver() {
     let Some(h) = harness("webhook_admits_and_mutates_pods_through_the_apiserver") else { return };
     let rt = runtime();
-    let admin = rt.block_on(async {
-        let admin = h.admin().await;
-        install_crd(&admin).await;
-        apply_rbac(&admin).await;
-        admin
-    });
+    let admin = rt.block_on(h.deployed_admin());
 
-    // The webhook server runs as the deployed webhook identity (deploy/rbac-webhook.yaml), on its own runtime
-    // so that dropping the runtime kills it and every keep-alive connection the apiserver holds to it.
-    let webhook_rt = runtime();
-    let (server, port, ca_pem) = webhook_rt.block_on(async {
-        let client = h.user(WEBHOOK_USER, SA_GROUPS).await;
-        let config = WebhookConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls: TlsSource::Generate { dns_names: vec!["127.0.0.1".into(), "localhost".into()], ca_out: None },
-        };
-        let server = WebhookServer::bind(&config, client).await.expect("bind webhook");
-        let port = server.local_addr().expect("addr").port();
-        let ca = server.ca_pem().expect("generated CA").to_string();
-        (server, port, ca)
-    });
-    webhook_rt.spawn(server.run());
+    // The webhook server runs as the deployed webhook identity (deploy/rbac-webhook.yaml), on its own runtime.
+    let (webhook_rt, port, ca_pem) = h.start_webhook(&["127.0.0.1", "localhost"]);
 
     let id = unique("wh");
     let label = "kubetron-e2e/webhook";
@@ -365,9 +330,7 @@ const ALL_VERBS: &[&str] = &["get", "list", "watch", "create", "update", "patch"
 fn deploy_rbac_grants_exactly_what_the_code_uses() {
     let Some(h) = harness("deploy_rbac_grants_exactly_what_the_code_uses") else { return };
     runtime().block_on(async {
-        let admin = h.admin().await;
-        install_crd(&admin).await;
-        apply_rbac(&admin).await;
+        let admin = h.deployed_admin().await;
         let ns = unique("e2e-rbac");
         create_namespace(&admin, &ns, &[]).await;
 
@@ -558,9 +521,7 @@ fn nad_sync_mirrors_marked_switches() {
 
     let rt = runtime();
     rt.block_on(async {
-        let admin = h.admin().await;
-        install_crd(&admin).await;
-        apply_rbac(&admin).await;
+        let admin = h.deployed_admin().await;
         for ns in [&a, &b] {
             create_namespace(&admin, ns, &[]).await;
         }

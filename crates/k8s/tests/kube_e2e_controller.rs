@@ -163,9 +163,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
     let ns = unique("e2e-ctl");
     let lease_name = unique("e2e-ctl-lease");
     let admin = rt.block_on(async {
-        let admin = h.admin().await;
-        install_crd(&admin).await;
-        apply_rbac(&admin).await;
+        let admin = h.deployed_admin().await;
         create_namespace(&admin, &ns, &[]).await;
         let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
         let config = format!(r#"{{"cniVersion":"1.0.0","name":"blue","type":"kubetron","logical_switch":"{SWITCH}"}}"#);

@@ -16,9 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
-use k8s::rbac::WEBHOOK_CONFIGURATION_NAME;
 use k8s::status::{merge_network_status, write_pod_annotations, NetworkStatus, WriteOutcome, NETWORK_STATUS_ANNOTATION};
-use k8s::webhook::{TlsSource, WebhookConfig, WebhookServer};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -38,43 +36,13 @@ fn networks(value: &str) -> [(&str, &str); 1] {
     [("k8s.v1.cni.cncf.io/networks", value)]
 }
 
-/// deploy/webhook-configuration.yaml, pointed at `url` with `ca_pem`, only for namespaces labelled `label=id`.
-fn webhook_configuration(name: &str, url: &str, ca_pem: &str, label: &str, id: &str) -> MutatingWebhookConfiguration {
-    use base64::Engine;
-    let docs = deploy_docs("webhook-configuration.yaml");
-    let mut doc = docs.into_iter().find(|d| d["kind"] == "MutatingWebhookConfiguration").expect("a MutatingWebhookConfiguration");
-    assert_eq!(doc["metadata"]["name"], WEBHOOK_CONFIGURATION_NAME);
-    doc["metadata"]["name"] = json!(name);
-    let hooks = doc["webhooks"].as_array_mut().expect("webhooks");
-    hooks[0]["clientConfig"] = json!({"url": url, "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)});
-    hooks[0]["namespaceSelector"] = json!({"matchLabels": {label: id}});
-    serde_json::from_value(doc).expect("typed MutatingWebhookConfiguration")
-}
-
 #[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
 #[test]
 fn webhook_follows_the_npwg_selection_spec_through_the_apiserver() {
     let Some(h) = harness("webhook_follows_the_npwg_selection_spec_through_the_apiserver") else { return };
     let rt = runtime();
-    let admin = rt.block_on(async {
-        let admin = h.admin().await;
-        install_crd(&admin).await;
-        apply_rbac(&admin).await;
-        admin
-    });
-    let webhook_rt = runtime();
-    let (server, port, ca_pem) = webhook_rt.block_on(async {
-        let client = h.user(WEBHOOK_USER, SA_GROUPS).await;
-        let config = WebhookConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls: TlsSource::Generate { dns_names: vec!["127.0.0.1".into()], ca_out: None },
-        };
-        let server = WebhookServer::bind(&config, client).await.expect("bind webhook");
-        let port = server.local_addr().expect("addr").port();
-        let ca = server.ca_pem().expect("generated CA").to_string();
-        (server, port, ca)
-    });
-    webhook_rt.spawn(server.run());
+    let admin = rt.block_on(h.deployed_admin());
+    let (webhook_rt, port, ca_pem) = h.start_webhook(&["127.0.0.1"]);
 
     let id = unique("npwg");
     let label = "kubetron-e2e/npwg";

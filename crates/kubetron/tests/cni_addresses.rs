@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{result_ip, Out, Pod, World};
+use support::{result_ip, CniOutcome, Pod, World};
 
 fn args(ns: &str, pod: &str) -> String {
     format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={pod};K8S_POD_UID=uid-{pod}")
@@ -23,7 +23,7 @@ fn with_request(w: &World, network: &str, ips: &[&str], mac: Option<&str>) -> Va
     conf
 }
 
-fn msg(o: &Out) -> String {
+fn msg(o: &CniOutcome) -> String {
     o.json["msg"].as_str().map(str::to_string).unwrap_or_else(|| format!("{o:?}"))
 }
 
@@ -47,10 +47,10 @@ fn addresses_in_use_or_not_on_the_network_are_refused_naming_the_holder() {
     let a = Pod::new();
     let conf = with_request(&w, "red", &["10.61.0.20/24"], None);
     let ra = a.cni(&w, 0, "ADD", "net1", &conf, Some(&args("ns1", "a")));
-    assert_eq!(ra.code, 0, "{ra:?}");
+    assert_eq!(ra.exit_code, 0, "{ra:?}");
     let c = Pod::new();
     let rc = c.cni(&w, 0, "ADD", "net1", &w.conf("red", 0), Some(&args("ns1", "c")));
-    assert_eq!(rc.code, 0, "{rc:?}");
+    assert_eq!(rc.exit_code, 0, "{rc:?}");
     let dynamic_ip = result_ip(&rc);
     let dynamic = w.nbctl(&["get", "Logical_Switch_Port", "ns1_c_net1", "dynamic_addresses"]);
     assert!(dynamic.contains(&dynamic_ip), "{dynamic} vs {dynamic_ip}");
@@ -107,11 +107,11 @@ fn addresses_in_use_or_not_on_the_network_are_refused_naming_the_holder() {
 
     // A free address works, and the holder's DEL frees its address for the next pod.
     let o = try_b(&with_request(&w, "red", &["10.61.0.31/24"], None));
-    assert_eq!(o.code, 0, "{o:?}");
-    assert_eq!(a.cni(&w, 0, "DEL", "net1", &w.conf("red", 0), Some(&args("ns1", "a"))).code, 0);
+    assert_eq!(o.exit_code, 0, "{o:?}");
+    assert_eq!(a.cni(&w, 0, "DEL", "net1", &w.conf("red", 0), Some(&args("ns1", "a"))).exit_code, 0);
     let d = Pod::new();
     let o = d.cni(&w, 0, "ADD", "net1", &with_request(&w, "red", &["10.61.0.20/24"], None), Some(&args("ns1", "d")));
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert_eq!(result_ip(&o), "10.61.0.20");
 }
 
@@ -124,12 +124,12 @@ fn concurrent_adds_for_one_static_ip_exactly_one_wins() {
         let conf = with_request(&w, "blue", &[&format!("{ip}/24")], None);
         let pods = [Pod::new(), Pod::new()];
         let names = [format!("r{round}a"), format!("r{round}b")];
-        let outs: Vec<Out> = std::thread::scope(|s| {
+        let outs: Vec<CniOutcome> = std::thread::scope(|s| {
             let hs: Vec<_> =
                 pods.iter().zip(&names).map(|(p, n)| s.spawn(|| p.cni(&w, 0, "ADD", "net1", &conf, Some(&args("ns1", n))))).collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        let winners: Vec<usize> = (0..2).filter(|i| outs[*i].code == 0).collect();
+        let winners: Vec<usize> = (0..2).filter(|i| outs[*i].exit_code == 0).collect();
         assert_eq!(winners.len(), 1, "round {round}: exactly one ADD must win: {outs:?}");
         let (win, lose) = (winners[0], 1 - winners[0]);
         assert_eq!(result_ip(&outs[win]), ip);
@@ -148,7 +148,7 @@ fn concurrent_adds_for_one_static_ip_exactly_one_wins() {
         ]);
         assert_eq!(holders.split_whitespace().collect::<Vec<_>>(), vec![holder.as_str()], "round {round}");
         let d = pods[win].cni(&w, 0, "DEL", "net1", &conf, Some(&args("ns1", &names[win])));
-        assert_eq!(d.code, 0, "{d:?}");
+        assert_eq!(d.exit_code, 0, "{d:?}");
     }
     assert!(w.lsps().is_empty(), "{:?}", w.lsps());
     assert!(w.bridge_ports(0).is_empty() && w.host_veths(0).is_empty());

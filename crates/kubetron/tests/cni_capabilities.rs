@@ -13,13 +13,6 @@ fn unhonoured_capabilities_fail_add_with_code_7() {
     let w = World::new(1);
     w.network("red", Some("10.56.0.0/24"));
     let a = Pod::new();
-    let clean = |w: &World| {
-        assert!(w.lsps().is_empty(), "{:?}", w.lsps());
-        assert!(w.bridge_ports(0).is_empty(), "{:?}", w.bridge_ports(0));
-        assert!(w.host_veths(0).is_empty(), "{:?}", w.host_veths(0));
-        let links = String::from_utf8(a.exec(&["ip", "-o", "link"]).stdout).unwrap();
-        assert!(!links.contains("net1"), "{links}");
-    };
     let cases = [
         ("portMappings", json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]})),
         ("bandwidth", json!({"bandwidth": {"ingressRate": 1000000, "ingressBurst": 1000, "egressRate": 1000000, "egressBurst": 1000}})),
@@ -32,18 +25,18 @@ fn unhonoured_capabilities_fail_add_with_code_7() {
         assert_eq!(o.json["code"], 7, "{what}: {o:?}");
         let msg = o.json["msg"].as_str().unwrap();
         assert!(msg.contains(&format!("runtimeConfig.{what}")) && msg.contains("cannot honour"), "{msg}");
-        clean(&w);
+        w.assert_clean(&[&a]);
         // DEL of the same config (what the runtime sends after a failed ADD) succeeds.
         let d = a.cni(&w, 0, "DEL", "net1", &conf, None);
-        assert_eq!(d.code, 0, "{what}: DEL {d:?}");
+        assert_eq!(d.exit_code, 0, "{what}: DEL {d:?}");
     }
     // Empty requests ask for nothing: ADD works.
     let mut conf = w.conf("red", 0);
     conf["runtimeConfig"] = json!({"portMappings": [], "bandwidth": {}});
     let o = a.cni(&w, 0, "ADD", "net1", &conf, None);
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert_eq!(w.lsps().len(), 1);
     let d = a.cni(&w, 0, "DEL", "net1", &conf, None);
-    assert_eq!(d.code, 0, "{d:?}");
-    clean(&w);
+    assert_eq!(d.exit_code, 0, "{d:?}");
+    w.assert_clean(&[&a]);
 }

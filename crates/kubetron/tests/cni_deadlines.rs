@@ -6,52 +6,24 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{kubetron_bin, Out, Pod, World};
+use support::{CniOutcome, Pod, World};
 
 /// How long the harness lets one plugin run take before killing it and failing.
 const HARNESS_BOUND: Duration = Duration::from_secs(60);
 
 /// Runs the plugin in chassis `node`'s netns; kills it and panics after [`HARNESS_BOUND`].
-fn cni_bounded(w: &World, node: usize, command: &str, pod: Option<&Pod>, conf: &Value) -> (Out, Duration) {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", w.chassis[node].netns(), kubetron_bin()])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CNI_COMMAND", command)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+fn cni_bounded(w: &World, node: usize, command: &str, pod: Option<&Pod>, conf: &Value) -> CniOutcome {
+    let mut call = w.plugin(node, command).config(conf).timeout(HARNESS_BOUND);
     if let Some(p) = pod {
-        c.env("CNI_CONTAINERID", &p.id).env("CNI_IFNAME", "net1").env("CNI_NETNS", p.netns_path());
+        call = call.container_id(&p.id).ifname("net1").netns(p.netns_path());
     }
-    let t = Instant::now();
-    let mut child = c.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if t.elapsed() > HARNESS_BOUND {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command} did not return within {HARNESS_BOUND:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let took = t.elapsed();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let json = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    let o = Out { code: out.status.code().unwrap_or(-1), json, stderr: String::from_utf8_lossy(&out.stderr).to_string() };
-    println!("{command}: returned after {} ms: exit {} {}", took.as_millis(), o.code, o.json);
-    (o, took)
+    let o = call.run().unwrap_or_else(|e| panic!("{e}"));
+    println!("{command}: returned after {} ms: exit {} {}", o.elapsed.as_millis(), o.exit_code, o.json);
+    o
 }
 
 /// Continues the NB server when dropped, so a failing assertion never leaves it stopped.
@@ -60,14 +32,6 @@ impl Drop for Paused<'_> {
     fn drop(&mut self) {
         let _ = self.0.resume();
     }
-}
-
-fn assert_clean(w: &World, pod: &Pod) {
-    assert!(w.lsps().is_empty(), "logical switch ports left: {:?}", w.lsps());
-    assert!(w.bridge_ports(0).is_empty(), "bridge ports left: {:?}", w.bridge_ports(0));
-    assert!(w.host_veths(0).is_empty(), "veths left: {:?}", w.host_veths(0));
-    let links = String::from_utf8(pod.exec(&["ip", "-o", "link"]).stdout).unwrap();
-    assert!(!links.contains("net1"), "{links}");
 }
 
 /// The Northbound ovsdb-server is SIGSTOPped (found by its pid file in the test's state dir):
@@ -89,33 +53,33 @@ fn stopped_nb_bounds_add_status_and_del() {
     println!("NB ovsdb-server (pid {pid}) stopped");
     let paused = Paused(w.central.nb());
 
-    let (add, took) = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
-    assert_eq!(add.code, 1, "{add:?}");
+    let add = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
+    assert_eq!(add.exit_code, 1, "{add:?}");
     assert_eq!(add.json["code"], 11, "{add:?}");
     let msg = add.json["msg"].as_str().unwrap();
     assert!(msg.contains(&nb_remote), "the error names the database it waited for: {msg}");
-    println!("ADD with a stopped NB: code 11 after {} ms (timeout_ms 30000)", took.as_millis());
+    println!("ADD with a stopped NB: code 11 after {} ms (timeout_ms 30000)", add.elapsed.as_millis());
 
-    let (status, took) = cni_bounded(&w, 0, "STATUS", None, &conf);
+    let status = cni_bounded(&w, 0, "STATUS", None, &conf);
     assert_eq!(status.json["code"], 50, "{status:?}");
     assert!(status.json["msg"].as_str().unwrap().contains(&nb_remote), "{status:?}");
-    println!("STATUS with a stopped NB: code 50 after {} ms", took.as_millis());
+    println!("STATUS with a stopped NB: code 50 after {} ms", status.elapsed.as_millis());
 
-    let (del, took) = cni_bounded(&w, 0, "DEL", Some(&pod), &conf);
+    let del = cni_bounded(&w, 0, "DEL", Some(&pod), &conf);
     // DEL removes what is local and reports the unreachable database (the runtime retries).
-    assert!(del.code == 0 || del.json["code"] == 11, "{del:?}");
-    println!("DEL with a stopped NB: exit {} after {} ms", del.code, took.as_millis());
+    assert!(del.exit_code == 0 || del.json["code"] == 11, "{del:?}");
+    println!("DEL with a stopped NB: exit {} after {} ms", del.exit_code, del.elapsed.as_millis());
 
     drop(paused);
     // The server processes what was queued while it was stopped; ADD never got to write.
-    assert_clean(&w, &pod);
-    let (status, _) = cni_bounded(&w, 0, "STATUS", None, &conf);
-    assert_eq!(status.code, 0, "{status:?}");
-    let (add, _) = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
-    assert_eq!(add.code, 0, "{add:?}");
-    let (del, _) = cni_bounded(&w, 0, "DEL", Some(&pod), &conf);
-    assert_eq!(del.code, 0, "{del:?}");
-    assert_clean(&w, &pod);
+    w.assert_clean(&[&pod]);
+    let status = cni_bounded(&w, 0, "STATUS", None, &conf);
+    assert_eq!(status.exit_code, 0, "{status:?}");
+    let add = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
+    assert_eq!(add.exit_code, 0, "{add:?}");
+    let del = cni_bounded(&w, 0, "DEL", Some(&pod), &conf);
+    assert_eq!(del.exit_code, 0, "{del:?}");
+    w.assert_clean(&[&pod]);
 }
 
 /// A proxy in front of the chassis' Open_vSwitch database that forwards everything except a
@@ -207,20 +171,20 @@ fn deadline_in_the_plug_step_leaves_nothing() {
     conf["port_up_timeout_ms"] = json!(4000);
     conf["ovs_socket"] = json!(format!("unix:{}", proxy.path.display()));
 
-    let (add, took) = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
+    let add = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
     assert_eq!(add.json["code"], 11, "{add:?}");
     let msg = add.json["msg"].as_str().unwrap();
     assert!(msg.contains("timeout_ms 8000") && msg.contains("to answer transact"), "{msg}");
     assert!(msg.contains(&proxy.path.display().to_string()), "names the database: {msg}");
-    println!("ADD hit its deadline in the plug step after {} ms (timeout_ms {timeout_ms})", took.as_millis());
+    println!("ADD hit its deadline in the plug step after {} ms (timeout_ms {timeout_ms})", add.elapsed.as_millis());
     // The undo ran: the logical switch port and the veth are gone, and no bridge port was made.
-    assert_clean(&w, &pod);
+    w.assert_clean(&[&pod]);
 
     // The same config through the real database works (the deadline is not too tight).
     conf["ovs_socket"] = json!(db);
-    let (add, _) = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
-    assert_eq!(add.code, 0, "{add:?}");
-    let (del, _) = cni_bounded(&w, 0, "DEL", Some(&pod), &conf);
-    assert_eq!(del.code, 0, "{del:?}");
-    assert_clean(&w, &pod);
+    let add = cni_bounded(&w, 0, "ADD", Some(&pod), &conf);
+    assert_eq!(add.exit_code, 0, "{add:?}");
+    let del = cni_bounded(&w, 0, "DEL", Some(&pod), &conf);
+    assert_eq!(del.exit_code, 0, "{del:?}");
+    w.assert_clean(&[&pod]);
 }

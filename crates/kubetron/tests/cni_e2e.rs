@@ -4,7 +4,8 @@
 mod support;
 
 use serde_json::json;
-use support::{cni_raw, result_ip, Pod, World};
+use support::{result_ip, Pod, World};
+use testkit::cni::CniInvocation;
 
 #[test]
 fn static_addresses_and_ping() {
@@ -14,7 +15,7 @@ fn static_addresses_and_ping() {
     let mut conf = w.conf("red", 0);
     conf["runtimeConfig"] = json!({"ips": ["10.11.0.21/24"], "mac": "0a:00:00:11:00:21"});
     let ra = a.cni(&w, 0, "ADD", "net1", &conf, None);
-    assert_eq!(ra.code, 0, "{ra:?}");
+    assert_eq!(ra.exit_code, 0, "{ra:?}");
     assert_eq!(result_ip(&ra), "10.11.0.21");
     assert_eq!(ra.json["interfaces"][1]["mac"], "0a:00:00:11:00:21");
     assert_eq!(ra.json["interfaces"][1]["sandbox"], a.netns_path().display().to_string());
@@ -22,7 +23,7 @@ fn static_addresses_and_ping() {
     assert_eq!(ra.json["ips"][0]["gateway"], "10.11.0.1");
     conf["runtimeConfig"] = json!({"ips": ["10.11.0.22/24"]});
     let rb = b.cni(&w, 0, "ADD", "net1", &conf, None);
-    assert_eq!(rb.code, 0, "{rb:?}");
+    assert_eq!(rb.exit_code, 0, "{rb:?}");
     // No MAC asked: one derived from the IP.
     assert_eq!(rb.json["interfaces"][1]["mac"], "0a:58:0a:0b:00:16");
     assert!(a.ping("10.11.0.22"), "pod a cannot reach pod b");
@@ -34,7 +35,7 @@ fn static_addresses_and_ping() {
 
     for (p, c) in [(&a, &conf), (&b, &conf)] {
         let d = p.cni(&w, 0, "DEL", "net1", c, None);
-        assert_eq!(d.code, 0, "{d:?}");
+        assert_eq!(d.exit_code, 0, "{d:?}");
     }
     assert!(w.lsps().is_empty(), "ports left: {:?}", w.lsps());
     assert!(w.bridge_ports(0).is_empty(), "{:?}", w.bridge_ports(0));
@@ -49,7 +50,7 @@ fn dynamic_addresses_from_ovn() {
     let conf = w.conf("blue", 0);
     let ra = a.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=a"));
     let rb = b.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=b"));
-    assert_eq!((ra.code, rb.code), (0, 0), "{ra:?}\n{rb:?}");
+    assert_eq!((ra.exit_code, rb.exit_code), (0, 0), "{ra:?}\n{rb:?}");
     let (ia, ib) = (result_ip(&ra), result_ip(&rb));
     assert_ne!(ia, ib);
     for ip in [&ia, &ib] {
@@ -71,7 +72,7 @@ fn dhcp_from_ovn() {
     let mut conf = w.conf("green", 0);
     conf["dhcp"] = json!(true);
     let ra = a.cni(&w, 0, "ADD", "net1", &conf, None);
-    assert_eq!(ra.code, 0, "{ra:?}");
+    assert_eq!(ra.exit_code, 0, "{ra:?}");
     assert!(ra.json["ips"].as_array().map(|v| v.is_empty()).unwrap_or(true), "DHCP mode configures no IP: {ra:?}");
     let lsp = w.lsps().pop().unwrap();
     let dynamic = w.nbctl(&["get", "Logical_Switch_Port", &lsp, "dynamic_addresses"]);
@@ -85,7 +86,7 @@ fn dhcp_from_ovn() {
     let addr = String::from_utf8(a.exec(&["ip", "-o", "-4", "addr", "show", "net1"]).stdout).unwrap();
     assert!(addr.contains(&format!("{want_ip}/24")), "leased {addr}, port has {want_ip}");
     let rb = b.cni(&w, 0, "ADD", "net1", &w.conf("green", 0), None);
-    assert_eq!(rb.code, 0);
+    assert_eq!(rb.exit_code, 0);
     assert!(b.ping(&want_ip));
 }
 
@@ -97,7 +98,7 @@ fn l2_only_network() {
     let conf = w.conf("l2net", 0);
     let ra = a.cni(&w, 0, "ADD", "eth1", &conf, None);
     let rb = b.cni(&w, 0, "ADD", "eth1", &conf, None);
-    assert_eq!((ra.code, rb.code), (0, 0), "{ra:?}\n{rb:?}");
+    assert_eq!((ra.exit_code, rb.exit_code), (0, 0), "{ra:?}\n{rb:?}");
     assert!(ra.json["ips"].as_array().map(|v| v.is_empty()).unwrap_or(true), "{ra:?}");
     let mac = ra.json["interfaces"][1]["mac"].as_str().unwrap().to_string();
     assert_eq!(mac.len(), 17);
@@ -114,8 +115,8 @@ fn two_networks_in_one_pod_and_a_reference_plugin_beside() {
     w.network("blue", Some("10.22.0.0/24"));
     let (a, b) = (Pod::new(), Pod::new());
     for p in [&a, &b] {
-        assert_eq!(p.cni(&w, 0, "ADD", "net1", &w.conf("red", 0), None).code, 0);
-        assert_eq!(p.cni(&w, 0, "ADD", "net2", &w.conf("blue", 0), None).code, 0);
+        assert_eq!(p.cni(&w, 0, "ADD", "net1", &w.conf("red", 0), None).exit_code, 0);
+        assert_eq!(p.cni(&w, 0, "ADD", "net2", &w.conf("blue", 0), None).exit_code, 0);
     }
     let ip_of = |p: &Pod, ifname: &str| {
         let o = String::from_utf8(p.exec(&["ip", "-o", "-4", "addr", "show", ifname]).stdout).unwrap();
@@ -132,19 +133,16 @@ fn two_networks_in_one_pod_and_a_reference_plugin_beside() {
         "ipam": {"type": "host-local", "subnet": "10.23.0.0/24", "dataDir": ipam_dir}
     });
     for p in [&a, &b] {
-        let mut c = std::process::Command::new("ip");
-        c.args(["netns", "exec", w.chassis[0].netns(), "/usr/lib/cni/bridge"])
-            .env("CNI_COMMAND", "ADD")
-            .env("CNI_CONTAINERID", &p.id)
-            .env("CNI_NETNS", p.netns_path())
-            .env("CNI_IFNAME", "ref0")
-            .env("CNI_PATH", "/usr/lib/cni")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), bconf.to_string().as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "bridge plugin: {}", String::from_utf8_lossy(&out.stdout));
+        let out = CniInvocation::new("/usr/lib/cni/bridge", "ADD")
+            .inherit_env()
+            .in_named_netns(w.chassis[0].netns())
+            .container_id(&p.id)
+            .netns(p.netns_path())
+            .ifname("ref0")
+            .config(&bconf)
+            .run()
+            .unwrap();
+        assert!(out.success(), "bridge plugin: {}", out.stdout);
     }
     assert!(a.ping(&ip_of(&b, "ref0")), "reference bridge network");
     assert!(a.ping(&ip_of(&b, "net1")), "red still works beside it");
@@ -157,7 +155,7 @@ fn cross_chassis_ping() {
     let (a, b) = (Pod::new(), Pod::new());
     let ra = a.cni(&w, 0, "ADD", "net1", &w.conf("red", 0), None);
     let rb = b.cni(&w, 1, "ADD", "net1", &w.conf("red", 1), None);
-    assert_eq!((ra.code, rb.code), (0, 0), "{ra:?}\n{rb:?}");
+    assert_eq!((ra.exit_code, rb.exit_code), (0, 0), "{ra:?}\n{rb:?}");
     assert!(a.ping_retry(&result_ip(&rb)), "no traffic across the geneve tunnel");
     // 1400-byte frames fit the tunnel (MTU 1400 inside).
     let big = a.exec(&["ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1372", &result_ip(&rb)]);
@@ -170,14 +168,14 @@ fn concurrent_adds_into_one_switch() {
     w.network("busy", Some("10.41.0.0/24"));
     let pods: Vec<Pod> = (0..20).map(|_| Pod::new()).collect();
     let conf = w.conf("busy", 0);
-    let outs: Vec<support::Out> = std::thread::scope(|s| {
+    let outs: Vec<support::CniOutcome> = std::thread::scope(|s| {
         let hs: Vec<_> = pods.iter().map(|p| s.spawn(|| p.cni(&w, 0, "ADD", "net1", &conf, None))).collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let mut ips: Vec<String> = outs
         .iter()
         .map(|o| {
-            assert_eq!(o.code, 0, "{o:?}");
+            assert_eq!(o.exit_code, 0, "{o:?}");
             result_ip(o)
         })
         .collect();
@@ -194,18 +192,17 @@ fn del_is_idempotent_and_survives_a_gone_netns() {
     w.network("red", Some("10.51.0.0/24"));
     let conf = w.conf("red", 0);
     let a = Pod::new();
-    assert_eq!(a.cni(&w, 0, "ADD", "net1", &conf, None).code, 0);
+    assert_eq!(a.cni(&w, 0, "ADD", "net1", &conf, None).exit_code, 0);
     let id = a.id.clone();
-    let node_ns = w.chassis[0].netns().to_string();
     drop(a); // the netns is gone before DEL
     let gone = std::path::PathBuf::from("/run/netns/does-not-exist");
     for _ in 0..2 {
-        let d = cni_raw(&node_ns, "DEL", &id, Some(&gone), "net1", conf.to_string().as_bytes(), None);
-        assert_eq!(d.code, 0, "{d:?}");
+        let d = w.plugin(0, "DEL").container_id(&id).netns(&gone).ifname("net1").config(&conf).run().unwrap();
+        assert_eq!(d.exit_code, 0, "{d:?}");
     }
     // DEL without CNI_NETNS at all is fine too.
-    let d = cni_raw(&node_ns, "DEL", &id, None, "net1", conf.to_string().as_bytes(), None);
-    assert_eq!(d.code, 0, "{d:?}");
+    let d = w.plugin(0, "DEL").container_id(&id).ifname("net1").config(&conf).run().unwrap();
+    assert_eq!(d.exit_code, 0, "{d:?}");
     assert!(w.lsps().is_empty() && w.bridge_ports(0).is_empty() && w.host_veths(0).is_empty());
 }
 
@@ -216,10 +213,10 @@ fn vswitchd_restarted_between_add_and_del() {
     let conf = w.conf("red", 0);
     let (a, b) = (Pod::new(), Pod::new());
     let rb = b.cni(&w, 0, "ADD", "net1", &conf, None);
-    assert_eq!(a.cni(&w, 0, "ADD", "net1", &conf, None).code, 0);
+    assert_eq!(a.cni(&w, 0, "ADD", "net1", &conf, None).exit_code, 0);
     w.chassis[0].restart_vswitchd().unwrap();
     assert!(a.ping_retry(&result_ip(&rb)), "traffic after the restart");
-    assert_eq!(a.cni(&w, 0, "DEL", "net1", &conf, None).code, 0);
+    assert_eq!(a.cni(&w, 0, "DEL", "net1", &conf, None).exit_code, 0);
     assert_eq!(w.bridge_ports(0).len(), 1);
     assert_eq!(w.lsps().len(), 1);
 }
@@ -229,36 +226,28 @@ fn errors_follow_the_spec_and_leave_nothing() {
     let w = World::new(1);
     w.network("red", Some("10.53.0.0/24"));
     let a = Pod::new();
-    let node = w.chassis[0].netns().to_string();
-    let clean = |w: &World| {
-        assert!(w.lsps().is_empty(), "{:?}", w.lsps());
-        assert!(w.bridge_ports(0).is_empty(), "{:?}", w.bridge_ports(0));
-        assert!(w.host_veths(0).is_empty(), "{:?}", w.host_veths(0));
-        let links = String::from_utf8(a.exec(&["ip", "-o", "link"]).stdout).unwrap();
-        assert!(!links.contains("net1"), "{links}");
-    };
     // Not JSON: code 6 (decode).
-    let o = cni_raw(&node, "ADD", &a.id, Some(&a.netns_path()), "net1", b"{nope", None);
-    assert_eq!((o.code, o.json["code"].as_u64()), (1, Some(6)), "{o:?}");
+    let o = w.plugin(0, "ADD").container_id(&a.id).netns(a.netns_path()).ifname("net1").stdin_bytes(*b"{nope").run().unwrap();
+    assert_eq!((o.exit_code, o.json["code"].as_u64()), (1, Some(6)), "{o:?}");
     assert!(o.json["msg"].as_str().unwrap().contains("JSON"));
     // Unknown network: code 7 naming it.
     let o = a.cni(&w, 0, "ADD", "net1", &w.conf("nosuchnet", 0), None);
     assert_eq!(o.json["code"], 7, "{o:?}");
     assert!(o.json["msg"].as_str().unwrap().contains("nosuchnet"));
     assert_eq!(o.json["cniVersion"], "1.0.0");
-    clean(&w);
+    w.assert_clean(&[&a]);
     // A static IP outside the subnet: code 7.
     let mut conf = w.conf("red", 0);
     conf["runtimeConfig"] = json!({"ips": ["10.99.0.5/24"]});
     let o = a.cni(&w, 0, "ADD", "net1", &conf, None);
     assert_eq!(o.json["code"], 7, "{o:?}");
-    clean(&w);
+    w.assert_clean(&[&a]);
     // A dead Northbound database: code 11 (try again later), nothing plugged.
     let mut conf = w.conf("red", 0);
     conf["nb"] = json!(format!("unix:{}/nope.sock", w.dir.path().display()));
     let o = a.cni(&w, 0, "ADD", "net1", &conf, None);
     assert_eq!(o.json["code"], 11, "{o:?}");
-    clean(&w);
+    w.assert_clean(&[&a]);
     // A port that never comes up (no chassis claims it: its bridge is not br-int) is rolled back.
     w.chassis[0].vsctl(&["add-br", "br-other", "--", "set", "Bridge", "br-other", "datapath_type=netdev"]).unwrap();
     let mut conf = w.conf("red", 0);
@@ -269,7 +258,7 @@ fn errors_follow_the_spec_and_leave_nothing() {
     assert!(o.json["msg"].as_str().unwrap().contains("did not come up"), "{o:?}");
     assert!(w.chassis[0].vsctl(&["list-ports", "br-other"]).unwrap().trim().is_empty());
     w.chassis[0].vsctl(&["del-br", "br-other"]).unwrap();
-    clean(&w);
+    w.assert_clean(&[&a]);
 }
 
 #[test]
@@ -280,31 +269,31 @@ fn check_gc_and_status() {
     conf["cniVersion"] = json!("1.1.0");
     let (a, b) = (Pod::new(), Pod::new());
     let ra = a.cni(&w, 0, "ADD", "net1", &conf, None);
-    assert_eq!(ra.code, 0, "{ra:?}");
-    assert_eq!(b.cni(&w, 0, "ADD", "net1", &conf, None).code, 0);
+    assert_eq!(ra.exit_code, 0, "{ra:?}");
+    assert_eq!(b.cni(&w, 0, "ADD", "net1", &conf, None).exit_code, 0);
 
     let mut check = conf.clone();
     check["prevResult"] = ra.json.clone();
     let o = a.cni(&w, 0, "CHECK", "net1", &check, None);
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     let addr = ra.json["ips"][0]["address"].as_str().unwrap();
     a.exec(&["ip", "addr", "del", addr, "dev", "net1"]);
     let o = a.cni(&w, 0, "CHECK", "net1", &check, None);
-    assert_ne!(o.code, 0);
+    assert_ne!(o.exit_code, 0);
     assert!(o.json["msg"].as_str().unwrap().contains("lacks address"), "{o:?}");
 
-    let o = support::cni_raw(w.chassis[0].netns(), "STATUS", "", None, "", conf.to_string().as_bytes(), None);
-    assert_eq!(o.code, 0, "{o:?}");
+    let o = w.plugin(0, "STATUS").config(&conf).run().unwrap();
+    assert_eq!(o.exit_code, 0, "{o:?}");
     let mut dead = conf.clone();
     dead["nb"] = json!("tcp:127.0.0.1:1");
-    let o = support::cni_raw(w.chassis[0].netns(), "STATUS", "", None, "", dead.to_string().as_bytes(), None);
+    let o = w.plugin(0, "STATUS").config(&dead).run().unwrap();
     assert_eq!(o.json["code"], 50, "{o:?}");
 
     // GC keeps a's attachment and removes b's.
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": a.id, "ifname": "net1"}]);
-    let o = support::cni_raw(w.chassis[0].netns(), "GC", "", None, "", gc.to_string().as_bytes(), None);
-    assert_eq!(o.code, 0, "{o:?}");
+    let o = w.plugin(0, "GC").config(&gc).run().unwrap();
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert_eq!(w.lsps().len(), 1);
     assert_eq!(w.bridge_ports(0).len(), 1);
     assert_eq!(w.host_veths(0).len(), 1);
@@ -324,7 +313,7 @@ fn multus_delegate_with_older_spec_versions() {
     conf["runtimeConfig"] = json!({"ips": ["10.55.0.77/24"], "mac": "0a:00:00:55:00:77"});
     let args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=1234";
     let r = a.cni(&w, 0, "ADD", "net1", &conf, Some(args));
-    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.exit_code, 0, "{r:?}");
     assert_eq!(r.json["cniVersion"], "0.3.1");
     assert_eq!(r.json["ips"][0]["version"], "4", "0.3.x results carry the IP version: {r:?}");
     assert_eq!(r.json["ips"][0]["address"], "10.55.0.77/24");
@@ -335,14 +324,14 @@ fn multus_delegate_with_older_spec_versions() {
     check["cniVersion"] = json!("0.4.0");
     check["prevResult"] = r.json.clone();
     let c = a.cni(&w, 0, "CHECK", "net1", &check, Some(args));
-    assert_eq!(c.code, 0, "{c:?}");
+    assert_eq!(c.exit_code, 0, "{c:?}");
     // VERSION answers every version the plugin speaks.
-    let v = support::cni_raw(w.chassis[0].netns(), "VERSION", "", None, "", br#"{"cniVersion":"0.3.1"}"#, None);
+    let v = w.plugin(0, "VERSION").stdin_bytes(*br#"{"cniVersion":"0.3.1"}"#).run().unwrap();
     let versions = v.json["supportedVersions"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
     for want in ["0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
         assert!(versions.contains(&want.to_string()), "{v:?}");
     }
     let d = a.cni(&w, 0, "DEL", "net1", &conf, Some(args));
-    assert_eq!(d.code, 0, "{d:?}");
+    assert_eq!(d.exit_code, 0, "{d:?}");
     assert!(w.lsps().is_empty());
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{cni_raw, result_ip, Out, Pod, World};
+use support::{result_ip, CniOutcome, Pod, World};
 
 const NS: &str = "team-a";
 
@@ -62,10 +62,10 @@ fn has_link(p: &Pod, ifname: &str) -> bool {
     p.exec(&["ip", "link", "show", ifname]).status.success()
 }
 
-fn gc(w: &World, network: &str, valid: &[(&Pod, &str)]) -> Out {
+fn gc(w: &World, network: &str, valid: &[(&Pod, &str)]) -> CniOutcome {
     let mut c = conf(w, network);
     c["cni.dev/valid-attachments"] = Value::Array(valid.iter().map(|(p, i)| json!({"containerID": p.id, "ifname": i})).collect());
-    cni_raw(w.chassis[0].netns(), "GC", "", None, "", c.to_string().as_bytes(), None)
+    w.plugin(0, "GC").config(&c).run().unwrap()
 }
 
 fn kubetron_gc(w: &World, extra: &[&str]) -> (bool, String) {
@@ -87,10 +87,8 @@ fn eventually(what: &str, f: impl Fn() -> bool) {
 }
 
 fn assert_clean(w: &World) {
-    assert!(w.lsps().is_empty(), "logical switch ports left: {:?}", w.lsps());
-    assert!(w.bridge_ports(0).is_empty(), "bridge ports left: {:?}", w.bridge_ports(0));
+    w.assert_clean(&[]);
     assert!(kubetron_ifaces(w).is_empty(), "OVS interfaces left: {:?}", kubetron_ifaces(w));
-    assert!(w.host_veths(0).is_empty(), "veths left: {:?}", w.host_veths(0));
 }
 
 #[test]
@@ -101,9 +99,9 @@ fn gc_is_scoped_to_its_network() {
     let (red, blue) = (conf(&w, "red"), conf(&w, "blue"));
     let (a, b) = (Pod::new(), Pod::new());
     for p in [&a, &b] {
-        assert_eq!(p.cni(&w, 0, "ADD", "net1", &red, None).code, 0);
+        assert_eq!(p.cni(&w, 0, "ADD", "net1", &red, None).exit_code, 0);
         let o = p.cni(&w, 0, "ADD", "net2", &blue, None);
-        assert_eq!(o.code, 0, "{o:?}");
+        assert_eq!(o.exit_code, 0, "{o:?}");
     }
     // Ports GC of this node must never touch: another node's port of red, and the controller's.
     let other_node = [
@@ -123,7 +121,7 @@ fn gc_is_scoped_to_its_network() {
 
     // GC for red listing all of red's attachments: nothing of blue goes.
     let o = gc(&w, "red", &[(&a, "net1"), (&b, "net1")]);
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert_eq!(w.lsps().len(), 6, "{:?}", w.lsps());
     assert_eq!(w.bridge_ports(0).len(), 4, "{:?}", w.bridge_ports(0));
     assert_eq!(w.host_veths(0).len(), 4, "{:?}", w.host_veths(0));
@@ -134,13 +132,13 @@ fn gc_is_scoped_to_its_network() {
 
     // GC for red with only a's: b's red attachment goes, b's blue one stays.
     let o = gc(&w, "red", &[(&a, "net1")]);
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert!(!has_link(&b, "net1") && has_link(&b, "net2") && has_link(&a, "net1") && has_link(&a, "net2"));
     assert_eq!(w.lsps().len(), 5, "{:?}", w.lsps());
 
     // GC for red with nothing valid: red's only; blue keeps working.
     let o = gc(&w, "red", &[]);
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert!(!has_link(&a, "net1") && has_link(&a, "net2") && has_link(&b, "net2"));
     let mut left = w.lsps();
     left.sort();
@@ -151,7 +149,7 @@ fn gc_is_scoped_to_its_network() {
     assert!(a.ping_retry(&blue_ip_b), "blue no longer works after GC of red");
 
     let o = gc(&w, "blue", &[]);
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert!(!has_link(&a, "net2") && !has_link(&b, "net2"));
     w.nbctl(&["lsp-del", "other-node-port"]);
     w.nbctl(&["lsp-del", "controller-port"]);
@@ -173,16 +171,16 @@ fn leak(w: &mut World, name: &str, uid: &str, red_ip: &str) -> Leak {
     let mut red = conf(w, "red");
     red["runtimeConfig"] = json!({"ips": [format!("{red_ip}/24")]});
     let o = p.cni(w, 0, "ADD", "net1", &red, Some(&args));
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert_eq!(result_ip(&o), red_ip);
     let o = p.cni(w, 0, "ADD", "net2", &conf(w, "blue"), Some(&args));
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     let (red_port, blue_port) = (format!("{NS}_{name}_net1"), format!("{NS}_{name}_net2"));
 
     w.central.nb_mut().stop().unwrap();
     for (ifname, c) in [("net1", &red), ("net2", &conf(w, "blue"))] {
         let o = p.cni(w, 0, "DEL", ifname, c, Some(&args));
-        assert_eq!((o.code, o.json["code"].as_u64()), (1, Some(11)), "DEL must fail while the NB is down: {o:?}");
+        assert_eq!((o.exit_code, o.json["code"].as_u64()), (1, Some(11)), "DEL must fail while the NB is down: {o:?}");
     }
     let old_container = p.id.clone();
     drop(p); // the sandbox is removed without a successful DEL (the pod was force-deleted)
@@ -215,10 +213,10 @@ fn same_name_recreate_after_a_leak_replaces_the_ports() {
     let mut red = conf(&w, "red");
     red["runtimeConfig"] = json!({"ips": ["10.63.0.50/24"]});
     let o = q.cni(&w, 0, "ADD", "net1", &red, Some(&args));
-    assert_eq!(o.code, 0, "the old pod's static address is released and re-usable: {o:?}");
+    assert_eq!(o.exit_code, 0, "the old pod's static address is released and re-usable: {o:?}");
     assert_eq!(result_ip(&o), "10.63.0.50");
     let o = q.cni(&w, 0, "ADD", "net2", &conf(&w, "blue"), Some(&args));
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     for port in [&leak.red_port, &leak.blue_port] {
         assert_eq!(lsp_id(&w, port, "kubetron.io/pod-uid"), "uid-2", "{port} still carries the old pod's UID");
         assert_eq!(lsp_id(&w, port, "kubetron.io/container-id"), q.id, "{port}");
@@ -239,14 +237,14 @@ fn same_name_recreate_after_a_leak_replaces_the_ports() {
 
     // A late DEL of the old sandbox (a runtime retrying) must not touch the new pod's ports.
     let old_args = pod_args("web-0", "uid-1", &leak.old_container);
-    let d = cni_raw(w.chassis[0].netns(), "DEL", &leak.old_container, None, "net1", red.to_string().as_bytes(), Some(&old_args));
-    assert_eq!(d.code, 0, "{d:?}");
+    let d = w.plugin(0, "DEL").container_id(&leak.old_container).ifname("net1").args(&old_args).config(&red).run().unwrap();
+    assert_eq!(d.exit_code, 0, "{d:?}");
     assert_eq!(w.lsps().len(), 2);
     assert!(has_link(&q, "net1"));
 
     for (ifname, c) in [("net1", &red), ("net2", &conf(&w, "blue"))] {
         let o = q.cni(&w, 0, "DEL", ifname, c, Some(&args));
-        assert_eq!(o.code, 0, "{o:?}");
+        assert_eq!(o.exit_code, 0, "{o:?}");
     }
     assert_clean(&w);
 }
@@ -258,18 +256,18 @@ fn cni_gc_removes_leaked_ports_of_its_network_only() {
     // A live pod on both networks, which GC must keep.
     let live = Pod::new();
     let args = pod_args("live-0", "uid-live", &live.id);
-    assert_eq!(live.cni(&w, 0, "ADD", "net1", &conf(&w, "red"), Some(&args)).code, 0);
-    assert_eq!(live.cni(&w, 0, "ADD", "net2", &conf(&w, "blue"), Some(&args)).code, 0);
+    assert_eq!(live.cni(&w, 0, "ADD", "net1", &conf(&w, "red"), Some(&args)).exit_code, 0);
+    assert_eq!(live.cni(&w, 0, "ADD", "net2", &conf(&w, "blue"), Some(&args)).exit_code, 0);
 
     let o = gc(&w, "red", &[(&live, "net1")]);
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     let names = w.lsps();
     assert!(!names.contains(&leak.red_port), "red's leaked port survived GC of red: {names:?}");
     assert!(names.contains(&leak.blue_port), "GC of red removed blue's port: {names:?}");
     assert_eq!(names.len(), 3, "{names:?}");
 
     let o = gc(&w, "blue", &[(&live, "net2")]);
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     let names = w.lsps();
     assert!(!names.contains(&leak.blue_port), "{names:?}");
     assert_eq!(names.len(), 2, "{names:?}");
@@ -280,11 +278,11 @@ fn cni_gc_removes_leaked_ports_of_its_network_only() {
     let mut red = conf(&w, "red");
     red["runtimeConfig"] = json!({"ips": ["10.63.0.51/24"]});
     let o = p.cni(&w, 0, "ADD", "net1", &red, None);
-    assert_eq!(o.code, 0, "{o:?}");
-    assert_eq!(p.cni(&w, 0, "DEL", "net1", &red, None).code, 0);
+    assert_eq!(o.exit_code, 0, "{o:?}");
+    assert_eq!(p.cni(&w, 0, "DEL", "net1", &red, None).exit_code, 0);
 
     for (ifname, c) in [("net1", conf(&w, "red")), ("net2", conf(&w, "blue"))] {
-        assert_eq!(live.cni(&w, 0, "DEL", ifname, &c, Some(&args)).code, 0);
+        assert_eq!(live.cni(&w, 0, "DEL", ifname, &c, Some(&args)).exit_code, 0);
     }
     assert_clean(&w);
 }
@@ -295,12 +293,12 @@ fn kubetron_gc_removes_attachments_whose_netns_is_gone() {
     let leak = leak(&mut w, "web-2", "uid-1", "10.63.0.52");
     let live = Pod::new();
     let args = pod_args("live-1", "uid-live", &live.id);
-    assert_eq!(live.cni(&w, 0, "ADD", "net1", &conf(&w, "red"), Some(&args)).code, 0);
-    assert_eq!(live.cni(&w, 0, "ADD", "net2", &conf(&w, "blue"), Some(&args)).code, 0);
+    assert_eq!(live.cni(&w, 0, "ADD", "net1", &conf(&w, "red"), Some(&args)).exit_code, 0);
+    assert_eq!(live.cni(&w, 0, "ADD", "net2", &conf(&w, "blue"), Some(&args)).exit_code, 0);
     // A sandbox removed without any DEL: its bridge port and logical switch port stay behind.
     let gone = Pod::new();
     let gargs = pod_args("gone-0", "uid-gone", &gone.id);
-    assert_eq!(gone.cni(&w, 0, "ADD", "net1", &conf(&w, "red"), Some(&gargs)).code, 0);
+    assert_eq!(gone.cni(&w, 0, "ADD", "net1", &conf(&w, "red"), Some(&gargs)).exit_code, 0);
     drop(gone);
     eventually("the removed sandbox's veth to disappear", || w.host_veths(0).len() == 2);
     assert_eq!(kubetron_ifaces(&w).len(), 3);
@@ -330,7 +328,7 @@ fn kubetron_gc_removes_attachments_whose_netns_is_gone() {
     assert!(ok && out.contains("0 attachment(s) removed"), "{out}");
 
     for (ifname, c) in [("net1", conf(&w, "red")), ("net2", conf(&w, "blue"))] {
-        assert_eq!(live.cni(&w, 0, "DEL", ifname, &c, Some(&args)).code, 0);
+        assert_eq!(live.cni(&w, 0, "DEL", ifname, &c, Some(&args)).exit_code, 0);
     }
     assert_clean(&w);
 }
@@ -341,14 +339,14 @@ fn add_replaces_a_previous_sandboxs_ports_and_refuses_the_controllers_port_of_an
     // An earlier sandbox of pod web-3 that was never deleted: its port, bridge port and veth stay.
     let old = Pod::new();
     let o = old.cni(&w, 0, "ADD", "net1", &conf(&w, "red"), Some(&pod_args("web-3", "uid-1", &old.id)));
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     let old_port = w.bridge_ports(0);
     assert_eq!(old_port.len(), 1);
 
     let new = Pod::new();
     let args = pod_args("web-3", "uid-2", &new.id);
     let o = new.cni(&w, 0, "ADD", "net1", &conf(&w, "red"), Some(&args));
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     let ports = w.bridge_ports(0);
     assert_eq!(ports.len(), 1, "{ports:?}");
     assert_ne!(ports, old_port, "the old sandbox's bridge port is still there");
@@ -356,7 +354,7 @@ fn add_replaces_a_previous_sandboxs_ports_and_refuses_the_controllers_port_of_an
     assert!(!has_link(&old, "net1"), "the old sandbox still has its interface");
     assert_eq!(lsp_id(&w, "team-a_web-3_net1", "kubetron.io/pod-uid"), "uid-2");
     assert_eq!(lsp_id(&w, "team-a_web-3_net1", "kubetron.io/container-id"), new.id);
-    assert_eq!(new.cni(&w, 0, "DEL", "net1", &conf(&w, "red"), Some(&args)).code, 0);
+    assert_eq!(new.cni(&w, 0, "DEL", "net1", &conf(&w, "red"), Some(&args)).exit_code, 0);
     drop(old);
     assert_clean(&w);
 
@@ -377,9 +375,9 @@ fn add_replaces_a_previous_sandboxs_ports_and_refuses_the_controllers_port_of_an
     // For its own pod UID the controller's port is used as it is.
     let args = pod_args("db-0", "uid-A", &p.id);
     let o = p.cni(&w, 0, "ADD", "net1", &conf(&w, "red"), Some(&args));
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert_eq!(result_ip(&o), "10.63.0.99");
-    assert_eq!(p.cni(&w, 0, "DEL", "net1", &conf(&w, "red"), Some(&args)).code, 0);
+    assert_eq!(p.cni(&w, 0, "DEL", "net1", &conf(&w, "red"), Some(&args)).exit_code, 0);
     assert_eq!(w.lsps(), vec!["team-a_db-0_net1".to_string()], "DEL removed the controller's port");
     w.nbctl(&["lsp-del", "team-a_db-0_net1"]);
     assert_clean(&w);

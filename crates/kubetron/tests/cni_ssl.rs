@@ -90,14 +90,14 @@ fn add_and_del_over_an_ssl_only_northbound() {
 
     let (a, b) = (Pod::new(), Pod::new());
     let ra = a.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=a"));
-    assert_eq!(ra.code, 0, "{ra:?}");
+    assert_eq!(ra.exit_code, 0, "{ra:?}");
     let rb = b.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=b"));
-    assert_eq!(rb.code, 0, "{rb:?}");
+    assert_eq!(rb.exit_code, 0, "{rb:?}");
     assert!(w.lsps().contains(&"ns1_a_net1".to_string()), "{:?}", w.lsps());
     // The ports came up (ovn-controller bound them through the SB) and traffic flows.
     assert!(a.ping_retry(&result_ip(&rb)), "pod a cannot reach pod b");
-    let o = support::cni_raw(w.chassis[0].netns(), "STATUS", "", None, "", conf.to_string().as_bytes(), None);
-    assert_eq!(o.code, 0, "{o:?}");
+    let o = w.plugin(0, "STATUS").config(&conf).run().unwrap();
+    assert_eq!(o.exit_code, 0, "{o:?}");
 
     // A client certificate from another CA is refused by the server: "try again later" naming
     // the remote (the server, not the config, refused it).
@@ -122,7 +122,7 @@ fn add_and_del_over_an_ssl_only_northbound() {
         [(&a, "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=a"), (&b, "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=b")]
     {
         let d = p.cni(&w, 0, "DEL", "net1", &conf, Some(args));
-        assert_eq!(d.code, 0, "{d:?}");
+        assert_eq!(d.exit_code, 0, "{d:?}");
     }
     assert!(w.lsps().is_empty(), "{:?}", w.lsps());
     assert!(w.bridge_ports(0).is_empty(), "{:?}", w.bridge_ports(0));

@@ -31,7 +31,7 @@ fn controller_gc_removes_cni_ports_of_gone_pods_and_releases_their_addresses() {
         (&bare, None),
     ] {
         let o = p.cni(&w, 0, "ADD", "net1", &conf, a.as_deref());
-        assert_eq!(o.code, 0, "{o:?}");
+        assert_eq!(o.exit_code, 0, "{o:?}");
         if std::ptr::eq(p, &gone) {
             gone_ip = result_ip(&o);
         }
@@ -73,6 +73,6 @@ fn controller_gc_removes_cni_ports_of_gone_pods_and_releases_their_addresses() {
 
     // The gone pod's address is free again.
     let o = newcomer.cni(&w, 0, "ADD", "net1", &want_gone_ip, Some(&args("newcomer", "uid-new")));
-    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.exit_code, 0, "{o:?}");
     assert_eq!(result_ip(&o), gone_ip);
 }

@@ -10,10 +10,9 @@
 
 mod kube_support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine;
 use daemons::kube::{KubeApiServer, KubeConfig};
 use daemons::{Central, Chassis, ChassisConfig};
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
@@ -23,7 +22,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube_support::*;
-use serde_json::{json, Value};
+use serde_json::json;
+use testkit::cni::CniInvocation;
 
 const SUBNET: &str = "10.61.0.0/24";
 const NODE: &str = "node-1";
@@ -34,44 +34,6 @@ fn pod(name: &str, networks: &str) -> Pod {
         "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "example.invalid/c:1"}]}
     }))
     .expect("pod json")
-}
-
-/// deploy/webhook-configuration.yaml pointed at `url` with `ca_pem`, for namespaces labelled `label=id` only.
-fn webhook_configuration(name: &str, url: &str, ca_pem: &[u8], label: &str, id: &str) -> MutatingWebhookConfiguration {
-    let mut doc = deploy_docs("webhook-configuration.yaml")
-        .into_iter()
-        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
-        .expect("a MutatingWebhookConfiguration in deploy/");
-    doc["metadata"]["name"] = json!(name);
-    let hooks = doc["webhooks"].as_array_mut().expect("webhooks");
-    assert_eq!(hooks.len(), 1);
-    assert_eq!(hooks[0]["clientConfig"]["service"]["path"], "/mutate");
-    hooks[0]["clientConfig"] = json!({"url": url, "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)});
-    hooks[0]["namespaceSelector"] = json!({"matchLabels": {label: id}});
-    serde_json::from_value(doc).expect("typed MutatingWebhookConfiguration")
-}
-
-/// One CNI call of the real binary inside the chassis' netns, as a runtime does: (exit code, stdout JSON, stderr).
-fn cni(node_netns: &str, command: &str, container_id: &str, netns: &std::path::Path, conf: &Value, args: &str) -> (i32, Value, String) {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", node_netns, kubetron_bin()])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container_id)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "net1")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .env("CNI_ARGS", args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the CNI plugin");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), conf.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn in_netns(ns: &str, cmd: &[&str]) -> String {
@@ -234,8 +196,21 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         // The node's runtime runs the CNI plugin for the pod: it gets exactly the controller's addresses.
         let args =
             format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME=web;K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={container_id}");
-        let (code, result, stderr) = cni(&node_netns, "ADD", &container_id, pod_netns.path(), &conf, &args);
-        assert_eq!(code, 0, "CNI ADD: {result} {stderr}");
+        // One CNI call of the real binary inside the chassis' netns, as a runtime does.
+        let cni = |command: &str| {
+            CniInvocation::new(kubetron_bin(), command)
+                .in_named_netns(&node_netns)
+                .container_id(&container_id)
+                .netns(pod_netns.path())
+                .ifname("net1")
+                .args(&args)
+                .config(&conf)
+                .run()
+                .expect("run the CNI plugin")
+        };
+        let add = cni("ADD");
+        let (result, stderr) = (&add.json, &add.stderr);
+        assert_eq!(add.exit_code, 0, "CNI ADD: {result} {stderr}");
         assert_eq!(result["interfaces"][1]["mac"], mac.as_str(), "{result}");
         assert_eq!(result["ips"][0]["address"], ip_cidr.as_str(), "{result}");
         let link = in_netns(pod_netns.name(), &["ip", "-o", "link", "show", "net1"]);
@@ -268,8 +243,8 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         // Deleting the pod removes its port; the runtime's DEL then succeeds and unplugs.
         pods.delete("web", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("delete web");
         wait_for(&format!("port {port} to leave NB"), wait, || async { port_row(&port).is_none().then_some(()) }).await;
-        let (code, result, stderr) = cni(&node_netns, "DEL", &container_id, pod_netns.path(), &conf, &args);
-        assert_eq!(code, 0, "CNI DEL: {result} {stderr}");
+        let del = cni("DEL");
+        assert_eq!(del.exit_code, 0, "CNI DEL: {} {}", del.json, del.stderr);
         let bridge = chassis.vsctl(&["list-ports", "br-int"]).unwrap();
         assert!(bridge.lines().all(|l| l.starts_with("ovn-")), "OVS ports left: {bridge}");
         assert!(in_netns(pod_netns.name(), &["ip", "-o", "link"]).lines().all(|l| !l.contains("net1")), "net1 left in the pod");

@@ -11,11 +11,12 @@
 mod kube_support;
 
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use daemons::{OvsdbServer, OvsdbServerConfig};
 use kube_support::{free_port, http_get, kubetron_bin, Proc};
+use testkit::cni::CniInvocation;
 
 /// Generous: a stopping process has the pod's grace period (30 s by default); it needs far less.
 const STOP_BOUND: Duration = Duration::from_secs(20);
@@ -149,25 +150,17 @@ fn controller_stops_cleanly_on_sigterm_without_an_apiserver() {
 /// plain text.
 #[test]
 fn cni_error_log_is_plain_text_on_a_pipe() {
-    let mut child = Command::new(kubetron_bin())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KUBETRON_LOG", "debug")
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", "ansi-test")
-        .env("CNI_NETNS", "/var/run/netns/kubetron-ansi-test-none")
-        .env("CNI_IFNAME", "net1")
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the plugin");
     let conf = r#"{"cniVersion": "1.0.0", "name": "red", "type": "kubetron"}"#;
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), conf.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_ne!(out.status.code(), Some(0), "ADD without nb must fail: {stdout}");
+    let out = CniInvocation::new(kubetron_bin(), "ADD")
+        .env("KUBETRON_LOG", "debug")
+        .container_id("ansi-test")
+        .netns("/var/run/netns/kubetron-ansi-test-none")
+        .ifname("net1")
+        .stdin_bytes(conf)
+        .run()
+        .expect("run the plugin");
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
+    assert_ne!(out.exit_code, 0, "ADD without nb must fail: {stdout}");
     assert!(stdout.contains("\"code\""), "a CNI error on stdout: {stdout}");
     assert!(stderr.contains("CNI request failed"), "the failure is logged: {stderr}");
     assert!(stderr.contains("WARN"), "with its level: {stderr}");

@@ -12,7 +12,6 @@
 //! Owns: the sandbox state directory and the namespaces whose names start with its prefix. Must not
 //! touch anything outside them.
 
-mod cni_call;
 mod down;
 pub mod kube;
 mod networks;

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use daemons::netns::NetnsGuard;
 use daemons::{Central, Chassis, ChassisConfig};
-use serde_json::json;
+use serde_json::{json, Value};
+use testkit::cni::CniInvocation;
 
-use crate::cni_call::CniCall;
 use crate::progress::Progress;
 use crate::state::{IfaceState, NodeState, Options, PodState, SandboxState};
 use crate::{networks, status, Error};
@@ -15,6 +15,8 @@ use crate::{networks, status, Error};
 /// The packages the sandbox needs, installed by the project's own script when missing.
 const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-deps.sh");
 const PODS: usize = 2;
+/// How long one plugin run may take before it is killed (its own deadlines are shorter).
+const PLUGIN_BOUND: Duration = Duration::from_secs(120);
 
 fn install_packages(with_kube: bool) -> Result<(), Error> {
     use std::io::Write;
@@ -204,21 +206,31 @@ fn plug(opts: &Options, state: &SandboxState, pod: &mut PodState, uid: Option<&s
             config["logical_switch"] = json!(net);
             args.push_str(&format!(";K8S_POD_UID={uid}"));
         }
-        let call = CniCall {
-            plugin: &opts.plugin,
-            node_netns: &node.netns,
-            command: "ADD",
-            container_id: &pod.container_id,
-            netns: Some(&netns_path),
-            ifname,
-            args: &args,
-        };
-        let result = call.run(&config)?;
+        let invocation = CniInvocation::new(&opts.plugin, "ADD")
+            .inherit_env()
+            .in_named_netns(&node.netns)
+            .container_id(&pod.container_id)
+            .netns(&netns_path)
+            .ifname(ifname)
+            .args(&args)
+            .config(&config)
+            .timeout(PLUGIN_BOUND);
+        let result = run_plugin(&invocation, ifname)?;
         let ip = result["ips"][0]["address"].as_str().unwrap_or("").to_string();
         let mac = result["interfaces"][1]["mac"].as_str().unwrap_or("").to_string();
         pod.interfaces.push(IfaceState { ifname: ifname.into(), network: net.into(), mac, ip });
     }
     Ok(())
+}
+
+/// Runs the plugin as a container runtime does; a failure becomes an error carrying the plugin's message.
+fn run_plugin(invocation: &CniInvocation, ifname: &str) -> Result<Value, Error> {
+    let out = invocation.run().map_err(|e| Error::Step(e.to_string()))?;
+    if !out.success() {
+        let msg = out.error().map(|e| e.msg).unwrap_or_else(|| out.stderr.clone());
+        return Err(Error::Step(format!("CNI ADD {ifname} failed (code {}): {msg}", out.json["code"])));
+    }
+    Ok(out.json)
 }
 
 fn ping_all(state: &SandboxState) -> Result<(), Error> {

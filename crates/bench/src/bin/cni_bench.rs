@@ -12,95 +12,41 @@
 //! kubetron ADD with dynamic addresses from OVN (no up wait) + DEL, bridge ADD + DEL.
 
 use std::fs::File;
-use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use bench::{ms, percentile};
 use daemons::{Central, Chassis, ChassisConfig};
 use netdev::TempNetns;
 use serde_json::{json, Value};
+use testkit::cni::{CniInvocation, CniOutcome};
 
 struct Plugin {
     path: PathBuf,
-    node_ns: File,
-}
-
-struct Run {
-    elapsed: Duration,
-    code: i32,
-    stdout: String,
-    stderr: String,
+    node_ns: Arc<File>,
 }
 
 impl Plugin {
-    // One CNI call as a runtime makes it: every part of the request is an argument.
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &self,
-        command: &str,
-        container: &str,
-        netns: Option<&Path>,
-        ifname: &str,
-        conf: &Value,
-        extra_env: &[(&str, &str)],
-        wrap: Option<&[&str]>,
-    ) -> Result<Run> {
-        let mut c = match wrap {
-            Some(w) => {
-                let mut c = Command::new(w[0]);
-                c.args(&w[1..]).arg(&self.path);
-                c
-            }
-            None => Command::new(&self.path),
-        };
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into()))
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", container)
-            .env("CNI_IFNAME", ifname)
-            .env("CNI_PATH", "/usr/lib/cni")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(n) = netns {
-            c.env("CNI_NETNS", n);
+    /// One CNI call as a runtime makes it (a fresh process, `setns` into the node netns, the config on stdin).
+    fn call(&self, command: &str, container: &str, netns: Option<&Path>, ifname: &str, conf: &Value) -> CniInvocation {
+        let c =
+            CniInvocation::new(&self.path, command).in_netns_file(self.node_ns.clone()).container_id(container).ifname(ifname).config(conf);
+        match netns {
+            Some(n) => c.netns(n),
+            None => c,
         }
-        for (k, v) in extra_env {
-            c.env(k, v);
-        }
-        let fd = self.node_ns.as_raw_fd();
-        // SAFETY: setns is async-signal-safe; the fd stays open in the parent during spawn.
-        unsafe {
-            c.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let input = conf.to_string();
-        let t = Instant::now();
-        let mut child = c.spawn().with_context(|| format!("spawning {}", self.path.display()))?;
-        child.stdin.take().unwrap().write_all(input.as_bytes())?;
-        let out = child.wait_with_output()?;
-        let elapsed = t.elapsed();
-        Ok(Run {
-            elapsed,
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        })
+    }
+
+    fn run(&self, command: &str, container: &str, netns: Option<&Path>, ifname: &str, conf: &Value) -> Result<CniOutcome> {
+        Ok(self.call(command, container, netns, ifname, conf).run()?)
     }
 }
 
-fn ok(r: Run, what: &str) -> Result<Run> {
-    if r.code != 0 {
-        bail!("{what} failed (exit {}): {}{}", r.code, r.stdout, r.stderr);
+fn ok(r: CniOutcome, what: &str) -> Result<CniOutcome> {
+    if !r.success() {
+        bail!("{what} failed (exit {}): {}{}", r.exit_code, r.stdout, r.stderr);
     }
     Ok(r)
 }
@@ -170,8 +116,8 @@ fn main() -> Result<()> {
         "options=\"lease_time\"=\"3600\" \"router\"=\"10.77.0.1\" \"server_id\"=\"10.77.0.1\" \"server_mac\"=\"0a:00:00:00:00:01\" \"mtu\"=\"1400\"",
     ])?;
 
-    let ns_file = File::open(format!("/run/netns/{node_ns}"))?;
-    let kt = Plugin { path: a.kubetron.clone(), node_ns: ns_file.try_clone()? };
+    let ns_file = Arc::new(File::open(format!("/run/netns/{node_ns}"))?);
+    let kt = Plugin { path: a.kubetron.clone(), node_ns: ns_file.clone() };
     let br = Plugin { path: a.bridge.clone(), node_ns: ns_file };
     let base = json!({
         "cniVersion": "1.0.0", "name": net, "type": "kubetron",
@@ -206,29 +152,26 @@ fn main() -> Result<()> {
 
         let cid = format!("b{pid}c{i}s");
         let c = conf_static(&ip, false);
-        let r1 = ok(kt.run("ADD", &cid, Some(&p), if_, &c, &[], None)?, "kubetron ADD")?;
-        let r2 = ok(kt.run("DEL", &cid, Some(&p), if_, &c, &[], None)?, "kubetron DEL")?;
+        let r1 = ok(kt.run("ADD", &cid, Some(&p), if_, &c)?, "kubetron ADD")?;
+        let r2 = ok(kt.run("DEL", &cid, Some(&p), if_, &c)?, "kubetron DEL")?;
 
         let cid = format!("b{pid}c{i}w");
         let c = conf_static(&ip, true);
-        let r3 = ok(kt.run("ADD", &cid, Some(&p), if_, &c, &[], None)?, "kubetron ADD (up wait)")?;
-        let r4 = ok(kt.run("DEL", &cid, Some(&p), if_, &c, &[], None)?, "kubetron DEL")?;
+        let r3 = ok(kt.run("ADD", &cid, Some(&p), if_, &c)?, "kubetron ADD (up wait)")?;
+        let r4 = ok(kt.run("DEL", &cid, Some(&p), if_, &c)?, "kubetron DEL")?;
 
         let cid = format!("b{pid}c{i}d");
-        let r5 = ok(kt.run("ADD", &cid, Some(&p), if_, &conf_dyn, &[], None)?, "kubetron ADD (dynamic)")?;
-        let r6 = ok(kt.run("DEL", &cid, Some(&p), if_, &conf_dyn, &[], None)?, "kubetron DEL")?;
+        let r5 = ok(kt.run("ADD", &cid, Some(&p), if_, &conf_dyn)?, "kubetron ADD (dynamic)")?;
+        let r6 = ok(kt.run("DEL", &cid, Some(&p), if_, &conf_dyn)?, "kubetron DEL")?;
 
         let cid = format!("b{pid}c{i}r");
-        let r7 = ok(br.run("ADD", &cid, Some(&p), if_, &bconf, &[], None)?, "bridge ADD")?;
-        let r8 = ok(br.run("DEL", &cid, Some(&p), if_, &bconf, &[], None)?, "bridge DEL")?;
+        let r7 = ok(br.run("ADD", &cid, Some(&p), if_, &bconf)?, "bridge ADD")?;
+        let r8 = ok(br.run("DEL", &cid, Some(&p), if_, &bconf)?, "bridge DEL")?;
 
-        let v1 = ok(kt.run("VERSION", "", None, if_, &base, &[], None)?, "kubetron VERSION")?;
-        let v2 = ok(br.run("VERSION", "", None, if_, &bconf, &[], None)?, "bridge VERSION")?;
-        if i == a.warmup {
-            let v: Value = serde_json::from_str(&r1.stdout).unwrap_or(Value::Null);
-            if v["ips"][0]["address"] != json!(format!("{ip}/24")) {
-                bail!("unexpected ADD result: {}", r1.stdout);
-            }
+        let v1 = ok(kt.run("VERSION", "", None, if_, &base)?, "kubetron VERSION")?;
+        let v2 = ok(br.run("VERSION", "", None, if_, &bconf)?, "bridge VERSION")?;
+        if i == a.warmup && r1.json["ips"][0]["address"] != json!(format!("{ip}/24")) {
+            bail!("unexpected ADD result: {}", r1.stdout);
         }
         if record {
             s.add.push(r1.elapsed);
@@ -377,8 +320,8 @@ fn strace_phases(kt: &Plugin, conf: &Value, dir: &Path) -> Result<String> {
         "-e",
         "trace=execve,connect,socket,sendto,sendmsg,recvfrom,recvmsg,write,read,exit_group,setns,clone,clone3",
     ];
-    let r = ok(kt.run("ADD", "bstrace", Some(&p), "net1", conf, &[], Some(&wrap))?, "kubetron ADD under strace")?;
-    let _ = kt.run("DEL", "bstrace", Some(&p), "net1", conf, &[], None)?;
+    let r = ok(kt.call("ADD", "bstrace", Some(&p), "net1", conf).wrapped_in(&wrap).run()?, "kubetron ADD under strace")?;
+    let _ = kt.run("DEL", "bstrace", Some(&p), "net1", conf)?;
     let text = std::fs::read_to_string(&out)?;
     Ok(format!("one ADD under strace ({:.1} ms with strace overhead); milestones (ms since execve):\n{}", ms(r.elapsed), milestones(&text)))
 }
@@ -390,7 +333,9 @@ fn milestones(text: &str) -> String {
         let mut it = l.split_whitespace();
         let (Some(_pid), Some(ts)) = (it.next(), it.next()) else { continue };
         let Ok(ts) = ts.parse::<f64>() else { continue };
-        let rest: String = l.splitn(3, ' ').nth(2).unwrap_or("").trim().to_string();
+        // `PID  TIMESTAMP CALL...`: strace pads the pid, so skip two whitespace-separated fields.
+        let rest: &str = l.trim_start().split_once(char::is_whitespace).map_or("", |(_, r)| r).trim_start();
+        let rest: String = rest.split_once(char::is_whitespace).map_or("", |(_, r)| r).trim().to_string();
         if rest.starts_with("execve(") && t0.is_none() && !rest.contains("strace") {
             t0 = Some(ts);
         }
@@ -407,4 +352,21 @@ fn milestones(text: &str) -> String {
         }
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn milestones_read_strace_lines_with_padded_pids() {
+        let text = "12345  1700000000.100000 execve(\"/opt/cni/bin/kubetron\", [...]) = 0\n\
+                    12345  1700000000.102500 socket(AF_UNIX, SOCK_STREAM, 0) = 3\n\
+                    12345  1700000000.103000 read(3, \"x\", 1) = 1\n\
+                    12345  1700000000.110000 exit_group(0) = ?\n";
+        let m = super::milestones(text);
+        let lines: Vec<&str> = m.lines().collect();
+        assert_eq!(lines.len(), 3, "{m}");
+        assert!(lines[0].contains("0.00") && lines[0].contains("execve("), "{m}");
+        assert!(lines[1].contains("2.50") && lines[1].contains("socket("), "{m}");
+        assert!(lines[2].contains("10.00") && lines[2].contains("exit_group"), "{m}");
+    }
 }

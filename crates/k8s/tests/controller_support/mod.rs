@@ -9,13 +9,7 @@ use k8s::controller::{Controller, NadMap, Nb};
 use k8s::nad::new_nad;
 use k8s_openapi::api::core::v1::Pod;
 
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
+pub use testkit::init_tracing;
 
 pub struct Ovn {
     pub central: Central,

@@ -1,5 +1,6 @@
 //! Shared harness of the `kube_e2e_*` tests: ONE real kube-apiserver (+ etcd) per test binary, started on first
-//! use and stopped at process exit (an `atexit` hook: statics are never dropped), plus kube-rs helpers.
+//! use and stopped at process exit (an `atexit` hook: statics are never dropped), plus kube-rs helpers (those
+//! every kube test shares are `testkit::kube`'s, re-exported here).
 //!
 //! Gated: [`harness`] returns `None` (the test prints "skipped" and returns) unless `KUBETRON_KUBE_TESTS=1`.
 //! Tests share the apiserver, so each one works in its own uniquely named namespaces ([`unique`]).
@@ -11,19 +12,11 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use daemons::kube::{find_apiserver_bin, KubeApiServer, KubeConfig};
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::Api;
+use k8s::webhook::{TlsSource, WebhookConfig, WebhookServer};
 use kube::Client;
-use serde_json::Value;
 
-/// The kubetron namespace of deploy/ (service accounts, the leader election Role).
-pub const KUBETRON_NS: &str = "kubetron";
-pub const CONTROLLER_USER: &str = "system:serviceaccount:kubetron:kubetron-controller";
-pub const WEBHOOK_USER: &str = "system:serviceaccount:kubetron:kubetron-webhook";
-pub const NODE_USER: &str = "system:serviceaccount:kubetron:kubetron-node";
-/// Groups a service account's token would carry.
-pub const SA_GROUPS: &[&str] = &["system:serviceaccounts", "system:serviceaccounts:kubetron"];
+pub use testkit::init_tracing;
+pub use testkit::kube::*;
 
 pub struct Harness {
     kas: Mutex<Option<KubeApiServer>>,
@@ -77,14 +70,9 @@ fn spawn_watchdog(pids: &[u32], root: &Path) {
     }
 }
 
-pub fn enabled() -> bool {
-    std::env::var("KUBETRON_KUBE_TESTS").as_deref() == Ok("1")
-}
-
 /// The binary's shared apiserver; `None` (after printing "skipped") when the kube tests are not enabled.
 pub fn harness(test: &str) -> Option<&'static Harness> {
-    if !enabled() {
-        eprintln!("skipped {test}: set KUBETRON_KUBE_TESTS=1 to run the kube-apiserver tests");
+    if !enabled(test) {
         return None;
     }
     init_tracing();
@@ -150,22 +138,38 @@ impl Harness {
         client_from(&self.admin_kubeconfig).await
     }
 
+    /// The admin client, after deploy/'s CRD (established) and RBAC (with the `kubetron` namespace) are
+    /// applied (idempotent: tests share the apiserver).
+    pub async fn deployed_admin(&self) -> Client {
+        let admin = self.admin().await;
+        install_crd(&admin).await;
+        apply_rbac(&admin).await;
+        admin
+    }
+
     pub async fn user(&self, user: &str, groups: &[&str]) -> Client {
         client_from(&self.user_kubeconfig(user, groups)).await
     }
-}
 
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
-
-/// A kube client from a kubeconfig file. Clients belong to the tokio runtime they are made in.
-pub async fn client_from(path: &Path) -> Client {
-    k8s::client::client_from_kubeconfig(path).await.expect("kube client")
+    /// The admission webhook server on 127.0.0.1 (a free port, a generated CA for `dns_names`), running as
+    /// the deployed webhook identity on a runtime of its own: dropping (or shutting down) that runtime kills
+    /// it and every keep-alive connection the apiserver holds to it. (runtime, port, CA PEM).
+    pub fn start_webhook(&self, dns_names: &[&str]) -> (tokio::runtime::Runtime, u16, String) {
+        let rt = runtime();
+        let (server, port, ca) = rt.block_on(async {
+            let client = self.user(WEBHOOK_USER, SA_GROUPS).await;
+            let config = WebhookConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                tls: TlsSource::Generate { dns_names: dns_names.iter().map(|n| n.to_string()).collect(), ca_out: None },
+            };
+            let server = WebhookServer::bind(&config, client).await.expect("bind webhook");
+            let port = server.local_addr().expect("addr").port();
+            let ca = server.ca_pem().expect("generated CA").to_string();
+            (server, port, ca)
+        });
+        rt.spawn(server.run());
+        (rt, port, ca)
+    }
 }
 
 /// A name unique in this process and across runs: `<prefix>-<pid>-<n>` (DNS label safe).
@@ -173,74 +177,6 @@ pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A tokio runtime for one test (tests are plain `#[test]`s; the harness is process-wide).
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
-
-/// Creates a namespace with `labels`; Ok when it already exists.
-pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) {
-    let ns: Namespace = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name, "labels": labels.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>()}
-    }))
-    .expect("namespace");
-    create_or_exists(&Api::<Namespace>::all(client.clone()), &ns).await;
-}
-
-/// Creates `obj`; an AlreadyExists (409) answer is fine.
-pub async fn create_or_exists<K>(api: &Api<K>, obj: &K)
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
-{
-    k8s::client::create_or_exists(api, obj).await.unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, panicking with `what` after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    k8s::client::wait_for(what, timeout, Duration::from_millis(100), f).await.unwrap_or_else(|e| panic!("{e}"))
-}
-
-pub fn deploy_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
-}
-
-/// The YAML documents of `deploy/<file>`, as JSON values.
-pub fn deploy_docs(file: &str) -> Vec<Value> {
-    let path = deploy_dir().join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    k8s::client::yaml_documents(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
-/// Installs deploy/crd.yaml (idempotent) and waits until it is Established and the NAD API is served.
-pub async fn install_crd(client: &Client) -> CustomResourceDefinition {
-    let text = std::fs::read_to_string(deploy_dir().join("crd.yaml")).expect("deploy/crd.yaml");
-    assert_eq!(deploy_docs("crd.yaml").len(), 1, "crd.yaml holds one CRD");
-    k8s::client::install_nad_crd(client, &text, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Applies every object of deploy/rbac-*.yaml (create; existing objects are left as they are) and the
-/// `kubetron` namespace they live in.
-pub async fn apply_rbac(client: &Client) {
-    create_namespace(client, KUBETRON_NS, &[]).await;
-    k8s::client::create_rbac_objects(client, &rbac_docs(), KUBETRON_NS).await.unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// Every document of deploy/rbac-*.yaml.
-pub fn rbac_docs() -> Vec<Value> {
-    let mut files: Vec<String> = std::fs::read_dir(deploy_dir())
-        .expect("deploy dir")
-        .map(|e| e.expect("dir entry").file_name().into_string().expect("utf-8 name"))
-        .filter(|n| n.starts_with("rbac-") && n.ends_with(".yaml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 3, "rbac manifests: {files:?}");
-    files.iter().flat_map(|f| deploy_docs(f)).collect()
 }
 
 /// The message of an API error (what a client shows its user).

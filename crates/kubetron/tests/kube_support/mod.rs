@@ -1,6 +1,6 @@
-//! Helpers of the tests that run the real `kubetron` binaries against a real kube-apiserver: the gate
-//! (`KUBETRON_KUBE_TESTS=1`), kube-rs clients from kubeconfig files, deploy/ manifests, child processes stopped
-//! by pid on drop, waits.
+//! Helpers of the tests that run the real `kubetron` binaries against a real kube-apiserver: what every kube
+//! test shares (the gate, clients, waits, deploy/ manifests: `testkit::kube`), and child processes stopped by
+//! pid on drop.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -9,94 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::Api;
-use kube::Client;
-use serde_json::Value;
-
-pub const KUBETRON_NS: &str = "kubetron";
-pub const CONTROLLER_USER: &str = "system:serviceaccount:kubetron:kubetron-controller";
-pub const WEBHOOK_USER: &str = "system:serviceaccount:kubetron:kubetron-webhook";
-pub const SA_GROUPS: &[&str] = &["system:serviceaccounts", "system:serviceaccounts:kubetron"];
-
-/// Whether the kube tests run; prints "skipped <test>" when they do not.
-pub fn enabled(test: &str) -> bool {
-    let on = std::env::var("KUBETRON_KUBE_TESTS").as_deref() == Ok("1");
-    if !on {
-        eprintln!("skipped {test}: set KUBETRON_KUBE_TESTS=1 to run the kube-apiserver tests");
-    }
-    on
-}
+// Not every test binary that includes this module uses the kit's kube helpers.
+#[allow(unused_imports)]
+pub use testkit::kube::*;
 
 pub fn kubetron_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kubetron")
 }
 
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
-
-/// A kube client from a kubeconfig file.
-pub async fn client_from(path: &Path) -> Client {
-    k8s::client::client_from_kubeconfig(path).await.expect("kube client")
-}
-
 /// A free TCP port on 127.0.0.1 (released before returning; used right away).
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind").local_addr().expect("addr").port()
-}
-
-/// Polls `f` every 100 ms until it returns `Some`; panics naming `what` after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    k8s::client::wait_for(what, timeout, Duration::from_millis(100), f).await.unwrap_or_else(|e| panic!("{e}"))
-}
-
-pub fn deploy_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
-}
-
-/// The YAML documents of `deploy/<file>` as JSON values.
-pub fn deploy_docs(file: &str) -> Vec<Value> {
-    let path = deploy_dir().join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    k8s::client::yaml_documents(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
-
-/// Creates `obj`; AlreadyExists is fine.
-pub async fn create_or_exists<K>(api: &Api<K>, obj: &K)
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
-{
-    k8s::client::create_or_exists(api, obj).await.unwrap_or_else(|e| panic!("{e}"));
-}
-
-pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) {
-    let labels: serde_json::Map<String, Value> = labels.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
-    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": labels}})).expect("namespace");
-    create_or_exists(&Api::<Namespace>::all(client.clone()), &ns).await;
-}
-
-/// deploy/crd.yaml, waited until the NAD API is served.
-pub async fn install_crd(client: &Client) {
-    let text = std::fs::read_to_string(deploy_dir().join("crd.yaml")).expect("deploy/crd.yaml");
-    k8s::client::install_nad_crd(client, &text, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// The `kubetron` namespace and every object of deploy/rbac-*.yaml.
-pub async fn apply_rbac(client: &Client) {
-    create_namespace(client, KUBETRON_NS, &[("kubetron.io/webhook", "ignore")]).await;
-    let mut files: Vec<String> = std::fs::read_dir(deploy_dir())
-        .expect("deploy dir")
-        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
-        .filter(|n| n.starts_with("rbac-") && n.ends_with(".yaml"))
-        .collect();
-    files.sort();
-    let docs: Vec<Value> = files.iter().flat_map(|f| deploy_docs(f)).collect();
-    k8s::client::create_rbac_objects(client, &docs, KUBETRON_NS).await.unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A child process of the test, with its output in a log file; killed by its pid on drop. When the test

@@ -3,15 +3,16 @@
 //! this test creates, and the real `kubetron` binary run as a container runtime runs a plugin.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use daemons::{Central, Chassis, ChassisConfig};
 use netdev::TempNetns;
 use serde_json::{json, Value};
+use testkit::cni::CniInvocation;
+pub use testkit::cni::CniOutcome;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -84,6 +85,12 @@ impl World {
         })
     }
 
+    /// The real `kubetron` binary run in chassis `node`'s netns as a runtime runs it (a clean
+    /// environment, `CNI_COMMAND=command`); the rest of the request is up to the caller.
+    pub fn plugin(&self, node: usize, command: &str) -> CniInvocation {
+        CniInvocation::new(kubetron_bin(), command).in_named_netns(self.chassis[node].netns())
+    }
+
     /// Logical switch port names in NB.
     pub fn lsps(&self) -> Vec<String> {
         self.nbctl(&["--bare", "--columns=name", "list", "Logical_Switch_Port"]).split_whitespace().map(str::to_string).collect()
@@ -97,6 +104,17 @@ impl World {
             .filter(|l| !l.starts_with("ovn-"))
             .map(str::to_string)
             .collect()
+    }
+    /// Asserts that nothing of an attachment is left on chassis 0 (no logical switch port, no br-int port,
+    /// no host veth) nor in `pods` (no `net1`).
+    pub fn assert_clean(&self, pods: &[&Pod]) {
+        assert!(self.lsps().is_empty(), "logical switch ports left: {:?}", self.lsps());
+        assert!(self.bridge_ports(0).is_empty(), "bridge ports left: {:?}", self.bridge_ports(0));
+        assert!(self.host_veths(0).is_empty(), "veths left: {:?}", self.host_veths(0));
+        for pod in pods {
+            let links = String::from_utf8(pod.exec(&["ip", "-o", "link"]).stdout).unwrap();
+            assert!(!links.contains("net1"), "{links}");
+        }
     }
     /// Links in chassis `node`'s netns whose names kubetron gives host ends (`kt...`).
     pub fn host_veths(&self, node: usize) -> Vec<String> {
@@ -114,14 +132,6 @@ pub struct Pod {
     pub id: String,
 }
 
-/// The result of one plugin run.
-#[derive(Debug)]
-pub struct Out {
-    pub code: i32,
-    pub json: Value,
-    pub stderr: String,
-}
-
 impl Pod {
     pub fn new() -> Pod {
         let ns = TempNetns::new("ktp").unwrap();
@@ -133,8 +143,12 @@ impl Pod {
     }
 
     /// Runs the plugin binary inside chassis `node`'s netns, as a runtime would.
-    pub fn cni(&self, world: &World, node: usize, command: &str, ifname: &str, conf: &Value, args: Option<&str>) -> Out {
-        cni_raw(world.chassis[node].netns(), command, &self.id, Some(&self.netns_path()), ifname, conf.to_string().as_bytes(), args)
+    pub fn cni(&self, world: &World, node: usize, command: &str, ifname: &str, conf: &Value, args: Option<&str>) -> CniOutcome {
+        let mut call = world.plugin(node, command).container_id(&self.id).netns(self.netns_path()).ifname(ifname).config(conf);
+        if let Some(a) = args {
+            call = call.args(a);
+        }
+        call.run().expect("run the plugin")
     }
 
     /// Runs a command in the pod.
@@ -153,42 +167,7 @@ pub fn kubetron_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kubetron")
 }
 
-/// Runs the plugin with full control over the environment and stdin.
-pub fn cni_raw(
-    node_ns: &str,
-    command: &str,
-    container_id: &str,
-    netns: Option<&std::path::Path>,
-    ifname: &str,
-    stdin: &[u8],
-    args: Option<&str>,
-) -> Out {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", node_ns, kubetron_bin()])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container_id)
-        .env("CNI_IFNAME", ifname)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(n) = netns {
-        c.env("CNI_NETNS", n);
-    }
-    if let Some(a) = args {
-        c.env("CNI_ARGS", a);
-    }
-    let mut child = c.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let json = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-    Out { code: out.status.code().unwrap_or(-1), json, stderr: String::from_utf8_lossy(&out.stderr).to_string() }
-}
-
 /// The pod interface's first IPv4 address from an ADD result (without prefix).
-pub fn result_ip(out: &Out) -> String {
+pub fn result_ip(out: &CniOutcome) -> String {
     out.json["ips"][0]["address"].as_str().unwrap_or_else(|| panic!("no ip in {out:?}")).split('/').next().unwrap().to_string()
 }

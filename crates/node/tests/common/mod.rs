@@ -21,13 +21,7 @@ use tonic::{Request, Response, Status};
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
+pub use testkit::init_tracing;
 
 /// What the fake kubelet has seen.
 #[derive(Debug, Clone, Default)]

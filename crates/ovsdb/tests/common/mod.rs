@@ -4,13 +4,7 @@ use ovsdb::{Client, ClientConfig};
 
 pub const NB: &str = "OVN_Northbound";
 
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
+pub use testkit::init_tracing;
 
 pub struct Nb {
     pub dir: tempfile::TempDir,

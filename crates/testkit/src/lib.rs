@@ -1,0 +1,24 @@
+//! `testkit`: test and developer tooling; never a dependency of a shipped binary's code path.
+//!
+//! - [`cni`]: run a CNI plugin the way a container runtime does ([`cni::CniInvocation`]), with a typed
+//!   outcome and a bound that kills it.
+//! - `kube` (feature `kube`): what the tests against a real kube-apiserver share (the gate, clients,
+//!   waits, deploy/'s CRD, namespace, RBAC and webhook configuration applied as a user applies them).
+//! - [`init_tracing`]: test logs through `tracing`.
+//!
+//! Used by the workspace's tests (dev-dependencies only), the benchmarks and the sandbox (a developer
+//! tool). The product's libraries (`cni`, `k8s`, `node`, ...) must never take it as a normal dependency.
+
+pub mod cni;
+#[cfg(feature = "kube")]
+pub mod kube;
+
+/// Test logs through `tracing` (filtered by `RUST_LOG`, captured per test; colours only on a terminal).
+/// Idempotent.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
