@@ -101,9 +101,49 @@ pub struct Attachment {
     pub ifname: String,
 }
 
+/// Which path serves a network (config key `mode`; see [`KubetronConf::mode`] for the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The CNI binary is a shim forwarding every request to the node agent (`kubetron node`) over
+    /// the unix socket `agent_socket`; no node touches the OVN Northbound database.
+    Cluster,
+    /// As `cluster`, with kubetron chained after the cluster's default plugin in a conflist.
+    Chained,
+    /// The direct path: the plugin itself talks to the Northbound database named by `nb` and to the
+    /// local OVS (no Kubernetes needed: the sandbox, other orchestrators).
+    Standalone,
+}
+
+impl Mode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Cluster => "cluster",
+            Mode::Chained => "chained",
+            Mode::Standalone => "standalone",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The node agent's socket when the config has no `agent_socket`.
+pub const DEFAULT_AGENT_SOCKET: &str = "/run/kubetron/cni/kubetron.sock";
+
 /// kubetron's own config fields (next to the spec's, at the top level of the config).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KubetronConf {
+    /// `cluster`, `chained` or `standalone`; absent: inferred, see [`KubetronConf::mode`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Cluster and chained modes: the node agent's unix socket (default [`DEFAULT_AGENT_SOCKET`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_socket: Option<String>,
     /// OVN logical switch to plug into; default: the network name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logical_switch: Option<String>,
@@ -160,6 +200,17 @@ fn default_timeout() -> u64 {
 }
 
 impl KubetronConf {
+    /// The mode: `mode` when set; otherwise `standalone` when `nb` is set (what every config meant
+    /// before modes existed), else `cluster`.
+    pub fn mode(&self) -> Mode {
+        self.mode.unwrap_or(if self.nb.is_some() { Mode::Standalone } else { Mode::Cluster })
+    }
+
+    /// The node agent's socket: `agent_socket`, or [`DEFAULT_AGENT_SOCKET`].
+    pub fn agent_socket(&self) -> &str {
+        self.agent_socket.as_deref().unwrap_or(DEFAULT_AGENT_SOCKET)
+    }
+
     /// Whether any Northbound remote is `ssl:`.
     pub fn nb_uses_ssl(&self) -> bool {
         self.nb.as_deref().is_some_and(|nb| nb.split(',').any(|r| r.trim().starts_with("ssl:")))
@@ -178,6 +229,8 @@ impl KubetronConf {
 impl Default for KubetronConf {
     fn default() -> Self {
         KubetronConf {
+            mode: None,
+            agent_socket: None,
             logical_switch: None,
             ovs_socket: default_ovs_socket(),
             nb: None,
@@ -368,6 +421,11 @@ impl NetConf {
                 missing.join(", ")
             )));
         }
+        if let Some(sock) = &k.agent_socket {
+            if !sock.starts_with('/') || sock.contains('\0') {
+                return Err(CniError::invalid_config(format!("agent_socket {sock:?} is not an absolute path")));
+            }
+        }
         if k.bridge.is_empty() || k.bridge.len() > 15 || k.bridge.contains(['/', ':', ' ']) {
             return Err(CniError::invalid_config(format!("bridge {:?} is not a valid interface name", k.bridge)));
         }
@@ -473,6 +531,30 @@ mod tests {
         assert_eq!(parse(with(&[("timeout_ms", json!(100_000))])).unwrap().kubetron.port_up_timeout_ms, DEFAULT_PORT_UP_TIMEOUT_MS);
         let e = parse(with(&[("timeout_ms", json!(1000)), ("port_up_timeout_ms", json!(10_000))])).unwrap_err();
         assert!(e.msg.contains("port_up_timeout_ms 10000"), "{}", e.msg);
+    }
+
+    #[test]
+    fn mode_is_inferred_from_nb() {
+        // Every config so far has `nb` and no `mode`: it stays on the direct path.
+        let c = parse(base()).unwrap();
+        assert_eq!((c.kubetron.mode, c.kubetron.mode()), (None, Mode::Standalone));
+        let mut no_nb = base();
+        no_nb.as_object_mut().unwrap().remove("nb");
+        let c = parse(no_nb.clone()).unwrap();
+        assert_eq!(c.kubetron.mode(), Mode::Cluster);
+        assert_eq!(c.kubetron.agent_socket(), DEFAULT_AGENT_SOCKET);
+        for (m, want) in [("cluster", Mode::Cluster), ("chained", Mode::Chained), ("standalone", Mode::Standalone)] {
+            let c = parse(with(&[("mode", json!(m))])).unwrap();
+            assert_eq!(c.kubetron.mode(), want, "explicit mode wins over nb");
+            assert_eq!(want.to_string(), m);
+            assert_eq!(serde_json::to_value(&c).unwrap()["mode"], json!(m), "kept when serialized");
+        }
+        let c = parse(with(&[("agent_socket", json!("/tmp/a.sock"))])).unwrap();
+        assert_eq!(c.kubetron.agent_socket(), "/tmp/a.sock");
+        for bad in [("mode", json!("Cluster")), ("mode", json!(1)), ("agent_socket", json!("a.sock")), ("agent_socket", json!(""))] {
+            let e = parse(with(std::slice::from_ref(&bad))).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -8,18 +8,26 @@
 //! Spec layer (this crate's base): [`NetConf`] (with kubetron's [`KubetronConf`]), [`CniResult`] and
 //! its per-version JSON ([`CniResult::to_version`]), [`CniError`]/[`ErrorCode`], [`Env`] (CNI_* vars),
 //! [`VersionInfo`], and the dispatcher [`run`]/[`run_process`] over a [`Plugin`].
+//!
+//! Modes (config key `mode`, [`Mode`]): `standalone` is the direct path above ([`KubetronPlugin`]);
+//! `cluster` and `chained` are served by the node agent, and the plugin is [`shim::Shim`], which
+//! forwards each call over the agent's unix socket ([`agent`]: the protocol of both ends and the
+//! shim's std-only client). The `kubetron-cni` binary is the shim alone; the `kubetron` binary run
+//! with `CNI_COMMAND` picks by mode ([`shim::ByMode`]).
 
+pub mod agent;
 mod config;
 mod dispatch;
 mod env;
 mod error;
 pub mod plugin;
 mod result;
+pub mod shim;
 mod version;
 
 pub use config::{
-    valid_network_name, Attachment, Ipam, KubetronConf, NetConf, PortMapping, RuntimeConfig, DEFAULT_BRIDGE, DEFAULT_MTU,
-    DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS,
+    valid_network_name, Attachment, Ipam, KubetronConf, Mode, NetConf, PortMapping, RuntimeConfig, DEFAULT_AGENT_SOCKET, DEFAULT_BRIDGE,
+    DEFAULT_MTU, DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS,
 };
 pub use dispatch::{run, run_process, Plugin, Request};
 pub use env::{valid_container_id, validate_ifname, CniArgs, Command, Env};

@@ -6,8 +6,8 @@
 //!   ([`merge_network_status`]) and writes through the `pods/status` subresource with the pod's
 //!   UID and resourceVersion as preconditions, re-reading and re-merging on conflict
 //!   ([`write_pod_annotations`]).
-//! - `kubetron.io/interfaces`: kubetron's own JSON list of [`KubetronInterface`], written by the
-//!   controller when it has created the logical ports; the node side reads it to plug the pod.
+//! - `kubetron.io/interfaces`: the hand-off to the node ([`model::handoff`], version 1), written
+//!   by the controller when it has created the logical ports; the node side plugs the pod from it.
 //!
 //! `"default": true` is reserved by the spec for the cluster-wide default network, so kubetron
 //! never writes it. A kubetron attachment that carries the pod's default route (`default-route`
@@ -19,14 +19,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
+use model::handoff::Attachment;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
 /// NPWG network status annotation.
 pub const NETWORK_STATUS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/network-status";
-/// Kubetron's per-pod interface annotation.
-pub const INTERFACES_ANNOTATION: &str = "kubetron.io/interfaces";
+/// Kubetron's hand-off annotation (versioned: [`model::handoff`]).
+pub const INTERFACES_ANNOTATION: &str = model::handoff::ANNOTATION;
 
 /// One entry of `k8s.v1.cni.cncf.io/network-status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -76,38 +77,15 @@ pub struct Dns {
     pub options: Vec<String>,
 }
 
-/// One entry of `kubetron.io/interfaces`: a pod interface and its OVN logical port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KubetronInterface {
-    /// Interface name in the pod.
-    pub interface: String,
-    /// The network, `namespace/name`.
-    pub network: String,
-    /// OVN logical switch name.
-    pub logical_switch: String,
-    /// OVN logical switch port name.
-    pub logical_port: String,
-    /// MAC address (`aa:bb:cc:dd:ee:ff`).
-    pub mac: String,
-    /// Addresses in CIDR form (`10.1.1.5/24`).
-    #[serde(default)]
-    pub ips: Vec<String>,
-    /// Gateway, when the network has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<String>,
-}
-
-impl KubetronInterface {
-    /// The matching NPWG `network-status` entry (addresses without prefix, as Multus writes
-    /// them; not the default-route interface).
-    pub fn to_network_status(&self) -> NetworkStatus {
-        NetworkStatus {
-            name: self.network.clone(),
-            interface: Some(self.interface.clone()),
-            ips: self.ips.iter().map(|ip| ip.split('/').next().unwrap_or(ip).to_string()).collect(),
-            mac: Some(self.mac.clone()),
-            ..Default::default()
-        }
+/// The `network-status` entry of a handed-off attachment (addresses without prefix, as Multus
+/// writes them; no default-route gateways: see `controller::status::network_status`).
+pub fn attachment_network_status(a: &Attachment) -> NetworkStatus {
+    NetworkStatus {
+        name: a.network.clone(),
+        interface: Some(a.interface.clone()),
+        ips: a.ips.iter().map(|ip| ip.addr().to_string()).collect(),
+        mac: Some(a.mac.clone()),
+        ..Default::default()
     }
 }
 
@@ -125,11 +103,6 @@ pub struct StatusParseError {
 /// Parse a `network-status` annotation value.
 pub fn parse_network_status(value: &str) -> Result<Vec<NetworkStatus>, StatusParseError> {
     serde_json::from_str(value).map_err(|source| StatusParseError { annotation: NETWORK_STATUS_ANNOTATION, source })
-}
-
-/// Parse a `kubetron.io/interfaces` annotation value.
-pub fn parse_interfaces(value: &str) -> Result<Vec<KubetronInterface>, StatusParseError> {
-    serde_json::from_str(value).map_err(|source| StatusParseError { annotation: INTERFACES_ANNOTATION, source })
 }
 
 /// Render a list as an annotation value (compact JSON).
@@ -317,25 +290,26 @@ mod tests {
     }
 
     #[test]
-    fn interfaces_round_trip() {
-        let i = KubetronInterface {
+    fn attachment_status_drops_prefixes_and_claims_no_default() {
+        let a = Attachment {
             interface: "net1".into(),
             network: "ns/blue".into(),
+            cni_network: "blue".into(),
             logical_switch: "blue".into(),
             logical_port: "ns_pod_net1".into(),
             mac: "0a:00:00:00:00:01".into(),
-            ips: vec!["10.1.1.5/24".into()],
-            gateway: Some("10.1.1.1".into()),
+            ips: vec!["10.1.1.5/24".parse().unwrap()],
+            gateways: vec!["10.1.1.1".parse().unwrap()],
+            routes: vec![],
+            mtu: 1400,
+            addressing: model::handoff::Addressing::Static,
         };
-        let text = to_annotation(std::slice::from_ref(&i));
-        assert!(text.contains("\"logical_switch\":\"blue\""));
-        assert_eq!(parse_interfaces(&text).unwrap(), vec![i.clone()]);
-        let st = i.to_network_status();
+        let st = attachment_network_status(&a);
         assert_eq!(st.name, "ns/blue");
         assert_eq!(st.interface.as_deref(), Some("net1"));
         assert_eq!(st.ips, vec!["10.1.1.5"]);
         assert_eq!(st.mac.as_deref(), Some("0a:00:00:00:00:01"));
-        assert!(!st.default);
+        assert!(!st.default && st.gateway.is_empty());
     }
 
     fn ours(iface: &str, ip: &str) -> NetworkStatus {
@@ -427,8 +401,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
-        let e = parse_interfaces("{\"interface\":1}").unwrap_err();
-        assert!(e.to_string().contains(INTERFACES_ANNOTATION));
+        let e = parse_network_status("{\"interface\":1}").unwrap_err();
+        assert!(e.to_string().contains(NETWORK_STATUS_ANNOTATION));
         assert!(parse_network_status("[{\"interface\":\"x\"}]").is_err(), "name is required");
     }
 }

@@ -42,19 +42,30 @@ async fn create_dynamic_static_and_mac_only_ports_one_transaction_each() {
         assert!(ids.contains(want), "{want} missing in {ids}");
     }
 
-    // Status: northd allocates the dynamic address; the interfaces value follows.
-    let st = ctl.wait_status(&r.desired, WAIT).await;
-    let ifs = st.interfaces.expect("addresses known");
+    // Every port is bound to this pod generation: only an OVS Interface with iface-id-ver=uid-a binds it.
+    assert_eq!(ovn.port_col("ns1_a_net1", "options"), "{iface-id-ver=uid-a}");
+    assert_eq!(ovn.port_col("ns1_a_net2", "options"), "{iface-id-ver=uid-a}");
+
+    // Status: northd allocates the dynamic address; the hand-off (v1) follows.
+    let st = ctl.wait_status(&a_ref(&a), &r.desired, WAIT).await;
+    let handoff = st.interfaces.expect("addresses known");
+    assert_eq!((handoff.version, handoff.pod_uid.as_str()), (1, "uid-a"));
+    let ifs = &handoff.interfaces;
     assert_eq!(ifs.len(), 2);
     assert_eq!(ifs[0].logical_port, "ns1_a_net1");
-    assert_eq!(ifs[0].gateway.as_deref(), Some("10.10.0.1"));
+    assert_eq!(ifs[0].gateways, vec!["10.10.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert!(ifs[0].routes.is_empty(), "no default-route asked");
     assert_eq!(ifs[0].ips.len(), 1);
-    assert!(ifs[0].ips[0].starts_with("10.10.0.") && ifs[0].ips[0].ends_with("/24"), "{:?}", ifs[0].ips);
-    assert_ne!(ifs[0].ips[0], "10.10.0.1/24", "router address is excluded");
+    let ip0 = ifs[0].ips[0].to_string();
+    assert!(ip0.starts_with("10.10.0.") && ip0.ends_with("/24"), "{:?}", ifs[0].ips);
+    assert_ne!(ip0, "10.10.0.1/24", "router address is excluded");
     let dynamic = ovn.port_col("ns1_a_net1", "dynamic_addresses");
     assert!(dynamic.contains(&ifs[0].mac), "{dynamic} vs {}", ifs[0].mac);
     assert_eq!(ifs[1].mac, flat_mac);
     assert!(ifs[1].ips.is_empty());
+    assert_eq!(ifs[1].addressing, model::handoff::Addressing::None, "flat has no subnet: MAC only");
+    assert_eq!(ifs[0].addressing, model::handoff::Addressing::Static);
+    assert_eq!((ifs[0].cni_network.as_str(), ifs[0].mtu), ("blue", 1400), "NAD config without name/mtu: NAD name, default MTU");
     assert!(st.network_status.is_none(), "ports are not up yet");
 
     // Static address with prefix; MAC derived from the IP.
@@ -63,8 +74,8 @@ async fn create_dynamic_static_and_mac_only_ports_one_transaction_each() {
     let rb = ctl.reconcile_pod(&b).await.expect("reconcile b");
     assert_eq!(nb.transactions() - t0, 1);
     assert_eq!(ovn.port_col("ns1_b_net1", "addresses"), "[\"0a:58:0a:0a:00:32 10.10.0.50\"]");
-    let sb = ctl.status(&rb.desired);
-    assert_eq!(sb.interfaces.as_ref().unwrap()[0].ips, vec!["10.10.0.50/24"]);
+    let sb = ctl.status(&a_ref(&b), &rb.desired);
+    assert_eq!(sb.interfaces.as_ref().unwrap().interfaces[0].ips, vec!["10.10.0.50/24".parse::<ipnet::IpNet>().unwrap()]);
 
     // Reconciling again changes nothing and sends nothing.
     let t0 = nb.transactions();
@@ -79,17 +90,60 @@ async fn create_dynamic_static_and_mac_only_ports_one_transaction_each() {
     }
     let ready = nb.replica().wait_until(WAIT, |s| ctl_status_ready(s, &r.desired)).await;
     assert!(ready.is_ok(), "network-status never became ready");
-    let st = ctl.status(&r.desired);
+    let st = ctl.status(&a_ref(&a), &r.desired);
     let ns = st.network_status.clone().expect("all up");
     assert_eq!(ns[0].name, "ns1/blue");
     assert_eq!(ns[0].interface.as_deref(), Some("net1"));
     assert!(!ns[0].ips[0].contains('/'), "NPWG ips have no prefix");
     let ann = st.annotations();
     assert!(ann.contains_key("kubetron.io/interfaces") && ann.contains_key("k8s.v1.cni.cncf.io/network-status"));
+    // The annotation value is the v1 hand-off and parses back to the same value.
+    let parsed = model::handoff::parse(&ann["kubetron.io/interfaces"]).expect("v1 parses");
+    assert_eq!(parsed.handoff(), st.interfaces.as_ref());
+}
+
+fn a_ref(p: &k8s_openapi::api::core::v1::Pod) -> PodRef {
+    PodRef::of(p).expect("pod identity")
 }
 
 fn ctl_status_ready(s: &ovsdb::replica::Snapshot, d: &[k8s::controller::DesiredPort]) -> bool {
-    k8s::controller::status::pod_status(&k8s::controller::NbView(s.clone()), d).network_status.is_some()
+    k8s::controller::status::pod_status(&k8s::controller::NbView(s.clone()), "uid-a", d).network_status.is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_carries_cni_network_mtu_dhcp_and_default_routes() {
+    let ovn = Ovn::start();
+    standard_switches(&ovn);
+    let nb = ovn.nb().await;
+    let ctl = controller(&nb);
+    // purple: blue's switch with name purple-net, mtu 1300, dhcp; blue asks the default route.
+    let p = pod("ns1", "p", "uid-p", r#"[{"name":"purple"},{"name":"blue","ips":["10.10.0.60/24"],"default-route":["10.10.0.1"]}]"#);
+    let r = ctl.reconcile_pod(&p).await.expect("reconcile");
+    let st = ctl.wait_status(&a_ref(&p), &r.desired, WAIT).await;
+    let h = st.interfaces.clone().expect("addresses known");
+    assert_eq!((h.version, h.pod_uid.as_str()), (1, "uid-p"));
+    let purple = h.interface("net1").expect("net1");
+    assert_eq!(purple.network, "ns1/purple");
+    assert_eq!(purple.cni_network, "purple-net");
+    assert_eq!(purple.logical_switch, "blue");
+    assert_eq!(purple.logical_port, model::names::pod_port("ns1", "p", "net1"));
+    assert_eq!(purple.mtu, 1300);
+    assert_eq!(purple.addressing, model::handoff::Addressing::Dhcp);
+    assert!(purple.routes.is_empty());
+    let blue = h.interface("net2").expect("net2");
+    assert_eq!((blue.cni_network.as_str(), blue.mtu, blue.addressing), ("blue", 1400, model::handoff::Addressing::Static));
+    assert_eq!(blue.ips, vec!["10.10.0.60/24".parse::<ipnet::IpNet>().unwrap()]);
+    assert_eq!(blue.mac, "0a:58:0a:0a:00:3c");
+    let gw: std::net::IpAddr = "10.10.0.1".parse().unwrap();
+    assert_eq!(blue.routes, vec![model::handoff::Route { dst: "0.0.0.0/0".parse().unwrap(), gw }]);
+    assert_eq!(blue.gateways, vec![gw]);
+    // What the controller writes is exactly what a reader parses.
+    let text = &st.annotations()["kubetron.io/interfaces"];
+    let v: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["interfaces"][0]["addressing"], "dhcp");
+    assert_eq!(v["interfaces"][1]["routes"][0]["dst"], "0.0.0.0/0");
+    assert_eq!(model::handoff::parse(text).unwrap().handoff(), Some(&h));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,6 +161,7 @@ async fn drift_is_repaired_and_unwanted_ports_removed_in_one_transaction() {
     ovn.nbctl(&["clear", "Logical_Switch_Port", "ns1_a_net1", "dhcpv4_options"]);
     ovn.nbctl(&["remove", "Logical_Switch_Port", "ns1_a_net1", "external_ids", "kubetron.io/network"]);
     ovn.nbctl(&["set", "Logical_Switch_Port", "ns1_a_net1", "external_ids:note=keep-me"]);
+    ovn.nbctl(&["set", "Logical_Switch_Port", "ns1_a_net1", "options:iface-id-ver=someone-else", "options:note=keep-me"]);
     let red_port = ovn.port_col("ns1_a_net2", "_uuid");
     ovn.nbctl(&["remove", "Logical_Switch", "red", "ports", &red_port, "--", "add", "Logical_Switch", "flat", "ports", &red_port]);
     nb.replica()
@@ -127,6 +182,7 @@ async fn drift_is_repaired_and_unwanted_ports_removed_in_one_transaction() {
     assert_ne!(ovn.port_col("ns1_a_net1", "dhcpv4_options"), "[]");
     let ids = ovn.port_col("ns1_a_net1", "external_ids");
     assert!(ids.contains("note=keep-me") && ids.contains("\"kubetron.io/network\"=\"ns1/blue\""), "{ids}");
+    assert_eq!(ovn.port_col("ns1_a_net1", "options"), "{iface-id-ver=uid-a, note=keep-me}", "iface-id-ver repaired, other options kept");
     assert_eq!(ovn.ports_of("red"), vec!["ns1_a_net2"]);
     assert!(ovn.ports_of("flat").is_empty());
     assert_eq!(ovn.port_col("ns1_a_net2", "_uuid"), red_port, "moved, not re-created");
@@ -159,8 +215,8 @@ async fn static_ip_conflicts_write_nothing() {
     let ctl = controller(&nb);
     ctl.reconcile_pod(&pod("ns1", "b", "uid-b", r#"[{"name":"blue","ips":["10.10.0.50"]}]"#)).await.unwrap();
     let a = ctl.reconcile_pod(&pod("ns1", "a", "uid-a", "blue")).await.unwrap();
-    let allocated = ctl.wait_status(&a.desired, WAIT).await.interfaces.expect("allocated")[0].ips[0].clone();
-    let allocated_ip = allocated.split('/').next().unwrap().to_string();
+    let allocated = ctl.wait_status(&a.pod, &a.desired, WAIT).await.interfaces.expect("allocated").interfaces[0].ips[0];
+    let allocated_ip = allocated.addr().to_string();
 
     let t0 = nb.transactions();
     // Same static IP as b, with another interface that alone would be fine.
@@ -230,6 +286,7 @@ async fn cni_made_ports_are_adopted_admin_ports_are_not() {
     assert!(ids.contains("\"kubetron.io/owner\"=controller"), "{ids}");
     assert!(ids.contains("\"kubetron.io/pod-uid\"=uid-a"), "{ids}");
     assert!(ids.contains("\"kubetron.io/container-id\"=c0ffee"), "CNI's key kept: {ids}");
+    assert_eq!(ovn.port_col("ns1_a_net1", "options"), "{iface-id-ver=uid-a}", "adopted ports are bound to the pod UID too");
 
     // A CNI port of another pod UID is not taken.
     ovn.nbctl(&[

@@ -21,11 +21,12 @@ use k8s::controller::lease::{LeaderElector, LeaseConfig};
 use k8s::controller::runner::{run, RunnerConfig};
 use k8s::controller::Nb;
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
-use k8s::status::{parse_interfaces, parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
+use k8s::status::{parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube_e2e_support::*;
+use model::handoff::{self, Addressing};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -208,20 +209,50 @@ fn controller_runners_against_real_apiserver_and_ovn() {
             pods.get("p1").await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned()
         })
         .await;
-        let ifaces = parse_interfaces(&value).expect("annotation parses");
-        assert_eq!(ifaces.len(), 1, "{value}");
-        let i = &ifaces[0];
+        // It is the v1 hand-off: version, the pod's UID, every field of section 2 of docs/cluster-mode.md.
+        let parsed = handoff::parse(&value).expect("annotation parses");
+        let h = parsed.handoff().expect("a v1 hand-off, not a v0 list");
+        assert_eq!(h.version, 1, "{value}");
+        assert_eq!(h.pod_uid, uid, "{value}");
+        assert_eq!(h.interfaces.len(), 1, "{value}");
+        let i = &h.interfaces[0];
         assert_eq!(i.interface, "net1");
         assert_eq!(i.network, format!("{ns}/blue"));
+        assert_eq!(i.cni_network, "blue");
         assert_eq!(i.logical_switch, SWITCH);
         assert_eq!(i.logical_port, port);
+        assert_eq!(i.logical_port, model::names::pod_port(&ns, "p1", "net1"));
+        assert_eq!(i.mtu, handoff::DEFAULT_MTU);
+        assert_eq!(i.addressing, Addressing::Static);
+        let raw: serde_json::Value = serde_json::from_str(&value).expect("JSON");
+        for key in [
+            "interface",
+            "network",
+            "cni_network",
+            "logical_switch",
+            "logical_port",
+            "mac",
+            "ips",
+            "gateways",
+            "routes",
+            "mtu",
+            "addressing",
+        ] {
+            assert!(raw["interfaces"][0].get(key).is_some(), "{key} missing in {value}");
+        }
         let dynamic = ovn.nbctl(&["get", "Logical_Switch_Port", &port, "dynamic_addresses"]);
         assert!(dynamic.contains(&i.mac), "annotation MAC {} is NB's {dynamic}", i.mac);
         assert_eq!(i.ips.len(), 1, "{value}");
-        let ip = i.ips[0].split('/').next().unwrap();
+        let ip = i.ips[0].addr().to_string();
+        let ip = ip.as_str();
         assert!(ip.starts_with("10.77.0.") && ip != "10.77.0.1", "{ip} from {SUBNET}, not the excluded router");
         assert!(dynamic.contains(ip), "annotation IP {ip} is NB's {dynamic}");
-        assert!(i.ips[0].ends_with("/24"), "{:?}", i.ips);
+        assert_eq!(i.ips[0].prefix_len(), 24, "{:?}", i.ips);
+        // The pod asked for its default route through blue, via its named gateway.
+        let gw: std::net::IpAddr = "10.77.0.1".parse().unwrap();
+        assert_eq!(i.routes, vec![handoff::Route { dst: "0.0.0.0/0".parse().unwrap(), gw }], "{value}");
+        // The port is bound to this pod generation.
+        assert_eq!(ovn.nbctl(&["get", "Logical_Switch_Port", &port, "options:iface-id-ver"]).trim_matches('"'), uid);
         let evs = events(&ev, "p1").await;
         assert!(evs.iter().any(|e| e.reason.as_deref() == Some("LogicalPortsCreated")), "{evs:?}");
         let annotations = pods.get("p1").await.unwrap().metadata.annotations.unwrap_or_default();
@@ -244,6 +275,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
                 "p1if",
                 "type=internal",
                 &format!("external_ids:iface-id={port}"),
+                &format!("external_ids:iface-id-ver={uid}"),
             ])
             .expect("plug p1");
         let value = wait_for("kubetron's entry in the network-status annotation", wait, || async {

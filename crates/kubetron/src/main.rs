@@ -138,9 +138,11 @@ where
     })
 }
 
+/// The CNI plugin by the config's `mode`: `standalone` (or `nb` without `mode`) is the direct path,
+/// `cluster` and `chained` forward to the node agent (`cni::shim`).
 fn run_cni() -> ! {
     init_logging("warn");
-    std::process::exit(cni::run_process(&cni::KubetronPlugin::default()))
+    std::process::exit(cni::run_process(&cni::shim::ByMode::default()))
 }
 
 fn main() -> anyhow::Result<()> {

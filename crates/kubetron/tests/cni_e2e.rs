@@ -335,3 +335,74 @@ fn multus_delegate_with_older_spec_versions() {
     assert_eq!(d.exit_code, 0, "{d:?}");
     assert!(w.lsps().is_empty());
 }
+
+/// The `external_ids` of the local OVS Interface bound to logical port `lsp` on chassis `node`.
+fn iface_ids_of(w: &World, node: usize, lsp: &str) -> String {
+    w.chassis[node].vsctl(&["--bare", "--columns=external_ids", "find", "Interface", &format!("external_ids:iface-id={lsp}")]).unwrap()
+}
+
+#[test]
+fn the_pod_uid_binds_the_interface_to_the_port_generation() {
+    let w = World::new(1);
+    w.network("vnet", Some("10.31.0.0/24"));
+    // The controller's port for pod ns1/v (UID uid-v): bound to that pod generation.
+    w.nbctl(&[
+        "lsp-add",
+        "vnet",
+        "ns1_v_net1",
+        "--",
+        "lsp-set-addresses",
+        "ns1_v_net1",
+        "dynamic",
+        "--",
+        "set",
+        "Logical_Switch_Port",
+        "ns1_v_net1",
+        "options:iface-id-ver=uid-v",
+        "external_ids:kubetron.io/owner=controller",
+        "external_ids:kubetron.io/pod-namespace=ns1",
+        "external_ids:kubetron.io/pod-name=v",
+        "external_ids:kubetron.io/pod-uid=uid-v",
+    ]);
+    let conf = w.conf("vnet", 0);
+    let (old, v, p) = (Pod::new(), Pod::new(), Pod::new());
+    // A sandbox of another generation of ns1/v is refused at once (the controller re-makes the port).
+    let o = old.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=v;K8S_POD_UID=uid-old"));
+    assert_eq!((o.exit_code, o.json["code"].as_u64()), (1, Some(11)), "{o:?}");
+    assert!(iface_ids_of(&w, 0, "ns1_v_net1").is_empty(), "nothing plugged for the old generation");
+    // The right generation plugs with iface-id-ver = its UID; ADD waits for the port to come up,
+    // which ovn-controller allows only because the versions match.
+    let r = v.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=v;K8S_POD_UID=uid-v"));
+    assert_eq!(r.exit_code, 0, "{r:?}");
+    let ids = iface_ids_of(&w, 0, "ns1_v_net1");
+    assert!(ids.contains("iface-id-ver=uid-v"), "{ids}");
+    assert_eq!(w.nbctl(&["get", "Logical_Switch_Port", "ns1_v_net1", "up"]).trim(), "true");
+
+    // A port the plugin makes itself carries no option (standalone: the plugin is the NB writer),
+    // but its Interface carries the pod UID, so the controller can adopt and bind the port
+    // (options:iface-id-ver = the same UID) without unbinding it.
+    let r = p.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=p;K8S_POD_UID=uid-p"));
+    assert_eq!(r.exit_code, 0, "{r:?}");
+    assert_eq!(w.nbctl(&["get", "Logical_Switch_Port", "ns1_p_net1", "options"]).trim(), "{}");
+    assert!(iface_ids_of(&w, 0, "ns1_p_net1").contains("iface-id-ver=uid-p"));
+    // Adoption as the controller does it: the port stays up (the bound Interface matches).
+    w.nbctl(&["set", "Logical_Switch_Port", "ns1_p_net1", "options:iface-id-ver=uid-p"]);
+    assert!(v.ping_retry(&result_ip(&r)), "pod v cannot reach pod p after p's port was bound to its UID");
+
+    // A runtime that passes no K8S_POD_UID (the port is found by the pod's namespace and name):
+    // the new sandbox takes over the port with the port's own iface-id-ver, and it binds.
+    let v2 = Pod::new();
+    let r = v2.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=v"));
+    assert_eq!(r.exit_code, 0, "{r:?}");
+    let ids = iface_ids_of(&w, 0, "ns1_v_net1");
+    assert!(ids.contains("iface-id-ver=uid-v"), "{ids}");
+
+    for (pod, name) in [(&v, "v"), (&v2, "v"), (&p, "p")] {
+        let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME={name}");
+        assert_eq!(pod.cni(&w, 0, "DEL", "net1", &conf, Some(&args)).exit_code, 0);
+    }
+    w.nbctl(&["--if-exists", "lsp-del", "ns1_v_net1"]);
+    w.nbctl(&["--if-exists", "lsp-del", "ns1_p_net1"]);
+    assert!(w.bridge_ports(0).is_empty(), "{:?}", w.bridge_ports(0));
+    assert!(w.host_veths(0).is_empty(), "{:?}", w.host_veths(0));
+}

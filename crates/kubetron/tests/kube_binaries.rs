@@ -16,7 +16,7 @@ use std::time::Duration;
 use daemons::kube::{KubeApiServer, KubeConfig};
 use daemons::{Central, Chassis, ChassisConfig};
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
-use k8s::status::{parse_interfaces, parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
+use k8s::status::{parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
@@ -184,9 +184,12 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
             pods.get("web").await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned()
         })
         .await;
-        let ifaces = parse_interfaces(&value).expect("interfaces annotation parses");
+        let parsed = model::handoff::parse(&value).expect("interfaces annotation parses");
+        let h = parsed.handoff().expect("a v1 hand-off");
+        assert_eq!(h.pod_uid, uid, "{value}");
+        let ifaces = &h.interfaces;
         assert_eq!(ifaces.len(), 1, "{value}");
-        let (mac, ip_cidr) = (ifaces[0].mac.clone(), ifaces[0].ips[0].clone());
+        let (mac, ip_cidr) = (ifaces[0].mac.clone(), ifaces[0].ips[0].to_string());
         assert_eq!(ifaces[0].logical_port, port);
         assert!(ip_cidr.starts_with("10.61.0.") && ip_cidr.ends_with("/24") && ip_cidr != "10.61.0.1/24", "{ip_cidr}");
         let ip = ip_cidr.split('/').next().unwrap().to_string();

@@ -36,11 +36,12 @@ pub const NETNS: &str = "kubetron.io/netns";
 /// the switch to as a NetworkAttachmentDefinition.
 pub const EXPOSE_NAMESPACES: &str = "kubetron.io/namespaces";
 
-/// The logical switch port name for interface `ifname` of pod `namespace/pod`.
-/// Kubernetes names cannot contain `_`, so the name splits back unambiguously.
-pub fn pod_port(namespace: &str, pod: &str, ifname: &str) -> String {
-    format!("{namespace}_{pod}_{ifname}")
-}
+/// The logical switch port name for interface `ifname` of pod `namespace/pod` (defined once, in
+/// [`model::names`], which the node agent uses too).
+pub use model::names::pod_port;
+/// `options` key of a logical switch port / `external_ids` key of an OVS Interface binding the
+/// port to one pod generation (see [`model::names::IFACE_ID_VER`]).
+pub use model::names::IFACE_ID_VER;
 
 /// The logical switch port name for a CNI attachment that carries no pod identity (a runtime
 /// called the plugin directly): from the container ID and interface name.
@@ -53,10 +54,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pod_port_names_are_distinct_per_interface_and_pod() {
-        assert_eq!(pod_port("ns1", "web", "net1"), "ns1_web_net1");
-        assert_ne!(pod_port("ns1", "web", "net1"), pod_port("ns1", "web", "net2"));
-        assert_ne!(pod_port("a", "b-c", "net1"), pod_port("a-b", "c", "net1"));
+    fn container_ports_never_take_a_pod_ports_name() {
+        // pod_port itself is tested in `model::names`.
+        assert_eq!(container_port("abc", "net1"), "cni_abc_net1");
         assert_ne!(container_port("abc", "net1"), pod_port("abc", "x", "net1"));
     }
 }

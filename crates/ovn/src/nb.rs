@@ -181,6 +181,8 @@ pub struct NewPort {
     pub addresses: Vec<String>,
     pub port_security: Vec<String>,
     pub dhcpv4_options: Option<Uuid>,
+    /// `options` (e.g. [`crate::names::IFACE_ID_VER`]); not written when empty.
+    pub options: BTreeMap<String, String>,
     pub external_ids: BTreeMap<String, String>,
 }
 
@@ -194,6 +196,9 @@ impl NewPort {
             .with("external_ids", map_datum(&self.external_ids));
         if let Some(d) = self.dhcpv4_options {
             row.insert("dhcpv4_options", Datum::uuid(d));
+        }
+        if !self.options.is_empty() {
+            row.insert("options", map_datum(&self.options));
         }
         row
     }

@@ -56,6 +56,7 @@ async fn plug(
     // without a successful DEL) would compete with ours for the port: remove it.
     plumb::remove_stale(ovs, &name, req.container_id()).await?;
     let mut lsp = attached.port;
+    let iface_id_ver = iface_id_ver(req, &lsp)?;
     if lsp.wants_dynamic() && lsp.dynamic_addresses.is_none() {
         // northd allocates within a few milliseconds; wait at least a second even when the
         // caller asked not to wait for the port to come up.
@@ -80,7 +81,7 @@ async fn plug(
     if !conf.dhcp {
         plumb::address_pod(pod, veth.pod_index, &ipnets, &default_routes)?;
     }
-    let port_uuid = plumb::plug(ovs, &local.bridge, &host_if, &name, &mac, &plumb::attachment_tags(req)).await?;
+    let port_uuid = plumb::plug(ovs, &local.bridge, &host_if, &name, &mac, iface_id_ver.as_deref(), &plumb::attachment_tags(req)).await?;
     undo.bridge_port(port_uuid);
     if !timeout.is_zero() {
         port::wait_port(nb, &name, timeout, "come up", |p| p.up == Some(true)).await?;
@@ -139,6 +140,27 @@ async fn dhcp_options(nb: &Client, lsp: &LogicalSwitchPort, subnet: Option<&Ipv4
     match subnet {
         Some(s) => port::dhcp_for(nb, s).await.map(|d| d.filter(|d| lsp.dhcpv4_options.is_none_or(|u| u == d.uuid))),
         None => Ok(None),
+    }
+}
+
+/// The OVS Interface's `iface-id-ver`: the request's pod UID (`K8S_POD_UID`), set whether or not
+/// the port asks for it, so that a port the controller adopts (and binds to the pod UID) stays
+/// bound. A port bound to a pod generation (`options:iface-id-ver`, set by the controller) is
+/// plugged only for that UID: another UID is a pod re-created under the same name whose port the
+/// controller has not re-made yet (code 11, as [`super::port`] answers for its external_ids). A
+/// request without `K8S_POD_UID` (a runtime that does not pass it) takes the port's value: the
+/// port was found by the pod's namespace and name.
+fn iface_id_ver(req: &Request, lsp: &LogicalSwitchPort) -> Result<Option<String>, CniError> {
+    let req_uid = req.env.args.pod_uid.as_deref().filter(|u| !u.is_empty());
+    match (lsp.options.get(ovn::names::IFACE_ID_VER).map(String::as_str), req_uid) {
+        (Some(bound), Some(uid)) if bound != uid => Err(CniError::try_again_later(format!(
+            "logical switch port {:?} is bound to pod UID {bound} (options:{}), not to this pod (UID {uid}); \
+             the controller re-creates it for the new pod, try again later",
+            lsp.name,
+            ovn::names::IFACE_ID_VER
+        ))),
+        (_, Some(uid)) => Ok(Some(uid.to_string())),
+        (bound, None) => Ok(bound.map(str::to_string)),
     }
 }
 

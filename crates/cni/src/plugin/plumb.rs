@@ -90,7 +90,10 @@ pub async fn bridge(ovs: &Client, name: &str) -> Result<Bridge, CniError> {
 
 /// Plugs `host_if` into `bridge` as the OVN logical port `lsp`; returns the new Port's UUID.
 /// `tags` (the attachment's container ID, interface, network, netns... see [`attachment_tags`])
-/// go into the Interface's and Port's `external_ids`.
+/// go into the Interface's and Port's `external_ids`. `iface_id_ver` (the pod UID) goes into the
+/// Interface's `external_ids:iface-id-ver`: ovn-controller binds a port whose
+/// `options:iface-id-ver` is set only to an Interface carrying the same value (ovn-nb(5)); a port
+/// without the option binds either way.
 /// A port of the same name left by an earlier ADD is removed first.
 pub async fn plug(
     ovs: &Client,
@@ -98,6 +101,7 @@ pub async fn plug(
     host_if: &str,
     lsp: &str,
     mac: &str,
+    iface_id_ver: Option<&str>,
     tags: &BTreeMap<String, String>,
 ) -> Result<Uuid, CniError> {
     if let Some(old) = port_by_name(ovs, host_if).await? {
@@ -105,6 +109,9 @@ pub async fn plug(
     }
     let mut ids = tags.clone();
     ids.insert("iface-id".to_string(), lsp.to_string());
+    if let Some(v) = iface_id_ver {
+        ids.insert(names::IFACE_ID_VER.to_string(), v.to_string());
+    }
     ids.insert("attached-mac".to_string(), mac.to_string());
     ids.insert("iface-status".to_string(), "active".to_string());
     let res = ovs

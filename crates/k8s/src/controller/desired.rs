@@ -120,10 +120,19 @@ pub struct DesiredPort {
     /// Prefix lengths the user gave with static IPs (by address).
     pub prefixes: BTreeMap<IpAddr, u8>,
     pub dhcpv4_options: Option<Uuid>,
+    /// The controller's `options` keys: `iface-id-ver` = the pod UID (only an OVS Interface
+    /// carrying the same value binds the port). Other keys of an existing port are kept.
+    pub options: BTreeMap<String, String>,
     pub external_ids: BTreeMap<String, String>,
     /// The pod asked for its default route through this interface: the gateways it named
     /// (empty: the network's gateway); `None` when it did not ask.
     pub default_route: Option<Vec<IpAddr>>,
+    /// The CNI network name (the NAD config's `name`).
+    pub cni_network: String,
+    /// The interface MTU (NAD config `mtu`, default [`model::handoff::DEFAULT_MTU`]).
+    pub mtu: u32,
+    /// The NAD config says `"dhcp": true`: the pod's DHCP client configures the addresses.
+    pub dhcp: bool,
 }
 
 impl DesiredPort {
@@ -194,6 +203,14 @@ fn desired_port(
     ids.insert(names::POD_UID.to_string(), pod.uid.clone());
     ids.insert(names::NETWORK.to_string(), network.to_string());
     ids.insert(names::INTERFACE.to_string(), sel.interface.clone());
+    let options = BTreeMap::from([(names::IFACE_ID_VER.to_string(), pod.uid.clone())]);
+    let mtu = config
+        .extra
+        .get("mtu")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|m| u32::try_from(m).ok())
+        .unwrap_or(model::handoff::DEFAULT_MTU);
+    let dhcp = config.extra.get("dhcp").and_then(serde_json::Value::as_bool).unwrap_or(false);
     Ok(Some(DesiredPort {
         name,
         switch: switch.uuid,
@@ -204,8 +221,12 @@ fn desired_port(
         addressing,
         prefixes,
         dhcpv4_options,
+        options,
         external_ids: ids,
         default_route: sel.default_route.clone(),
+        cni_network: config.name,
+        mtu,
+        dhcp,
     }))
 }
 

@@ -258,18 +258,18 @@ impl Controller {
         Ok(())
     }
 
-    /// The pod's annotation values now (no waiting).
-    pub fn status(&self, desired: &[DesiredPort]) -> PodStatus {
-        status::pod_status(&self.nb.view(), desired)
+    /// The annotation values of pod `pod` now (no waiting).
+    pub fn status(&self, pod: &PodRef, desired: &[DesiredPort]) -> PodStatus {
+        status::pod_status(&self.nb.view(), &pod.uid, desired)
     }
 
     /// Waits up to `timeout` until every port's addresses are known (northd allocated the
     /// dynamic ones), then returns the status; `interfaces` stays `None` on timeout.
-    pub async fn wait_status(&self, desired: &[DesiredPort], timeout: Duration) -> PodStatus {
-        let ready = |s: &ovsdb::replica::Snapshot| status::pod_status(&NbView(s.clone()), desired).interfaces.is_some();
+    pub async fn wait_status(&self, pod: &PodRef, desired: &[DesiredPort], timeout: Duration) -> PodStatus {
+        let ready = |s: &ovsdb::replica::Snapshot| status::pod_status(&NbView(s.clone()), &pod.uid, desired).interfaces.is_some();
         match self.nb.replica().wait_until(timeout, ready).await {
-            Ok(s) => status::pod_status(&NbView(s), desired),
-            Err(_) => self.status(desired),
+            Ok(s) => status::pod_status(&NbView(s), &pod.uid, desired),
+            Err(_) => self.status(pod, desired),
         }
     }
 

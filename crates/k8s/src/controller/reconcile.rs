@@ -1,7 +1,7 @@
 //! Desired ports vs. the Northbound replica -> the operations of one transaction per pod.
 //!
 //! [`plan`] is pure (snapshot in, operations out). It creates missing ports, fixes drifted ones
-//! (addresses, DHCP options, external_ids, switch membership), adopts ports the CNI plugin made
+//! (addresses, DHCP options, external_ids, `options:iface-id-ver`, switch membership), adopts ports the CNI plugin made
 //! for this pod (`owner=cni`), replaces (deletes and creates anew, in the same transaction)
 //! kubetron's ports left by an earlier pod of the same name, removes the controller's ports of
 //! this pod that are no longer wanted, and refuses (writing nothing) when a fixed address is
@@ -180,6 +180,7 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                     name: d.name.clone(),
                     addresses: d.addresses(),
                     dhcpv4_options: d.dhcpv4_options,
+                    options: d.options.clone(),
                     external_ids: d.external_ids.clone(),
                     ..Default::default()
                 };
@@ -200,6 +201,7 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                         name: d.name.clone(),
                         addresses: d.addresses(),
                         dhcpv4_options: d.dhcpv4_options,
+                        options: merged(&row, "options", &d.options),
                         external_ids: merged_ids(&row, &d.external_ids),
                         ..Default::default()
                     };
@@ -227,6 +229,12 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                 let ids = merged_ids(&row, &d.external_ids);
                 if ids != row_map(&row, "external_ids") {
                     update.insert("external_ids", map_datum(&ids));
+                }
+                // `iface-id-ver` (the pod UID) is drift-corrected like the addresses: a port
+                // adopted from the CNI plugin, or edited by hand, gets it back.
+                let options = merged(&row, "options", &d.options);
+                if options != row_map(&row, "options") {
+                    update.insert("options", map_datum(&options));
                 }
                 let moved = !view.switch_has_port(&d.switch, &uuid);
                 let touched = moved || !update.is_empty();
@@ -314,11 +322,16 @@ fn check_owner(pod: &PodRef, name: &str, row: &Row) -> Result<Take, PodError> {
 /// The port's external_ids with the controller's keys set to the desired values; other keys
 /// (the CNI plugin's container ID, an administrator's notes) are kept.
 fn merged_ids(row: &Row, desired: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let mut ids = row_map(row, "external_ids");
+    merged(row, "external_ids", desired)
+}
+
+/// The map column `col` of `row` with the desired keys set; other keys are kept.
+fn merged(row: &Row, col: &str, desired: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut map = row_map(row, col);
     for (k, v) in desired {
-        ids.insert(k.clone(), v.clone());
+        map.insert(k.clone(), v.clone());
     }
-    ids
+    map
 }
 
 fn row_map(row: &Row, col: &str) -> BTreeMap<String, String> {

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
+use model::handoff;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -18,9 +19,7 @@ use super::desired::{pod_is_active, PodRef};
 use super::events::{EventType, PodWriter};
 use super::{Controller, Nb};
 use crate::nad::NetworkAttachmentDefinition;
-use crate::status::{
-    merge_network_status, parse_interfaces, write_pod_annotations, WriteOutcome, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION,
-};
+use crate::status::{merge_network_status, write_pod_annotations, WriteOutcome, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 
 /// Timing of the runner.
 #[derive(Debug, Clone)]
@@ -337,7 +336,7 @@ impl<W: PodWriter> Runner<W> {
     /// merged into the entries other writers put there ([`merge_network_status`]), through
     /// pods/status with the pod's UID and resourceVersion as preconditions (re-merged on conflict).
     async fn write_status(&mut self, key: &Key, pod: &Pod, rec: &super::Reconciled) {
-        let status = self.ctl.status(&rec.desired);
+        let status = self.ctl.status(&rec.pod, &rec.desired);
         let want = status.annotations();
         let asks_nothing = rec.desired.is_empty();
         let desired_ifaces: BTreeSet<String> = rec.desired.iter().map(|d| d.interface.clone()).collect();
@@ -354,10 +353,11 @@ impl<W: PodWriter> Runner<W> {
                 None => {}
             }
             if status.network_status.is_some() || asks_nothing {
-                // Ours: the interfaces the pod has now and those kubetron last recorded.
+                // Ours: the interfaces the pod has now and those kubetron last recorded (in a
+                // v1 hand-off, or a v0 list written by an older controller).
                 let mut owned = desired_ifaces.clone();
-                if let Some(prev) = current.get(INTERFACES_ANNOTATION).and_then(|v| parse_interfaces(v).ok()) {
-                    owned.extend(prev.into_iter().map(|i| i.interface));
+                if let Some(prev) = current.get(INTERFACES_ANNOTATION).and_then(|v| handoff::parse(v).ok()) {
+                    owned.extend(prev.interface_names().into_iter().map(str::to_string));
                 }
                 let ours = status.network_status.as_deref().unwrap_or_default();
                 let cur = current.get(NETWORK_STATUS_ANNOTATION).map(String::as_str);

@@ -91,6 +91,13 @@ pub fn nads() -> NadMap {
         r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"flat","capabilities":{"mac":true}}"#,
         &[],
     ));
+    // blue's switch again, with a CNI network name of its own, an MTU and DHCP in the pod.
+    m.insert(new_nad(
+        "ns1",
+        "purple",
+        r#"{"cniVersion":"1.0.0","type":"kubetron","name":"purple-net","logical_switch":"blue","mtu":1300,"dhcp":true}"#,
+        &[],
+    ));
     m.insert(new_nad("ns1", "ghost", r#"{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"nope"}"#, &[]));
     m.insert(new_nad("ns1", "macvlan", r#"{"cniVersion":"1.0.0","type":"macvlan","master":"eth0"}"#, &[]));
     m

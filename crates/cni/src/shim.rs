@@ -1,0 +1,144 @@
+//! The cluster-mode CNI plugin: [`Shim`] forwards every verb to the node agent over its unix socket
+//! ([`crate::agent`]) and hands the agent's answer to the runtime. Environment and config
+//! validation, VERSION and the result's per-version conversion stay in the dispatcher
+//! ([`crate::run`]), identical in every mode.
+//!
+//! Failures of the exchange itself:
+//! - agent unreachable (no socket file, nothing listening, not accepted within
+//!   [`crate::agent::CONNECT_TIMEOUT`]): at once, code 11 (STATUS: 50) naming the socket.
+//!   Exception, DEL when the socket file does not exist: success (see [`Shim`]).
+//! - no answer within `timeout_ms` + [`crate::agent::ANSWER_MARGIN`], an HTTP status other than
+//!   200, an answer that is not the protocol's: code 11 (STATUS: 50) naming the socket.
+//!
+//! [`ByMode`] is what the `kubetron` binary runs with `CNI_COMMAND` set: `standalone` configs go to
+//! the direct plugin ([`crate::KubetronPlugin`]), `cluster` and `chained` ones to the shim.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::agent::{self, AgentRequest, AgentResponse, CallError};
+use crate::config::Mode;
+use crate::env::Command;
+use crate::{Attachment, CniError, CniResult, ErrorCode, KubetronPlugin, Plugin, Request};
+
+/// The cluster- and chained-mode plugin: a client of the node agent.
+///
+/// DEL and a missing agent: the runtime retries a failed DEL, and a pod cannot finish terminating
+/// until one succeeds. When the socket file does not exist at all, no agent serves this node (it
+/// was never installed, or was removed: the agent makes the socket when it starts, before its
+/// caches sync, and never removes it), so DEL succeeds with a warning: a node without kubetron's
+/// agent must not keep pods terminating forever (anything left behind is the node GC's,
+/// `kubetron gc`). A socket that exists but refuses or does not answer is an agent that is
+/// down or restarting: DEL fails with 11 like every verb, and the runtime's retry reaches it once
+/// it is back (the agent's DEL of a container it never knew succeeds).
+#[derive(Debug, Clone, Default)]
+pub struct Shim;
+
+impl Shim {
+    /// Sends the request; returns the agent's result (ADD) or `None`.
+    fn forward(&self, req: &Request) -> Result<Option<CniResult>, CniError> {
+        let k = &req.config.kubetron;
+        let mode = k.mode();
+        if mode == Mode::Standalone {
+            return Err(CniError::invalid_config(
+                "mode standalone needs the kubetron binary as the plugin; this kubetron-cni binary is the cluster-mode shim \
+                 (it forwards to the node agent)",
+            ));
+        }
+        let socket = Path::new(k.agent_socket());
+        let areq = AgentRequest::new(&req.env, req.raw_config.clone(), k.timeout_ms);
+        let bound = Duration::from_millis(k.timeout_ms) + agent::ANSWER_MARGIN;
+        let command = req.command();
+        // STATUS reports unavailability with 50, every other verb with "try again later".
+        let unavailable = |msg: String| {
+            let code = if command == Command::Status { ErrorCode::NotAvailable } else { ErrorCode::TryAgainLater };
+            CniError::new(code, msg)
+        };
+        match agent::call(socket, &areq, bound) {
+            Ok(AgentResponse::Result(r)) => Ok(r),
+            Ok(AgentResponse::Error(e)) => Err(e.into()),
+            Err(CallError::Unreachable { source, .. }) if command == Command::Del && source.kind() == io::ErrorKind::NotFound => {
+                tracing::warn!(
+                    socket = %socket.display(),
+                    container = req.container_id(),
+                    "no kubetron node agent socket on this node: DEL has nothing to forward to and succeeds"
+                );
+                Ok(None)
+            }
+            Err(CallError::Unreachable { source, .. }) => Err(unavailable(format!(
+                "kubetron node agent is not reachable at {} ({source}); is the kubetron-node pod running on this node?",
+                socket.display()
+            ))),
+            Err(CallError::NoAnswer { .. }) => Err(unavailable(format!(
+                "kubetron node agent at {} did not answer {command} within {} ms (timeout_ms {} + {} ms)",
+                socket.display(),
+                bound.as_millis(),
+                k.timeout_ms,
+                agent::ANSWER_MARGIN.as_millis()
+            ))),
+            Err(CallError::Status { status, body, .. }) => {
+                Err(unavailable(format!("kubetron node agent at {} answered HTTP {status}: {body}", socket.display())))
+            }
+            Err(e @ (CallError::Transport { .. } | CallError::BadAnswer { .. })) => Err(unavailable(format!("kubetron node agent: {e}"))),
+        }
+    }
+}
+
+impl Plugin for Shim {
+    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        let r = self.forward(req)?.ok_or_else(|| CniError::internal("the kubetron node agent answered ADD without a result"))?;
+        r.validate().map_err(|e| CniError::internal(format!("the kubetron node agent answered an invalid result: {}", e.msg)))?;
+        Ok(r)
+    }
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        self.forward(req).map(drop)
+    }
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        self.forward(req).map(drop)
+    }
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        self.forward(req).map(drop)
+    }
+    fn gc(&self, req: &Request, _valid_attachments: &[Attachment]) -> Result<(), CniError> {
+        // The agent reads `cni.dev/valid-attachments` from the config it gets.
+        self.forward(req).map(drop)
+    }
+}
+
+/// The plugin by the config's mode (see [`crate::KubetronConf::mode`]): `standalone` ->
+/// [`KubetronPlugin`] (the direct path), `cluster` and `chained` -> [`Shim`].
+#[derive(Debug, Clone, Default)]
+pub struct ByMode {
+    /// The direct path.
+    pub standalone: KubetronPlugin,
+    /// The shim.
+    pub shim: Shim,
+}
+
+impl ByMode {
+    fn pick(&self, req: &Request) -> &dyn Plugin {
+        match req.config.kubetron.mode() {
+            Mode::Standalone => &self.standalone,
+            Mode::Cluster | Mode::Chained => &self.shim,
+        }
+    }
+}
+
+impl Plugin for ByMode {
+    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        self.pick(req).add(req)
+    }
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        self.pick(req).del(req)
+    }
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        self.pick(req).check(req)
+    }
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        self.pick(req).status(req)
+    }
+    fn gc(&self, req: &Request, valid_attachments: &[Attachment]) -> Result<(), CniError> {
+        self.pick(req).gc(req, valid_attachments)
+    }
+}
