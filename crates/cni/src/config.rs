@@ -305,10 +305,20 @@ impl NetConf {
         }
         let explicit_port_up = obj.contains_key("port_up_timeout_ms");
         let mut conf: NetConf = serde_json::from_value(v).map_err(|e| CniError::invalid_config(format!("invalid network config: {e}")))?;
-        if !explicit_port_up {
-            // The default wait shrinks to fit a short timeout_ms.
-            let k = &mut conf.kubetron;
-            k.port_up_timeout_ms = k.port_up_timeout_ms.min(max_port_up_timeout_ms(k.timeout_ms));
+        // The port-up wait shrinks to fit timeout_ms. An explicit value that does not fit is clamped
+        // with a warning, never refused: DEL and GC run with the config saved at ADD time (Multus,
+        // CRI-O), so refusing a config that worked before would keep pods terminating forever.
+        let k = &mut conf.kubetron;
+        let max_port_up = max_port_up_timeout_ms(k.timeout_ms);
+        if k.port_up_timeout_ms > max_port_up && k.port_up_timeout_ms <= 600_000 {
+            if explicit_port_up {
+                tracing::warn!(
+                    "port_up_timeout_ms {} leaves too little of timeout_ms {} for connecting, plugging and cleaning up; using {max_port_up}",
+                    k.port_up_timeout_ms,
+                    k.timeout_ms
+                );
+            }
+            k.port_up_timeout_ms = max_port_up;
         }
         conf.validate()?;
         Ok(conf)
@@ -444,14 +454,6 @@ impl NetConf {
                 k.timeout_ms
             )));
         }
-        let max_port_up = max_port_up_timeout_ms(k.timeout_ms);
-        if k.port_up_timeout_ms > max_port_up {
-            return Err(CniError::invalid_config(format!(
-                "port_up_timeout_ms {} leaves too little of timeout_ms {} for connecting, plugging and cleaning up: \
-                 at most {max_port_up} with this timeout_ms (or raise timeout_ms, up to {MAX_TIMEOUT_MS})",
-                k.port_up_timeout_ms, k.timeout_ms
-            )));
-        }
         if let Some(mac) = self.runtime_config.as_ref().and_then(|r| r.mac.as_deref()) {
             if !valid_mac(mac) {
                 return Err(CniError::invalid_config(format!("runtimeConfig.mac {mac:?} is not a MAC address")));
@@ -518,10 +520,10 @@ mod tests {
             assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{bad}: {e}");
             assert!(e.msg.contains("timeout_ms"), "{}", e.msg);
         }
-        // port_up_timeout_ms must leave room for the rest of ADD and its cleanup.
-        let e = parse(with(&[("timeout_ms", json!(30_000)), ("port_up_timeout_ms", json!(25_000))])).unwrap_err();
-        assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
-        assert!(e.msg.contains("port_up_timeout_ms 25000") && e.msg.contains("at most 20000"), "{}", e.msg);
+        // port_up_timeout_ms must leave room for the rest of ADD and its cleanup: clamped, not
+        // refused (a DEL with the config saved at ADD time must still work).
+        let c = parse(with(&[("timeout_ms", json!(30_000)), ("port_up_timeout_ms", json!(25_000))])).unwrap();
+        assert_eq!(c.kubetron.port_up_timeout_ms, 20_000);
         parse(with(&[("timeout_ms", json!(30_000)), ("port_up_timeout_ms", json!(20_000))])).unwrap();
         parse(with(&[("timeout_ms", json!(60_000)), ("port_up_timeout_ms", json!(50_000))])).unwrap();
         parse(with(&[("timeout_ms", json!(1000)), ("port_up_timeout_ms", json!(500))])).unwrap();
@@ -529,8 +531,11 @@ mod tests {
         assert_eq!(parse(with(&[("timeout_ms", json!(1000))])).unwrap().kubetron.port_up_timeout_ms, 500);
         assert_eq!(parse(with(&[("timeout_ms", json!(5000))])).unwrap().kubetron.port_up_timeout_ms, 2500);
         assert_eq!(parse(with(&[("timeout_ms", json!(100_000))])).unwrap().kubetron.port_up_timeout_ms, DEFAULT_PORT_UP_TIMEOUT_MS);
-        let e = parse(with(&[("timeout_ms", json!(1000)), ("port_up_timeout_ms", json!(10_000))])).unwrap_err();
-        assert!(e.msg.contains("port_up_timeout_ms 10000"), "{}", e.msg);
+        let c = parse(with(&[("timeout_ms", json!(1000)), ("port_up_timeout_ms", json!(10_000))])).unwrap();
+        assert_eq!(c.kubetron.port_up_timeout_ms, 500);
+        // Out of its own range is still an error.
+        let e = parse(with(&[("port_up_timeout_ms", json!(600_001))])).unwrap_err();
+        assert!(e.msg.contains("port_up_timeout_ms 600001"), "{}", e.msg);
     }
 
     #[test]

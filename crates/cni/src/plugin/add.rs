@@ -76,8 +76,10 @@ async fn plug(
     let default_routes = requested_default_routes(req, gateway);
 
     let host_if = host_ifname(req.container_id(), req.ifname());
-    let veth = plumb::make_veth(pod, &host_if, req.ifname(), mac_addr, conf.mtu)?;
+    // Recorded first: make_veth can fail after the pair exists (moving or configuring its ends).
+    // The host name is this attachment's own (container ID + ifname).
     undo.veth(&host_if);
+    let veth = plumb::make_veth(pod, &host_if, req.ifname(), mac_addr, conf.mtu)?;
     if !conf.dhcp {
         plumb::address_pod(pod, veth.pod_index, &ipnets, &default_routes)?;
     }

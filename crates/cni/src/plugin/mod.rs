@@ -222,7 +222,7 @@ impl KubetronPlugin {
             .enable_all()
             .build()
             .map_err(|e| CniError::internal(format!("starting the async runtime: {e}")))?;
-        rt.block_on(async {
+        let out = rt.block_on(async {
             let call = Arc::new(Call::new(req));
             let timeout = call.timeout;
             let bounded = async {
@@ -234,7 +234,11 @@ impl KubetronPlugin {
                 }
             };
             CALL.scope(call.clone(), bounded).await
-        })
+        });
+        // Do not wait for blocking work still running (e.g. a slow DNS lookup of a remote's host
+        // name): the answer is decided, and the process must not outlive its deadline.
+        rt.shutdown_background();
+        out
     }
 }
 

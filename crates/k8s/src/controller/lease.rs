@@ -252,22 +252,41 @@ impl LeaderElector {
         tokio::pin!(shutdown);
         let mut last_ok: Option<tokio::time::Instant> = None;
         loop {
+            // A round is bounded: while leading, by the moment leadership would lapse (so a hung
+            // API call cannot keep a leader writing after its lease expired); else by renew_deadline.
+            // Success counts from when the round started (its renewTime is no older than that).
+            let started = tokio::time::Instant::now();
+            let rd = self.cfg.renew_deadline;
+            let bound = match last_ok.map(|t| (t + rd).saturating_duration_since(started)) {
+                Some(left) if !left.is_zero() => left,
+                _ => rd,
+            };
             let round = tokio::select! {
                 _ = &mut shutdown => break,
-                r = self.round_trip() => r,
+                r = tokio::time::timeout(bound, self.round_trip()) => r,
             };
+            let still_leading = |last_ok: Option<tokio::time::Instant>| last_ok.is_some_and(|t| t.elapsed() < rd);
             let (held, watch_from) = match round {
-                Ok((Attempt::Held, _)) => {
-                    last_ok = Some(tokio::time::Instant::now());
+                Ok(Ok((Attempt::Held, _))) => {
+                    last_ok = Some(started);
                     (true, None)
                 }
-                Ok((Attempt::NotHeld, rv)) => {
+                Ok(Ok((Attempt::NotHeld, rv))) => {
                     last_ok = None;
                     (false, rv)
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!("lease {}/{}: {e}", self.cfg.namespace, self.cfg.name);
-                    (last_ok.is_some_and(|t| t.elapsed() < self.cfg.renew_deadline), None)
+                    (still_leading(last_ok), None)
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "lease {}/{}: no answer from the API server within {} ms",
+                        self.cfg.namespace,
+                        self.cfg.name,
+                        bound.as_millis()
+                    );
+                    (still_leading(last_ok), None)
                 }
             };
             let was = *self.tx.borrow();
