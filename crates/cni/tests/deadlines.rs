@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cni::{ErrorCode, ErrorJson, KubetronPlugin};
+use futures::StreamExt;
+use ovsdb::JsonCodec;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::FramedRead;
 
 /// How the fake server treats requests.
 #[derive(Clone, Copy)]
@@ -66,40 +69,27 @@ fn fake(b: Behaviour) -> Fake {
     Fake { path, _stop: stop, _dir: dir }
 }
 
-async fn serve_one(mut s: tokio::net::UnixStream, b: Behaviour) {
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 65536];
-    loop {
-        let n = match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
-        let mut used = 0;
-        let mut msgs = Vec::new();
-        while let Some(Ok(v)) = it.next() {
-            used = it.byte_offset();
-            msgs.push(v);
-        }
-        buf.drain(..used);
+async fn serve_one(s: tokio::net::UnixStream, b: Behaviour) {
+    // Messages are framed by the client's own codec (back-to-back JSON).
+    let (r, mut s) = s.into_split();
+    let mut frames = FramedRead::new(r, JsonCodec::default());
+    while let Some(Ok(frame)) = frames.next().await {
         if let Behaviour::Silent = b {
             continue;
         }
-        for v in msgs {
-            let result = match (v["method"].as_str(), b) {
-                (Some("echo"), _) => v["params"].clone(),
-                (Some("get_schema"), _) => schema_for(v["params"][0].as_str().unwrap_or("")),
-                (Some("transact"), Behaviour::Empty) => {
-                    let ops = v["params"].as_array().map(|a| a.len().saturating_sub(1)).unwrap_or(0);
-                    Value::Array(vec![json!({"rows": []}); ops])
-                }
-                _ => continue,
-            };
-            let reply = json!({"id": v["id"], "result": result, "error": null});
-            if s.write_all(&serde_json::to_vec(&reply).unwrap()).await.is_err() {
-                return;
+        let Ok(v) = serde_json::from_slice::<Value>(&frame) else { return };
+        let result = match (v["method"].as_str(), b) {
+            (Some("echo"), _) => v["params"].clone(),
+            (Some("get_schema"), _) => schema_for(v["params"][0].as_str().unwrap_or("")),
+            (Some("transact"), Behaviour::Empty) => {
+                let ops = v["params"].as_array().map(|a| a.len().saturating_sub(1)).unwrap_or(0);
+                Value::Array(vec![json!({"rows": []}); ops])
             }
+            _ => continue,
+        };
+        let reply = json!({"id": v["id"], "result": result, "error": null});
+        if s.write_all(&serde_json::to_vec(&reply).unwrap()).await.is_err() {
+            return;
         }
     }
 }

@@ -91,7 +91,10 @@ struct Proxy {
 }
 
 fn swallow_interface_inserts(listen: &Path, upstream: &Path) -> Proxy {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use futures::StreamExt;
+    use ovsdb::JsonCodec;
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::codec::FramedRead;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (listen, upstream) = (listen.to_path_buf(), upstream.to_path_buf());
@@ -106,37 +109,22 @@ fn swallow_interface_inserts(listen: &Path, upstream: &Path) -> Proxy {
                     let Ok((client, _)) = l.accept().await else { return };
                     let Ok(server) = tokio::net::UnixStream::connect(&upstream).await else { return };
                     tokio::spawn(async move {
-                        let (mut cr, mut cw) = client.into_split();
+                        let (cr, mut cw) = client.into_split();
                         let (mut sr, mut sw) = server.into_split();
                         let down = tokio::spawn(async move {
                             let _ = tokio::io::copy(&mut sr, &mut cw).await;
                         });
-                        let mut buf = Vec::new();
-                        let mut chunk = vec![0u8; 65536];
-                        loop {
-                            let n = match cr.read(&mut chunk).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            buf.extend_from_slice(&chunk[..n]);
-                            let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
-                            let mut used = 0;
-                            let mut out = Vec::new();
-                            while let Some(Ok(v)) = it.next() {
-                                let start = used;
-                                used = it.byte_offset();
-                                let swallow = v["method"] == "transact"
-                                    && v["params"]
-                                        .as_array()
-                                        .is_some_and(|ops| ops.iter().any(|op| op["op"] == "insert" && op["table"] == "Interface"));
-                                if swallow {
-                                    println!("proxy: swallowed {}", &v.to_string()[..80.min(v.to_string().len())]);
-                                } else {
-                                    out.extend_from_slice(&buf[start..used]);
-                                }
-                            }
-                            buf.drain(..used);
-                            if sw.write_all(&out).await.is_err() {
+                        // Messages framed by the client's own codec (back-to-back JSON).
+                        let mut frames = FramedRead::new(cr, JsonCodec::default());
+                        while let Some(Ok(frame)) = frames.next().await {
+                            let v: Value = serde_json::from_slice(&frame).unwrap_or(Value::Null);
+                            let swallow = v["method"] == "transact"
+                                && v["params"]
+                                    .as_array()
+                                    .is_some_and(|ops| ops.iter().any(|op| op["op"] == "insert" && op["table"] == "Interface"));
+                            if swallow {
+                                println!("proxy: swallowed {}", &v.to_string()[..80.min(v.to_string().len())]);
+                            } else if sw.write_all(&frame).await.is_err() {
                                 break;
                             }
                         }

@@ -65,6 +65,16 @@ async fn max_message_size() {
     assert_eq!(c.list_dbs().await.unwrap().len(), 2);
 }
 
+/// A client (300 ms probe, no reconnect) of a [`silent_tcp_server`], its remote, and the server's stop.
+async fn client_of_silent_server() -> (Client, String, tokio::sync::oneshot::Sender<()>) {
+    let (port, stop) = silent_tcp_server().await;
+    let remote = format!("tcp:127.0.0.1:{port}");
+    let c = Client::connect(ClientConfig::new(&remote).unwrap().inactivity_probe(Some(Duration::from_millis(300))).reconnect(false))
+        .await
+        .unwrap();
+    (c, remote, stop)
+}
+
 /// A server that accepts connections and reads, but never answers (a hung server): held until
 /// the returned sender is dropped.
 async fn silent_tcp_server() -> (u16, tokio::sync::oneshot::Sender<()>) {
@@ -86,11 +96,7 @@ async fn silent_tcp_server() -> (u16, tokio::sync::oneshot::Sender<()>) {
 #[tokio::test]
 async fn probe_fails_in_flight_requests_naming_the_remote() {
     init_tracing();
-    let (port, _stop) = silent_tcp_server().await;
-    let remote = format!("tcp:127.0.0.1:{port}");
-    let c = Client::connect(ClientConfig::new(&remote).unwrap().inactivity_probe(Some(Duration::from_millis(300))).reconnect(false))
-        .await
-        .unwrap();
+    let (c, remote, _stop) = client_of_silent_server().await;
     let t = std::time::Instant::now();
     let r = tokio::time::timeout(Duration::from_secs(20), c.transact_unchecked(NB, vec![])).await.expect("the probe must end the request");
     println!("in-flight transact failed after {:?}", t.elapsed());
@@ -191,11 +197,7 @@ async fn request_timeout_bounds_every_request() {
 #[tokio::test]
 async fn stalled_send_drops_the_connection() {
     init_tracing();
-    let (port, _stop) = silent_tcp_server().await;
-    let remote = format!("tcp:127.0.0.1:{port}");
-    let c = Client::connect(ClientConfig::new(&remote).unwrap().inactivity_probe(Some(Duration::from_millis(300))).reconnect(false))
-        .await
-        .unwrap();
+    let (c, remote, _stop) = client_of_silent_server().await;
     // 64 MiB of params: far more than the kernel buffers hold.
     let big = serde_json::to_vec(&serde_json::json!([NB, {"op": "comment", "comment": "x".repeat(64 << 20)}])).unwrap();
     let r = tokio::time::timeout(Duration::from_secs(30), c.call_raw("transact", big)).await.expect("a stalled send must be bounded");

@@ -1,7 +1,9 @@
 //! Connections to the Northbound and local Open_vSwitch databases, with the CNI error a runtime
 //! understands when one cannot be reached (11: try again later; 50 for STATUS).
 
-use ovsdb::{Client, ClientConfig, Remote};
+use std::time::Duration;
+
+use ovsdb::{Client, ClientConfig, Remote, TlsConfig};
 
 use super::{call_nb_tls, call_probe, connected, connecting, KubetronPlugin};
 use crate::{CniError, ErrorCode, Request};
@@ -12,13 +14,31 @@ use crate::{CniError, ErrorCode, Request};
 /// flight fail with code 11. `ssl:` remotes use the config's `nb_private_key`, `nb_certificate`
 /// and `nb_ca_cert`.
 pub async fn connect(plugin: &KubetronPlugin, remote: &str, what: &str) -> Result<Client, CniError> {
+    let slot = connecting(what, remote);
+    let client = open(remote, what, plugin.connect_timeout, call_probe(), None, call_nb_tls()).await?;
+    connected(slot, &client);
+    Ok(client)
+}
+
+/// Opens one connection of the plugin's (a CNI call's, or `kubetron gc`'s): no background
+/// reconnects, inactivity probes every `probe`, each request bounded by `request_timeout` when
+/// set, and `tls` for `ssl:` remotes (an `ssl:` remote without it is a config error).
+pub(super) async fn open(
+    remote: &str,
+    what: &str,
+    connect_timeout: Duration,
+    probe: Duration,
+    request_timeout: Option<Duration>,
+    tls: Option<TlsConfig>,
+) -> Result<Client, CniError> {
     let mut cfg = ClientConfig::new(remote)
         .map_err(|e| CniError::invalid_config(format!("{what} remote {remote:?}: {e}")))?
         .reconnect(false)
-        .connect_timeout(plugin.connect_timeout)
-        .inactivity_probe(Some(call_probe()));
+        .connect_timeout(connect_timeout)
+        .inactivity_probe(Some(probe))
+        .request_timeout(request_timeout);
     if cfg.remotes.iter().any(|r| matches!(r, Remote::Ssl { .. })) {
-        match call_nb_tls() {
+        match tls {
             Some(tls) => cfg = cfg.tls(tls),
             None => {
                 return Err(CniError::invalid_config(format!(
@@ -27,14 +47,11 @@ pub async fn connect(plugin: &KubetronPlugin, remote: &str, what: &str) -> Resul
             }
         }
     }
-    let slot = connecting(what, remote);
-    let client = Client::connect(cfg).await.map_err(|e| match e {
+    Client::connect(cfg).await.map_err(|e| match e {
         // Unreadable or invalid PEM files: retrying will not help.
         ovsdb::Error::Tls(_) => CniError::invalid_config(format!("{what} at {remote}: {e}")),
         e => CniError::try_again_later(format!("{what} is not reachable: {e}")),
-    })?;
-    connected(slot, &client);
-    Ok(client)
+    })
 }
 
 /// The Northbound remote from the config (required: ports live there).

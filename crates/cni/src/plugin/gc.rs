@@ -23,7 +23,7 @@ use ovn::names;
 use ovn::vswitch::{Interface, Port};
 use ovsdb::Client;
 
-use super::conn::{connect, nb_remote};
+use super::conn::{connect, nb_remote, open};
 use super::del::FirstError;
 use super::{plumb, port, KubetronPlugin};
 use crate::{Attachment, CniError, Request};
@@ -174,8 +174,11 @@ pub fn netns_gone(path: &Path) -> bool {
 /// plugin made for them on this node. Ports of the controller, of other nodes and attachments
 /// that recorded no netns are never touched.
 pub async fn node_gc(opts: &NodeGc) -> Result<Vec<Removed>, CniError> {
-    let ovs = connect_to(&opts.ovs, None, opts.connect_timeout, "local Open_vSwitch database").await?;
-    let nb = connect_to(&opts.nb, opts.nb_tls.clone(), opts.connect_timeout, "OVN Northbound database").await?;
+    // An operator command, not a CNI call: every request is bounded all the same, and a server
+    // that stops answering is dropped by the probe.
+    let (probe, bound) = (ovsdb::client::DEFAULT_INACTIVITY_PROBE, Some(NODE_GC_REQUEST_TIMEOUT));
+    let ovs = open(&opts.ovs, "local Open_vSwitch database", opts.connect_timeout, probe, bound, None).await?;
+    let nb = open(&opts.nb, "OVN Northbound database", opts.connect_timeout, probe, bound, opts.nb_tls.clone()).await?;
     let node = plumb::system_id(&ovs).await?;
     let wanted = |network: &str| opts.network.as_deref().is_none_or(|n| n == network);
     let mut removed = Vec::new();
@@ -243,21 +246,6 @@ pub async fn node_gc(opts: &NodeGc) -> Result<Vec<Removed>, CniError> {
 
 /// The bound on each database request of [`node_gc`].
 pub const NODE_GC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-async fn connect_to(remote: &str, tls: Option<ovsdb::TlsConfig>, timeout: Duration, what: &str) -> Result<Client, CniError> {
-    let mut cfg = ovsdb::ClientConfig::new(remote)
-        .map_err(|e| CniError::invalid_config(format!("{what} remote {remote:?}: {e}")))?
-        .reconnect(false)
-        .connect_timeout(timeout)
-        // An operator command, not a CNI call: every request is bounded all the same, and a
-        // server that stops answering is dropped by the probe.
-        .inactivity_probe(Some(Duration::from_secs(5)))
-        .request_timeout(Some(NODE_GC_REQUEST_TIMEOUT));
-    if let Some(t) = tls {
-        cfg = cfg.tls(t);
-    }
-    Client::connect(cfg).await.map_err(|e| CniError::try_again_later(format!("{what} at {remote} is not reachable: {e}")))
-}
 
 #[cfg(test)]
 mod tests {
