@@ -25,11 +25,11 @@ pub const WEBHOOK_CONFIGURATION_NAME: &str = "kubetron-webhook";
 /// Name of the controller's leader election Lease.
 pub const CONTROLLER_LEASE_NAME: &str = "kubetron-controller";
 
-/// Controller: watches pods and patches their annotations, records events, manages NADs (and
+/// Controller: watches pods and writes their status annotations (through `pods/status`), records events, manages NADs (and
 /// lists namespaces for switches exposed to `*`, see [`crate::nadsync`]), elects a leader with a
 /// Lease in its namespace.
 pub const CONTROLLER: &[Permission] = &[
-    cluster("", "pods", &["get", "list", "watch", "patch"]),
+    cluster("", "pods", &["get", "list", "watch"]),
     // Status annotations (network-status, kubetron.io/interfaces) go through pods/status.
     cluster("", "pods/status", &["patch"]),
     cluster("", "namespaces", &["list", "watch"]),

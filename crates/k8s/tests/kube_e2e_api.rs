@@ -411,11 +411,14 @@ fn deploy_rbac_grants_exactly_what_the_code_uses() {
         let first = tokio::time::timeout(Duration::from_secs(30), futures::StreamExt::next(&mut w)).await.expect("watch answers");
         assert!(matches!(first, Some(Ok(_))), "controller watches pods: {first:?}");
         drop(w);
+        // Status annotations go through pods/status; the pod object itself is not the controller's to patch.
+        let annotate = json!({"metadata": {"annotations": {"kubetron.io/interfaces": "[]"}}});
         let patched = ctl_pods
-            .patch("p", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"kubetron.io/interfaces": "[]"}}})))
+            .patch_status("p", &PatchParams::default(), &Patch::Merge(&annotate))
             .await
-            .expect("controller patches pod annotations");
+            .expect("controller patches pod annotations through pods/status");
         assert_eq!(patched.metadata.annotations.unwrap()["kubetron.io/interfaces"], "[]");
+        expect_code(ctl_pods.patch("p", &PatchParams::default(), &Patch::Merge(&annotate)).await, 403, "controller patches the pod");
         expect_code(ctl_pods.delete("p", &DeleteParams::default()).await, 403, "controller deletes a pod");
         expect_code(ctl_pods.create(&pp, &pod("q", None)).await, 403, "controller creates a pod");
         expect_code(Api::<Secret>::namespaced(ctl.clone(), &ns).list(&ListParams::default()).await, 403, "controller reads secrets");

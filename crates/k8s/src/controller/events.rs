@@ -1,15 +1,15 @@
-//! Writing results back to Kubernetes: pod annotations (merge patch) and core/v1 Events.
+//! Writing results back to Kubernetes: core/v1 Events (pod status annotations go through
+//! `pods/status`, [`crate::status::write_pod_annotations`]).
 //!
 //! [`PodWriter`] is the seam between the controller and the API server; [`KubePodWriter`] is
 //! the real one, [`MemoryWriter`] records calls for tests.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::Api;
 use thiserror::Error;
 
@@ -45,12 +45,6 @@ pub struct WriteError {
 
 /// Where the controller reports results.
 pub trait PodWriter: Send + Sync {
-    /// Sets (`Some`) or removes (`None`) annotations of the pod.
-    fn patch_annotations<'a>(
-        &'a self,
-        pod: &'a PodRef,
-        annotations: BTreeMap<String, Option<String>>,
-    ) -> BoxFuture<'a, Result<(), WriteError>>;
     /// Records an Event on the pod.
     fn emit_event<'a>(
         &'a self,
@@ -88,22 +82,6 @@ fn clip(message: &str) -> String {
 }
 
 impl PodWriter for KubePodWriter {
-    fn patch_annotations<'a>(
-        &'a self,
-        pod: &'a PodRef,
-        annotations: BTreeMap<String, Option<String>>,
-    ) -> BoxFuture<'a, Result<(), WriteError>> {
-        Box::pin(async move {
-            let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
-            // The UID precondition keeps us from annotating a newer pod of the same name.
-            let patch = serde_json::json!({"metadata": {"uid": pod.uid, "annotations": annotations}});
-            api.patch(&pod.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ())
-                .map_err(|source| WriteError { pod: pod.to_string(), source })
-        })
-    }
-
     fn emit_event<'a>(
         &'a self,
         pod: &'a PodRef,
@@ -147,7 +125,6 @@ impl PodWriter for KubePodWriter {
 /// One recorded write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
-    Annotations { pod: PodRef, annotations: BTreeMap<String, Option<String>> },
     Event { pod: PodRef, kind: EventType, reason: String, message: String },
 }
 
@@ -164,14 +141,6 @@ impl MemoryWriter {
 }
 
 impl PodWriter for MemoryWriter {
-    fn patch_annotations<'a>(
-        &'a self,
-        pod: &'a PodRef,
-        annotations: BTreeMap<String, Option<String>>,
-    ) -> BoxFuture<'a, Result<(), WriteError>> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(Written::Annotations { pod: pod.clone(), annotations });
-        Box::pin(async { Ok(()) })
-    }
     fn emit_event<'a>(
         &'a self,
         pod: &'a PodRef,
