@@ -48,6 +48,37 @@ impl Request {
     pub fn version(&self) -> &str {
         &self.config.cni_version
     }
+
+    /// A request from a validated environment and the network config as received: the config
+    /// typed, its version checked against the verb, `prevResult` decoded (the dispatcher's and the
+    /// node agent's one way of reading a call). Not for VERSION.
+    pub fn from_parts(env: Env, raw: Value) -> Result<Request, CniError> {
+        let config = NetConf::from_value(raw.clone())?;
+        let version = config.version()?;
+        let min = match env.command {
+            Command::Check => Some(Version::V0_4_0),
+            Command::Status | Command::Gc => Some(Version::V1_1_0),
+            _ => None,
+        };
+        if let Some(min) = min {
+            if version < min {
+                return Err(CniError::incompatible_version(format!("{} needs cniVersion >= {min}, config is {version}", env.command)));
+            }
+        }
+        let prev_result = match (env.command, config.prev_result()) {
+            (_, Ok(p)) => p,
+            // DEL must clean up as much as it can: an unreadable prevResult is not fatal there.
+            (Command::Del, Err(e)) => {
+                tracing::warn!(error = %e, "ignoring undecodable prevResult on DEL");
+                None
+            }
+            (_, Err(e)) => return Err(e),
+        };
+        if env.command == Command::Check && prev_result.is_none() {
+            return Err(CniError::invalid_config("CHECK needs prevResult in the network config"));
+        }
+        Ok(Request { env, config, raw_config: raw, prev_result })
+    }
 }
 
 /// A CNI plugin. Methods are synchronous; an implementation may run a runtime inside.
@@ -122,31 +153,7 @@ where
         return version_output(stdin);
     }
     let raw: Value = serde_json::from_slice(stdin).map_err(|e| CniError::decode(format!("network config on stdin is not JSON: {e}")))?;
-    let config = NetConf::from_value(raw.clone())?;
-    let version = config.version()?;
-    let min = match env.command {
-        Command::Check => Some(Version::V0_4_0),
-        Command::Status | Command::Gc => Some(Version::V1_1_0),
-        _ => None,
-    };
-    if let Some(min) = min {
-        if version < min {
-            return Err(CniError::incompatible_version(format!("{} needs cniVersion >= {min}, config is {version}", env.command)));
-        }
-    }
-    let prev_result = match (env.command, config.prev_result()) {
-        (_, Ok(p)) => p,
-        // DEL must clean up as much as it can: an unreadable prevResult is not fatal there.
-        (Command::Del, Err(e)) => {
-            tracing::warn!(error = %e, "ignoring undecodable prevResult on DEL");
-            None
-        }
-        (_, Err(e)) => return Err(e),
-    };
-    if env.command == Command::Check && prev_result.is_none() {
-        return Err(CniError::invalid_config("CHECK needs prevResult in the network config"));
-    }
-    let req = Request { env, config, raw_config: raw, prev_result };
+    let req = Request::from_parts(env, raw)?;
     tracing::debug!(command = %req.command(), container = req.container_id(), ifname = req.ifname(), network = %req.config.name, "CNI request");
     match req.command() {
         Command::Add => {

@@ -26,8 +26,9 @@ pub mod shim;
 mod version;
 
 pub use config::{
-    valid_network_name, Attachment, Ipam, KubetronConf, Mode, NetConf, PortMapping, RuntimeConfig, DEFAULT_AGENT_SOCKET, DEFAULT_BRIDGE,
-    DEFAULT_MTU, DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS,
+    cleanup_reserve_ms, max_port_up_timeout_ms, valid_network_name, Attachment, Ipam, KubetronConf, Mode, NetConf, PortMapping,
+    RuntimeConfig, DEFAULT_AGENT_SOCKET, DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS, MAX_TIMEOUT_MS,
+    MIN_TIMEOUT_MS,
 };
 pub use dispatch::{run, run_process, Plugin, Request};
 pub use env::{valid_container_id, validate_ifname, CniArgs, Command, Env};

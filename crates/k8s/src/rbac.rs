@@ -58,8 +58,14 @@ pub const WEBHOOK: &[Permission] = &[
     },
 ];
 
-/// Node agent: reads its Node.
-pub const NODE: &[Permission] = &[cluster("", "nodes", &["get"])];
+/// Node agent: reads its Node; follows the pods of its node (the CNI server's cache: hand-offs in
+/// `kubetron.io/interfaces`) and the NADs (chained mode tells kubetron networks from others).
+/// Nothing to write: the controller writes every annotation.
+pub const NODE: &[Permission] = &[
+    cluster("", "nodes", &["get"]),
+    cluster("", "pods", &["list", "watch"]),
+    cluster("k8s.cni.cncf.io", "network-attachment-definitions", &["list", "watch"]),
+];
 
 /// `(service account name, permissions)` of every component, as deployed.
 pub const COMPONENTS: &[(&str, &[Permission])] =

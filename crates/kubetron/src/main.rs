@@ -27,8 +27,10 @@ enum Cmd {
     /// The admission webhook: validates pods' network requests, injects NETWORK_INTERFACE_<NET>
     /// variables and physical-network resource requests (HTTPS, AdmissionReview v1).
     Webhook(k8s::webhook::WebhookArgs),
-    /// The node agent: a kubelet device plugin advertising `kubetron.io/<network>` for every
-    /// physical network in this node's `ovn-bridge-mappings`.
+    /// The node agent: the CNI server of cluster and chained modes (the kubetron-cni shim's
+    /// requests, answered from this node's pods and the local Open_vSwitch database, with no
+    /// Northbound connection), and a kubelet device plugin advertising `kubetron.io/<network>` for
+    /// every physical network in this node's `ovn-bridge-mappings`.
     Node(NodeArgs),
     /// On a node: remove kubetron CNI attachments whose pod network namespace no longer exists
     /// (bridge ports, host veths, and the logical switch ports the CNI plugin made for them here),
@@ -55,6 +57,26 @@ struct NodeArgs {
     /// Where to serve /metrics, /healthz and /readyz.
     #[arg(long, env = "KUBETRON_METRICS_ADDR", default_value = "0.0.0.0:9102")]
     metrics_addr: std::net::SocketAddr,
+    /// This node's name (the downward API's spec.nodeName): serves CNI for the pods scheduled
+    /// here. Without it the agent is only the device plugin.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// Directory of the CNI server's socket (re-made, root only, at start).
+    #[arg(long, env = "KUBETRON_CNI_SOCKET_DIR", default_value = node::attach::DEFAULT_SOCKET_DIR)]
+    cni_socket_dir: PathBuf,
+    /// The integration bridge pods are plugged into.
+    #[arg(long, env = "KUBETRON_BRIDGE", default_value = cni::DEFAULT_BRIDGE)]
+    bridge: String,
+    /// CNI requests plugging (netlink and the OVS transaction) at once; waiting requests hold nothing.
+    #[arg(long, env = "KUBETRON_CNI_PLUG_CONCURRENCY", default_value_t = 8)]
+    cni_plug_concurrency: usize,
+    /// CNI requests served at once; beyond, a request is answered "try again later" at once.
+    #[arg(long, env = "KUBETRON_CNI_MAX_REQUESTS", default_value_t = 1024)]
+    cni_max_requests: usize,
+    /// Network namespace (a path) where host veth ends are made, instead of the agent's own (tests
+    /// run one agent per chassis namespace).
+    #[arg(long, hide = true)]
+    host_netns: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -169,11 +191,41 @@ fn main() -> anyhow::Result<()> {
                 .set(1);
             run_until_signal(|stop| async move {
                 let endpoint = tokio::spawn(telemetry::serve(a.metrics_addr, t.clone(), None, stop.clone().cancelled_owned()));
+                let cni_server = match &a.node_name {
+                    Some(node_name) => {
+                        let mut c = node::attach::AttachConfig::new(node_name);
+                        c.socket_dir = a.cni_socket_dir.clone();
+                        c.ovs_remote = a.ovs_remote.clone();
+                        c.bridge = a.bridge.clone();
+                        c.plug_concurrency = a.cni_plug_concurrency;
+                        c.max_requests = a.cni_max_requests;
+                        c.host_netns = a.host_netns.clone();
+                        let client = kube::Client::try_default().await.context("kube client (KUBECONFIG or in-cluster)")?;
+                        let stop = stop.clone();
+                        // A CNI server that cannot run (socket directory, OVS remote) stops the agent.
+                        Some(tokio::spawn(async move {
+                            let r = node::attach::serve(c, client, stop.clone()).await;
+                            if r.is_err() {
+                                stop.cancel();
+                            }
+                            r
+                        }))
+                    }
+                    None => {
+                        tracing::warn!("no --node-name (NODE_NAME): the CNI server is off, only the device plugin runs");
+                        None
+                    }
+                };
                 t.set_ready(true);
                 let r = node::run_until(cfg, stop.clone()).await;
                 stop.cancel();
+                let cni = match cni_server {
+                    Some(h) => h.await.context("CNI server task")?,
+                    None => Ok(()),
+                };
                 let _ = endpoint.await;
-                r.context("node agent")
+                r.context("node agent")?;
+                cni.context("CNI server")
             })?;
         }
         Cmd::Gc(a) => {

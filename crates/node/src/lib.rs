@@ -1,5 +1,11 @@
-//! `node`: the node agent: a kubelet device plugin (v1beta1) advertising one resource per physical
-//! network found in the local `ovn-bridge-mappings`.
+//! `node`: the node agent. Two jobs:
+//!
+//! - the **CNI server** of cluster and chained modes ([`attach`]): the `kubetron-cni` shim forwards
+//!   each CNI call over a unix socket; the agent plugs pods from its caches (this node's pods, the
+//!   local Open_vSwitch database) with the attachment the controller handed over in the pod
+//!   annotation `kubetron.io/interfaces`, and waits for ovn-controller's `ovn-installed`;
+//! - a **kubelet device plugin** (v1beta1) advertising one resource per physical network found in
+//!   the local `ovn-bridge-mappings` (below).
 //!
 //! For every physical network `P` mapped to a bridge `B` in `external_ids:ovn-bridge-mappings` of
 //! the local `Open_vSwitch` row, the agent serves a device plugin on
@@ -18,7 +24,8 @@
 //! restarts are noticed by polling the identity (inode, ctime) of `kubelet.sock`: every plugin
 //! registers again, and a plugin whose socket kubelet deleted is served anew first.
 //!
-//! Must not touch: the OVN Northbound database, pod interfaces.
+//! Must not touch: the OVN Northbound and Southbound databases (no node holds their credentials;
+//! the controller is their only writer). Pod interfaces only through [`attach`].
 //!
 //! Layout: [`config`] (settings), [`mappings`] (OVSDB monitor of the mappings), [`plugin`] (the
 //! `DevicePlugin` service), [`server`] (one gRPC server per resource), [`kubelet`] (registration),
@@ -26,6 +33,7 @@
 //! `proto/deviceplugin_v1beta1.proto`).
 
 pub mod agent;
+pub mod attach;
 pub mod config;
 pub mod error;
 pub mod kubelet;

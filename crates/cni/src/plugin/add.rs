@@ -11,7 +11,7 @@ use ovsdb::Client;
 use super::conn::{connect, nb_remote};
 use super::undo::Undo;
 use super::{plumb, port, KubetronPlugin};
-use crate::{CniError, CniResult, Interface, IpConfig, Request};
+use crate::{CniError, CniResult, Request};
 
 pub async fn add(plugin: &KubetronPlugin, req: &Request) -> Result<CniResult, CniError> {
     req.config.refuse_unhonoured_capabilities()?;
@@ -54,7 +54,7 @@ async fn plug(
     }
     // An earlier container's interface bound to this port on this node (a sandbox replaced
     // without a successful DEL) would compete with ours for the port: remove it.
-    plumb::remove_stale(ovs, &name, req.container_id()).await?;
+    plumb::remove_stale(ovs, None, &name, req.container_id()).await?;
     let mut lsp = attached.port;
     let iface_id_ver = iface_id_ver(req, &lsp)?;
     if lsp.wants_dynamic() && lsp.dynamic_addresses.is_none() {
@@ -79,7 +79,7 @@ async fn plug(
     // Recorded first: make_veth can fail after the pair exists (moving or configuring its ends).
     // The host name is this attachment's own (container ID + ifname).
     undo.veth(&host_if);
-    let veth = plumb::make_veth(pod, &host_if, req.ifname(), mac_addr, conf.mtu)?;
+    let veth = plumb::make_veth(None, pod, &host_if, req.ifname(), mac_addr, conf.mtu)?;
     if !conf.dhcp {
         plumb::address_pod(pod, veth.pod_index, &ipnets, &default_routes)?;
     }
@@ -89,37 +89,10 @@ async fn plug(
         port::wait_port(nb, &name, timeout, "come up", |p| p.up == Some(true)).await?;
     }
 
-    let mut result = CniResult {
-        cni_version: req.version().to_string(),
-        interfaces: vec![
-            Interface { name: host_if.clone(), mac: veth.host_mac.map(|m| m.to_string()).unwrap_or_default(), ..Default::default() },
-            Interface {
-                name: req.ifname().to_string(),
-                mac: mac_addr.to_string(),
-                mtu: Some(conf.mtu),
-                sandbox: pod.path().display().to_string(),
-                ..Default::default()
-            },
-        ],
-        ..Default::default()
-    };
-    if !conf.dhcp {
-        result.ips =
-            ipnets.iter().map(|n| IpConfig { address: *n, gateway: gateway.filter(|g| n.contains(g)), interface: Some(1) }).collect();
-        result.routes = default_routes
-            .iter()
-            .map(|gw| crate::RouteEntry {
-                dst: if gw.is_ipv4() { "0.0.0.0/0".parse().unwrap() } else { "::/0".parse().unwrap() },
-                gw: Some(*gw),
-                mtu: None,
-                advmss: None,
-                priority: None,
-                table: None,
-                scope: None,
-            })
-            .collect();
-    }
-    Ok(result)
+    let routes: Vec<(IpNet, IpAddr)> = default_routes.iter().map(|gw| (plumb::default_dst(gw), *gw)).collect();
+    let gateways: Vec<IpAddr> = gateway.into_iter().collect();
+    let addresses = (!conf.dhcp).then_some(plumb::Addresses { ips: &ipnets, gateways: &gateways, routes: &routes });
+    Ok(plumb::attachment_result(req.version(), (&host_if, veth.host_mac), (pod, req.ifname(), mac_addr, conf.mtu), addresses))
 }
 
 /// The port's IPs with prefix lengths: as requested, else the switch subnet's, else host routes.

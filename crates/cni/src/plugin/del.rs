@@ -44,7 +44,7 @@ pub async fn del(plugin: &KubetronPlugin, req: &Request) -> Result<(), CniError>
     let host_if = host_ifname(req.container_id(), req.ifname());
     let mut errors = FirstError::default();
     // Local first: the veth (its pod end goes with it) needs no database.
-    errors.note("deleting the host veth", plumb::delete_veth(&host_if));
+    errors.note("deleting the host veth", plumb::delete_veth(None, &host_if));
 
     if let Some(ovs) = errors.note("DEL", connect(plugin, &conf.ovs_socket, "local Open_vSwitch database").await) {
         errors.note("removing the bridge port", unplug_local(&ovs, req, &host_if).await);

@@ -89,7 +89,7 @@ async fn remove_local(ovs: &Client, iface: &Interface, port: Option<&Port>) -> R
     if let Some(p) = port {
         plumb::unplug(ovs, p.uuid).await?;
     }
-    plumb::delete_veth(&iface.name)?;
+    plumb::delete_veth(None, &iface.name)?;
     Ok(())
 }
 

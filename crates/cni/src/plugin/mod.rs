@@ -18,7 +18,7 @@ mod check;
 mod conn;
 mod del;
 mod gc;
-mod plumb;
+pub mod plumb;
 mod port;
 mod undo;
 

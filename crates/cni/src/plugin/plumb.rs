@@ -13,12 +13,20 @@ use ovsdb::ops::{Condition, Operation};
 use ovsdb::Client;
 
 use super::conn::db_error;
-use crate::{CniError, ErrorCode};
+use crate::{CniError, CniResult, ErrorCode, IpConfig, RouteEntry};
 
 /// A netlink failure as a CNI error.
 pub fn netdev_error(what: &str, e: NetdevError) -> CniError {
     let code = if e.is_exists() { ErrorCode::Other(101) } else { ErrorCode::Other(102) };
     CniError::new(code, format!("{what}: {e}"))
+}
+
+/// A netlink handle on the node side: `host` (the agent's `--host-netns`, tests) or the current netns.
+fn host_handle(host: Option<&Netns>) -> Result<Handle, CniError> {
+    match host {
+        Some(ns) => Handle::in_netns(ns).map_err(|e| netdev_error(&format!("netlink in {}", ns.path().display()), e)),
+        None => Handle::new().map_err(|e| netdev_error("netlink", e)),
+    }
 }
 
 /// The pod interface as plugged.
@@ -27,12 +35,12 @@ pub struct Veth {
     pub pod_index: u32,
 }
 
-/// Creates the veth pair: `host_if` here (the node's netns), `ifname` in the pod's netns with
+/// Creates the veth pair: `host_if` on the node (`host`, else the current netns), `ifname` in the pod's netns with
 /// the port's MAC and the MTU; turns off TX checksum offload in the pod (the userspace datapath
 /// would forward unfinished checksums) and IPv6 on the host end (it is a pure L2 port).
 /// A host end left by an earlier, interrupted ADD of the same attachment is replaced.
-pub fn make_veth(pod: &Netns, host_if: &str, ifname: &str, mac: MacAddr, mtu: u32) -> Result<Veth, CniError> {
-    let h = Handle::new().map_err(|e| netdev_error("netlink", e))?;
+pub fn make_veth(host: Option<&Netns>, pod: &Netns, host_if: &str, ifname: &str, mac: MacAddr, mtu: u32) -> Result<Veth, CniError> {
+    let h = host_handle(host)?;
     let build = || h.veth(host_if, ifname).peer_netns(pod).mtu(mtu).peer_mac(mac).host_up().peer_up().create();
     let pair = match build() {
         Err(NetdevError::LinkExists { name, .. }) if name == host_if => {
@@ -48,21 +56,87 @@ pub fn make_veth(pod: &Netns, host_if: &str, ifname: &str, mac: MacAddr, mtu: u3
     Ok(Veth { host_mac: pair.host.mac, pod_index: pair.peer.index })
 }
 
-/// Adds the addresses and routes to the pod interface.
+/// Adds the addresses and default routes (via each of `gateways`) to the pod interface.
 pub fn address_pod(pod: &Netns, index: u32, ips: &[IpNet], gateways: &[IpAddr]) -> Result<(), CniError> {
+    let routes: Vec<(IpNet, IpAddr)> = gateways.iter().map(|gw| (default_dst(gw), *gw)).collect();
+    address_pod_routes(pod, index, ips, &routes)
+}
+
+/// The default route's destination of `gw`'s family.
+pub fn default_dst(gw: &IpAddr) -> IpNet {
+    if gw.is_ipv4() {
+        IpNet::V4(Default::default())
+    } else {
+        IpNet::V6(Default::default())
+    }
+}
+
+/// Adds the addresses and the routes `(destination, gateway)` to the pod interface.
+pub fn address_pod_routes(pod: &Netns, index: u32, ips: &[IpNet], routes: &[(IpNet, IpAddr)]) -> Result<(), CniError> {
     let ph = Handle::in_netns(pod).map_err(|e| netdev_error("netlink in the pod", e))?;
     for ip in ips {
         ph.add_address(index, *ip).nodad().apply().map_err(|e| netdev_error(&format!("adding address {ip}"), e))?;
     }
-    for gw in gateways {
-        ph.replace_route(&Route::default_via(*gw).dev(index)).map_err(|e| netdev_error(&format!("adding default route via {gw}"), e))?;
+    for (dst, gw) in routes {
+        let route = if dst.prefix_len() == 0 { Route::default_via(*gw) } else { Route::to(*dst).via(*gw) };
+        ph.replace_route(&route.dev(index)).map_err(|e| netdev_error(&format!("adding route {dst} via {gw}"), e))?;
     }
     Ok(())
 }
 
-/// Deletes the host end (and so the pod end). Absent is fine.
-pub fn delete_veth(host_if: &str) -> Result<bool, CniError> {
-    let h = Handle::new().map_err(|e| netdev_error("netlink", e))?;
+/// The pod interface's addresses as a result reports them.
+pub struct Addresses<'a> {
+    /// Its IPs.
+    pub ips: &'a [IpNet],
+    /// The gateways of its subnets (each IP's `gateway` is the one its subnet contains).
+    pub gateways: &'a [IpAddr],
+    /// Its routes `(destination, gateway)`.
+    pub routes: &'a [(IpNet, IpAddr)],
+}
+
+/// The ADD result of one attachment: the host end (index 0) and the pod interface (index 1),
+/// with its addresses unless `None` (DHCP, or a switch without subnet).
+pub fn attachment_result(
+    version: &str,
+    host: (&str, Option<MacAddr>),
+    pod: (&Netns, &str, MacAddr, u32),
+    addresses: Option<Addresses>,
+) -> CniResult {
+    let (host_if, host_mac) = host;
+    let (netns, ifname, mac, mtu) = pod;
+    let mut result = CniResult {
+        cni_version: version.to_string(),
+        interfaces: vec![
+            crate::Interface { name: host_if.to_string(), mac: host_mac.map(|m| m.to_string()).unwrap_or_default(), ..Default::default() },
+            crate::Interface {
+                name: ifname.to_string(),
+                mac: mac.to_string(),
+                mtu: Some(mtu),
+                sandbox: netns.path().display().to_string(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    if let Some(a) = addresses {
+        result.ips = a
+            .ips
+            .iter()
+            .map(|n| IpConfig { address: *n, gateway: a.gateways.iter().copied().find(|g| n.contains(g)), interface: Some(1) })
+            .collect();
+        result.routes = a
+            .routes
+            .iter()
+            .map(|(dst, gw)| RouteEntry { dst: *dst, gw: Some(*gw), mtu: None, advmss: None, priority: None, table: None, scope: None })
+            .collect();
+    }
+    result
+}
+
+/// Deletes the host end (and so the pod end) on the node (`host`, else the current netns).
+/// Absent is fine.
+pub fn delete_veth(host: Option<&Netns>, host_if: &str) -> Result<bool, CniError> {
+    let h = host_handle(host)?;
     h.delete_link(host_if).map_err(|e| netdev_error(&format!("deleting {host_if}"), e))
 }
 
@@ -188,7 +262,7 @@ pub async fn system_id(ovs: &Client) -> Result<Option<String>, CniError> {
 /// Removes what an earlier container left on this node for the logical port `lsp`: every
 /// kubetron interface bound to `lsp` (`iface-id`) that another container plugged, with its bridge
 /// port and host veth. Returns the host interface names removed.
-pub async fn remove_stale(ovs: &Client, lsp: &str, container_id: &str) -> Result<Vec<String>, CniError> {
+pub async fn remove_stale(ovs: &Client, host: Option<&Netns>, lsp: &str, container_id: &str) -> Result<Vec<String>, CniError> {
     let mut removed = Vec::new();
     for (iface, port) in kubetron_interfaces(ovs).await? {
         let cid = iface.external_ids.get(names::CONTAINER_ID).map(String::as_str).unwrap_or("");
@@ -204,7 +278,7 @@ pub async fn remove_stale(ovs: &Client, lsp: &str, container_id: &str) -> Result
         if let Some(p) = port {
             unplug(ovs, p.uuid).await?;
         }
-        delete_veth(&iface.name)?;
+        delete_veth(host, &iface.name)?;
         removed.push(iface.name);
     }
     Ok(removed)

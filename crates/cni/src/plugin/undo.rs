@@ -36,7 +36,7 @@ impl Undo {
         for step in self.steps.into_iter().rev() {
             let r = match &step {
                 Step::BridgePort(u) => plumb::unplug(ovs, *u).await,
-                Step::Veth(name) => plumb::delete_veth(name).map(|_| ()),
+                Step::Veth(name) => plumb::delete_veth(None, name).map(|_| ()),
                 Step::LogicalPort(u) => port::delete_port(nb, *u).await,
             };
             if let Err(e) = r {

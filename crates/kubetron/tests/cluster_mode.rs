@@ -1,0 +1,265 @@
+//! Cluster mode end to end, with the real binaries: a real kube-apiserver, a real OVN (central +
+//! two chassis joined by an underlay), `kubetron controller` (the only process with the
+//! Northbound address), one `kubetron node` per chassis serving CNI on its socket, and the
+//! `kubetron-cni` shim run inside each chassis' netns as a runtime runs a plugin. The network
+//! config the runtime passes has no `nb`: no node-side process connects to the Northbound database.
+//!
+//! Checks: ADD returns exactly the controller's hand-off (MAC, IP); the OVS Interface carries
+//! `iface-id`, `iface-id-ver` = pod UID and `ovn-installed`; the two pods ping across chassis;
+//! an ADD that arrives before the pod exists completes once the controller hands over; an ADD for
+//! a pod deleted while it waits fails (11) naming the deletion; STATUS is ready; DEL twice and
+//! DEL of an unknown container succeed and leave nothing on the bridge or in the pod.
+//!
+//! Gated: `KUBETRON_KUBE_TESTS=1` (scripts/test.sh sets it). Needs the `kubetron-cni` binary
+//! built next to `kubetron` (`cargo build --workspace` does).
+
+mod kube_support;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s::nad::{new_nad, NetworkAttachmentDefinition};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube_support::*;
+use serde_json::{json, Value};
+use support::{Pod as PodNetns, World};
+use testkit::cni::{CniInvocation, CniOutcome};
+
+const SUBNET: &str = "10.66.0.0/24";
+
+fn shim_bin() -> PathBuf {
+    let p = Path::new(kubetron_bin()).with_file_name("kubetron-cni");
+    assert!(p.exists(), "{} is missing: build it with `cargo build -p cni --bin kubetron-cni`", p.display());
+    p
+}
+
+fn pod(name: &str, node: &str, networks: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": {"k8s.v1.cni.cncf.io/networks": networks}},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "example.invalid/c:1"}]}
+    }))
+    .expect("pod json")
+}
+
+/// One node of the test cluster: its chassis index, agent process and socket.
+struct Node {
+    name: String,
+    index: usize,
+    socket: PathBuf,
+    agent: Proc,
+}
+
+/// A call of the shim on `node` for `pod` as a runtime makes it.
+fn shim_call(world: &World, node: &Node, command: &str, p: &PodNetns, args: &str, conf: &Value) -> CniInvocation {
+    CniInvocation::new(shim_bin(), command)
+        .in_named_netns(world.chassis[node.index].netns())
+        .container_id(&p.id)
+        .netns(p.netns_path())
+        .ifname("net1")
+        .args(args)
+        .config(conf)
+}
+
+/// [`shim_call`], run.
+fn shim(world: &World, node: &Node, command: &str, p: &PodNetns, args: &str, conf: &Value) -> CniOutcome {
+    shim_call(world, node, command, p, args, conf).run().expect("run the shim")
+}
+
+/// Starts `call` on a blocking thread: the test goes on (creating or deleting the pod) while it runs.
+fn in_background(call: CniInvocation) -> tokio::task::JoinHandle<CniOutcome> {
+    tokio::task::spawn_blocking(move || call.run().expect("run the shim"))
+}
+
+fn args(ns: &str, name: &str, uid: &str, container: &str) -> String {
+    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name};K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={container}")
+}
+
+#[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
+#[test]
+fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
+    if !enabled("cluster_mode_plugs_from_the_handoff_without_any_node_nb_access") {
+        return;
+    }
+    let shim_path = shim_bin();
+    let world = World::new(2);
+    world.network("red", Some(SUBNET));
+    let dir = world.dir.path().to_path_buf();
+    let mut kas =
+        daemons::kube::KubeApiServer::start(daemons::kube::KubeConfig::with_default_bin(dir.join("kube")).expect("kube-apiserver"))
+            .expect("start kube-apiserver");
+    let nb = world.central.nb_remote();
+    let rt = runtime();
+    let ns = format!("cm-{}", std::process::id());
+    let red = json!({"cniVersion": "1.0.0", "name": "red", "type": "kubetron", "logical_switch": "red"});
+    let blue = json!({"cniVersion": "1.0.0", "name": "blue", "type": "kubetron", "logical_switch": "no-such-switch"});
+    let controller_kc = kas.make_user_kubeconfig(CONTROLLER_USER, SA_GROUPS).expect("controller kubeconfig");
+    let node_kc = kas.make_user_kubeconfig(NODE_USER, SA_GROUPS).expect("node kubeconfig");
+    let admin = rt.block_on(async {
+        let admin = client_from(&kas.kubeconfig_path()).await;
+        install_crd(&admin).await;
+        apply_rbac(&admin).await;
+        create_namespace(&admin, &ns, &[]).await;
+        let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
+        for (name, c) in [("red", &red), ("blue", &blue)] {
+            nads.create(&PostParams::default(), &new_nad(&ns, name, &c.to_string(), &[])).await.expect("create NAD");
+        }
+        // The node identity may list pods only once its RBAC binding is in effect.
+        let pods = Api::<Pod>::all(client_from(&node_kc).await);
+        wait_for("the node identity to be authorized", Duration::from_secs(20), || async {
+            pods.list(&ListParams::default().limit(1)).await.ok().map(|_| ())
+        })
+        .await;
+        admin
+    });
+
+    // The controller: the only process given the Northbound address.
+    let mut cmd = Command::new(kubetron_bin());
+    cmd.args(["controller", "--nb", &nb, "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--gc-interval-secs", "2", "--identity", "cm-controller"])
+        .env("KUBECONFIG", &controller_kc)
+        .env_remove("KUBETRON_OVN_NB")
+        .env("KUBETRON_LOG", "info");
+    let mut controller = Proc::spawn("controller", &dir, cmd);
+    // One agent per chassis, from the root netns (where the apiserver listens), its host veth ends
+    // in the chassis' netns.
+    let mut nodes: Vec<Node> = (0..2)
+        .map(|i| {
+            let name = world.chassis[i].name().to_string();
+            let socket_dir = dir.join(format!("cni-{name}"));
+            let mut cmd = Command::new(kubetron_bin());
+            cmd.args(["node", "--node-name", &name, "--ovs-remote", &world.chassis[i].db_remote()])
+                .arg("--cni-socket-dir")
+                .arg(&socket_dir)
+                .arg("--device-plugin-dir")
+                .arg(dir.join(format!("dp-{name}")))
+                .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+                .args(["--host-netns", &format!("/run/netns/{}", world.chassis[i].netns())])
+                .env("KUBECONFIG", &node_kc)
+                .env_remove("KUBETRON_OVN_NB")
+                .env("KUBETRON_LOG", "info,node=debug");
+            Node { socket: socket_dir.join("kubetron.sock"), agent: Proc::spawn(&format!("agent-{name}"), &dir, cmd), name, index: i }
+        })
+        .collect();
+    let conf = |net: &Value, node: &Node, timeout_ms: u64| {
+        let mut c = net.clone();
+        c["agent_socket"] = json!(node.socket.display().to_string());
+        c["timeout_ms"] = json!(timeout_ms);
+        c["port_up_timeout_ms"] = json!(timeout_ms / 2);
+        c
+    };
+    assert!(conf(&red, &nodes[0], 30_000).get("nb").is_none(), "the node-side config has no NB address");
+
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns);
+    let wait = Duration::from_secs(30);
+    let pp = PostParams::default();
+    rt.block_on(async {
+        // STATUS through the shim: ready once each agent loaded its caches.
+        for n in &mut nodes {
+            let status = json!({"cniVersion": "1.1.0", "name": "red", "type": "kubetron", "agent_socket": n.socket.display().to_string()});
+            let agent = &mut n.agent;
+            wait_for(&format!("STATUS of the agent on {}", n.name), wait, || {
+                agent.assert_running();
+                let o = CniInvocation::new(&shim_path, "STATUS").config(&status).run().expect("shim STATUS");
+                std::future::ready(o.success().then_some(()))
+            })
+            .await;
+        }
+
+        // Two pods on the two nodes.
+        let (pa, pb) = (PodNetns::new(), PodNetns::new());
+        let mut ips = Vec::new();
+        for (name, n, p) in [("web-a", &nodes[0], &pa), ("web-b", &nodes[1], &pb)] {
+            let uid = pods.create(&pp, &pod(name, &n.name, "red")).await.expect("create pod").metadata.uid.expect("uid");
+            controller.assert_running();
+            let value = wait_for(&format!("the hand-off of {name}"), wait, || async {
+                let a = pods.get(name).await.ok()?.metadata.annotations?;
+                let v = a.get(model::handoff::ANNOTATION)?.clone();
+                model::handoff::parse(&v).ok()?.handoff().is_some().then_some(v)
+            })
+            .await;
+            let h = model::handoff::parse(&value).unwrap().handoff().unwrap().clone();
+            assert_eq!(h.pod_uid, uid);
+            let att = h.interface("net1").expect("net1 handed over").clone();
+            let add = shim(&world, n, "ADD", p, &args(&ns, name, &uid, &p.id), &conf(&red, n, 30_000));
+            assert_eq!(add.exit_code, 0, "ADD of {name} on {}: {} {}", n.name, add.json, add.stderr);
+            let r = &add.json;
+            assert_eq!(r["interfaces"][1]["mac"], att.mac.as_str(), "{r}");
+            assert_eq!(r["ips"][0]["address"], att.ips[0].to_string().as_str(), "{r}");
+            assert_eq!(r["interfaces"][1]["sandbox"], p.netns_path().display().to_string().as_str(), "{r}");
+            // The OVS Interface: bound to the pod's port and generation, installed by ovn-controller.
+            let host_if = r["interfaces"][0]["name"].as_str().expect("host interface").to_string();
+            let vsctl = |key: &str| world.chassis[n.index].vsctl(&["get", "Interface", &host_if, &format!("external_ids:{key}")]).unwrap();
+            assert_eq!(vsctl("iface-id").trim().trim_matches('"'), att.logical_port);
+            assert_eq!(vsctl("iface-id-ver").trim().trim_matches('"'), uid);
+            assert_eq!(vsctl("ovn-installed").trim().trim_matches('"'), "true");
+            // Addresses in the pod.
+            let addr = String::from_utf8_lossy(&p.exec(&["ip", "-o", "-4", "addr", "show", "net1"]).stdout).into_owned();
+            assert!(addr.contains(&att.ips[0].to_string()), "{addr}");
+            ips.push(att.ips[0].addr().to_string());
+        }
+        assert!(pa.ping_retry(&ips[1]) && pb.ping_retry(&ips[0]), "web-a and web-b ping across chassis");
+
+        // An ADD that arrives before the pod exists waits for it and its hand-off.
+        let pc = PodNetns::new();
+        let early_args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME=web-c");
+        let early = in_background(shim_call(&world, &nodes[0], "ADD", &pc, &early_args, &conf(&red, &nodes[0], 60_000)));
+        pods.create(&pp, &pod("web-c", &nodes[0].name, "red")).await.expect("create web-c");
+        let early = early.await.expect("ADD task");
+        assert_eq!(early.exit_code, 0, "early ADD: {} {}", early.json, early.stderr);
+        assert!(pc.ping_retry(&ips[1]), "web-c reaches web-b");
+
+        // A pod whose hand-off never comes (its network's switch does not exist): its ADD waits,
+        // and fails at once when the pod is deleted.
+        let pd = PodNetns::new();
+        let stuck_uid = pods.create(&pp, &pod("stuck", &nodes[0].name, "blue")).await.expect("create stuck").metadata.uid.unwrap();
+        let stuck_args = args(&ns, "stuck", &stuck_uid, &pd.id);
+        // A short ADD proves the agent has the pod (it waits for the hand-off, not for the pod).
+        let short = wait_for("the agent to have pod stuck", wait, || {
+            let o = shim(&world, &nodes[0], "ADD", &pd, &stuck_args, &conf(&blue, &nodes[0], 1_000));
+            std::future::ready(o.error().filter(|e| e.msg.contains("hand over")).map(|e| (o.exit_code, e)))
+        })
+        .await;
+        assert_eq!((short.0, short.1.code), (1, 11u64), "{:?}", short.1);
+        assert!(short.1.msg.contains("is kubetron-controller running"), "{:?}", short.1);
+        let deleted = in_background(shim_call(&world, &nodes[0], "ADD", &pd, &stuck_args, &conf(&blue, &nodes[0], 60_000)));
+        pods.delete("stuck", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("delete stuck");
+        let deleted = deleted.await.expect("ADD task");
+        let e = deleted.error().unwrap_or_else(|| panic!("ADD of a deleted pod: {deleted:?}"));
+        assert_eq!(e.code, 11u64, "{e:?}");
+        assert!(e.msg.contains("was deleted while its ADD waited"), "{e:?}");
+        let stuck_if = netdev::host_ifname(&pd.id, "net1");
+        assert!(world.chassis[0].vsctl(&["list-ports", "br-int"]).unwrap().lines().all(|l| l != stuck_if), "nothing plugged");
+
+        // DEL: twice, and for a container the agent never knew.
+        for (n, p, name) in [(&nodes[0], &pa, "web-a"), (&nodes[0], &pc, "web-c"), (&nodes[1], &pb, "web-b")] {
+            for round in 0..2 {
+                let del = shim(&world, n, "DEL", p, &args(&ns, name, "", &p.id), &conf(&red, n, 30_000));
+                assert_eq!(del.exit_code, 0, "DEL {round} of {name}: {} {}", del.json, del.stderr);
+            }
+            let links = String::from_utf8_lossy(&p.exec(&["ip", "-o", "link"]).stdout).into_owned();
+            assert!(!links.contains("net1"), "net1 left in {name}: {links}");
+        }
+        let ghost = PodNetns::new();
+        let del = shim(&world, &nodes[1], "DEL", &ghost, &args(&ns, "ghost", "", &ghost.id), &conf(&red, &nodes[1], 30_000));
+        assert_eq!(del.exit_code, 0, "DEL of an unknown container: {} {}", del.json, del.stderr);
+        for n in &nodes {
+            let ports = world.chassis[n.index].vsctl(&["list-ports", "br-int"]).unwrap();
+            assert!(ports.lines().all(|l| l.starts_with("ovn-")), "OVS ports left on {}: {ports}", n.name);
+        }
+        for n in &mut nodes {
+            n.agent.assert_running();
+        }
+    });
+    // The agents never opened a Northbound connection: they were never told where it is.
+    for n in &nodes {
+        assert!(!n.agent.log_text().contains(&nb), "agent {} mentions the NB address", n.name);
+    }
+    controller.stop();
+    for n in &mut nodes {
+        n.agent.stop();
+    }
+    kas.stop().ok();
+}

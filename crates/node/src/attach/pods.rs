@@ -1,0 +1,181 @@
+//! The pods of this node, as the CNI server needs them: a reflector of pod metadata (field
+//! selector `spec.nodeName`, metadata-only requests) trimmed to the two annotations kubetron
+//! reads, and a way to wait for a pod to reach a state without polling.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The annotations the agent keeps; every other annotation is dropped from its cache.
+pub const KEPT_ANNOTATIONS: [&str; 2] = ["k8s.v1.cni.cncf.io/networks", model::handoff::ANNOTATION];
+
+/// A cached pod: metadata only.
+pub type PodMeta = PartialObjectMeta<Pod>;
+
+/// The node's pods.
+#[derive(Clone)]
+pub struct Pods {
+    store: Store<PodMeta>,
+    /// Bumped on every watch event: waiters re-check their pod when it changes.
+    events: watch::Receiver<u64>,
+    synced: watch::Receiver<bool>,
+    /// UIDs of pods seen deleted (the newest [`DELETED_KEPT`]): a request for one fails at once.
+    deleted: Arc<Mutex<Deleted>>,
+}
+
+/// How many deleted pod UIDs are remembered.
+pub const DELETED_KEPT: usize = 4096;
+
+#[derive(Default)]
+struct Deleted {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl Deleted {
+    fn insert(&mut self, uid: String) {
+        if self.set.insert(uid.clone()) {
+            self.order.push_back(uid);
+            if self.order.len() > DELETED_KEPT {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// What a waiter decided about the pod as cached now.
+pub enum Step<T, E> {
+    /// Done.
+    Ready(T),
+    /// Give up at once.
+    Fail(E),
+    /// Not yet; the text says what is missing (for the deadline's message).
+    Wait(String),
+}
+
+impl Pods {
+    /// Starts following the pods whose `spec.nodeName` is `node` until `shutdown`.
+    pub fn start(client: kube::Client, node: &str, shutdown: CancellationToken) -> Pods {
+        let (store, writer) = reflector::store();
+        let (tx, events) = watch::channel(0u64);
+        let (synced_tx, synced) = watch::channel(false);
+        let api: Api<PodMeta> = Api::all(client);
+        let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let stream = watcher(api, config).default_backoff().modify(trim).reflect(writer);
+        let ready = store.clone();
+        let node = node.to_string();
+        let deleted = Arc::new(Mutex::new(Deleted::default()));
+        let record = deleted.clone();
+        tokio::spawn(async move {
+            tokio::pin!(stream);
+            let mut was_failing = false;
+            loop {
+                let ev = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    ev = stream.next() => ev,
+                };
+                match ev {
+                    None => return,
+                    Some(Ok(e)) => {
+                        if was_failing {
+                            info!(%node, "watching this node's pods again");
+                            was_failing = false;
+                        }
+                        if let watcher::Event::Delete(p) = &e {
+                            if let Some(uid) = &p.metadata.uid {
+                                record.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.clone());
+                            }
+                        }
+                        if matches!(e, watcher::Event::InitDone) && !*synced_tx.borrow() {
+                            info!(%node, pods = ready.len(), "pod cache synced");
+                            synced_tx.send_replace(true);
+                        }
+                        tx.send_modify(|v| *v += 1);
+                    }
+                    Some(Err(e)) => {
+                        if !was_failing {
+                            warn!(%node, "watching this node's pods: {e} (retrying)");
+                        } else {
+                            debug!(%node, "watching this node's pods: {e}");
+                        }
+                        was_failing = true;
+                    }
+                }
+            }
+        });
+        Pods { store, events, synced, deleted }
+    }
+
+    /// Whether the first list has been loaded.
+    pub fn synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Whether a pod with this UID was seen deleted.
+    pub fn was_deleted(&self, uid: &str) -> bool {
+        self.deleted.lock().unwrap_or_else(|e| e.into_inner()).set.contains(uid)
+    }
+
+    /// Number of cached pods.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether no pod is cached.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// The cached pod `namespace/name`.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<PodMeta>> {
+        self.store.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// Calls `decide` with the cached pod now and after every change of the cache until it is
+    /// `Ready` or `Fail`, or `deadline` passes (then `Err(Err(what it was waiting for))`).
+    pub async fn wait<T, E>(
+        &self,
+        namespace: &str,
+        name: &str,
+        deadline: Instant,
+        mut decide: impl FnMut(Option<&PodMeta>) -> Step<T, E>,
+    ) -> Result<T, Result<E, String>> {
+        let mut events = self.events.clone();
+        loop {
+            events.borrow_and_update();
+            let waiting = match decide(self.get(namespace, name).as_deref()) {
+                Step::Ready(t) => return Ok(t),
+                Step::Fail(e) => return Err(Ok(e)),
+                Step::Wait(what) => what,
+            };
+            tokio::select! {
+                r = events.changed() => if r.is_err() {
+                    return Err(Err(format!("{waiting} (the pod watch stopped)")));
+                },
+                _ = tokio::time::sleep_until(deadline) => return Err(Err(waiting)),
+            }
+        }
+    }
+}
+
+/// Drops what the agent never reads: managed fields and every annotation but [`KEPT_ANNOTATIONS`]
+/// (a pod then costs about a kilobyte, however large its spec and annotations).
+fn trim(p: &mut PodMeta) {
+    p.metadata.managed_fields = None;
+    p.metadata.labels = None;
+    p.metadata.owner_references = None;
+    if let Some(a) = p.metadata.annotations.as_mut() {
+        a.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()));
+    }
+}

@@ -1,0 +1,559 @@
+//! The CNI verbs as the node agent serves them.
+//!
+//! - **ADD** (cluster mode, one attachment per call as Multus calls it; `CNI_IFNAME` names it):
+//!   waits for the pod in the cache with the request's UID and for the controller's hand-off
+//!   naming that interface; checks that the hand-off names this pod's own logical switch port
+//!   ([`model::names::pod_port`]; a forged annotation cannot reach another pod's port) and this
+//!   network; plugs the veth (netlink) and the OVS Interface (`iface-id`, `iface-id-ver` = pod UID);
+//!   waits for `ovn-installed`. Gives up when the pod is deleted or re-created while it waits.
+//! - **DEL** never waits for the pod or the API server: it removes the local OVS interfaces
+//!   tagged with the container (and interface) and the host veth. Nothing found is success.
+//! - **CHECK**: the interface exists, bound to this pod's port, with `ovn-installed`.
+//! - **STATUS**: 50 until the pod cache and the local OVS replica are loaded.
+//! - **GC**: local attachments of the named network that are not in `cni.dev/valid-attachments`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cni::agent::AgentRequest;
+use cni::plugin::plumb;
+use cni::{CniError, CniResult, Command, Env, ErrorCode, Mode, Request};
+use model::handoff::{self, Addressing, Attachment, HandoffError};
+use netdev::{host_ifname, IpNet, MacAddr, Netns};
+use ovn::names;
+use ovn::vswitch::Interface;
+use ovn::Model;
+use ovsdb::datum::Uuid;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::ovs::InstallError;
+use super::pods::{PodMeta, Step};
+use super::Agent;
+
+/// Runs one request under its deadline.
+pub async fn run(agent: Arc<Agent>, areq: AgentRequest, cancel: CancellationToken) -> Result<Option<CniResult>, CniError> {
+    let env = Env::from_vars(&areq.env)?;
+    if env.command == Command::Version {
+        return Err(CniError::invalid_env("VERSION is answered by the shim, not the node agent"));
+    }
+    let req = Request::from_parts(env, areq.config)?;
+    if req.config.kubetron.mode() == Mode::Standalone {
+        return Err(CniError::invalid_config(
+            "a standalone network config (mode standalone, or nb set without mode) reached the node agent; \
+             standalone configs are served by the kubetron binary itself",
+        ));
+    }
+    let timeout = Duration::from_millis(areq.deadline_ms.clamp(cni::MIN_TIMEOUT_MS, cni::MAX_TIMEOUT_MS));
+    let deadline = Instant::now() + timeout;
+    let command = req.command();
+    debug!(%command, container = req.container_id(), ifname = req.ifname(), network = %req.config.name, "CNI request");
+    let expired = |what: &str| {
+        let code = if command == Command::Status { ErrorCode::NotAvailable } else { ErrorCode::TryAgainLater };
+        CniError::new(code, format!("{command} did not finish within {} ms; it was waiting for {what}", timeout.as_millis()))
+    };
+    let r = match command {
+        Command::Add => add(&agent, &req, timeout, deadline, &cancel).await.map(Some),
+        Command::Del => bounded(deadline, del(&agent, &req), || expired("the local Open_vSwitch database")).await.map(|()| None),
+        Command::Check => bounded(deadline, check(&agent, &req), || expired("the local Open_vSwitch database")).await.map(|()| None),
+        Command::Status => status(&agent).map(|()| None),
+        Command::Gc => bounded(deadline, gc(&agent, &req), || expired("the local Open_vSwitch database")).await.map(|()| None),
+        Command::Version => unreachable!("refused above"),
+    };
+    if let Err(e) = &r {
+        warn!(%command, container = req.container_id(), ifname = req.ifname(), code = e.code.code(), "{}", e.msg);
+    }
+    r
+}
+
+async fn bounded<T>(
+    deadline: Instant,
+    f: impl std::future::Future<Output = Result<T, CniError>>,
+    expired: impl FnOnce() -> CniError,
+) -> Result<T, CniError> {
+    tokio::select! {
+        r = f => r,
+        _ = tokio::time::sleep_until(deadline) => Err(expired()),
+    }
+}
+
+/// The pod a request is for.
+struct PodId<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    /// `K8S_POD_UID`, when the runtime passes it.
+    uid: Option<&'a str>,
+}
+
+impl<'a> PodId<'a> {
+    fn of(req: &'a Request) -> Result<PodId<'a>, CniError> {
+        let a = &req.env.args;
+        let nonempty = |v: &'a Option<String>| v.as_deref().filter(|s| !s.is_empty());
+        match (nonempty(&a.pod_namespace), nonempty(&a.pod_name)) {
+            (Some(namespace), Some(name)) => Ok(PodId { namespace, name, uid: nonempty(&a.pod_uid) }),
+            _ => Err(CniError::invalid_env(
+                "cluster mode needs K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS (a Kubernetes runtime passes them)",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for PodId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Decides on the cached pod: the attachment of `ifname` once handed over for this pod's UID.
+/// `seen` remembers that the pod was in the cache with the request's UID (so its absence or
+/// another UID later means it was deleted or re-created).
+/// `deleted` says whether a UID was seen deleted (a request for a deleted pod fails at once,
+/// whether it arrived before or after the deletion).
+fn decide(
+    pod: &PodId,
+    ifname: &str,
+    node: &str,
+    seen: &mut Option<String>,
+    deleted: impl Fn(&str) -> bool,
+    cached: Option<&PodMeta>,
+) -> Step<Attachment, CniError> {
+    let gone = |uid: &str| CniError::try_again_later(format!("pod {pod} (UID {uid}) was deleted while its ADD waited"));
+    let Some(p) = cached else {
+        return match (seen.as_deref(), pod.uid) {
+            (Some(uid), _) => Step::Fail(gone(uid)),
+            (None, Some(uid)) if deleted(uid) => Step::Fail(gone(uid)),
+            _ => Step::Wait(format!("pod {pod} to appear in the agent's cache of node {node}'s pods")),
+        };
+    };
+    let cached_uid = p.metadata.uid.as_deref().unwrap_or("");
+    if let Some(uid) = pod.uid {
+        if uid != cached_uid {
+            return if seen.is_some() || deleted(uid) {
+                Step::Fail(CniError::try_again_later(format!(
+                    "pod {pod} was re-created (now UID {cached_uid}) while the ADD of UID {uid} waited"
+                )))
+            } else {
+                Step::Wait(format!("pod {pod} with UID {uid} (the agent's cache has UID {cached_uid})"))
+            };
+        }
+    }
+    *seen = Some(cached_uid.to_string());
+    let handed = || format!("the controller to hand over {ifname} of pod {pod} (annotation {})", handoff::ANNOTATION);
+    let Some(value) = p.metadata.annotations.as_ref().and_then(|a| a.get(handoff::ANNOTATION)) else {
+        return Step::Wait(handed());
+    };
+    let parsed = match handoff::parse(value) {
+        Ok(p) => p,
+        Err(e @ HandoffError::Unsupported { .. }) => return Step::Fail(CniError::invalid_config(e.to_string())),
+        Err(e) => return Step::Fail(CniError::invalid_config(format!("pod {pod}: {e}"))),
+    };
+    let Some(h) = parsed.handoff() else { return Step::Wait(handed()) };
+    if h.pod_uid != cached_uid {
+        return Step::Wait(format!("{} (the annotation is for UID {}, the pod is {cached_uid})", handed(), h.pod_uid));
+    }
+    match h.interface(ifname) {
+        Some(a) => Step::Ready(a.clone()),
+        None => Step::Wait(format!("{} (it hands over {:?})", handed(), parsed.interface_names())),
+    }
+}
+
+/// What an ADD made so far (undone when it fails).
+#[derive(Default)]
+struct Made {
+    veth: Option<String>,
+    port: Option<Uuid>,
+}
+
+async fn add(
+    agent: &Agent,
+    req: &Request,
+    timeout: Duration,
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Result<CniResult, CniError> {
+    if req.config.kubetron.mode() == Mode::Chained {
+        return Err(CniError::invalid_config("chained mode is not served by this node agent yet"));
+    }
+    req.config.refuse_unhonoured_capabilities()?;
+    let pod = PodId::of(req)?;
+    let netns = req.netns().ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?.to_path_buf();
+    let reserve = Duration::from_millis(cni::cleanup_reserve_ms(timeout.as_millis() as u64));
+    let plug_deadline = deadline - reserve;
+    let container = req.container_id();
+    agent.register_add(container, cancel.clone());
+    let _registered = Unregister(agent, container);
+    let _lock = tokio::select! {
+        g = agent.lock_container(container) => g,
+        _ = cancel.cancelled() => return Err(cancelled()),
+        _ = tokio::time::sleep_until(plug_deadline) => return Err(CniError::try_again_later(format!(
+            "ADD of container {container} waited {} ms for another request of the same container", timeout.as_millis()
+        ))),
+    };
+
+    // 1. The hand-off.
+    let ifname = req.ifname();
+    let mut seen = None;
+    let node = agent.config.node_name.as_str();
+    let waited = tokio::select! {
+        r = agent.pods.wait(pod.namespace, pod.name, plug_deadline, |p| decide(&pod, ifname, node, &mut seen, |u| agent.pods.was_deleted(u), p)) => r,
+        _ = cancel.cancelled() => return Err(cancelled()),
+    };
+    let att = match waited {
+        Ok(a) => a,
+        Err(Ok(e)) => return Err(e),
+        Err(Err(what)) => {
+            let hint = if what.starts_with("the controller") { "; is kubetron-controller running and leading?" } else { "" };
+            return Err(CniError::try_again_later(format!(
+                "ADD of {ifname} of pod {pod} did not finish within {} ms: it was waiting for {what}{hint}",
+                plug_deadline.saturating_duration_since(deadline - timeout).as_millis()
+            )));
+        }
+    };
+    let uid = seen.unwrap_or_default();
+    check_attachment(req, &pod, &att)?;
+
+    // 2. Plug, and wait until ovn-controller installed the port.
+    let mut made = Made::default();
+    let r = {
+        let plugging = plug(agent, req, &pod, &uid, &att, &netns, plug_deadline, &mut made);
+        tokio::select! {
+            r = plugging => r,
+            _ = cancel.cancelled() => Err(cancelled()),
+            _ = tokio::time::sleep_until(plug_deadline) => Err(CniError::try_again_later(format!(
+                "ADD of {ifname} of pod {pod} did not finish plugging within {} ms", (timeout - reserve).as_millis()
+            ))),
+        }
+    };
+    if r.is_err() {
+        if tokio::time::timeout(reserve, undo(agent, made)).await.is_err() {
+            warn!(container, "undoing a failed ADD did not finish within {} ms", reserve.as_millis());
+        }
+    } else {
+        info!(pod = %pod, ifname, port = %att.logical_port, "plugged");
+    }
+    r
+}
+
+fn cancelled() -> CniError {
+    CniError::try_again_later("ADD was cancelled (the runtime went away, or a DEL of the same container arrived)")
+}
+
+struct Unregister<'a>(&'a Agent, &'a str);
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0.unregister_add(self.1);
+    }
+}
+
+/// The hand-off must name this pod's own port and this network.
+fn check_attachment(req: &Request, pod: &PodId, att: &Attachment) -> Result<(), CniError> {
+    let own = model::names::pod_port(pod.namespace, pod.name, &att.interface);
+    if att.logical_port != own {
+        return Err(CniError::invalid_config(format!(
+            "the hand-off of pod {pod} names logical port {:?} for {}, but this pod's port is {own:?}; refusing to plug it",
+            att.logical_port, att.interface
+        )));
+    }
+    if att.cni_network != req.config.name {
+        return Err(CniError::invalid_config(format!(
+            "the hand-off of pod {pod} puts {} on network {:?}, but this call is for network {:?}",
+            att.interface, att.cni_network, req.config.name
+        )));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn plug(
+    agent: &Agent,
+    req: &Request,
+    pod: &PodId<'_>,
+    uid: &str,
+    att: &Attachment,
+    netns: &std::path::Path,
+    deadline: Instant,
+    made: &mut Made,
+) -> Result<CniResult, CniError> {
+    let ifname = req.ifname().to_string();
+    let lsp = att.logical_port.as_str();
+    let mac: MacAddr =
+        att.mac.parse().map_err(|_| CniError::invalid_config(format!("the hand-off of pod {pod} has an invalid MAC {:?}", att.mac)))?;
+    let host_if = host_ifname(req.container_id(), &ifname);
+    let ovs = agent.ovs.client();
+
+    // An earlier container's interface bound to this port here (a sandbox replaced without a
+    // successful DEL) would compete for the port: remove it.
+    let stale = agent.ovs.snapshot().is_some_and(|s| {
+        s.find_map(Interface::TABLE, "external_ids", "iface-id", lsp)
+            .iter()
+            .any(|(_, row)| Interface::from_row(row).external_ids.get(names::CONTAINER_ID).map(String::as_str) != Some(req.container_id()))
+    });
+    if stale {
+        plumb::remove_stale(ovs, agent.host(), lsp, req.container_id()).await?;
+    }
+
+    let permit = agent.plug_permits.acquire().await.map_err(|_| CniError::try_again_later("the node agent is stopping"))?;
+    made.veth = Some(host_if.clone());
+    let host = agent.host.clone();
+    let (veth_name, pod_if, pod_netns) = (host_if.clone(), ifname.clone(), netns.to_path_buf());
+    let (mtu, addressing) = (att.mtu, att.addressing);
+    let (ips, routes): (Vec<IpNet>, Vec<(IpNet, IpAddr)>) = (att.ips.clone(), att.routes.iter().map(|r| (r.dst, r.gw)).collect());
+    let host_mac = tokio::task::spawn_blocking(move || -> Result<Option<MacAddr>, CniError> {
+        let pod =
+            Netns::open(&pod_netns).map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", pod_netns.display())))?;
+        let veth = plumb::make_veth(host.as_deref(), &pod, &veth_name, &pod_if, mac, mtu)?;
+        if addressing == Addressing::Static {
+            plumb::address_pod_routes(&pod, veth.pod_index, &ips, &routes)?;
+        }
+        Ok(veth.host_mac)
+    })
+    .await
+    .map_err(|e| CniError::internal(format!("plugging {host_if}: {e}")))??;
+
+    let bridge = plumb::bridge(ovs, &agent.config.bridge).await?;
+    let mut tags: BTreeMap<String, String> = plumb::attachment_tags(req);
+    tags.insert(names::LOGICAL_SWITCH.to_string(), att.logical_switch.clone());
+    tags.insert(names::NETWORK.to_string(), att.network.clone());
+    tags.insert(names::NODE.to_string(), agent.config.node_name.clone());
+    tags.insert(names::POD_UID.to_string(), uid.to_string());
+    made.port = Some(plumb::plug(ovs, &bridge, &host_if, lsp, &att.mac, Some(uid), &tags).await?);
+    drop(permit);
+
+    let port_up = Duration::from_millis(req.config.kubetron.port_up_timeout_ms);
+    if !port_up.is_zero() {
+        let until = deadline.min(Instant::now() + port_up);
+        agent.ovs.wait_installed(&host_if, lsp, until).await.map_err(|e| match e {
+            InstallError::Timeout(what) => CniError::try_again_later(format!(
+                "OVN did not install logical port {lsp} on this node within {} ms (waiting for {what}); is ovn-controller running here?",
+                port_up.as_millis()
+            )),
+            InstallError::Taken(what) => CniError::try_again_later(what),
+            InstallError::Gone => CniError::try_again_later("the node agent is stopping"),
+        })?;
+    }
+
+    let pod_ns = Netns::open(netns).map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", netns.display())))?;
+    let gateways: Vec<IpAddr> = att.gateways.clone();
+    let (ips, routes): (Vec<IpNet>, Vec<(IpNet, IpAddr)>) = (att.ips.clone(), att.routes.iter().map(|r| (r.dst, r.gw)).collect());
+    let addresses = (att.addressing == Addressing::Static).then_some(plumb::Addresses { ips: &ips, gateways: &gateways, routes: &routes });
+    Ok(plumb::attachment_result(req.version(), (&host_if, host_mac), (&pod_ns, &ifname, mac, att.mtu), addresses))
+}
+
+/// Undoes a failed ADD (failures are logged: the ADD's own error is what the runtime sees).
+async fn undo(agent: &Agent, made: Made) {
+    if let Some(p) = made.port {
+        if let Err(e) = plumb::unplug(agent.ovs.client(), p).await {
+            warn!("undoing a failed ADD: {}", e.msg);
+        }
+    }
+    if let Some(v) = made.veth {
+        if let Err(e) = delete_veth(agent, v).await {
+            warn!("undoing a failed ADD: {}", e.msg);
+        }
+    }
+}
+
+async fn delete_veth(agent: &Agent, name: String) -> Result<bool, CniError> {
+    let host = agent.host.clone();
+    tokio::task::spawn_blocking(move || plumb::delete_veth(host.as_deref(), &name))
+        .await
+        .map_err(|e| CniError::internal(format!("deleting a veth: {e}")))?
+}
+
+/// The local attachments `select` picks, with their bridge ports.
+async fn local_attachments(
+    agent: &Agent,
+    select: impl Fn(&BTreeMap<String, String>) -> bool,
+) -> Result<Vec<(Interface, Option<ovn::vswitch::Port>)>, CniError> {
+    Ok(plumb::kubetron_interfaces(agent.ovs.client()).await?.into_iter().filter(|(i, _)| select(&i.external_ids)).collect())
+}
+
+/// Removes attachments: bridge ports, then host veths.
+async fn remove(agent: &Agent, found: Vec<(Interface, Option<ovn::vswitch::Port>)>, also_veth: Option<String>) -> Result<(), CniError> {
+    let mut veths: Vec<String> = also_veth.into_iter().collect();
+    for (iface, port) in found {
+        if let Some(p) = port {
+            plumb::unplug(agent.ovs.client(), p.uuid).await?;
+        }
+        if !veths.contains(&iface.name) {
+            veths.push(iface.name);
+        }
+    }
+    for v in veths {
+        delete_veth(agent, v).await?;
+    }
+    Ok(())
+}
+
+async fn del(agent: &Agent, req: &Request) -> Result<(), CniError> {
+    let container = req.container_id();
+    // A DEL while the same container's ADD waits: that ADD is cancelled (and undoes itself) first.
+    if agent.cancel_add(container) {
+        info!(container, "DEL cancels the ADD of the same container in progress");
+    }
+    let _lock = agent.lock_container(container).await;
+    let ifname = req.ifname();
+    let chained = req.config.kubetron.mode() == Mode::Chained;
+    let found = local_attachments(agent, |ids| {
+        ids.get(names::CONTAINER_ID).map(String::as_str) == Some(container)
+            && (chained || ids.get(names::INTERFACE).map(String::as_str) == Some(ifname))
+    })
+    .await?;
+    let veth = (!ifname.is_empty() && !chained).then(|| host_ifname(container, ifname));
+    remove(agent, found, veth).await
+}
+
+async fn check(agent: &Agent, req: &Request) -> Result<(), CniError> {
+    let host_if = host_ifname(req.container_id(), req.ifname());
+    let snap = agent.ovs.snapshot().ok_or_else(|| CniError::try_again_later("the local Open_vSwitch database is not loaded yet"))?;
+    let iface = super::ovs::interface(&snap, &host_if)
+        .ok_or_else(|| CniError::new(ErrorCode::Other(102), format!("interface {host_if} is not on this node's bridge")))?;
+    if iface.external_ids.get(names::CONTAINER_ID).map(String::as_str) != Some(req.container_id()) {
+        return Err(CniError::new(ErrorCode::Other(102), format!("interface {host_if} belongs to another container")));
+    }
+    if iface.external_ids.get(super::ovs::OVN_INSTALLED).map(String::as_str) != Some("true") {
+        return Err(CniError::try_again_later(format!("OVN has not installed interface {host_if} (no ovn-installed)")));
+    }
+    if let Some(prev) = &req.prev_result {
+        let want = prev.interfaces.iter().find(|i| i.name == req.ifname() && !i.sandbox.is_empty()).map(|i| i.mac.to_lowercase());
+        let have = iface.external_ids.get("attached-mac").map(|m| m.to_lowercase());
+        if want.is_some() && want != have {
+            return Err(CniError::new(
+                ErrorCode::Other(102),
+                format!("interface {host_if} carries MAC {have:?}, prevResult says {want:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn status(agent: &Agent) -> Result<(), CniError> {
+    if !agent.pods.synced() {
+        return Err(CniError::new(ErrorCode::NotAvailable, "the node agent has not loaded this node's pods yet"));
+    }
+    if !agent.ovs.ready() {
+        return Err(CniError::new(
+            ErrorCode::NotAvailable,
+            format!("the node agent is not connected to the local Open_vSwitch database at {}", agent.ovs.remote()),
+        ));
+    }
+    Ok(())
+}
+
+async fn gc(agent: &Agent, req: &Request) -> Result<(), CniError> {
+    let valid = req.config.valid_attachments.clone().unwrap_or_default();
+    let network = req.config.name.clone();
+    let found = local_attachments(agent, |ids| {
+        ids.get(names::CNI_NETWORK) == Some(&network)
+            && !valid.iter().any(|a| ids.get(names::CONTAINER_ID) == Some(&a.container_id) && ids.get(names::INTERFACE) == Some(&a.ifname))
+    })
+    .await?;
+    if !found.is_empty() {
+        info!(network = %network, count = found.len(), "GC removes attachments the runtime no longer knows");
+    }
+    remove(agent, found, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(name: &str, ifname: &str) -> Request {
+        let env = Env::from_vars([
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c1"),
+            ("CNI_NETNS", "/run/netns/p"),
+            ("CNI_IFNAME", ifname),
+            ("CNI_ARGS", "K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=web-0;K8S_POD_UID=u1"),
+        ])
+        .unwrap();
+        Request::from_parts(env, json!({"cniVersion": "1.0.0", "name": name, "type": "kubetron"})).unwrap()
+    }
+
+    fn attachment(port: &str) -> Attachment {
+        serde_json::from_value(json!({"interface": "net1", "network": "team-a/red", "cni_network": "red", "logical_switch": "red",
+            "logical_port": port, "mac": "0a:58:0a:01:00:0c", "ips": ["10.1.0.12/24"], "gateways": [], "routes": [],
+            "mtu": 1400, "addressing": "static"}))
+        .unwrap()
+    }
+
+    fn pod_meta(uid: &str, handoff: Option<&str>) -> PodMeta {
+        let mut annotations = serde_json::Map::new();
+        if let Some(h) = handoff {
+            annotations.insert(handoff::ANNOTATION.into(), json!(h));
+        }
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-0", "namespace": "team-a", "uid": uid, "annotations": annotations}}))
+        .unwrap()
+    }
+
+    /// A hand-off naming another pod's port (a forged annotation) or another network is refused.
+    #[test]
+    fn attachments_must_name_the_pods_own_port_and_this_network() {
+        let r = req("red", "net1");
+        let pod = PodId::of(&r).unwrap();
+        assert!(check_attachment(&r, &pod, &attachment("team-a_web-0_net1")).is_ok());
+        let e = check_attachment(&r, &pod, &attachment("team-b_db-0_net1")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{e:?}");
+        assert!(e.msg.contains("team-b_db-0_net1") && e.msg.contains("refusing"), "{e:?}");
+        let e = check_attachment(&req("blue", "net1"), &pod, &attachment("team-a_web-0_net1")).unwrap_err();
+        assert!(e.msg.contains("\"blue\""), "{e:?}");
+    }
+
+    /// The waiter's decisions: wait for the pod and the hand-off; fail once the pod is deleted or
+    /// re-created; refuse an unreadable or newer hand-off.
+    #[test]
+    fn decide_waits_then_fails_on_deletion_or_recreation() {
+        let r = req("red", "net1");
+        let pod = PodId::of(&r).unwrap();
+        let none = |_: &str| false;
+        let mut seen = None;
+        let wait_text = |s: Step<Attachment, CniError>| match s {
+            Step::Wait(w) => w,
+            Step::Ready(_) => panic!("ready"),
+            Step::Fail(e) => panic!("fail {e:?}"),
+        };
+        let fail = |s: Step<Attachment, CniError>| match s {
+            Step::Fail(e) => e,
+            Step::Ready(_) => panic!("ready"),
+            Step::Wait(w) => panic!("wait {w}"),
+        };
+        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, None)).contains("to appear"));
+        // Deleted before this request ever saw it: fail at once.
+        assert!(fail(decide(&pod, "net1", "n1", &mut seen, |u| u == "u1", None)).msg.contains("was deleted"));
+        // Another generation cached: wait (the cache may lag behind).
+        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u0", None)))).contains("UID u1"));
+        // Ours, without hand-off; v0 list; a hand-off for another UID: all wait for the controller.
+        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", None)))).contains("hand over net1"));
+        assert_eq!(seen.as_deref(), Some("u1"));
+        let v0 = r#"[{"interface": "net1"}]"#;
+        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some(v0))))).contains("hand over"));
+        let mut h = model::handoff::Handoff::new("u0", vec![attachment("team-a_web-0_net1")]);
+        let other = handoff::render(&h);
+        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some(&other))))).contains("for UID u0"));
+        h.pod_uid = "u1".into();
+        let ours = handoff::render(&h);
+        assert!(wait_text(decide(&pod, "net2", "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours))))).contains("[\"net1\"]"));
+        match decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours)))) {
+            Step::Ready(a) => assert_eq!(a.logical_port, "team-a_web-0_net1"),
+            _ => panic!("not ready"),
+        }
+        // A newer writer's value, or garbage: refused (7), no waiting.
+        let v2 = r#"{"version": 2, "pod_uid": "u1", "interfaces": []}"#;
+        let e = fail(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some(v2)))));
+        assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
+        assert!(e.msg.contains("upgrade the node agent"), "{e:?}");
+        assert_eq!(
+            fail(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some("{"))))).code,
+            ErrorCode::InvalidNetworkConfig
+        );
+        // Seen, then gone or re-created: fail.
+        assert!(fail(decide(&pod, "net1", "n1", &mut seen, none, None)).msg.contains("(UID u1) was deleted"));
+        assert!(fail(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u2", None)))).msg.contains("re-created (now UID u2)"));
+    }
+}
