@@ -25,6 +25,8 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub fn max_port_up_timeout_ms(timeout_ms: u64) -> u64 {
     timeout_ms.saturating_sub(2 * cleanup_reserve_ms(timeout_ms))
 }
+/// The capability under which containerd and CRI-O pass a pod's annotations in `runtimeConfig`.
+pub const POD_ANNOTATIONS_CAPABILITY: &str = "io.kubernetes.cri.pod-annotations";
 /// Smallest accepted `timeout_ms`.
 pub const MIN_TIMEOUT_MS: u64 = 1_000;
 /// Largest accepted `timeout_ms` (10 s under the kubelet's 2 minutes).

@@ -28,7 +28,7 @@ mod version;
 pub use config::{
     cleanup_reserve_ms, max_port_up_timeout_ms, valid_network_name, Attachment, Ipam, KubetronConf, Mode, NetConf, PortMapping,
     RuntimeConfig, DEFAULT_AGENT_SOCKET, DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS, MAX_TIMEOUT_MS,
-    MIN_TIMEOUT_MS,
+    MIN_TIMEOUT_MS, POD_ANNOTATIONS_CAPABILITY,
 };
 pub use dispatch::{run, run_process, Plugin, Request};
 pub use env::{valid_container_id, validate_ifname, CniArgs, Command, Env};

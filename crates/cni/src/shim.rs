@@ -10,6 +10,10 @@
 //! - no answer within `timeout_ms` + [`crate::agent::ANSWER_MARGIN`], an HTTP status other than
 //!   200, an answer that is not the protocol's: code 11 (STATUS: 50) naming the socket.
 //!
+//! Chained mode: a pod whose annotations (passed by the runtime under the capability
+//! `io.kubernetes.cri.pod-annotations`) ask for no network is answered by the shim alone (ADD
+//! returns `prevResult`, DEL and CHECK succeed), without the agent.
+//!
 //! [`ByMode`] is what the `kubetron` binary runs with `CNI_COMMAND` set: `standalone` configs go to
 //! the direct plugin ([`crate::KubetronPlugin`]), `cluster` and `chained` ones to the shim.
 
@@ -85,16 +89,43 @@ impl Shim {
     }
 }
 
+/// The NPWG annotation a pod asks for networks with.
+const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
+
+/// Chained mode, when the runtime passed the pod's annotations and they ask for no network:
+/// nothing for kubetron to do, and no need to ask the agent (pods that ask for nothing never
+/// depend on it).
+fn asks_for_nothing(req: &Request) -> bool {
+    if req.config.kubetron.mode() != Mode::Chained {
+        return false;
+    }
+    let Some(annotations) = req.config.runtime_config.as_ref().and_then(|r| r.extra.get(crate::POD_ANNOTATIONS_CAPABILITY)) else {
+        return false;
+    };
+    annotations.get(NETWORKS_ANNOTATION).and_then(|v| v.as_str()).is_none_or(|v| v.trim().is_empty())
+}
+
 impl Plugin for Shim {
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        if asks_for_nothing(req) {
+            return req.prev_result.clone().ok_or_else(|| {
+                CniError::invalid_config("chained mode needs prevResult: kubetron must come after the cluster's default plugin in the conflist")
+            });
+        }
         let r = self.forward(req)?.ok_or_else(|| CniError::internal("the kubetron node agent answered ADD without a result"))?;
         r.validate().map_err(|e| CniError::internal(format!("the kubetron node agent answered an invalid result: {}", e.msg)))?;
         Ok(r)
     }
     fn del(&self, req: &Request) -> Result<(), CniError> {
+        if asks_for_nothing(req) {
+            return Ok(());
+        }
         self.forward(req).map(drop)
     }
     fn check(&self, req: &Request) -> Result<(), CniError> {
+        if asks_for_nothing(req) {
+            return Ok(());
+        }
         self.forward(req).map(drop)
     }
     fn status(&self, req: &Request) -> Result<(), CniError> {

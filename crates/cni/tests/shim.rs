@@ -218,3 +218,38 @@ fn bad_requests_never_reach_the_agent() {
     }
     assert_eq!(agent.got().len(), 2);
 }
+
+/// Chained mode: a pod whose annotations (passed by the runtime) ask for no network is answered by
+/// the shim alone, with no agent at all: ADD prints prevResult, DEL and CHECK succeed. A pod that
+/// asks for networks is forwarded (and fails here: no agent).
+#[test]
+fn chained_pods_asking_for_nothing_never_reach_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap()); // nothing listens: any forwarded call fails with 11
+    let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/var/run/netns/cni-shim-test"}],
+                      "ips": [{"address": "10.244.0.5/24", "interface": 0}]});
+    let chained = |annotations: Value| {
+        let mut c = conf("1.0.0", &stale);
+        c["mode"] = json!("chained");
+        c["prevResult"] = prev.clone();
+        c["runtimeConfig"] = json!({"io.kubernetes.cri.pod-annotations": annotations});
+        c
+    };
+    for annotations in [json!({}), json!({"k8s.v1.cni.cncf.io/networks": " "}), json!({"other": "x"})] {
+        let c = chained(annotations.clone());
+        let add = invoke("ADD", &c).ifname("eth0").run().unwrap();
+        assert!(add.success(), "{annotations}: {add:?}");
+        assert_eq!(add.json["interfaces"], prev["interfaces"], "{add:?}");
+        assert_eq!(add.json["ips"], prev["ips"], "{add:?}");
+        assert!(invoke("DEL", &c).ifname("eth0").run().unwrap().success());
+        assert!(invoke("CHECK", &c).ifname("eth0").run().unwrap().success());
+    }
+    let asks = chained(json!({"k8s.v1.cni.cncf.io/networks": "red"}));
+    let e = invoke("ADD", &asks).ifname("eth0").run().unwrap().error().unwrap();
+    assert_eq!(e.code, 11, "forwarded to the (absent) agent: {e:?}");
+    // Without the runtime's annotations the shim cannot tell: forwarded too.
+    let mut unknown = chained(json!({}));
+    unknown["runtimeConfig"] = json!({});
+    assert_eq!(invoke("ADD", &unknown).ifname("eth0").run().unwrap().error().unwrap().code, 11);
+}

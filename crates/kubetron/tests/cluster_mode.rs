@@ -233,6 +233,40 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         let stuck_if = netdev::host_ifname(&pd.id, "net1");
         assert!(world.chassis[0].vsctl(&["list-ports", "br-int"]).unwrap().lines().all(|l| l != stuck_if), "nothing plugged");
 
+        // Chained mode (no Multus): the runtime calls kubetron after the default plugin with eth0's
+        // result and the pod's annotations; every kubetron network of the pod is added in one call.
+        let pe = PodNetns::new();
+        let uid_e = pods.create(&pp, &pod("web-e", &nodes[0].name, "red")).await.expect("create web-e").metadata.uid.unwrap();
+        let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": pe.netns_path().display().to_string()}],
+                          "ips": [{"address": "10.244.0.5/24", "interface": 0}]});
+        let chained = json!({"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "kubetron", "mode": "chained",
+            "agent_socket": nodes[0].socket.display().to_string(), "timeout_ms": 30000, "port_up_timeout_ms": 15000,
+            "prevResult": prev,
+            "runtimeConfig": {"io.kubernetes.cri.pod-annotations": {"k8s.v1.cni.cncf.io/networks": "red", "other": "x"}}});
+        let chained_call = |command: &str| {
+            CniInvocation::new(&shim_path, command)
+                .in_named_netns(world.chassis[0].netns())
+                .container_id(&pe.id)
+                .netns(pe.netns_path())
+                .ifname("eth0")
+                .args(&args(&ns, "web-e", &uid_e, &pe.id))
+                .config(&chained)
+        };
+        let add = in_background(chained_call("ADD")).await.expect("chained ADD task");
+        assert_eq!(add.exit_code, 0, "chained ADD: {} {}", add.json, add.stderr);
+        let r = &add.json;
+        let names: Vec<&str> = r["interfaces"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap_or("")).collect();
+        assert_eq!((names.len(), names[0], names[2]), (3, "eth0", "net1"), "prevResult then the host end and net1: {r}");
+        assert_eq!(r["ips"][0]["address"], "10.244.0.5/24", "{r}");
+        assert_eq!(r["ips"][1]["interface"], 2, "net1's IP points at net1's new index: {r}");
+        let ip_e = r["ips"][1]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+        assert!(pe.ping_retry(&ips[1]), "web-e (chained) reaches web-b on the other node");
+        assert!(pb.ping_retry(&ip_e));
+        let del = chained_call("DEL").run().expect("chained DEL");
+        assert_eq!(del.exit_code, 0, "chained DEL: {} {}", del.json, del.stderr);
+        let links = String::from_utf8_lossy(&pe.exec(&["ip", "-o", "link"]).stdout).into_owned();
+        assert!(!links.contains("net1"), "net1 left in web-e: {links}");
+
         // DEL: twice, and for a container the agent never knew.
         for (n, p, name) in [(&nodes[0], &pa, "web-a"), (&nodes[0], &pc, "web-c"), (&nodes[1], &pb, "web-b")] {
             for round in 0..2 {

@@ -5,6 +5,7 @@
 //! `kubetron.io/interfaces` ([`model::handoff`]).
 //!
 //! - [`pods`]: this node's pods (field selector `spec.nodeName`, metadata only, trimmed).
+//! - [`nads`]: the cluster's NADs (chained mode tells kubetron networks from others).
 //! - [`ovs`]: one client of the local OVS and a replica of its `Interface` table; ADD waits there
 //!   for ovn-controller's `ovn-installed`.
 //! - [`verbs`]: ADD, DEL, CHECK, STATUS, GC.
@@ -17,6 +18,7 @@
 //! ADD undoes what it made within the cleanup reserve of that deadline.
 
 pub mod http;
+pub mod nads;
 pub mod ovs;
 pub mod pods;
 pub mod verbs;
@@ -91,6 +93,7 @@ impl AttachConfig {
 pub struct Agent {
     pub(crate) config: AttachConfig,
     pub(crate) pods: pods::Pods,
+    pub(crate) nads: nads::Nads,
     pub(crate) ovs: ovs::LocalOvs,
     /// The node side's netns when not the agent's own.
     pub(crate) host: Option<Arc<Netns>>,
@@ -110,13 +113,15 @@ impl Agent {
             Some(p) => Some(Arc::new(Netns::open(p).map_err(|e| Error::Config(format!("--host-netns {}: {e}", p.display())))?)),
             None => None,
         };
-        let pods = pods::Pods::start(client, &config.node_name, shutdown.child_token());
+        let pods = pods::Pods::start(client.clone(), &config.node_name, shutdown.child_token());
+        let nads = nads::Nads::start(client, shutdown.child_token());
         let ovs = ovs::LocalOvs::start(&config.ovs_remote, shutdown.child_token())?;
         Ok(Arc::new(Agent {
             plug_permits: Semaphore::new(config.plug_concurrency),
             request_permits: Arc::new(Semaphore::new(config.max_requests)),
             config,
             pods,
+            nads,
             ovs,
             host,
             containers: Mutex::new(HashMap::new()),

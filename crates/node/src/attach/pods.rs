@@ -15,8 +15,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+/// The NPWG annotation a pod asks for networks with.
+pub const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
 /// The annotations the agent keeps; every other annotation is dropped from its cache.
-pub const KEPT_ANNOTATIONS: [&str; 2] = ["k8s.v1.cni.cncf.io/networks", model::handoff::ANNOTATION];
+pub const KEPT_ANNOTATIONS: [&str; 2] = [NETWORKS_ANNOTATION, model::handoff::ANNOTATION];
 
 /// A cached pod: metadata only.
 pub type PodMeta = PartialObjectMeta<Pod>;

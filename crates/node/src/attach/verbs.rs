@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::ovs::InstallError;
-use super::pods::{PodMeta, Step};
+use super::pods::{self, PodMeta, Step};
 use super::Agent;
 
 /// Runs one request under its deadline.
@@ -107,19 +107,18 @@ impl std::fmt::Display for PodId<'_> {
     }
 }
 
-/// Decides on the cached pod: the attachment of `ifname` once handed over for this pod's UID.
-/// `seen` remembers that the pod was in the cache with the request's UID (so its absence or
-/// another UID later means it was deleted or re-created).
-/// `deleted` says whether a UID was seen deleted (a request for a deleted pod fails at once,
-/// whether it arrived before or after the deletion).
-fn decide(
+/// Decides on the cached pod: once it is there with the request's UID, `pick` decides. `seen`
+/// remembers that the pod was in the cache with that UID (so its absence or another UID later
+/// means it was deleted or re-created); `deleted` says whether a UID was seen deleted (a request
+/// for a deleted pod fails at once, whether it arrived before or after the deletion).
+fn decide<T>(
     pod: &PodId,
-    ifname: &str,
     node: &str,
     seen: &mut Option<String>,
     deleted: impl Fn(&str) -> bool,
     cached: Option<&PodMeta>,
-) -> Step<Attachment, CniError> {
+    pick: impl FnOnce(&PodMeta) -> Step<T, CniError>,
+) -> Step<T, CniError> {
     let gone = |uid: &str| CniError::try_again_later(format!("pod {pod} (UID {uid}) was deleted while its ADD waited"));
     let Some(p) = cached else {
         return match (seen.as_deref(), pod.uid) {
@@ -141,30 +140,156 @@ fn decide(
         }
     }
     *seen = Some(cached_uid.to_string());
-    let handed = || format!("the controller to hand over {ifname} of pod {pod} (annotation {})", handoff::ANNOTATION);
+    pick(p)
+}
+
+/// `pick` applied to the pod's hand-off once the controller wrote it for the pod's UID
+/// (`pick` answers `Err(what is missing)` to keep waiting). An unreadable or newer hand-off fails.
+fn from_handoff<T>(pod: &PodId, p: &PodMeta, pick: impl FnOnce(&handoff::Handoff) -> Result<T, String>) -> Step<T, CniError> {
+    let cached_uid = p.metadata.uid.as_deref().unwrap_or("");
+    let handed = format!("the controller to hand over the interfaces of pod {pod} (annotation {})", handoff::ANNOTATION);
     let Some(value) = p.metadata.annotations.as_ref().and_then(|a| a.get(handoff::ANNOTATION)) else {
-        return Step::Wait(handed());
+        return Step::Wait(handed);
     };
     let parsed = match handoff::parse(value) {
         Ok(p) => p,
         Err(e @ HandoffError::Unsupported { .. }) => return Step::Fail(CniError::invalid_config(e.to_string())),
         Err(e) => return Step::Fail(CniError::invalid_config(format!("pod {pod}: {e}"))),
     };
-    let Some(h) = parsed.handoff() else { return Step::Wait(handed()) };
+    let Some(h) = parsed.handoff() else { return Step::Wait(handed) };
     if h.pod_uid != cached_uid {
-        return Step::Wait(format!("{} (the annotation is for UID {}, the pod is {cached_uid})", handed(), h.pod_uid));
+        return Step::Wait(format!("{handed} (the annotation is for UID {}, the pod is {cached_uid})", h.pod_uid));
     }
-    match h.interface(ifname) {
-        Some(a) => Step::Ready(a.clone()),
-        None => Step::Wait(format!("{} (it hands over {:?})", handed(), parsed.interface_names())),
+    match pick(h) {
+        Ok(t) => Step::Ready(t),
+        Err(what) => Step::Wait(format!("{handed}; {what}")),
     }
 }
 
-/// What an ADD made so far (undone when it fails).
+/// `from_handoff` for one interface (cluster mode: `CNI_IFNAME`).
+fn interface_of(pod: &PodId, p: &PodMeta, ifname: &str) -> Step<Attachment, CniError> {
+    from_handoff(pod, p, |h| {
+        h.interface(ifname).cloned().ok_or_else(|| {
+            format!("it hands over {:?}, not {ifname}", h.interfaces.iter().map(|a| a.interface.as_str()).collect::<Vec<_>>())
+        })
+    })
+}
+
+/// What ADD made so far (undone when it fails).
 #[derive(Default)]
 struct Made {
-    veth: Option<String>,
-    port: Option<Uuid>,
+    veths: Vec<String>,
+    ports: Vec<Uuid>,
+}
+
+/// What every ADD does first: register for cancellation by a DEL, take the container's lock.
+struct AddCall<'a> {
+    agent: &'a Agent,
+    req: &'a Request,
+    pod: PodId<'a>,
+    timeout: Duration,
+    /// When plugging must stop so that the undo still fits before `deadline`.
+    plug_deadline: Instant,
+    reserve: Duration,
+    cancel: &'a CancellationToken,
+    seen: Option<String>,
+}
+
+impl<'a> AddCall<'a> {
+    fn new(
+        agent: &'a Agent,
+        req: &'a Request,
+        timeout: Duration,
+        deadline: Instant,
+        cancel: &'a CancellationToken,
+    ) -> Result<Self, CniError> {
+        let reserve = Duration::from_millis(cni::cleanup_reserve_ms(timeout.as_millis() as u64));
+        Ok(AddCall { agent, req, pod: PodId::of(req)?, timeout, plug_deadline: deadline - reserve, reserve, cancel, seen: None })
+    }
+
+    /// Waits (within the plug deadline, cancellable) until `pick` decides on the cached pod.
+    async fn wait_pod<T>(&mut self, mut pick: impl FnMut(&PodId, &PodMeta) -> Step<T, CniError>) -> Result<T, CniError> {
+        let (agent, pod, node) = (self.agent, &self.pod, self.agent.config.node_name.as_str());
+        let seen = &mut self.seen;
+        let waited = tokio::select! {
+            r = agent.pods.wait(pod.namespace, pod.name, self.plug_deadline, |p| {
+                decide(pod, node, seen, |u| agent.pods.was_deleted(u), p, |p| pick(pod, p))
+            }) => r,
+            _ = self.cancel.cancelled() => return Err(cancelled()),
+        };
+        match waited {
+            Ok(t) => Ok(t),
+            Err(Ok(e)) => Err(e),
+            Err(Err(what)) => {
+                let hint = if what.starts_with("the controller") { "; is kubetron-controller running and leading?" } else { "" };
+                Err(CniError::try_again_later(format!(
+                    "ADD of pod {pod} did not finish within {} ms: it was waiting for {what}{hint}",
+                    (self.timeout - self.reserve).as_millis()
+                )))
+            }
+        }
+    }
+
+    /// Plugs every attachment (stopping at the plug deadline or on cancellation), undoing all of
+    /// them when one fails; the results in order.
+    async fn plug_all(&self, atts: &[Attachment]) -> Result<Vec<CniResult>, CniError> {
+        let uid = self.seen.clone().unwrap_or_default();
+        let mut made = Made::default();
+        let r = {
+            let plugging = async {
+                let mut out = Vec::new();
+                for att in atts {
+                    out.push(plug(self.agent, self.req, &self.pod, &uid, att, self.plug_deadline, &mut made).await?);
+                }
+                Ok(out)
+            };
+            tokio::select! {
+                r = plugging => r,
+                _ = self.cancel.cancelled() => Err(cancelled()),
+                _ = tokio::time::sleep_until(self.plug_deadline) => Err(CniError::try_again_later(format!(
+                    "ADD of pod {} did not finish plugging within {} ms", self.pod, (self.timeout - self.reserve).as_millis()
+                ))),
+            }
+        };
+        match &r {
+            Err(_) => {
+                if tokio::time::timeout(self.reserve, undo(self.agent, made)).await.is_err() {
+                    warn!(
+                        container = self.req.container_id(),
+                        "undoing a failed ADD did not finish within {} ms",
+                        self.reserve.as_millis()
+                    );
+                }
+            }
+            Ok(_) => {
+                for att in atts {
+                    info!(pod = %self.pod, ifname = %att.interface, port = %att.logical_port, "plugged");
+                }
+            }
+        }
+        r
+    }
+}
+
+/// Runs `f` with the container's ADD registered (a DEL cancels it) and its lock held.
+async fn serialized<T>(
+    agent: &Agent,
+    req: &Request,
+    cancel: &CancellationToken,
+    until: Instant,
+    f: impl std::future::Future<Output = Result<T, CniError>>,
+) -> Result<T, CniError> {
+    let container = req.container_id();
+    agent.register_add(container, cancel.clone());
+    let _registered = Unregister(agent, container);
+    let _lock = tokio::select! {
+        g = agent.lock_container(container) => g,
+        _ = cancel.cancelled() => return Err(cancelled()),
+        _ = tokio::time::sleep_until(until) => return Err(CniError::try_again_later(format!(
+            "ADD of container {container} waited too long for another request of the same container"
+        ))),
+    };
+    f.await
 }
 
 async fn add(
@@ -174,67 +299,95 @@ async fn add(
     deadline: Instant,
     cancel: &CancellationToken,
 ) -> Result<CniResult, CniError> {
-    if req.config.kubetron.mode() == Mode::Chained {
-        return Err(CniError::invalid_config("chained mode is not served by this node agent yet"));
-    }
     req.config.refuse_unhonoured_capabilities()?;
-    let pod = PodId::of(req)?;
-    let netns = req.netns().ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?.to_path_buf();
-    let reserve = Duration::from_millis(cni::cleanup_reserve_ms(timeout.as_millis() as u64));
-    let plug_deadline = deadline - reserve;
-    let container = req.container_id();
-    agent.register_add(container, cancel.clone());
-    let _registered = Unregister(agent, container);
-    let _lock = tokio::select! {
-        g = agent.lock_container(container) => g,
-        _ = cancel.cancelled() => return Err(cancelled()),
-        _ = tokio::time::sleep_until(plug_deadline) => return Err(CniError::try_again_later(format!(
-            "ADD of container {container} waited {} ms for another request of the same container", timeout.as_millis()
-        ))),
-    };
-
-    // 1. The hand-off.
-    let ifname = req.ifname();
-    let mut seen = None;
-    let node = agent.config.node_name.as_str();
-    let waited = tokio::select! {
-        r = agent.pods.wait(pod.namespace, pod.name, plug_deadline, |p| decide(&pod, ifname, node, &mut seen, |u| agent.pods.was_deleted(u), p)) => r,
-        _ = cancel.cancelled() => return Err(cancelled()),
-    };
-    let att = match waited {
-        Ok(a) => a,
-        Err(Ok(e)) => return Err(e),
-        Err(Err(what)) => {
-            let hint = if what.starts_with("the controller") { "; is kubetron-controller running and leading?" } else { "" };
-            return Err(CniError::try_again_later(format!(
-                "ADD of {ifname} of pod {pod} did not finish within {} ms: it was waiting for {what}{hint}",
-                plug_deadline.saturating_duration_since(deadline - timeout).as_millis()
-            )));
-        }
-    };
-    let uid = seen.unwrap_or_default();
-    check_attachment(req, &pod, &att)?;
-
-    // 2. Plug, and wait until ovn-controller installed the port.
-    let mut made = Made::default();
-    let r = {
-        let plugging = plug(agent, req, &pod, &uid, &att, &netns, plug_deadline, &mut made);
-        tokio::select! {
-            r = plugging => r,
-            _ = cancel.cancelled() => Err(cancelled()),
-            _ = tokio::time::sleep_until(plug_deadline) => Err(CniError::try_again_later(format!(
-                "ADD of {ifname} of pod {pod} did not finish plugging within {} ms", (timeout - reserve).as_millis()
-            ))),
-        }
-    };
-    if r.is_err() {
-        if tokio::time::timeout(reserve, undo(agent, made)).await.is_err() {
-            warn!(container, "undoing a failed ADD did not finish within {} ms", reserve.as_millis());
-        }
-    } else {
-        info!(pod = %pod, ifname, port = %att.logical_port, "plugged");
+    req.netns().ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?;
+    let mut call = AddCall::new(agent, req, timeout, deadline, cancel)?;
+    let until = call.plug_deadline;
+    if req.config.kubetron.mode() == Mode::Chained {
+        return serialized(agent, req, cancel, until, add_chained(call)).await;
     }
-    r
+    serialized(agent, req, cancel, until, async move {
+        let ifname = req.ifname().to_string();
+        let att = call.wait_pod(|pod, p| interface_of(pod, p, &ifname)).await?;
+        check_attachment(req, &call.pod, &att, true)?;
+        Ok(call.plug_all(std::slice::from_ref(&att)).await?.remove(0))
+    })
+    .await
+}
+
+/// The pod annotations the runtime passed (capability `io.kubernetes.cri.pod-annotations`).
+fn runtime_pod_annotations(req: &Request) -> Option<&serde_json::Map<String, serde_json::Value>> {
+    req.config.runtime_config.as_ref()?.extra.get(cni::POD_ANNOTATIONS_CAPABILITY)?.as_object()
+}
+
+/// Chained mode: after the cluster's default plugin, every kubetron network the pod asks for
+/// (`k8s.v1.cni.cncf.io/networks`) is plugged in this one call; the result is `prevResult` with
+/// them appended. A pod asking for no kubetron network gets `prevResult` as it is.
+async fn add_chained(mut call: AddCall<'_>) -> Result<CniResult, CniError> {
+    let req = call.req;
+    let prev = req.prev_result.clone().ok_or_else(|| {
+        CniError::invalid_config("chained mode needs prevResult: kubetron must come after the cluster's default plugin in the conflist")
+    })?;
+    // The networks: from the runtime when it passes pod annotations, else from the pod.
+    let networks: Option<String> = match runtime_pod_annotations(req) {
+        Some(a) => a.get(pods::NETWORKS_ANNOTATION).and_then(|v| v.as_str()).map(str::to_string),
+        None => {
+            call.wait_pod(|_, p| Step::Ready(p.metadata.annotations.as_ref().and_then(|a| a.get(pods::NETWORKS_ANNOTATION)).cloned()))
+                .await?
+        }
+    };
+    let Some(networks) = networks.filter(|n| !n.trim().is_empty()) else { return Ok(prev) };
+    let selections = k8s::annotation::parse(&networks, call.pod.namespace)
+        .map_err(|e| CniError::invalid_config(format!("pod {}: {}: {e}", call.pod, pods::NETWORKS_ANNOTATION)))?;
+    let synced = tokio::select! {
+        s = call.agent.nads.wait_synced() => s,
+        _ = tokio::time::sleep_until(call.plug_deadline) => false,
+    };
+    if !synced {
+        return Err(CniError::try_again_later("the node agent has not loaded the NetworkAttachmentDefinitions yet"));
+    }
+    let mut ours = 0;
+    for s in &selections {
+        let nad = call.agent.nads.get(&s.namespace, &s.name).ok_or_else(|| {
+            CniError::invalid_config(format!("pod {} asks for network {}/{}, which does not exist", call.pod, s.namespace, s.name))
+        })?;
+        if nad.kubetron_config().ok().flatten().is_some() {
+            ours += 1;
+        }
+    }
+    if ours == 0 {
+        return Ok(prev);
+    }
+    let handoff = call
+        .wait_pod(|pod, p| {
+            from_handoff(pod, p, |h| {
+                if h.interfaces.len() >= ours {
+                    Ok(h.interfaces.clone())
+                } else {
+                    Err(format!("it hands over {} of the pod's {ours} kubetron networks", h.interfaces.len()))
+                }
+            })
+        })
+        .await?;
+    for att in &handoff {
+        check_attachment(req, &call.pod, att, false)?;
+    }
+    let results = call.plug_all(&handoff).await?;
+    Ok(append_results(prev, results))
+}
+
+/// `prev` with each attachment's interfaces, IPs (re-indexed) and routes appended.
+fn append_results(mut prev: CniResult, results: Vec<CniResult>) -> CniResult {
+    for r in results {
+        let base = prev.interfaces.len();
+        prev.interfaces.extend(r.interfaces);
+        prev.ips.extend(r.ips.into_iter().map(|mut ip| {
+            ip.interface = ip.interface.map(|i| i + base);
+            ip
+        }));
+        prev.routes.extend(r.routes);
+    }
+    prev
 }
 
 fn cancelled() -> CniError {
@@ -249,8 +402,8 @@ impl Drop for Unregister<'_> {
     }
 }
 
-/// The hand-off must name this pod's own port and this network.
-fn check_attachment(req: &Request, pod: &PodId, att: &Attachment) -> Result<(), CniError> {
+/// The hand-off must name this pod's own port (and, one attachment per call, this network).
+fn check_attachment(req: &Request, pod: &PodId, att: &Attachment, same_network: bool) -> Result<(), CniError> {
     let own = model::names::pod_port(pod.namespace, pod.name, &att.interface);
     if att.logical_port != own {
         return Err(CniError::invalid_config(format!(
@@ -258,7 +411,7 @@ fn check_attachment(req: &Request, pod: &PodId, att: &Attachment) -> Result<(), 
             att.logical_port, att.interface
         )));
     }
-    if att.cni_network != req.config.name {
+    if same_network && att.cni_network != req.config.name {
         return Err(CniError::invalid_config(format!(
             "the hand-off of pod {pod} puts {} on network {:?}, but this call is for network {:?}",
             att.interface, att.cni_network, req.config.name
@@ -267,18 +420,19 @@ fn check_attachment(req: &Request, pod: &PodId, att: &Attachment) -> Result<(), 
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Plugs one attachment: the veth and its addresses (netlink), the OVS Interface; then waits
+/// for `ovn-installed` (up to `port_up_timeout_ms`).
 async fn plug(
     agent: &Agent,
     req: &Request,
     pod: &PodId<'_>,
     uid: &str,
     att: &Attachment,
-    netns: &std::path::Path,
     deadline: Instant,
     made: &mut Made,
 ) -> Result<CniResult, CniError> {
-    let ifname = req.ifname().to_string();
+    let ifname = att.interface.clone();
+    let netns = req.netns().ok_or_else(|| CniError::invalid_env("CNI_NETNS is required for ADD"))?.to_path_buf();
     let lsp = att.logical_port.as_str();
     let mac: MacAddr =
         att.mac.parse().map_err(|_| CniError::invalid_config(format!("the hand-off of pod {pod} has an invalid MAC {:?}", att.mac)))?;
@@ -297,17 +451,18 @@ async fn plug(
     }
 
     let permit = agent.plug_permits.acquire().await.map_err(|_| CniError::try_again_later("the node agent is stopping"))?;
-    made.veth = Some(host_if.clone());
+    made.veths.push(host_if.clone());
     let host = agent.host.clone();
-    let (veth_name, pod_if, pod_netns) = (host_if.clone(), ifname.clone(), netns.to_path_buf());
+    let (veth_name, pod_if, pod_netns) = (host_if.clone(), ifname.clone(), netns.clone());
     let (mtu, addressing) = (att.mtu, att.addressing);
     let (ips, routes): (Vec<IpNet>, Vec<(IpNet, IpAddr)>) = (att.ips.clone(), att.routes.iter().map(|r| (r.dst, r.gw)).collect());
+    let (ips2, routes2) = (ips.clone(), routes.clone());
     let host_mac = tokio::task::spawn_blocking(move || -> Result<Option<MacAddr>, CniError> {
         let pod =
             Netns::open(&pod_netns).map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", pod_netns.display())))?;
         let veth = plumb::make_veth(host.as_deref(), &pod, &veth_name, &pod_if, mac, mtu)?;
         if addressing == Addressing::Static {
-            plumb::address_pod_routes(&pod, veth.pod_index, &ips, &routes)?;
+            plumb::address_pod_routes(&pod, veth.pod_index, &ips2, &routes2)?;
         }
         Ok(veth.host_mac)
     })
@@ -316,11 +471,13 @@ async fn plug(
 
     let bridge = plumb::bridge(ovs, &agent.config.bridge).await?;
     let mut tags: BTreeMap<String, String> = plumb::attachment_tags(req);
+    tags.insert(names::INTERFACE.to_string(), ifname.clone());
+    tags.insert(names::CNI_NETWORK.to_string(), att.cni_network.clone());
     tags.insert(names::LOGICAL_SWITCH.to_string(), att.logical_switch.clone());
     tags.insert(names::NETWORK.to_string(), att.network.clone());
     tags.insert(names::NODE.to_string(), agent.config.node_name.clone());
     tags.insert(names::POD_UID.to_string(), uid.to_string());
-    made.port = Some(plumb::plug(ovs, &bridge, &host_if, lsp, &att.mac, Some(uid), &tags).await?);
+    made.ports.push(plumb::plug(ovs, &bridge, &host_if, lsp, &att.mac, Some(uid), &tags).await?);
     drop(permit);
 
     let port_up = Duration::from_millis(req.config.kubetron.port_up_timeout_ms);
@@ -336,21 +493,19 @@ async fn plug(
         })?;
     }
 
-    let pod_ns = Netns::open(netns).map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", netns.display())))?;
-    let gateways: Vec<IpAddr> = att.gateways.clone();
-    let (ips, routes): (Vec<IpNet>, Vec<(IpNet, IpAddr)>) = (att.ips.clone(), att.routes.iter().map(|r| (r.dst, r.gw)).collect());
-    let addresses = (att.addressing == Addressing::Static).then_some(plumb::Addresses { ips: &ips, gateways: &gateways, routes: &routes });
+    let pod_ns = Netns::open(&netns).map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", netns.display())))?;
+    let addresses = (addressing == Addressing::Static).then_some(plumb::Addresses { ips: &ips, gateways: &att.gateways, routes: &routes });
     Ok(plumb::attachment_result(req.version(), (&host_if, host_mac), (&pod_ns, &ifname, mac, att.mtu), addresses))
 }
 
 /// Undoes a failed ADD (failures are logged: the ADD's own error is what the runtime sees).
 async fn undo(agent: &Agent, made: Made) {
-    if let Some(p) = made.port {
+    for p in made.ports.into_iter().rev() {
         if let Err(e) = plumb::unplug(agent.ovs.client(), p).await {
             warn!("undoing a failed ADD: {}", e.msg);
         }
     }
-    if let Some(v) = made.veth {
+    for v in made.veths.into_iter().rev() {
         if let Err(e) = delete_veth(agent, v).await {
             warn!("undoing a failed ADD: {}", e.msg);
         }
@@ -497,11 +652,11 @@ mod tests {
     fn attachments_must_name_the_pods_own_port_and_this_network() {
         let r = req("red", "net1");
         let pod = PodId::of(&r).unwrap();
-        assert!(check_attachment(&r, &pod, &attachment("team-a_web-0_net1")).is_ok());
-        let e = check_attachment(&r, &pod, &attachment("team-b_db-0_net1")).unwrap_err();
+        assert!(check_attachment(&r, &pod, &attachment("team-a_web-0_net1"), true).is_ok());
+        let e = check_attachment(&r, &pod, &attachment("team-b_db-0_net1"), true).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{e:?}");
         assert!(e.msg.contains("team-b_db-0_net1") && e.msg.contains("refusing"), "{e:?}");
-        let e = check_attachment(&req("blue", "net1"), &pod, &attachment("team-a_web-0_net1")).unwrap_err();
+        let e = check_attachment(&req("blue", "net1"), &pod, &attachment("team-a_web-0_net1"), true).unwrap_err();
         assert!(e.msg.contains("\"blue\""), "{e:?}");
     }
 
@@ -512,6 +667,7 @@ mod tests {
         let r = req("red", "net1");
         let pod = PodId::of(&r).unwrap();
         let none = |_: &str| false;
+        let pick = |p: &PodMeta| interface_of(&pod, p, "net1");
         let mut seen = None;
         let wait_text = |s: Step<Attachment, CniError>| match s {
             Step::Wait(w) => w,
@@ -523,37 +679,44 @@ mod tests {
             Step::Ready(_) => panic!("ready"),
             Step::Wait(w) => panic!("wait {w}"),
         };
-        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, None)).contains("to appear"));
+        assert!(wait_text(decide(&pod, "n1", &mut seen, none, None, pick)).contains("to appear"));
         // Deleted before this request ever saw it: fail at once.
-        assert!(fail(decide(&pod, "net1", "n1", &mut seen, |u| u == "u1", None)).msg.contains("was deleted"));
+        assert!(fail(decide(&pod, "n1", &mut seen, |u| u == "u1", None, pick)).msg.contains("was deleted"));
         // Another generation cached: wait (the cache may lag behind).
-        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u0", None)))).contains("UID u1"));
+        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u0", None)), |p| interface_of(&pod, p, "net1")))
+            .contains("UID u1"));
         // Ours, without hand-off; v0 list; a hand-off for another UID: all wait for the controller.
-        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", None)))).contains("hand over net1"));
+        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", None)), |p| interface_of(&pod, p, "net1")))
+            .contains("hand over the interfaces"));
         assert_eq!(seen.as_deref(), Some("u1"));
         let v0 = r#"[{"interface": "net1"}]"#;
-        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some(v0))))).contains("hand over"));
+        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(v0)), |p| interface_of(&pod, p, "net1"))))
+            .contains("hand over"));
         let mut h = model::handoff::Handoff::new("u0", vec![attachment("team-a_web-0_net1")]);
         let other = handoff::render(&h);
-        assert!(wait_text(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some(&other))))).contains("for UID u0"));
+        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&other)), |p| interface_of(&pod, p, "net1"))))
+            .contains("for UID u0"));
         h.pod_uid = "u1".into();
         let ours = handoff::render(&h);
-        assert!(wait_text(decide(&pod, "net2", "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours))))).contains("[\"net1\"]"));
-        match decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours)))) {
+        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours)), |p| interface_of(&pod, p, "net2"))))
+            .contains("[\"net1\"]"));
+        match decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours)), |p| interface_of(&pod, p, "net1"))) {
             Step::Ready(a) => assert_eq!(a.logical_port, "team-a_web-0_net1"),
             _ => panic!("not ready"),
         }
         // A newer writer's value, or garbage: refused (7), no waiting.
         let v2 = r#"{"version": 2, "pod_uid": "u1", "interfaces": []}"#;
-        let e = fail(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some(v2)))));
+        let e = fail(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(v2)), |p| interface_of(&pod, p, "net1"))));
         assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
         assert!(e.msg.contains("upgrade the node agent"), "{e:?}");
         assert_eq!(
-            fail(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u1", Some("{"))))).code,
+            fail(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some("{")), |p| interface_of(&pod, p, "net1")))).code,
             ErrorCode::InvalidNetworkConfig
         );
         // Seen, then gone or re-created: fail.
-        assert!(fail(decide(&pod, "net1", "n1", &mut seen, none, None)).msg.contains("(UID u1) was deleted"));
-        assert!(fail(decide(&pod, "net1", "n1", &mut seen, none, Some(&pod_meta("u2", None)))).msg.contains("re-created (now UID u2)"));
+        assert!(fail(decide(&pod, "n1", &mut seen, none, None, pick)).msg.contains("(UID u1) was deleted"));
+        assert!(fail(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u2", None)), |p| interface_of(&pod, p, "net1")))
+            .msg
+            .contains("re-created (now UID u2)"));
     }
 }
