@@ -109,7 +109,9 @@ impl Plugin for Shim {
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         if asks_for_nothing(req) {
             return req.prev_result.clone().ok_or_else(|| {
-                CniError::invalid_config("chained mode needs prevResult: kubetron must come after the cluster's default plugin in the conflist")
+                CniError::invalid_config(
+                    "chained mode needs prevResult: kubetron must come after the cluster's default plugin in the conflist",
+                )
             });
         }
         let r = self.forward(req)?.ok_or_else(|| CniError::internal("the kubetron node agent answered ADD without a result"))?;

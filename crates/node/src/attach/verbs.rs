@@ -690,27 +690,27 @@ mod tests {
             .contains("hand over the interfaces"));
         assert_eq!(seen.as_deref(), Some("u1"));
         let v0 = r#"[{"interface": "net1"}]"#;
-        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(v0)), |p| interface_of(&pod, p, "net1"))))
+        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(v0))), |p| interface_of(&pod, p, "net1")))
             .contains("hand over"));
         let mut h = model::handoff::Handoff::new("u0", vec![attachment("team-a_web-0_net1")]);
         let other = handoff::render(&h);
-        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&other)), |p| interface_of(&pod, p, "net1"))))
+        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&other))), |p| interface_of(&pod, p, "net1")))
             .contains("for UID u0"));
         h.pod_uid = "u1".into();
         let ours = handoff::render(&h);
-        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours)), |p| interface_of(&pod, p, "net2"))))
+        assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours))), |p| interface_of(&pod, p, "net2")))
             .contains("[\"net1\"]"));
-        match decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours)), |p| interface_of(&pod, p, "net1"))) {
+        match decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours))), |p| interface_of(&pod, p, "net1")) {
             Step::Ready(a) => assert_eq!(a.logical_port, "team-a_web-0_net1"),
             _ => panic!("not ready"),
         }
         // A newer writer's value, or garbage: refused (7), no waiting.
         let v2 = r#"{"version": 2, "pod_uid": "u1", "interfaces": []}"#;
-        let e = fail(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(v2)), |p| interface_of(&pod, p, "net1"))));
+        let e = fail(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(v2))), |p| interface_of(&pod, p, "net1")));
         assert_eq!(e.code, ErrorCode::InvalidNetworkConfig);
         assert!(e.msg.contains("upgrade the node agent"), "{e:?}");
         assert_eq!(
-            fail(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some("{")), |p| interface_of(&pod, p, "net1")))).code,
+            fail(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some("{"))), |p| interface_of(&pod, p, "net1"))).code,
             ErrorCode::InvalidNetworkConfig
         );
         // Seen, then gone or re-created: fail.
