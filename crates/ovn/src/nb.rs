@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use ovsdb::datum::{Datum, Row, Uuid};
-use ovsdb::ops::{Condition, Mutation, Operation, WaitUntil};
+use ovsdb::ops::{Condition, Mutation, Operation, WaitUntil, Where};
 
 use crate::columns::{map_datum, model, set_datum, ColumnKind as K};
 
@@ -210,16 +210,14 @@ impl NewPort {
 pub fn add_port(switch: Uuid, port: &NewPort, uuid_name: &str) -> [Operation; 2] {
     [
         Operation::insert("Logical_Switch_Port").row(port.row()).uuid_name(uuid_name),
-        Operation::mutate("Logical_Switch")
-            .filter(Condition::uuid(switch))
-            .mutation(Mutation::insert("ports", Datum::named_uuid(uuid_name))),
+        Operation::mutate("Logical_Switch", Where::uuid(switch)).mutation(Mutation::insert("ports", Datum::named_uuid(uuid_name))),
     ]
 }
 
 /// The operation that detaches (and so deletes: ports are not root rows) the port `port` from the
 /// switch `switch`.
 pub fn remove_port(switch: Uuid, port: Uuid) -> Operation {
-    Operation::mutate("Logical_Switch").filter(Condition::uuid(switch)).mutation(Mutation::delete("ports", Datum::uuid(port)))
+    Operation::mutate("Logical_Switch", Where::uuid(switch)).mutation(Mutation::delete("ports", Datum::uuid(port)))
 }
 
 /// The operation that creates a logical switch.

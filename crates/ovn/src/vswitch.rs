@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use ovsdb::datum::{Datum, Row, Uuid};
-use ovsdb::ops::{Condition, Mutation, Operation};
+use ovsdb::ops::{Mutation, Operation, Where};
 
 use crate::columns::{map_datum, model, ColumnKind as K};
 
@@ -90,12 +90,12 @@ pub fn plug(bridge: Uuid, ifname: &str, external_ids: &BTreeMap<String, String>)
         Operation::insert("Port")
             .row(Row::new().with("name", ifname).with("interfaces", Datum::named_uuid("iface")).with("external_ids", ids))
             .uuid_name("port"),
-        Operation::mutate("Bridge").filter(Condition::uuid(bridge)).mutation(Mutation::insert("ports", Datum::named_uuid("port"))),
+        Operation::mutate("Bridge", Where::uuid(bridge)).mutation(Mutation::insert("ports", Datum::named_uuid("port"))),
     ]
 }
 
 /// The operation that removes the port `port` from the bridge `bridge` (the port and its interfaces
 /// are not root rows, so the database deletes them).
 pub fn unplug(bridge: Uuid, port: Uuid) -> Operation {
-    Operation::mutate("Bridge").filter(Condition::uuid(bridge)).mutation(Mutation::delete("ports", Datum::uuid(port)))
+    Operation::mutate("Bridge", Where::uuid(bridge)).mutation(Mutation::delete("ports", Datum::uuid(port)))
 }

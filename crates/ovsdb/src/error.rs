@@ -91,6 +91,10 @@ pub enum Error {
     Transaction(TxnError),
     #[error("schema check failed: {0}")]
     Check(CheckError),
+    /// An update, mutate or delete whose `where` restricts nothing (no condition, or only `true`)
+    /// without having been built with [`crate::ops::Where::every_row`]; refused before sending.
+    #[error("{op} on table {table} has no condition restricting the rows it applies to; use Where::every_row() if every row is meant")]
+    UnboundedWhere { op: &'static str, table: String },
     #[error("schema: {0}")]
     Schema(String),
     #[error("unknown database {0:?}")]

@@ -40,7 +40,7 @@ fn foldable(op: &Operation) -> Option<(&str, Uuid, &str, &'static str)> {
     if !matches!(*mutator, "insert" | "delete") || value.is_map() || value.as_set().is_none() {
         return None;
     }
-    Some((table.as_str(), single_row(conditions)?, column.as_str(), mutator))
+    Some((table.as_str(), single_row(conditions.conditions())?, column.as_str(), mutator))
 }
 
 /// What an operation may read or change, as far as folding is concerned.
@@ -58,7 +58,7 @@ fn reach(op: &Operation) -> Reach<'_> {
         Operation::Insert { .. } | Operation::Comment(_) => Reach::Nothing,
         Operation::Mutate { table, conditions, .. }
         | Operation::Update { table, conditions, .. }
-        | Operation::Delete { table, conditions } => match single_row(conditions) {
+        | Operation::Delete { table, conditions } => match single_row(conditions.conditions()) {
             Some(row) => Reach::Row { table, row, columns: None },
             None => Reach::Any,
         },
@@ -139,15 +139,16 @@ impl Folded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::Where;
 
     fn u(n: u128) -> Uuid {
         Uuid::from_u128(n)
     }
     fn add(row: Uuid, name: &str) -> Operation {
-        Operation::mutate("LS").filter(Condition::uuid(row)).mutation(Mutation::insert("ports", Datum::named_uuid(name)))
+        Operation::mutate("LS", Where::uuid(row)).mutation(Mutation::insert("ports", Datum::named_uuid(name)))
     }
     fn del(row: Uuid, name: &str) -> Operation {
-        Operation::mutate("LS").filter(Condition::uuid(row)).mutation(Mutation::delete("ports", Datum::named_uuid(name)))
+        Operation::mutate("LS", Where::uuid(row)).mutation(Mutation::delete("ports", Datum::named_uuid(name)))
     }
     fn ins(name: &str) -> Operation {
         Operation::insert("LSP").set("name", name).uuid_name(name)
@@ -182,9 +183,9 @@ mod tests {
         let f = fold(vec![add(s, "a"), Operation::select("LS"), add(s, "b")]);
         assert_eq!(f.ops.len(), 3);
         // An update of the same row ends its groups; one of another row does not.
-        let f = fold(vec![add(s, "a"), Operation::update("LS").filter(Condition::uuid(s)).set("name", "x"), add(s, "b")]);
+        let f = fold(vec![add(s, "a"), Operation::update("LS", Where::uuid(s)).set("name", "x"), add(s, "b")]);
         assert_eq!(f.ops.len(), 3);
-        let f = fold(vec![add(s, "a"), Operation::update("LS").filter(Condition::uuid(u(9))).set("name", "x"), add(s, "b")]);
+        let f = fold(vec![add(s, "a"), Operation::update("LS", Where::uuid(u(9))).set("name", "x"), add(s, "b")]);
         assert_eq!(f.ops.len(), 2);
         // A wait on the row's other columns (the controller's guard on the switch name) does not
         // stop folding; a wait on the mutated column does.
@@ -192,10 +193,9 @@ mod tests {
         assert_eq!(fold(vec![add(s, "a"), wait(&["name"]), add(s, "b")]).ops.len(), 2);
         assert_eq!(fold(vec![add(s, "a"), wait(&["ports"]), add(s, "b")]).ops.len(), 3);
         // Rows named otherwise than by _uuid, and map columns, are never folded.
-        let by_name = || Operation::mutate("LS").where_eq("name", "n").mutation(Mutation::insert("ports", Datum::named_uuid("x")));
+        let by_name = || Operation::mutate("LS", Where::eq("name", "n")).mutation(Mutation::insert("ports", Datum::named_uuid("x")));
         assert_eq!(fold(vec![by_name(), by_name()]).ops.len(), 2);
-        let map =
-            |k: &str| Operation::mutate("LS").filter(Condition::uuid(s)).mutation(Mutation::insert("external_ids", Datum::map([(k, "v")])));
+        let map = |k: &str| Operation::mutate("LS", Where::uuid(s)).mutation(Mutation::insert("external_ids", Datum::map([(k, "v")])));
         assert_eq!(fold(vec![map("a"), map("b")]).ops.len(), 2);
     }
 

@@ -27,6 +27,10 @@
 //!   integer/real ranges, string lengths, set sizes, map key/value types, reference types) before
 //!   sending, failing with [`Error::Check`] naming table, column and value; server-side failures
 //!   become [`Error::Transaction`] with the server's `error` and `details`.
+//! - `update`, `mutate` and `delete` take their `where` as a [`Where`], which has no empty
+//!   constructor: every row is [`Where::every_row`], said explicitly. A `where` restricting nothing
+//!   otherwise (only `true` constants) is refused before sending with [`Error::UnboundedWhere`],
+//!   by `transact` and `transact_unchecked` alike.
 //! - Monitors survive reconnects: `monitor_cond_since` resumes from the last transaction id when
 //!   the server still has it (clustered databases), else the monitor restarts with a
 //!   [`MonitorEvent::Reset`].
@@ -38,12 +42,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ovsdb::Error> {
-//! use ovsdb::{Client, ClientConfig, Operation, Datum, Mutation};
+//! use ovsdb::{Client, ClientConfig, Operation, Datum, Mutation, Where};
 //! let client = Client::connect(ClientConfig::new("unix:/run/ovn/ovnnb_db.sock")?.database("OVN_Northbound")).await?;
 //! let r = client.transact("OVN_Northbound", vec![
 //!     Operation::insert("Logical_Switch").set("name", "ls1").uuid_name("ls"),
 //!     Operation::insert("Logical_Switch_Port").set("name", "p1").uuid_name("p"),
-//!     Operation::mutate("Logical_Switch").filter(ovsdb::Condition::eq("_uuid", Datum::named_uuid("ls")))
+//!     Operation::mutate("Logical_Switch", Where::eq("_uuid", Datum::named_uuid("ls")))
 //!         .mutation(Mutation::insert("ports", Datum::named_uuid("p"))),
 //! ]).await?;
 //! # Ok(()) }
@@ -68,7 +72,7 @@ pub use codec::JsonCodec;
 pub use datum::{Atom, Datum, Row, Uuid};
 pub use error::{CheckError, CodecError, Error, Result, TxnError};
 pub use monitor::{Monitor, MonitorEvent, MonitorMethod, MonitorRequest, MonitorTable, RowUpdate, TableUpdate, TableUpdates};
-pub use ops::{Condition, Function, Mutation, OpResult, Operation, WaitUntil};
+pub use ops::{Condition, Function, Mutation, OpResult, Operation, WaitUntil, Where};
 pub use replica::{IndexSpec, Replica, ReplicaConfig, Snapshot, TableData};
 pub use schema::{AtomicType, BaseType, ColumnSchema, ColumnType, DatabaseSchema, TableSchema};
 pub use tls::TlsConfig;

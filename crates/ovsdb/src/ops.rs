@@ -90,6 +90,103 @@ impl Serialize for Condition {
     }
 }
 
+/// The `where` of an `update`, `mutate` or `delete`: at least one condition, or, said explicitly
+/// with [`Where::every_row`], every row of the table. There is no empty constructor, so an
+/// operation on every row cannot be written by accident; [`Operation::check`] (and
+/// [`crate::Client::transact_unchecked`]) also refuse a `where` with no restricting condition
+/// (none, or only `true` constants) that was not built with [`Where::every_row`].
+///
+/// Built from the same constructors as [`Condition`] (`Where::uuid(u)`, `Where::eq(column,
+/// value)`, ...), more conditions added with [`Where::and`]; on the wire it is the usual array of
+/// conditions (`every_row()` is `"where": []`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Where {
+    conditions: Vec<Condition>,
+    every_row: bool,
+}
+
+impl Where {
+    /// Every row of the table: `"where": []`. Only for operations that really mean it.
+    pub fn every_row() -> Where {
+        Where { conditions: vec![], every_row: true }
+    }
+    /// The rows matching `c`.
+    pub fn condition(c: Condition) -> Where {
+        Where { conditions: vec![c], every_row: false }
+    }
+    /// The rows where `column function value` holds.
+    pub fn new(column: &str, function: Function, value: impl Into<Datum>) -> Where {
+        Self::condition(Condition::new(column, function, value))
+    }
+    pub fn eq(column: &str, value: impl Into<Datum>) -> Where {
+        Self::condition(Condition::eq(column, value))
+    }
+    pub fn ne(column: &str, value: impl Into<Datum>) -> Where {
+        Self::condition(Condition::ne(column, value))
+    }
+    pub fn lt(column: &str, value: impl Into<Datum>) -> Where {
+        Self::condition(Condition::lt(column, value))
+    }
+    pub fn gt(column: &str, value: impl Into<Datum>) -> Where {
+        Self::condition(Condition::gt(column, value))
+    }
+    pub fn includes(column: &str, value: impl Into<Datum>) -> Where {
+        Self::condition(Condition::includes(column, value))
+    }
+    pub fn excludes(column: &str, value: impl Into<Datum>) -> Where {
+        Self::condition(Condition::excludes(column, value))
+    }
+    /// The row `_uuid == u`.
+    pub fn uuid(u: Uuid) -> Where {
+        Self::condition(Condition::uuid(u))
+    }
+    /// The rows whose string map `column` contains `key=value`.
+    pub fn map_entry(column: &str, key: &str, value: &str) -> Where {
+        Self::condition(Condition::map_entry(column, key, value))
+    }
+    /// Also requires `c` (conditions of a `where` all have to hold).
+    pub fn and(mut self, c: Condition) -> Where {
+        self.conditions.push(c);
+        self
+    }
+    /// The conditions, in order (empty for [`Where::every_row`]).
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    /// Built with [`Where::every_row`].
+    pub fn is_every_row(&self) -> bool {
+        self.every_row
+    }
+    /// Whether some condition restricts the rows (a `true` constant does not).
+    fn restricts(&self) -> bool {
+        self.conditions.iter().any(|c| !matches!(c, Condition::Const(true)))
+    }
+    /// Refuses a `where` that matches every row without having been built to (see [`Where`]).
+    fn check_bounded(&self, op: &'static str, table: &str) -> Result<()> {
+        if self.every_row || self.restricts() {
+            Ok(())
+        } else {
+            Err(Error::UnboundedWhere { op, table: table.to_string() })
+        }
+    }
+    fn check(&mut self, schema: &DatabaseSchema, op: &'static str, table: &str) -> Result<()> {
+        self.check_bounded(op, table)?;
+        self.conditions.iter_mut().try_for_each(|c| c.check(schema, table))
+    }
+}
+
+impl From<Condition> for Where {
+    fn from(c: Condition) -> Where {
+        Where::condition(c)
+    }
+}
+
+impl Serialize for Where {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.conditions.serialize(s)
+    }
+}
+
 /// A mutation of the `mutate` operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mutation {
@@ -141,15 +238,18 @@ pub enum WaitUntil {
     NotEqual,
 }
 
-/// One operation of a transaction. Build with the constructors (`Operation::insert("T")` ...)
-/// and the builder methods; methods that do not apply to an operation kind are ignored.
+/// One operation of a transaction. Build with the constructors (`Operation::insert("T")`,
+/// `Operation::delete("T", Where::uuid(u))` ...) and the builder methods; methods that do not
+/// apply to an operation kind are ignored. `update`, `mutate` and `delete` take their `where` as a
+/// [`Where`], which cannot be empty by accident; `select` and `wait` start with no condition
+/// (every row) and take them through [`Operation::filter`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
     Insert { table: String, row: Row, uuid_name: Option<String>, uuid: Option<Uuid> },
     Select { table: String, conditions: Vec<Condition>, columns: Option<Vec<String>> },
-    Update { table: String, conditions: Vec<Condition>, row: Row },
-    Mutate { table: String, conditions: Vec<Condition>, mutations: Vec<Mutation> },
-    Delete { table: String, conditions: Vec<Condition> },
+    Update { table: String, conditions: Where, row: Row },
+    Mutate { table: String, conditions: Where, mutations: Vec<Mutation> },
+    Delete { table: String, conditions: Where },
     Wait { table: String, conditions: Vec<Condition>, columns: Vec<String>, until: WaitUntil, rows: Vec<Row>, timeout_ms: Option<u64> },
     Commit { durable: bool },
     Abort,
@@ -164,14 +264,17 @@ impl Operation {
     pub fn select(table: &str) -> Operation {
         Operation::Select { table: table.into(), conditions: vec![], columns: None }
     }
-    pub fn update(table: &str) -> Operation {
-        Operation::Update { table: table.into(), conditions: vec![], row: Row::new() }
+    /// `update` of the rows matching `w` (columns given with [`Operation::set`] or [`Operation::row`]).
+    pub fn update(table: &str, w: Where) -> Operation {
+        Operation::Update { table: table.into(), conditions: w, row: Row::new() }
     }
-    pub fn mutate(table: &str) -> Operation {
-        Operation::Mutate { table: table.into(), conditions: vec![], mutations: vec![] }
+    /// `mutate` of the rows matching `w` (mutations given with [`Operation::mutation`]).
+    pub fn mutate(table: &str, w: Where) -> Operation {
+        Operation::Mutate { table: table.into(), conditions: w, mutations: vec![] }
     }
-    pub fn delete(table: &str) -> Operation {
-        Operation::Delete { table: table.into(), conditions: vec![] }
+    /// `delete` of the rows matching `w`.
+    pub fn delete(table: &str, w: Where) -> Operation {
+        Operation::Delete { table: table.into(), conditions: w }
     }
     /// `wait` until the rows matching the conditions, projected on `columns`, equal `rows`
     /// (change with [`Operation::until`]).
@@ -228,14 +331,14 @@ impl Operation {
         }
         self
     }
-    /// Adds a condition (`where` clause element).
+    /// Adds a condition (`where` clause element) to a select or wait, or one more to the [`Where`]
+    /// of an update, mutate or delete.
     pub fn filter(mut self, c: Condition) -> Operation {
         match &mut self {
-            Operation::Select { conditions, .. }
-            | Operation::Update { conditions, .. }
-            | Operation::Mutate { conditions, .. }
-            | Operation::Delete { conditions, .. }
-            | Operation::Wait { conditions, .. } => conditions.push(c),
+            Operation::Select { conditions, .. } | Operation::Wait { conditions, .. } => conditions.push(c),
+            Operation::Update { conditions, .. } | Operation::Mutate { conditions, .. } | Operation::Delete { conditions, .. } => {
+                conditions.conditions.push(c)
+            }
             _ => {}
         }
         self
@@ -290,12 +393,26 @@ impl Operation {
         }
     }
 
-    /// Normalizes and checks every value of this operation against the schema.
+    /// Refuses an update, mutate or delete whose `where` restricts nothing without having been
+    /// built with [`Where::every_row`] ([`Error::UnboundedWhere`]). Needs no schema; part of
+    /// [`Operation::check`], and [`crate::Client::transact_unchecked`] runs it too.
+    pub fn check_where(&self) -> Result<()> {
+        match self {
+            Operation::Update { table, conditions, .. }
+            | Operation::Mutate { table, conditions, .. }
+            | Operation::Delete { table, conditions } => conditions.check_bounded(self.op_name(), table),
+            _ => Ok(()),
+        }
+    }
+
+    /// Normalizes and checks every value of this operation against the schema, and that an
+    /// update, mutate or delete does not apply to every row by accident ([`Operation::check_where`]).
     pub fn check(&mut self, schema: &DatabaseSchema) -> Result<()> {
+        let op = self.op_name();
         match self {
             Operation::Insert { table, row, .. } => schema.check_row(table, row, false),
             Operation::Update { table, conditions, row } => {
-                conditions.iter_mut().try_for_each(|c| c.check(schema, table))?;
+                conditions.check(schema, op, table)?;
                 schema.check_row(table, row, true)
             }
             Operation::Select { table, conditions, columns } => {
@@ -306,12 +423,12 @@ impl Operation {
                 }
             }
             Operation::Mutate { table, conditions, mutations } => {
-                conditions.iter_mut().try_for_each(|c| c.check(schema, table))?;
+                conditions.check(schema, op, table)?;
                 mutations.iter_mut().try_for_each(|m| schema.check_mutation(table, &m.column, m.mutator, &mut m.value))
             }
             Operation::Delete { table, conditions } => {
                 schema.table(table)?;
-                conditions.iter_mut().try_for_each(|c| c.check(schema, table))
+                conditions.check(schema, op, table)
             }
             Operation::Wait { table, conditions, columns, rows, .. } => {
                 conditions.iter_mut().try_for_each(|c| c.check(schema, table))?;
@@ -481,8 +598,7 @@ mod tests {
             serde_json::to_string(&op).unwrap(),
             r#"{"op":"insert","table":"Logical_Switch","row":{"name":"ls1"},"uuid-name":"ls"}"#
         );
-        let op = Operation::mutate("Logical_Switch")
-            .where_eq("name", "ls1")
+        let op = Operation::mutate("Logical_Switch", Where::eq("name", "ls1"))
             .mutation(Mutation::insert("ports", Datum::set([Datum::named_uuid("p").as_atom().unwrap().clone()])));
         assert_eq!(
             serde_json::to_string(&op).unwrap(),
@@ -490,6 +606,138 @@ mod tests {
         );
         let p = transact_params("DB", &[Operation::comment("hi"), Operation::commit(false)]).unwrap();
         assert_eq!(std::str::from_utf8(&p).unwrap(), r#"["DB",{"op":"comment","comment":"hi"},{"op":"commit","durable":false}]"#);
+    }
+
+    fn json(op: &Operation) -> Value {
+        serde_json::to_value(op).unwrap()
+    }
+
+    /// delete/update/mutate with a `Where` are the RFC 7047 (5.2.4 to 5.2.6) objects, conditions
+    /// `[column, function, value]` in the order given.
+    #[test]
+    fn where_wire_shape_is_rfc_7047() {
+        let u = Uuid::parse_str("36bf4bd0-9b7c-4b16-bd55-7b1f29ef0f6c").unwrap();
+        let uuid_json = serde_json::json!(["uuid", "36bf4bd0-9b7c-4b16-bd55-7b1f29ef0f6c"]);
+        assert_eq!(
+            json(&Operation::delete("Logical_Switch", Where::uuid(u))),
+            serde_json::json!({"op": "delete", "table": "Logical_Switch", "where": [["_uuid", "==", uuid_json]]})
+        );
+        assert_eq!(
+            serde_json::to_string(&Operation::delete("T", Where::eq("name", "a"))).unwrap(),
+            r#"{"op":"delete","table":"T","where":[["name","==","a"]]}"#
+        );
+        let op = Operation::update("Logical_Switch_Port", Where::eq("name", "p1").and(Condition::new("tag", Function::Gt, 5)))
+            .set("enabled", false);
+        assert_eq!(
+            serde_json::to_string(&op).unwrap(),
+            r#"{"op":"update","table":"Logical_Switch_Port","where":[["name","==","p1"],["tag",">",5]],"row":{"enabled":false}}"#
+        );
+        let op = Operation::mutate("Logical_Switch", Where::includes("ports", Datum::uuid(u)))
+            .mutation(Mutation::delete("ports", Datum::uuid(u)))
+            .mutation(Mutation::add("n", 1));
+        assert_eq!(
+            json(&op),
+            serde_json::json!({
+                "op": "mutate", "table": "Logical_Switch",
+                "where": [["ports", "includes", uuid_json]],
+                "mutations": [["ports", "delete", uuid_json], ["n", "+=", 1]],
+            })
+        );
+        let op = Operation::update("T", Where::map_entry("external_ids", "k", "v").and(Condition::excludes("s", "x"))).set("a", 1);
+        assert_eq!(
+            serde_json::to_string(&op).unwrap(),
+            r#"{"op":"update","table":"T","where":[["external_ids","includes",["map",[["k","v"]]]],["s","excludes","x"]],"row":{"a":1}}"#
+        );
+        // Every constructor is the Condition constructor of the same name, as the only condition.
+        for (w, c) in [
+            (Where::new("c", Function::Le, 1), Condition::new("c", Function::Le, 1)),
+            (Where::ne("c", 1), Condition::ne("c", 1)),
+            (Where::lt("c", 1), Condition::lt("c", 1)),
+            (Where::gt("c", 1), Condition::gt("c", 1)),
+            (Where::excludes("c", "x"), Condition::excludes("c", "x")),
+            (Where::condition(Condition::Const(false)), Condition::Const(false)),
+            (Condition::eq("c", 1).into(), Condition::eq("c", 1)),
+        ] {
+            assert_eq!(w.conditions(), std::slice::from_ref(&c));
+            assert!(!w.is_every_row());
+            assert_eq!(json(&Operation::delete("T", w))["where"], serde_json::json!([c]));
+        }
+        // `filter` after the constructor adds to the `Where`, as `and` does.
+        assert_eq!(
+            Operation::delete("T", Where::uuid(u)).filter(Condition::eq("name", "a")),
+            Operation::delete("T", Where::uuid(u).and(Condition::eq("name", "a")))
+        );
+    }
+
+    #[test]
+    fn every_row_is_an_empty_where() {
+        let w = Where::every_row();
+        assert!(w.is_every_row() && w.conditions().is_empty());
+        assert_eq!(serde_json::to_string(&Operation::delete("T", w.clone())).unwrap(), r#"{"op":"delete","table":"T","where":[]}"#);
+        assert_eq!(
+            serde_json::to_string(&Operation::update("T", w.clone()).set("a", 1)).unwrap(),
+            r#"{"op":"update","table":"T","where":[],"row":{"a":1}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Operation::mutate("T", w).mutation(Mutation::add("n", 1))).unwrap(),
+            r#"{"op":"mutate","table":"T","where":[],"mutations":[["n","+=",1]]}"#
+        );
+        // select keeps its optional filter: no condition is every row.
+        assert_eq!(serde_json::to_string(&Operation::select("T")).unwrap(), r#"{"op":"select","table":"T","where":[]}"#);
+    }
+
+    fn schema() -> DatabaseSchema {
+        DatabaseSchema::from_json(&serde_json::json!({
+            "name": "DB", "version": "1.0.0",
+            "tables": {"T": {"columns": {"name": {"type": "string"}, "n": {"type": "integer"}}}},
+        }))
+        .unwrap()
+    }
+
+    /// A `where` restricting nothing (none, or only `true`) that was not built with `every_row()`
+    /// is refused by `check` and `check_where`, for each of delete, update and mutate.
+    #[test]
+    fn check_refuses_an_unbounded_where() {
+        let schema = schema();
+        let unbounded = [Where { conditions: vec![], every_row: false }, Where::condition(Condition::Const(true))];
+        for w in unbounded {
+            for op in [
+                Operation::delete("T", w.clone()),
+                Operation::update("T", w.clone()).set("n", 1),
+                Operation::mutate("T", w.clone()).mutation(Mutation::add("n", 1)),
+            ] {
+                let name = op.op_name();
+                match op.check_where() {
+                    Err(Error::UnboundedWhere { op, table }) => assert_eq!((op, table.as_str()), (name, "T")),
+                    other => panic!("{name} with {w:?}: expected UnboundedWhere, got {other:?}"),
+                }
+                let e = op.clone().check(&schema).unwrap_err();
+                assert!(matches!(e, Error::UnboundedWhere { op, .. } if op == name), "{e}");
+                assert!(e.to_string().contains("Where::every_row()"), "{e}");
+            }
+        }
+        // Said explicitly, or restricted by some condition: accepted.
+        for w in [
+            Where::every_row(),
+            Where::eq("name", "a"),
+            Where::condition(Condition::Const(true)).and(Condition::eq("n", 2)),
+            Where::condition(Condition::Const(false)),
+        ] {
+            for mut op in [
+                Operation::delete("T", w.clone()),
+                Operation::update("T", w.clone()).set("n", 1),
+                Operation::mutate("T", w.clone()).mutation(Mutation::add("n", 1)),
+            ] {
+                op.check_where().unwrap();
+                op.check(&schema).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+            }
+        }
+        // The schema check of the conditions still runs after the bound check.
+        let e = Operation::delete("T", Where::eq("nope", 1)).check(&schema).unwrap_err();
+        assert!(matches!(e, Error::Check(_)), "{e}");
+        // select and wait keep accepting no condition.
+        Operation::select("T").check(&schema).unwrap();
+        Operation::wait("T").columns(["n"]).check(&schema).unwrap();
     }
 
     #[test]

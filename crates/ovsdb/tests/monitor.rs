@@ -6,7 +6,7 @@ use std::time::Duration;
 use common::*;
 use ovsdb::{
     Condition, Datum, LockEvent, MonitorEvent, MonitorMethod, MonitorRequest, MonitorTable, Mutation, Operation, Replica, ReplicaConfig,
-    RowUpdate,
+    RowUpdate, Where,
 };
 
 /// Generous: only reached when something is broken.
@@ -43,9 +43,7 @@ async fn monitor_insert_modify_delete_all_methods() {
         assert!(matches!(&up.tables[0].rows[0].1, RowUpdate::Insert(r) if r.str("name") == name), "{up:?}");
         c.transact(
             NB,
-            vec![Operation::mutate("Logical_Switch")
-                .filter(Condition::uuid(u))
-                .mutation(Mutation::insert("external_ids", Datum::map([("a", "b")])))],
+            vec![Operation::mutate("Logical_Switch", Where::uuid(u)).mutation(Mutation::insert("external_ids", Datum::map([("a", "b")])))],
         )
         .await
         .unwrap();
@@ -55,7 +53,7 @@ async fn monitor_insert_modify_delete_all_methods() {
             RowUpdate::Replace(r) => assert_eq!(r.map_str("external_ids", "a"), Some("b")),
             other => panic!("{other:?}"),
         }
-        c.transact(NB, vec![Operation::delete("Logical_Switch").filter(Condition::uuid(u))]).await.unwrap();
+        c.transact(NB, vec![Operation::delete("Logical_Switch", Where::uuid(u))]).await.unwrap();
         let MonitorEvent::Update(up) = next_event(&mut m).await else { panic!() };
         assert_eq!(up.tables[0].rows[0], (u, RowUpdate::Delete));
         m.cancel().await.unwrap();
@@ -85,8 +83,8 @@ async fn monitor_conditions_and_change() {
     c.transact(
         NB,
         vec![
-            Operation::update("Logical_Switch").where_eq("name", "a").set("external_ids", Datum::map([("x", "1")])),
-            Operation::update("Logical_Switch").where_eq("name", "b").set("external_ids", Datum::map([("y", "2")])),
+            Operation::update("Logical_Switch", Where::eq("name", "a")).set("external_ids", Datum::map([("x", "1")])),
+            Operation::update("Logical_Switch", Where::eq("name", "b")).set("external_ids", Datum::map([("y", "2")])),
         ],
     )
     .await
@@ -127,8 +125,8 @@ async fn replica_indexes_and_wait() {
                     .set("name", "p2")
                     .set("external_ids", Datum::map([("pod", "ns/b")]))
                     .uuid_name("p2"),
-                Operation::mutate("Logical_Switch").where_eq("name", "ls0").mutation(Mutation::insert("ports", Datum::named_uuid("p1"))),
-                Operation::mutate("Logical_Switch").where_eq("name", "ls0").mutation(Mutation::insert("ports", Datum::named_uuid("p2"))),
+                Operation::mutate("Logical_Switch", Where::eq("name", "ls0")).mutation(Mutation::insert("ports", Datum::named_uuid("p1"))),
+                Operation::mutate("Logical_Switch", Where::eq("name", "ls0")).mutation(Mutation::insert("ports", Datum::named_uuid("p2"))),
             ],
         )
         .await
@@ -143,28 +141,28 @@ async fn replica_indexes_and_wait() {
     assert!(s.version() > s0.version());
 
     // modify via diff: rename and change the indexed map value
-    c.transact(
-        NB,
-        vec![Operation::update("Logical_Switch_Port").filter(Condition::uuid(p1)).set("external_ids", Datum::map([("pod", "ns/c")]))],
-    )
-    .await
-    .unwrap();
+    c.transact(NB, vec![Operation::update("Logical_Switch_Port", Where::uuid(p1)).set("external_ids", Datum::map([("pod", "ns/c")]))])
+        .await
+        .unwrap();
     let s = rep.wait_until(T, |s| s.find_map("Logical_Switch_Port", "external_ids", "pod", "ns/c").len() == 1).await.unwrap();
     assert!(s.find_map("Logical_Switch_Port", "external_ids", "pod", "ns/a").is_empty());
     // remove a port from the set column
-    c.transact(NB, vec![Operation::mutate("Logical_Switch").where_eq("name", "ls0").mutation(Mutation::delete("ports", Datum::uuid(p1)))])
-        .await
-        .unwrap();
+    c.transact(
+        NB,
+        vec![Operation::mutate("Logical_Switch", Where::eq("name", "ls0")).mutation(Mutation::delete("ports", Datum::uuid(p1)))],
+    )
+    .await
+    .unwrap();
     let s = rep.wait_until(T, |s| s.len("Logical_Switch_Port") == 1).await.unwrap();
     assert_eq!(s.find_one("Logical_Switch", "name", "ls0").unwrap().1.get("ports").unwrap().len(), 1);
     // rename the switch: index follows
-    c.transact(NB, vec![Operation::update("Logical_Switch").where_eq("name", "ls0").set("name", "ls9")]).await.unwrap();
+    c.transact(NB, vec![Operation::update("Logical_Switch", Where::eq("name", "ls0")).set("name", "ls9")]).await.unwrap();
     let s = rep.wait_until(T, |s| s.find_one("Logical_Switch", "name", "ls9").is_some()).await.unwrap();
     assert!(s.find_one("Logical_Switch", "name", "ls0").is_none());
     // watch channel wakes on change
     let mut w = rep.subscribe();
     w.borrow_and_update();
-    c.transact(NB, vec![Operation::delete("Logical_Switch").where_eq("name", "ls9")]).await.unwrap();
+    c.transact(NB, vec![Operation::delete("Logical_Switch", Where::eq("name", "ls9"))]).await.unwrap();
     tokio::time::timeout(T, w.changed()).await.unwrap().unwrap();
     let s = rep.wait_until(T, |s| s.len("Logical_Switch") == 0).await.unwrap();
     assert_eq!(s.len("Logical_Switch_Port"), 0);
@@ -205,7 +203,7 @@ async fn replica_follows_optional_columns() {
         NB,
         vec![
             Operation::insert("Logical_Switch_Port").set("name", "p1").uuid_name("p"),
-            Operation::mutate("Logical_Switch").where_eq("name", "ls0").mutation(Mutation::insert("ports", Datum::named_uuid("p"))),
+            Operation::mutate("Logical_Switch", Where::eq("name", "ls0")).mutation(Mutation::insert("ports", Datum::named_uuid("p"))),
         ],
     )
     .await
@@ -215,7 +213,9 @@ async fn replica_follows_optional_columns() {
         s.find_one("Logical_Switch_Port", "name", "p1").map(|(_, r)| r.get("enabled").cloned().unwrap_or_default())
     };
     for value in [Datum::atom(false), Datum::atom(true), Datum::empty_set(), Datum::atom(true)] {
-        c.transact(NB, vec![Operation::update("Logical_Switch_Port").where_eq("name", "p1").set("enabled", value.clone())]).await.unwrap();
+        c.transact(NB, vec![Operation::update("Logical_Switch_Port", Where::eq("name", "p1")).set("enabled", value.clone())])
+            .await
+            .unwrap();
         let got = rep.wait_until(LONG, |s| enabled(s).as_ref() == Some(&value)).await;
         assert!(got.is_ok(), "replica has enabled={:?}, server has {value}", enabled(&rep.snapshot()));
     }

@@ -1,7 +1,7 @@
 mod common;
 
 use common::*;
-use ovsdb::{Condition, Datum, Error, Function, Mutation, Operation, Row, Uuid, WaitUntil};
+use ovsdb::{Condition, Datum, Error, Function, Mutation, Operation, Row, Uuid, WaitUntil, Where};
 use serde_json::json;
 
 #[tokio::test]
@@ -34,7 +34,7 @@ async fn all_operations() {
                     .set("addresses", Datum::set(["00:00:00:00:00:01 10.0.0.1"]))
                     .uuid_name("p1"),
                 Operation::insert("Logical_Switch_Port").set("name", "p2").set("tag_request", 10).uuid_name("p2"),
-                Operation::mutate("Logical_Switch").filter(Condition::eq("_uuid", Datum::named_uuid("ls"))).mutation(Mutation::insert(
+                Operation::mutate("Logical_Switch", Where::eq("_uuid", Datum::named_uuid("ls"))).mutation(Mutation::insert(
                     "ports",
                     Datum::set([ovsdb::Atom::NamedUuid("p1".into()), ovsdb::Atom::NamedUuid("p2".into())]),
                 )),
@@ -60,18 +60,18 @@ async fn all_operations() {
     assert_eq!(rows[0].map_str("external_ids", "k8s"), Some("net1"));
 
     // update
-    let r = c.transact(NB, vec![Operation::update("Logical_Switch_Port").filter(Condition::uuid(p1)).set("enabled", false)]).await.unwrap();
+    let r = c.transact(NB, vec![Operation::update("Logical_Switch_Port", Where::uuid(p1)).set("enabled", false)]).await.unwrap();
     assert_eq!(r[0].count, Some(1));
     // mutate: arithmetic and map insert/delete
     let r = c
         .transact(
             NB,
             vec![
-                Operation::mutate("Logical_Switch_Port").where_eq("name", "p2").mutation(Mutation::add("tag_request", 5)),
-                Operation::mutate("Logical_Switch")
-                    .where_eq("name", "ls1")
+                Operation::mutate("Logical_Switch_Port", Where::eq("name", "p2")).mutation(Mutation::add("tag_request", 5)),
+                Operation::mutate("Logical_Switch", Where::eq("name", "ls1"))
                     .mutation(Mutation::insert("external_ids", Datum::map([("a", "1")]))),
-                Operation::mutate("Logical_Switch").where_eq("name", "ls1").mutation(Mutation::delete("external_ids", Datum::set(["k8s"]))),
+                Operation::mutate("Logical_Switch", Where::eq("name", "ls1"))
+                    .mutation(Mutation::delete("external_ids", Datum::set(["k8s"]))),
             ],
         )
         .await
@@ -131,7 +131,7 @@ async fn all_operations() {
     assert_eq!(e.txn().unwrap().error, "not owner", "{e}");
 
     // delete: removing the switch garbage-collects its ports (non-root table)
-    let r = c.transact(NB, vec![Operation::delete("Logical_Switch").filter(Condition::uuid(ls))]).await.unwrap();
+    let r = c.transact(NB, vec![Operation::delete("Logical_Switch", Where::uuid(ls))]).await.unwrap();
     assert_eq!(r[0].count, Some(1));
     let r = c.transact(NB, vec![Operation::select("Logical_Switch_Port")]).await.unwrap();
     assert!(r[0].rows.as_ref().unwrap().is_empty());
@@ -192,7 +192,7 @@ async fn error_replies_from_server() {
         (Operation::insert("No_Such_Table"), "no table"),
         (Operation::insert("Logical_Switch").set("no_such_column", 1), "no column"),
         (Operation::insert("ACL").set("action", "bogus"), "allowed values"),
-        (Operation::update("Logical_Switch").where_eq("nope", 1), "no column"),
+        (Operation::update("Logical_Switch", Where::eq("nope", 1)), "no column"),
     ] {
         match c.transact(NB, vec![op]).await {
             Err(Error::Check(ce)) => assert!(ce.to_string().contains(needle), "{ce} lacks {needle}"),
@@ -238,9 +238,7 @@ async fn folded_set_mutations_keep_results_and_effects() {
         let name = format!("fp{j}");
         ops.push(Operation::insert("Logical_Switch_Port").set("name", name.as_str()).uuid_name(&name));
         ops.push(
-            Operation::mutate("Logical_Switch")
-                .filter(Condition::uuid(switches[j % 3]))
-                .mutation(Mutation::insert("ports", Datum::named_uuid(&name))),
+            Operation::mutate("Logical_Switch", Where::uuid(switches[j % 3])).mutation(Mutation::insert("ports", Datum::named_uuid(&name))),
         );
     }
     let r = c.transact(NB, ops).await.unwrap();
@@ -262,9 +260,7 @@ async fn folded_set_mutations_keep_results_and_effects() {
         let name = format!("fq{j}");
         ops.push(Operation::insert("Logical_Switch_Port").set("name", name.as_str()).uuid_name(&name));
         ops.push(
-            Operation::mutate("Logical_Switch")
-                .filter(Condition::uuid(switches[0]))
-                .mutation(Mutation::insert("ports", Datum::named_uuid(&name))),
+            Operation::mutate("Logical_Switch", Where::uuid(switches[0])).mutation(Mutation::insert("ports", Datum::named_uuid(&name))),
         );
     }
     ops.push(Operation::wait("Logical_Switch").where_eq("name", "fold0").columns(["name"]).timeout_ms(0));
@@ -274,4 +270,51 @@ async fn folded_set_mutations_keep_results_and_effects() {
     }
     let sel = c.transact(NB, vec![Operation::select("Logical_Switch").where_eq("name", "fold0").columns(["ports"])]).await.unwrap();
     assert_eq!(sel[0].rows.as_ref().unwrap()[0].get("ports").unwrap().len(), 100);
+}
+
+/// `Where::every_row()` reaches every row on the server; a `where` restricting nothing otherwise
+/// (only a `true` constant) is refused before sending, checked or not, and nothing is changed.
+#[tokio::test]
+async fn every_row_is_explicit_and_an_unbounded_where_is_refused() {
+    let nb = start_nb(false);
+    let c = connect(&nb.server.unix_remote()).await;
+    let names = ["ew0", "ew1", "ew2"];
+    c.transact(NB, names.iter().map(|n| Operation::insert("Address_Set").set("name", *n)).collect()).await.unwrap();
+    let count = || async {
+        let r = c.transact(NB, vec![Operation::select("Address_Set").columns(["name"])]).await.unwrap();
+        r[0].rows.as_ref().unwrap().len()
+    };
+    assert_eq!(count().await, 3);
+
+    let unbounded = || Where::condition(Condition::Const(true));
+    for op in [
+        Operation::delete("Address_Set", unbounded()),
+        Operation::update("Address_Set", unbounded()).set("addresses", Datum::set(["10.0.0.1"])),
+        Operation::mutate("Address_Set", unbounded()).mutation(Mutation::insert("addresses", Datum::set(["10.0.0.1"]))),
+    ] {
+        let name = op.op_name();
+        for checked in [true, false] {
+            let r = if checked { c.transact(NB, vec![op.clone()]).await } else { c.transact_unchecked(NB, vec![op.clone()]).await };
+            match r {
+                Err(Error::UnboundedWhere { op, table }) => assert_eq!((op, table.as_str()), (name, "Address_Set")),
+                other => panic!("{name} (checked: {checked}): expected UnboundedWhere, got {other:?}"),
+            }
+        }
+    }
+    let r = c.transact(NB, vec![Operation::select("Address_Set").columns(["addresses"])]).await.unwrap();
+    assert!(r[0].rows.as_ref().unwrap().iter().all(|row| row.get("addresses").unwrap().is_empty()), "nothing was changed: {r:?}");
+    assert_eq!(count().await, 3);
+
+    // Said explicitly: every row.
+    let r = c
+        .transact(
+            NB,
+            vec![Operation::mutate("Address_Set", Where::every_row()).mutation(Mutation::insert("addresses", Datum::set(["10.0.0.9"])))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r[0].count, Some(3));
+    let r = c.transact(NB, vec![Operation::delete("Address_Set", Where::every_row())]).await.unwrap();
+    assert_eq!(r[0].count, Some(3));
+    assert_eq!(count().await, 0);
 }

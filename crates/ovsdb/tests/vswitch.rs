@@ -2,7 +2,7 @@ mod common;
 
 use common::*;
 use daemons::{OvsdbServer, OvsdbServerConfig};
-use ovsdb::{Condition, Datum, Error, MonitorTable, Mutation, Operation, Replica, ReplicaConfig};
+use ovsdb::{Condition, Datum, Error, MonitorTable, Mutation, Operation, Replica, ReplicaConfig, Where};
 
 const OVS: &str = "Open_vSwitch";
 
@@ -60,7 +60,7 @@ async fn bridge_port_interface() {
                 .set("ofport_request", 10)
                 .uuid_name("i"),
             Operation::insert("Port").set("name", "veth1").set("interfaces", Datum::named_uuid("i")).uuid_name("p"),
-            Operation::mutate("Bridge").where_eq("name", "br-int").mutation(Mutation::insert("ports", Datum::named_uuid("p"))),
+            Operation::mutate("Bridge", Where::eq("name", "br-int")).mutation(Mutation::insert("ports", Datum::named_uuid("p"))),
         ],
     )
     .await
@@ -71,11 +71,11 @@ async fn bridge_port_interface() {
     assert_eq!(iface.i64("ofport_request"), Some(10));
 
     // Checks from the vswitch schema: ofport_request is 1..65279, fail_mode an enum.
-    match c.transact(OVS, vec![Operation::update("Interface").where_eq("name", "veth1").set("ofport_request", 70000)]).await {
+    match c.transact(OVS, vec![Operation::update("Interface", Where::eq("name", "veth1")).set("ofport_request", 70000)]).await {
         Err(Error::Check(e)) => assert!(e.table == "Interface" && e.column == "ofport_request" && e.value == "70000", "{e}"),
         other => panic!("{other:?}"),
     }
-    match c.transact(OVS, vec![Operation::update("Bridge").where_eq("name", "br-int").set("fail_mode", "open")]).await {
+    match c.transact(OVS, vec![Operation::update("Bridge", Where::eq("name", "br-int")).set("fail_mode", "open")]).await {
         Err(Error::Check(e)) => assert!(e.column == "fail_mode" && e.reason.contains("allowed values"), "{e}"),
         other => panic!("{other:?}"),
     }
@@ -87,7 +87,7 @@ async fn bridge_port_interface() {
         .unwrap()[0]
         .uuid("_uuid")
         .unwrap();
-    c.transact(OVS, vec![Operation::mutate("Bridge").where_eq("name", "br-int").mutation(Mutation::delete("ports", Datum::uuid(port)))])
+    c.transact(OVS, vec![Operation::mutate("Bridge", Where::eq("name", "br-int")).mutation(Mutation::delete("ports", Datum::uuid(port)))])
         .await
         .unwrap();
     let snap = rep.wait_until(LONG, |s| s.find_map("Interface", "external_ids", "iface-id", "ns_pod1").is_empty()).await.unwrap();

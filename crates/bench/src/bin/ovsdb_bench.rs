@@ -320,8 +320,7 @@ fn probe_batch(p: &Params) -> Result<String> {
             ops.push(Operation::insert(LSP).row(new_port(j).row()).uuid_name(format!("p{j}")));
             if !grouped {
                 ops.push(
-                    Operation::mutate("Logical_Switch")
-                        .filter(ovsdb::Condition::uuid(f.switches[j % n_sw]))
+                    Operation::mutate("Logical_Switch", ovsdb::Where::uuid(f.switches[j % n_sw]))
                         .mutation(ovsdb::Mutation::insert("ports", Datum::named_uuid(format!("p{j}")))),
                 );
             }
@@ -334,9 +333,7 @@ fn probe_batch(p: &Params) -> Result<String> {
                     continue;
                 }
                 let set = Datum::set(names);
-                ops.push(
-                    Operation::mutate("Logical_Switch").filter(ovsdb::Condition::uuid(*sw)).mutation(ovsdb::Mutation::insert("ports", set)),
-                );
+                ops.push(Operation::mutate("Logical_Switch", ovsdb::Where::uuid(*sw)).mutation(ovsdb::Mutation::insert("ports", set)));
             }
         }
         ops

@@ -12,7 +12,7 @@ use ovn::names;
 use ovn::nb::{self, DhcpOptions, LogicalSwitch, LogicalSwitchPort, NewPort};
 use ovsdb::datum::Uuid;
 use ovsdb::monitor::MonitorTable;
-use ovsdb::ops::{Condition, Operation};
+use ovsdb::ops::{Condition, Operation, Where};
 use ovsdb::replica::{Replica, ReplicaConfig};
 use ovsdb::Client;
 
@@ -287,8 +287,7 @@ pub async fn ensure_port(nb: &Client, req: &Request, switch: &LogicalSwitch, nam
         ops.extend(guards);
         if let Some(old) = &replacing {
             ops.push(
-                Operation::mutate("Logical_Switch")
-                    .filter(Condition::includes("ports", ovsdb::datum::Datum::uuid(old.uuid)))
+                Operation::mutate("Logical_Switch", Where::includes("ports", ovsdb::datum::Datum::uuid(old.uuid)))
                     .mutation(ovsdb::ops::Mutation::delete("ports", ovsdb::datum::Datum::uuid(old.uuid))),
             );
         }

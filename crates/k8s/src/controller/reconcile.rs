@@ -30,7 +30,7 @@ use ovn::columns::map_datum;
 use ovn::names;
 use ovn::nb::NewPort;
 use ovsdb::datum::{Datum, Row, Uuid};
-use ovsdb::ops::{Condition, Mutation, Operation, WaitUntil};
+use ovsdb::ops::{Condition, Mutation, Operation, WaitUntil, Where};
 
 use super::desired::Addressing;
 use super::desired::{DesiredPort, PodRef};
@@ -239,16 +239,14 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                 let moved = !view.switch_has_port(&d.switch, &uuid);
                 let touched = moved || !update.is_empty();
                 if !update.is_empty() {
-                    ops.push(Operation::update(LSP).filter(Condition::uuid(uuid)).row(update));
+                    ops.push(Operation::update(LSP, Where::uuid(uuid)).row(update));
                 }
                 if moved {
                     // Detach from wherever it is, attach to the right switch: the row survives
                     // because it is referenced again when the transaction commits.
                     ops.push(detach(uuid));
                     guard_switch(&mut ops, &mut guarded, d);
-                    ops.push(
-                        Operation::mutate(LS).filter(Condition::uuid(d.switch)).mutation(Mutation::insert("ports", Datum::uuid(uuid))),
-                    );
+                    ops.push(Operation::mutate(LS, Where::uuid(d.switch)).mutation(Mutation::insert("ports", Datum::uuid(uuid))));
                 }
                 if adopt {
                     changes.adopted.push(d.name.clone());
@@ -276,7 +274,7 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
 
 /// Removes port `port` from every switch that lists it (which deletes the port row).
 pub fn detach(port: Uuid) -> Operation {
-    Operation::mutate(LS).filter(Condition::includes("ports", Datum::uuid(port))).mutation(Mutation::delete("ports", Datum::uuid(port)))
+    Operation::mutate(LS, Where::includes("ports", Datum::uuid(port))).mutation(Mutation::delete("ports", Datum::uuid(port)))
 }
 
 fn guard_switch(ops: &mut Vec<Operation>, guarded: &mut HashSet<Uuid>, d: &DesiredPort) {

@@ -270,7 +270,10 @@ impl Client {
     /// Runs a transaction without checking it against the schema.
     /// Set mutations of one row are folded into one (see the `fold` module); the results are one
     /// per operation given, as always.
+    /// An update, mutate or delete with an unrestricted `where` is still refused
+    /// ([`Operation::check_where`]).
     pub async fn transact_unchecked(&self, db: &str, ops: Vec<Operation>) -> Result<Vec<OpResult>> {
+        ops.iter().try_for_each(Operation::check_where)?;
         let f = crate::fold::fold(ops);
         let params = transact_params(db, &f.ops)?;
         let raw = self.call_raw("transact", params).await?;
