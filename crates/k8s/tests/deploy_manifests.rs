@@ -224,6 +224,24 @@ fn workloads_use_their_accounts_and_selectors_match() {
     assert_eq!(vol.host_path.as_ref().unwrap().path, "/opt/cni/bin");
     let script = init.command.as_ref().unwrap().join(" ");
     assert!(script.contains(&format!("{}/kubetron", mount.mount_path)), "{script}");
+    assert!(script.contains("/usr/local/bin/kubetron-cni "), "the shim is what the runtime runs: {script}");
+    // Cluster mode: the agent knows its node, has the socket directory and sees pods' netns.
+    let c = &node.containers[0];
+    let env = c.env.as_ref().unwrap();
+    let node_name = env.iter().find(|e| e.name == "NODE_NAME").expect("NODE_NAME");
+    let field = node_name.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).expect("NODE_NAME from the downward API");
+    assert_eq!(field.field_path, "spec.nodeName");
+    let mounts = c.volume_mounts.as_ref().unwrap();
+    assert!(mounts.iter().any(|m| m.mount_path == "/run/kubetron"), "{mounts:?}");
+    let netns = mounts.iter().find(|m| m.mount_path == "/run/netns").expect("/run/netns mounted");
+    assert_eq!(netns.mount_propagation.as_deref(), Some("HostToContainer"));
+    // No node-side OVN Northbound address or credential anywhere in deploy/.
+    for d in &docs {
+        if d.value["kind"] == "DaemonSet" {
+            let text = d.value.to_string();
+            assert!(!text.contains("KUBETRON_OVN_NB") && !text.contains("ovn-nb-address") && !text.contains("--nb"), "{text}");
+        }
+    }
 }
 
 #[test]

@@ -248,7 +248,10 @@ fn check(c: &Container, subs: &BTreeSet<String>, global_env: &BTreeSet<String>, 
         }
     }
     for (vol, m) in &mounts {
-        if !paths.iter().any(|(_, p)| under(p, m)) {
+        // The node agent's CNI server opens the pods' network namespaces at the paths the runtime
+        // passes in CNI_NETNS (/var/run/netns/... = /run/netns/...): a path of the requests, not of a flag.
+        let from_requests = sub_name == "node" && m == "/run/netns";
+        if !from_requests && !paths.iter().any(|(_, p)| under(p, m)) {
             bad.push(format!("{}: mounts {m} (volume {vol}), a path `kubetron {sub_name}` does not use ({paths:?})", c.at));
         }
         // A host directory the binary knows by its host path is mounted at that same path.
@@ -308,7 +311,7 @@ fn the_check_catches_what_the_issue_found() {
     expect_bad(&mut node, "does not read RUST_LOG", &|v| {
         v["env"].as_array_mut().unwrap().push(serde_json::json!({"name": "RUST_LOG", "value": "info"}))
     });
-    expect_bad(&mut node, "does not read NODE_NAME", &|v| v["env"].as_array_mut().unwrap().push(serde_json::json!({"name": "NODE_NAME"})));
+    expect_bad(&mut node, "does not read NODE_IP", &|v| v["env"].as_array_mut().unwrap().push(serde_json::json!({"name": "NODE_IP"})));
     expect_bad(&mut node, "has no flag --sb", &|v| v["args"].as_array_mut().unwrap().push("--sb=tcp:1.2.3.4:6642".into()));
     expect_bad(&mut node, "/var/lib/kubelet/device-plugins, which no volumeMount provides", &|v| {
         v["volumeMounts"].as_array_mut().unwrap().retain(|m| m["mountPath"] != "/var/lib/kubelet/device-plugins")
