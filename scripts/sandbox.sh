@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KUBETRON_KUBE=0 bash scripts/install-deps.sh
-cargo build --release --locked -q -p kubetron
+cargo build --release --locked -q -p kubetron -p cni --bins
 bin="${CARGO_TARGET_DIR:-target}/release/kubetron"
 
 case "${1:-up}" in

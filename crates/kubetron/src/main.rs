@@ -113,8 +113,9 @@ enum SandboxCmd {
         /// Prefix of the network namespaces the sandbox makes.
         #[arg(long, default_value = "kt-sbx")]
         prefix: String,
-        /// Also run etcd + kube-apiserver and `kubetron controller`: the pods are Kubernetes pods
-        /// that get their addresses from the controller (the first run builds kube-apiserver: minutes).
+        /// Also run etcd + kube-apiserver, `kubetron controller` and a `kubetron node` per chassis (cluster
+        /// mode): the pods are Kubernetes pods, plugged by the kubetron-cni shim (built next to this
+        /// binary) from the controller's hand-off (the first run builds kube-apiserver: minutes).
         #[arg(long)]
         with_kube: bool,
     },

@@ -8,7 +8,8 @@
 //! `iface-id`, `iface-id-ver` = pod UID and `ovn-installed`; the two pods ping across chassis;
 //! an ADD that arrives before the pod exists completes once the controller hands over; an ADD for
 //! a pod deleted while it waits fails (11) naming the deletion; STATUS is ready; DEL twice and
-//! DEL of an unknown container succeed and leave nothing on the bridge or in the pod.
+//! DEL of an unknown container succeed and leave nothing on the bridge or in the pod; a burst of
+//! concurrent ADDs then DELs all succeed.
 //!
 //! Gated: `KUBETRON_KUBE_TESTS=1` (scripts/test.sh sets it). Needs the `kubetron-cni` binary
 //! built next to `kubetron` (`cargo build --workspace` does).
@@ -266,6 +267,49 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         assert_eq!(del.exit_code, 0, "chained DEL: {} {}", del.json, del.stderr);
         let links = String::from_utf8_lossy(&pe.exec(&["ip", "-o", "link"]).stdout).into_owned();
         assert!(!links.contains("net1"), "net1 left in web-e: {links}");
+
+        // A burst: 40 pods handed over, then 40 ADDs at once, then 40 DELs at once; none fails.
+        const BURST: usize = 40;
+        let names: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
+        for n in &names {
+            pods.create(&pp, &pod(n, &nodes[1].name, "red")).await.expect("create burst pod");
+        }
+        let uids: Vec<String> = wait_for("every burst pod handed over", Duration::from_secs(120), || async {
+            let list = pods.list(&ListParams::default()).await.ok()?;
+            names
+                .iter()
+                .map(|n| {
+                    let p = list.items.iter().find(|p| p.metadata.name.as_deref() == Some(n.as_str()))?;
+                    let v = p.metadata.annotations.as_ref()?.get(model::handoff::ANNOTATION)?;
+                    model::handoff::parse(v).ok()?.handoff()?;
+                    p.metadata.uid.clone()
+                })
+                .collect::<Option<Vec<String>>>()
+        })
+        .await;
+        let burst_pods: Vec<PodNetns> = (0..BURST).map(|_| PodNetns::new()).collect();
+        let burst_conf = conf(&red, &nodes[1], 110_000);
+        for command in ["ADD", "DEL"] {
+            let calls: Vec<_> = (0..BURST)
+                .map(|i| {
+                    in_background(shim_call(
+                        &world,
+                        &nodes[1],
+                        command,
+                        &burst_pods[i],
+                        &args(&ns, &names[i], &uids[i], &burst_pods[i].id),
+                        &burst_conf,
+                    ))
+                })
+                .collect();
+            for (i, c) in calls.into_iter().enumerate() {
+                let o = c.await.expect("burst task");
+                assert_eq!(o.exit_code, 0, "burst {command} {i}: {} {}", o.json, o.stderr);
+            }
+        }
+        for n in &names {
+            pods.delete(n, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("delete burst pod");
+        }
 
         // DEL: twice, and for a container the agent never knew.
         for (n, p, name) in [(&nodes[0], &pa, "web-a"), (&nodes[0], &pc, "web-c"), (&nodes[1], &pb, "web-b")] {

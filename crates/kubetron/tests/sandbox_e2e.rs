@@ -60,9 +60,12 @@ fn sandbox_up_twice_status_down() {
     assert_eq!(code, 3, "{st}");
 }
 
-/// `sandbox up --with-kube`: etcd + kube-apiserver + `kubetron controller`; the pods are API objects, the
-/// controller gives them addresses and network-status, the CNI plugin plugs them with those, and they ping.
-/// Gated like the other real-API tests: `KUBETRON_KUBE_TESTS=1`.
+/// `sandbox up --with-kube` runs cluster mode end to end: etcd + kube-apiserver + `kubetron controller` +
+/// one `kubetron node` per chassis; the pods are API objects, the controller hands them their addresses
+/// (`kubetron.io/interfaces`) and network-status, the `kubetron-cni` shim has each chassis' agent plug
+/// them from the hand-off (no node-side process knows the Northbound address), and they ping across
+/// the two chassis. `down` stops the agents with the rest. Gated like the other real-API tests:
+/// `KUBETRON_KUBE_TESTS=1`; needs the shim built next to `kubetron` (`cargo build -p cni --bin kubetron-cni`).
 #[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
 #[test]
 fn sandbox_with_kube() {
@@ -70,6 +73,8 @@ fn sandbox_with_kube() {
         eprintln!("skipped: set KUBETRON_KUBE_TESTS=1 (needs kube-apiserver and etcd)");
         return;
     }
+    let shim = std::path::Path::new(env!("CARGO_BIN_EXE_kubetron")).with_file_name("kubetron-cni");
+    assert!(shim.exists(), "{} is missing: build it with `cargo build -p cni --bin kubetron-cni`", shim.display());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sbx");
     let dir_s = dir.to_str().unwrap();
@@ -82,40 +87,85 @@ fn sandbox_with_kube() {
         }
     }
     let _down = Down(dir_s.to_string());
-    let (code, out) = kubetron(&["sandbox", "up", "--dir", dir_s, "--with-kube", "--prefix", &prefix]);
+    let (code, out) = kubetron(&["sandbox", "up", "--dir", dir_s, "--with-kube", "--nodes", "2", "--prefix", &prefix]);
     let cleanup = || kubetron(&["sandbox", "down", "--dir", dir_s]);
+    let log = |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
     if code != 0 {
-        let log = std::fs::read_to_string(dir.join("controller.log")).unwrap_or_default();
-        panic!("sandbox up --with-kube failed:\n{out}\ncontroller log:\n{log}");
+        panic!(
+            "sandbox up --with-kube failed:\n{out}\ncontroller log:\n{}\nagent-node1 log:\n{}\nagent-node2 log:\n{}",
+            log("controller"),
+            log("agent-node1"),
+            log("agent-node2")
+        );
     }
+    assert!(out.contains("[11/11] Pinging"), "{out}");
+    assert!(out.contains("kubetron-cni shim (cluster mode"), "{out}");
     assert!(out.contains("red pod1 -> pod2") && out.contains("blue pod1 -> pod2"), "{out}");
-    // The table's addresses are the ones the controller published in network-status.
+    // The table's addresses are the ones the controller handed over and published in network-status.
     let rows: Vec<Vec<&str>> =
-        out.lines().filter(|l| l.starts_with("pod") && !l.contains("network-status")).map(|l| l.split_whitespace().collect()).collect();
+        out.lines().filter(|l| l.starts_with("pod") && !l.contains(": ")).map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows.len(), 4, "{out}");
+    assert!(rows.iter().all(|r| r[6] == "up"), "{out}");
+    assert!(rows.iter().any(|r| r[1] == "node2"), "pods on both chassis: {out}");
+    let annotation = |pod: &str, key: &str| -> String {
+        let line = out.lines().find(|l| l.starts_with(&format!("{pod} {key}: "))).unwrap_or_else(|| panic!("no {key} for {pod}:\n{out}"));
+        line.split_once(": ").unwrap().1.to_string()
+    };
     for pod in ["pod1", "pod2"] {
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(&format!("{pod} k8s.v1.cni.cncf.io/network-status: ")))
-            .unwrap_or_else(|| panic!("no network-status for {pod}:\n{out}"));
-        let status: serde_json::Value = serde_json::from_str(line.split_once(": ").unwrap().1).unwrap();
+        let line = annotation(pod, "k8s.v1.cni.cncf.io/network-status");
+        let status: serde_json::Value = serde_json::from_str(&line).unwrap();
         let status = status.as_array().unwrap();
         assert_eq!(status.len(), 2, "{line}");
+        let handoff = annotation(pod, "kubetron.io/interfaces");
+        let parsed = model::handoff::parse(&handoff).unwrap_or_else(|e| panic!("{pod}'s hand-off {handoff}: {e}"));
+        let handoff = parsed.handoff().unwrap_or_else(|| panic!("{pod}: no hand-off in {handoff}"));
         for row in rows.iter().filter(|r| r[0] == pod) {
-            let (ifname, mac, ip) = (row[2], row[4], row[5].split('/').next().unwrap());
+            let (ifname, mac, cidr) = (row[2], row[4], row[5]);
+            let ip = cidr.split('/').next().unwrap();
             let entry = status.iter().find(|e| e["interface"] == ifname).unwrap_or_else(|| panic!("{ifname} not in {line}"));
             assert_eq!(entry["mac"], mac, "{line}");
             assert_eq!(entry["ips"][0], ip, "{line}");
+            let att = handoff.interface(ifname).unwrap_or_else(|| panic!("{ifname} not handed over: {handoff:?}"));
+            assert_eq!((att.mac.as_str(), att.ips[0].to_string()), (mac, cidr.to_string()), "{pod} {ifname}: plugged = handed over");
         }
     }
     let (code, st) = kubetron(&["sandbox", "status", "--dir", dir_s]);
     assert_eq!(code, 0, "{st}");
     assert!(st.contains("Kubernetes API https://127.0.0.1:"), "{st}");
     let pids = running_pids(&st);
-    // 3 central + 3 chassis + etcd + kube-apiserver + controller.
-    assert_eq!(pids.len(), 9, "{st}");
+    // 3 central + 3 per chassis + etcd + kube-apiserver + controller + one agent per chassis.
+    assert_eq!(pids.len(), 14, "{st}");
+    let agent_pids: Vec<i32> = ["agent-node1", "agent-node2"]
+        .iter()
+        .map(|a| {
+            let line = st.lines().find(|l| l.trim_start().starts_with(&format!("{a} "))).unwrap_or_else(|| panic!("{a} not in {st}"));
+            assert!(line.contains("running"), "{line}");
+            line.split_whitespace().nth(2).unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(agent_pids.iter().all(|p| daemons::process::is_running(*p)), "{st}");
+    for node in ["node1", "node2"] {
+        assert!(st.contains(&format!("Node agent on {node}: CNI socket {}/cni-{node}/kubetron.sock", dir.display())), "{st}");
+        assert!(dir.join(format!("cni-{node}/kubetron.sock")).exists(), "{st}");
+    }
+    // Each agent plugged its chassis' pod (pod1 on node1, pod2 on node2), and was never told the
+    // Northbound address.
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("sandbox.json")).unwrap()).unwrap();
+    let nb = state["nb_remote"].as_str().unwrap();
+    for (agent, pod) in [("agent-node1", "pod1"), ("agent-node2", "pod2")] {
+        let text = log(agent);
+        for ifname in ["net1", "net2"] {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains("plugged") && l.contains(&format!("default/{pod}")) && l.contains(&format!("ifname={ifname}"))),
+                "{agent} did not plug {pod} {ifname}:\n{text}"
+            );
+        }
+        assert!(!text.contains(nb), "{agent} mentions the NB address {nb}:\n{text}");
+    }
 
     let (code, down) = cleanup();
     assert_eq!(code, 0, "{down}");
     assert_all_gone(&dir, &pids, &prefix);
+    assert!(agent_pids.iter().all(|p| !daemons::process::is_running(*p)));
 }

@@ -26,9 +26,10 @@ pub fn down(dir: &Path) -> Result<(), Error> {
     }
     // Chassis daemons first, then northd, then the databases.
     let mut files = pid_files(dir);
-    // The kubetron controller before what it talks to; kube-apiserver before etcd.
+    // The kubetron controller and the node agents before what they talk to; kube-apiserver before etcd.
     let rank = |p: &Path| match p.file_name().and_then(|f| f.to_str()).unwrap_or("") {
         "controller.pid" => 0,
+        f if f.starts_with(crate::kube::AGENT_PREFIX) => 0,
         "ovn-controller.pid" => 1,
         "ovs-vswitchd.pid" => 2,
         "northd.pid" | "kube-apiserver.pid" => 3,

@@ -1,10 +1,13 @@
 //! The Kubernetes part of `kubetron sandbox up --with-kube`: etcd + kube-apiserver (state under
 //! `<dir>/kube`, pid files `etcd.pid` and `kube-apiserver.pid` there), the NAD CRD, NADs `red` and
 //! `blue` in namespace `default`, `kubetron controller` as a detached child (`<dir>/controller.pid`,
-//! `<dir>/controller.log`), and the pods as Kubernetes objects the controller gives addresses to.
+//! `<dir>/controller.log`), one node agent (`kubetron node`) per chassis (`<dir>/agent-<node>.pid`,
+//! its CNI socket under `<dir>/cni-<node>`), and the pods as Kubernetes objects the controller hands
+//! addresses to (cluster mode: the `kubetron-cni` shim asks the chassis' agent to plug them).
 //!
 //! Owns: what it starts, by pid file. Must not touch: any other apiserver or process.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -15,7 +18,7 @@ use k8s::status::{INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams};
 use kube::Client;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::networks::NETWORKS;
 use crate::Error;
@@ -82,36 +85,58 @@ pub fn install(kubeconfig: &Path) -> Result<(), Error> {
     })
 }
 
-/// Waits until the controller's NAD sync has made a NAD for every sandbox network in `default`.
-pub fn wait_for_synced_nads(kubeconfig: &Path) -> Result<(), Error> {
+/// Waits until the controller's NAD sync has made a NAD for every sandbox network in `default`;
+/// returns each network's CNI config as the NAD holds it (what Multus would hand the plugin).
+pub fn wait_for_synced_nads(kubeconfig: &Path) -> Result<BTreeMap<String, Value>, Error> {
     runtime()?.block_on(async {
         let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(client(kubeconfig).await?, NAMESPACE);
+        let mut out = BTreeMap::new();
         for net in &NETWORKS {
-            poll(&format!("NAD default/{} from the controller's NAD sync", net.name), Duration::from_secs(30), || async {
+            let nad = poll(&format!("NAD default/{} from the controller's NAD sync", net.name), Duration::from_secs(30), || async {
                 nads.get_opt(net.name).await.ok().flatten()
             })
             .await?;
+            let config: Value = serde_json::from_str(&nad.spec.config)
+                .map_err(|e| Error::Step(format!("NAD default/{}: its config is not JSON: {e}", net.name)))?;
+            out.insert(net.name.to_string(), config);
         }
-        Ok(())
+        Ok(out)
     })
 }
 
-/// `kubetron controller`, detached, its pid in `<dir>/controller.pid`. Killed on drop unless [`Controller::keep`].
-pub struct Controller {
+/// The config the sandbox passes the `kubetron-cni` shim for a network in cluster mode: the NAD's
+/// config with `mode: cluster` and the chassis' agent socket set explicitly (whatever the NAD says)
+/// and no Northbound address or credentials (no node-side process gets them).
+pub fn cluster_config(nad_config: &Value, agent_socket: &Path) -> Value {
+    let mut c = nad_config.clone();
+    if let Some(o) = c.as_object_mut() {
+        for key in ["nb", "nb_private_key", "nb_certificate", "nb_ca_cert"] {
+            o.remove(key);
+        }
+    }
+    c["mode"] = json!("cluster");
+    c["agent_socket"] = json!(agent_socket.display().to_string());
+    c
+}
+
+/// A daemon the sandbox starts itself (the controller, the node agents): detached, in a process group
+/// of its own, its output in `<dir>/<name>.log`, its pid in `<dir>/<name>.pid` (which `down` and
+/// `status` read). Stopped on drop unless [`Daemon::keep`].
+pub struct Daemon {
+    name: String,
     pid: i32,
     pid_file: PathBuf,
+    log: PathBuf,
     kept: bool,
 }
 
-impl Controller {
-    pub fn start(plugin: &Path, dir: &Path, kubeconfig: &Path, nb_remote: &str, metrics_addr: &str) -> Result<Controller, Error> {
+impl Daemon {
+    fn spawn(name: &str, dir: &Path, mut cmd: Command) -> Result<Daemon, Error> {
         use std::os::unix::process::CommandExt;
-        let log_path = dir.join(CONTROLLER_LOG);
+        let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| Error::Io { path: log_path.clone(), source: e })?;
         let log2 = log.try_clone().map_err(|e| Error::Io { path: log_path.clone(), source: e })?;
-        let child = Command::new(plugin)
-            .args(["controller", "--nb", nb_remote, "--metrics-addr", metrics_addr, "--identity", "sandbox", "--gc-interval-secs", "30"])
-            .env("KUBECONFIG", kubeconfig)
+        let child = cmd
             .env_remove("CNI_COMMAND")
             .env_remove("KUBETRON_OVN_NB")
             .env("KUBETRON_LOG", "info")
@@ -120,22 +145,28 @@ impl Controller {
             .stderr(log2)
             .process_group(0)
             .spawn()
-            .map_err(|e| Error::Step(format!("starting {} controller: {e}", plugin.display())))?;
+            .map_err(|e| Error::Step(format!("starting {name} ({}): {e}", cmd.get_program().to_string_lossy())))?;
         let pid = child.id() as i32;
         // Not waited for: it outlives `up`; `down` stops it by its pid file.
         drop(child);
-        let pid_file = dir.join(CONTROLLER_PID);
-        let c = Controller { pid, pid_file, kept: false };
-        std::fs::write(&c.pid_file, format!("{pid}\n")).map_err(|e| Error::Io { path: c.pid_file.clone(), source: e })?;
-        std::thread::sleep(Duration::from_millis(300));
-        if !daemons::process::is_running(pid) {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            return Err(Error::Step(format!("kubetron controller exited at start:\n{text}")));
-        }
-        Ok(c)
+        let pid_file = dir.join(format!("{name}.pid"));
+        let d = Daemon { name: name.to_string(), pid, pid_file, log: log_path, kept: false };
+        std::fs::write(&d.pid_file, format!("{pid}\n")).map_err(|e| Error::Io { path: d.pid_file.clone(), source: e })?;
+        Ok(d)
     }
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+    /// An error when it has exited, with its log.
+    pub fn check_running(&self) -> Result<(), Error> {
+        if daemons::process::is_running(self.pid) {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        Err(Error::Step(format!("{} exited:\n{text}", self.name)))
     }
     /// Leaves it running (for `down`).
     pub fn keep(mut self) {
@@ -143,12 +174,81 @@ impl Controller {
     }
 }
 
-impl Drop for Controller {
+impl Drop for Daemon {
     fn drop(&mut self) {
         if !self.kept {
             let _ = daemons::process::stop_pid(self.pid, Duration::from_secs(5));
             let _ = std::fs::remove_file(&self.pid_file);
         }
+    }
+}
+
+/// `kubetron controller`, detached, its pid in `<dir>/controller.pid`: the only process given the
+/// Northbound address.
+pub fn start_controller(plugin: &Path, dir: &Path, kubeconfig: &Path, nb_remote: &str, metrics_addr: &str) -> Result<Daemon, Error> {
+    let mut cmd = Command::new(plugin);
+    cmd.args(["controller", "--nb", nb_remote, "--metrics-addr", metrics_addr, "--identity", "sandbox", "--gc-interval-secs", "30"])
+        .env("KUBECONFIG", kubeconfig);
+    let d = Daemon::spawn(CONTROLLER_PID.trim_end_matches(".pid"), dir, cmd)?;
+    std::thread::sleep(Duration::from_millis(300));
+    d.check_running().map_err(|e| Error::Step(format!("kubetron controller at start: {e}")))?;
+    Ok(d)
+}
+
+/// Pid files of the node agents are `agent-<node>.pid`.
+pub const AGENT_PREFIX: &str = "agent-";
+
+/// What `kubetron node` on one chassis is given.
+#[derive(Debug, Clone)]
+pub struct AgentSpec<'a> {
+    /// The chassis (= Kubernetes node) name.
+    pub node: &'a str,
+    /// The chassis' Open_vSwitch database.
+    pub ovs_remote: &'a str,
+    /// The chassis' network namespace: where the agent makes the host ends of the pods' veths.
+    pub netns: &'a str,
+    pub socket_dir: &'a Path,
+    pub device_plugin_dir: &'a Path,
+    pub metrics_addr: &'a str,
+}
+
+/// `kubetron node` for one chassis (cluster mode), detached, its pid in `<dir>/agent-<node>.pid`. It
+/// runs in the root namespace (where the API server listens) and is never told the Northbound
+/// address. There is no kubelet: its device-plugin registration only warns.
+pub fn start_agent(plugin: &Path, dir: &Path, kubeconfig: &Path, spec: &AgentSpec) -> Result<Daemon, Error> {
+    let mut cmd = Command::new(plugin);
+    cmd.args(["node", "--node-name", spec.node, "--ovs-remote", spec.ovs_remote])
+        .arg("--cni-socket-dir")
+        .arg(spec.socket_dir)
+        .arg("--device-plugin-dir")
+        .arg(spec.device_plugin_dir)
+        .args(["--metrics-addr", spec.metrics_addr])
+        .arg("--host-netns")
+        .arg(Path::new("/run/netns").join(spec.netns))
+        .env("KUBECONFIG", kubeconfig);
+    Daemon::spawn(&format!("{AGENT_PREFIX}{}", spec.node), dir, cmd)
+}
+
+/// Waits until the agent answers a CNI STATUS through `shim` on `socket` (its caches are loaded).
+pub fn wait_agent_ready(shim: &Path, agent: &Daemon, socket: &Path) -> Result<(), Error> {
+    let config = json!({"cniVersion": "1.1.0", "name": "status", "type": "kubetron", "mode": "cluster",
+                        "agent_socket": socket.display().to_string()});
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        agent.check_running()?;
+        let out = testkit::cni::CniInvocation::new(shim, "STATUS")
+            .config(&config)
+            .timeout(Duration::from_secs(30))
+            .run()
+            .map_err(|e| Error::Step(format!("running {}: {e}", shim.display())))?;
+        if out.success() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            let msg = out.error().map(|e| e.msg).unwrap_or(out.stderr);
+            return Err(Error::Step(format!("the node agent on {} did not get ready (CNI STATUS: {msg})", socket.display())));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -180,20 +280,32 @@ pub fn create_pods(kubeconfig: &Path, pods: &[(String, String)]) -> Result<Vec<S
     })
 }
 
-/// Waits for every pod's `k8s.v1.cni.cncf.io/network-status` (written once its ports are up); returns them.
-pub fn network_status(kubeconfig: &Path, names: &[String]) -> Result<Vec<(String, String)>, Error> {
+/// The annotations of one sandbox pod once its ports are up.
+#[derive(Debug, Clone)]
+pub struct PodAnnotations {
+    pub name: String,
+    /// `k8s.v1.cni.cncf.io/network-status` (the controller writes it once the ports are up).
+    pub network_status: String,
+    /// `kubetron.io/interfaces`: the controller's hand-off the agent plugged the pod from.
+    pub handoff: String,
+}
+
+/// Waits for every pod's `k8s.v1.cni.cncf.io/network-status` (written once its ports are up); returns
+/// it with the pod's hand-off.
+pub fn network_status(kubeconfig: &Path, names: &[String]) -> Result<Vec<PodAnnotations>, Error> {
     runtime()?.block_on(async {
         let c = client(kubeconfig).await?;
         let api: Api<Pod> = Api::namespaced(c, NAMESPACE);
         let mut out = Vec::new();
         for name in names {
-            let v = poll(&format!("pod {name}'s {NETWORK_STATUS_ANNOTATION}"), Duration::from_secs(60), || async {
-                let v = api.get(name).await.ok()?.metadata.annotations?.get(NETWORK_STATUS_ANNOTATION).cloned()?;
+            let (network_status, handoff) = poll(&format!("pod {name}'s {NETWORK_STATUS_ANNOTATION}"), Duration::from_secs(60), || async {
+                let a = api.get(name).await.ok()?.metadata.annotations?;
+                let v = a.get(NETWORK_STATUS_ANNOTATION).cloned()?;
                 // Both attachments listed.
-                (k8s::status::parse_network_status(&v).ok()?.len() == NETWORKS.len()).then_some(v)
+                (k8s::status::parse_network_status(&v).ok()?.len() == NETWORKS.len()).then_some((v, a.get(INTERFACES_ANNOTATION)?.clone()))
             })
             .await?;
-            out.push((name.clone(), v));
+            out.push(PodAnnotations { name: name.clone(), network_status, handoff });
         }
         Ok(out)
     })

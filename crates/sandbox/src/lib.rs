@@ -6,8 +6,11 @@
 //! namespace of its own), makes the networks `red` and `blue` (subnet + OVN native DHCP) with
 //! kubetron's own OVSDB client, creates pods (network namespaces), plugs each into both networks by
 //! running the CNI plugin exactly as a container runtime does, pings across both networks and
-//! prints what it built. `down` stops every daemon by its pid file and deletes the namespaces;
-//! `status` reports.
+//! prints what it built. Without `--with-kube` the plugin is the kubetron binary on the direct path
+//! (`mode: standalone`); with it, the pods are Kubernetes pods, `kubetron controller` hands them
+//! their addresses and the `kubetron-cni` shim has each chassis' `kubetron node` plug them
+//! (`mode: cluster`: no node-side process knows the Northbound address). `down` stops every daemon
+//! by its pid file and deletes the namespaces; `status` reports.
 //!
 //! Owns: the sandbox state directory and the namespaces whose names start with its prefix. Must not
 //! touch anything outside them.
@@ -21,7 +24,7 @@ mod status;
 mod up;
 
 pub use down::down;
-pub use state::{KubeState, Options, SandboxState};
+pub use state::{AgentState, KubeState, Options, SandboxState, SHIM_NAME};
 pub use status::status;
 pub use up::up;
 

@@ -17,15 +17,23 @@ pub struct Options {
     pub nodes: usize,
     /// The kubetron binary the pods are plugged with (the CNI plugin).
     pub plugin: PathBuf,
-    /// Also run etcd + kube-apiserver and `kubetron controller`; the pods are Kubernetes pods.
+    /// Also run etcd + kube-apiserver, `kubetron controller` and a `kubetron node` per chassis; the
+    /// pods are Kubernetes pods, plugged in cluster mode by the `kubetron-cni` shim.
     pub with_kube: bool,
 }
+
+/// File name of the cluster-mode CNI shim, built next to the kubetron binary.
+pub const SHIM_NAME: &str = "kubetron-cni";
 
 impl Options {
     pub fn new(dir: impl Into<PathBuf>, prefix: &str, nodes: usize, plugin: impl Into<PathBuf>) -> Options {
         Options { dir: dir.into(), prefix: prefix.to_string(), nodes, plugin: plugin.into(), with_kube: false }
     }
-    /// With (or without) the Kubernetes API server and the controller.
+    /// The `kubetron-cni` shim: next to [`Options::plugin`].
+    pub fn shim(&self) -> PathBuf {
+        self.plugin.with_file_name(SHIM_NAME)
+    }
+    /// With (or without) the Kubernetes API server, the controller and the node agents.
     pub fn with_kube(mut self, on: bool) -> Options {
         self.with_kube = on;
         self
@@ -42,6 +50,20 @@ pub struct KubeState {
     pub controller_log: PathBuf,
     /// The controller's /metrics address.
     pub metrics_addr: String,
+    /// The node agents, one per chassis.
+    #[serde(default)]
+    pub agents: Vec<AgentState>,
+}
+
+/// One node agent (`kubetron node`) of a `--with-kube` sandbox; its pid file is `agent-<node>.pid`
+/// in the state directory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentState {
+    pub node: String,
+    /// Its CNI socket (the `agent_socket` the shim is given).
+    pub socket: PathBuf,
+    pub metrics_addr: String,
+    pub log: PathBuf,
 }
 
 /// One node of the sandbox.

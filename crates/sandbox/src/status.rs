@@ -59,6 +59,15 @@ pub fn status(dir: &Path) -> Result<bool, Error> {
             k.kubeconfig.display(),
             k.metrics_addr
         );
+        for a in &k.agents {
+            println!(
+                "Node agent on {}: CNI socket {}, metrics http://{}/metrics, log {}",
+                a.node,
+                a.socket.display(),
+                a.metrics_addr,
+                a.log.display()
+            );
+        }
     }
     println!();
     print(dir, &st)?;

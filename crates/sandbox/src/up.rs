@@ -1,6 +1,7 @@
 //! `kubetron sandbox up`.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use daemons::netns::NetnsGuard;
@@ -9,12 +10,14 @@ use serde_json::{json, Value};
 use testkit::cni::CniInvocation;
 
 use crate::progress::Progress;
-use crate::state::{IfaceState, NodeState, Options, PodState, SandboxState};
+use crate::state::{AgentState, IfaceState, NodeState, Options, PodState, SandboxState};
 use crate::{networks, status, Error};
 
 /// The packages the sandbox needs, installed by the project's own script when missing.
 const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-deps.sh");
 const PODS: usize = 2;
+/// The agent's socket file in its `--cni-socket-dir`.
+const AGENT_SOCKET_NAME: &str = "kubetron.sock";
 /// How long one plugin run may take before it is killed (its own deadlines are shorter).
 const PLUGIN_BOUND: Duration = Duration::from_secs(120);
 
@@ -64,7 +67,16 @@ pub fn up(opts: &Options) -> Result<SandboxState, Error> {
 
 fn build(opts: &Options) -> Result<SandboxState, Error> {
     let dir = &opts.dir;
-    let mut p = Progress::new(if opts.with_kube { 10 } else { 6 });
+    let shim = opts.shim();
+    if opts.with_kube && !shim.is_file() {
+        return Err(Error::Step(format!(
+            "{} is missing: --with-kube plugs the pods with the cluster-mode CNI shim, built next to {} (cargo build -p cni --bin {})",
+            shim.display(),
+            opts.plugin.display(),
+            crate::SHIM_NAME
+        )));
+    }
+    let mut p = Progress::new(if opts.with_kube { 11 } else { 6 });
     p.step("Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, ...)", || install_packages(opts.with_kube))?;
     let central = p.step("Starting OVN central: Northbound and Southbound ovsdb-servers, ovn-northd", || {
         Central::start(&dir.join("central"), false)
@@ -109,8 +121,11 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
         kube: None,
     };
     let names: Vec<String> = (0..PODS).map(|i| format!("pod{}", i + 1)).collect();
-    // With --with-kube: the API server, the controller, and the pods as API objects (UIDs for CNI_ARGS).
+    // With --with-kube: the API server, the controller, one node agent per chassis, and the pods as
+    // API objects (UIDs for CNI_ARGS).
     let mut kube_side = None;
+    let mut agents = Vec::new();
+    let mut cluster: Option<Cluster> = None;
     let mut uids: Vec<Option<String>> = vec![None; PODS];
     if opts.with_kube {
         let kas = p.step(
@@ -119,31 +134,74 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
         )?;
         let kubeconfig = kas.kubeconfig_path();
         let metrics_addr = format!("127.0.0.1:{}", daemons::process::free_tcp_port()?);
-        let controller = p.step(
+        let (controller, nad_configs) = p.step(
             "Installing the NAD CRD; starting kubetron controller, whose NAD sync mirrors red and blue into namespace default",
             || {
                 crate::kube::install(&kubeconfig)?;
-                let c = crate::kube::Controller::start(&opts.plugin, dir, &kubeconfig, &nb_remote, &metrics_addr)?;
-                crate::kube::wait_for_synced_nads(&kubeconfig)?;
-                Ok::<_, Error>(c)
+                let c = crate::kube::start_controller(&opts.plugin, dir, &kubeconfig, &nb_remote, &metrics_addr)?;
+                let nads = crate::kube::wait_for_synced_nads(&kubeconfig)?;
+                Ok::<_, Error>((c, nads))
             },
         )?;
+        let agent_states = p.step(
+            &format!(
+                "Starting {} node agent(s) (kubetron node, one per chassis; no kubelet, so device-plugin registration only warns)",
+                opts.nodes
+            ),
+            || -> Result<Vec<AgentState>, Error> {
+                let mut out = Vec::new();
+                for n in &state.nodes {
+                    let socket_dir = dir.join(format!("cni-{}", n.name));
+                    let dp_dir = dir.join(format!("dp-{}", n.name));
+                    std::fs::create_dir_all(&dp_dir).map_err(|e| Error::Io { path: dp_dir.clone(), source: e })?;
+                    let metrics = format!("127.0.0.1:{}", daemons::process::free_tcp_port()?);
+                    let spec = crate::kube::AgentSpec {
+                        node: &n.name,
+                        ovs_remote: &n.db_remote,
+                        netns: &n.netns,
+                        socket_dir: &socket_dir,
+                        device_plugin_dir: &dp_dir,
+                        metrics_addr: &metrics,
+                    };
+                    let agent = crate::kube::start_agent(&opts.plugin, dir, &kubeconfig, &spec)?;
+                    out.push(AgentState {
+                        node: n.name.clone(),
+                        socket: socket_dir.join(AGENT_SOCKET_NAME),
+                        metrics_addr: metrics,
+                        log: agent.log_path().to_path_buf(),
+                    });
+                    agents.push(agent);
+                }
+                for (a, s) in agents.iter().zip(&out) {
+                    crate::kube::wait_agent_ready(&shim, a, &s.socket)?;
+                }
+                Ok(out)
+            },
+        )?;
+        cluster = Some(Cluster { shim: shim.clone(), nad_configs, sockets: agent_states.iter().map(|a| a.socket.clone()).collect() });
         let placed: Vec<(String, String)> =
             names.iter().enumerate().map(|(i, n)| (n.clone(), state.nodes[i % opts.nodes].name.clone())).collect();
-        let made = p.step("Creating pods pod1 and pod2 in the API (networks: red, blue); the controller makes their ports", || {
-            crate::kube::create_pods(&kubeconfig, &placed)
-        })?;
+        let made = p
+            .step("Creating pods pod1 and pod2 in the API (networks: red, blue); the controller hands them their addresses", || {
+                crate::kube::create_pods(&kubeconfig, &placed)
+            })?;
         uids = made.into_iter().map(Some).collect();
         state.kube = Some(crate::state::KubeState {
             kubeconfig: kubeconfig.clone(),
             server: kas.server_url(),
             controller_log: dir.join(crate::kube::CONTROLLER_LOG),
             metrics_addr,
+            agents: agent_states,
         });
         kube_side = Some((kas, controller));
     }
     let mut guards = Vec::new();
-    p.step("Creating pods and plugging each into red and blue with the kubetron CNI plugin", || -> Result<(), Error> {
+    let how = if opts.with_kube {
+        "the kubetron-cni shim (cluster mode: each chassis' node agent plugs from the hand-off)"
+    } else {
+        "the kubetron CNI plugin (standalone mode)"
+    };
+    p.step(&format!("Creating pods and plugging each into red and blue with {how}"), || -> Result<(), Error> {
         for (i, name) in names.iter().enumerate() {
             let guard = NetnsGuard::create(&format!("{}-{name}", opts.prefix))?;
             let node = i % opts.nodes;
@@ -155,7 +213,7 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
                 interfaces: vec![],
             };
             guards.push(guard);
-            plug(opts, &state, &mut pod, uids[i].as_deref())?;
+            plug(opts, &state, &mut pod, uids[i].as_deref(), cluster.as_ref())?;
             state.pods.push(pod);
         }
         Ok(())
@@ -175,38 +233,60 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
     std::mem::forget(central);
     if let Some((kas, controller)) = kube_side {
         controller.keep();
+        for a in agents {
+            a.keep();
+        }
         std::mem::forget(kas);
     }
     println!();
     status::print(dir, &state)?;
-    for (name, value) in &statuses {
-        println!("\n{name} k8s.v1.cni.cncf.io/network-status: {value}");
+    for a in &statuses {
+        println!("\n{} {}: {}", a.name, k8s::status::NETWORK_STATUS_ANNOTATION, a.network_status);
+        println!("{} {}: {}", a.name, k8s::status::INTERFACES_ANNOTATION, a.handoff);
     }
     let ip = state.pods[1].interfaces[0].ip.split('/').next().unwrap_or("");
     println!("\nTry: ip netns exec {}-pod1 ping {ip}", opts.prefix);
     if let Some(k) = &state.kube {
         println!("Pods in the API: kubectl --kubeconfig {} get pods -o wide", k.kubeconfig.display());
         println!("Controller log: {}", k.controller_log.display());
+        for a in &k.agents {
+            println!("Node agent on {}: socket {}, log {}", a.node, a.socket.display(), a.log.display());
+        }
     }
     println!("Stop it with: kubetron sandbox down --dir {}", dir.display());
     Ok(state)
 }
 
-fn plug(opts: &Options, state: &SandboxState, pod: &mut PodState, uid: Option<&str>) -> Result<(), Error> {
+/// What cluster-mode plugging needs: the shim, the NADs' configs by network, each chassis' agent socket.
+struct Cluster {
+    shim: PathBuf,
+    nad_configs: BTreeMap<String, Value>,
+    sockets: Vec<PathBuf>,
+}
+
+fn plug(opts: &Options, state: &SandboxState, pod: &mut PodState, uid: Option<&str>, cluster: Option<&Cluster>) -> Result<(), Error> {
     let node = &state.nodes[pod.node];
     let netns_path = Path::new("/run/netns").join(&pod.netns);
     for (ifname, net) in [("net1", "red"), ("net2", "blue")] {
-        let mut config = json!({
-            "cniVersion": "1.0.0", "name": net, "type": "kubetron",
-            "nb": state.nb_remote, "ovs_socket": node.db_remote,
-        });
-        let mut args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={}", pod.name);
-        if let Some(uid) = uid {
-            // A Kubernetes pod: the controller made the port; the plugin takes its addresses.
-            config["logical_switch"] = json!(net);
-            args.push_str(&format!(";K8S_POD_UID={uid}"));
-        }
-        let invocation = CniInvocation::new(&opts.plugin, "ADD")
+        let mut args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={}", crate::kube::NAMESPACE, pod.name);
+        let (plugin, config) = match cluster {
+            // A Kubernetes pod: the runtime passes the NAD's config to the shim, which has the
+            // chassis' agent plug the pod from the controller's hand-off.
+            Some(c) => {
+                let uid = uid.ok_or_else(|| Error::Step(format!("pod {} has no UID", pod.name)))?;
+                args.push_str(&format!(";K8S_POD_UID={uid}"));
+                let nad = c.nad_configs.get(net).ok_or_else(|| Error::Step(format!("no NAD for network {net}")))?;
+                (c.shim.as_path(), crate::kube::cluster_config(nad, &c.sockets[pod.node]))
+            }
+            None => (
+                opts.plugin.as_path(),
+                json!({
+                    "cniVersion": "1.0.0", "name": net, "type": "kubetron", "mode": "standalone",
+                    "nb": state.nb_remote, "ovs_socket": node.db_remote,
+                }),
+            ),
+        };
+        let invocation = CniInvocation::new(plugin, "ADD")
             .inherit_env()
             .in_named_netns(&node.netns)
             .container_id(&pod.container_id)

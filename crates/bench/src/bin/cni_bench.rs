@@ -2,7 +2,11 @@
 //! (central + one chassis in its own netns, from the `daemons` crate), beside Debian's reference
 //! `bridge` plugin with `host-local` IPAM doing the same attaches in the same chassis netns.
 //!
-//! `cni_bench --kubetron PATH [--cycles N] [--warmup N] [--bridge PATH] [--strace]`
+//! `cni_bench --kubetron PATH [--kubetron-cni PATH] [--cycles N] [--warmup N] [--burst N] [--bridge PATH] [--strace]`
+//!
+//! With `--kubetron-cni` (the shim), cluster mode is measured in the same run ([`bench::cni_cluster`]):
+//! a real kube-apiserver, `kubetron controller`, `kubetron node` on the chassis, the shim's ADD/DEL
+//! cycles, and a burst of `--burst` concurrent ADDs then DELs (failures, the agent's peak RSS).
 //!
 //! Every plugin process is started the way a container runtime starts one: a fresh process with
 //! CNI_* in its environment and the network config on stdin, in the node's network namespace
@@ -17,7 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use bench::{ms, percentile};
+use bench::cni_cluster::Cluster;
+use bench::{ms, ok, percentile};
 use daemons::{Central, Chassis, ChassisConfig};
 use netdev::TempNetns;
 use serde_json::{json, Value};
@@ -44,13 +49,6 @@ impl Plugin {
     }
 }
 
-fn ok(r: CniOutcome, what: &str) -> Result<CniOutcome> {
-    if !r.success() {
-        bail!("{what} failed (exit {}): {}{}", r.exit_code, r.stdout, r.stderr);
-    }
-    Ok(r)
-}
-
 #[derive(Default)]
 struct Samples {
     add: Vec<Duration>,
@@ -67,14 +65,25 @@ struct Samples {
 
 struct Args {
     kubetron: PathBuf,
+    /// The cluster-mode shim; `None`: no cluster-mode part.
+    shim: Option<PathBuf>,
     bridge: PathBuf,
     cycles: usize,
     warmup: usize,
+    burst: usize,
     strace: bool,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut a = Args { kubetron: PathBuf::new(), bridge: "/usr/lib/cni/bridge".into(), cycles: 200, warmup: 5, strace: false };
+    let mut a = Args {
+        kubetron: PathBuf::new(),
+        shim: None,
+        bridge: "/usr/lib/cni/bridge".into(),
+        cycles: 200,
+        warmup: 5,
+        burst: 500,
+        strace: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().ok_or_else(|| anyhow!("{k} needs a value"));
@@ -84,7 +93,11 @@ fn parse_args() -> Result<Args> {
             "--cycles" => a.cycles = v()?.parse()?,
             "--warmup" => a.warmup = v()?.parse()?,
             "--strace" => a.strace = true,
-            _ => bail!("usage: cni_bench --kubetron PATH [--cycles N] [--warmup N] [--bridge PATH] [--strace]"),
+            "--kubetron-cni" => a.shim = Some(v()?.into()),
+            "--burst" => a.burst = v()?.parse()?,
+            _ => bail!(
+                "usage: cni_bench --kubetron PATH [--kubetron-cni PATH] [--cycles N] [--warmup N] [--burst N] [--bridge PATH] [--strace]"
+            ),
         }
     }
     if !a.kubetron.exists() {
@@ -99,6 +112,7 @@ fn nbctl(central: &Central, args: &[&str]) -> Result<String> {
 
 fn main() -> Result<()> {
     let a = parse_args()?;
+    bench::raise_nofile();
     let dir = tempfile::Builder::new().prefix("cni-bench").tempdir()?;
     let t = Instant::now();
     let central = Central::start(&dir.path().join("central"), false)?;
@@ -198,6 +212,19 @@ fn main() -> Result<()> {
     let left_ports = ports.lines().filter(|l| !l.starts_with("ovn-")).count();
 
     let probe = probe_db(&central.nb_remote(), &chassis.db_remote(), &node_ns)?;
+    let cluster = match &a.shim {
+        Some(shim) => {
+            let t = Instant::now();
+            let cdir = dir.path().join("cluster");
+            std::fs::create_dir_all(&cdir)?;
+            let c = Cluster::start(&a.kubetron, shim, &cdir, &central.nb_remote(), "bench1", &chassis.db_remote(), &node_ns, net)?;
+            eprintln!("[cni-bench] cluster mode up in {:.1}s (apiserver, controller, agent)", t.elapsed().as_secs_f64());
+            let cycles = c.cycles(net, a.warmup, a.cycles)?;
+            let burst = c.burst(net, a.burst)?;
+            Some((cycles, burst))
+        }
+        None => None,
+    };
     let strace = if a.strace { Some(strace_phases(&kt, &conf_static("10.77.0.250", false), dir.path())?) } else { None };
 
     let row = |name: &str, v: &[Duration]| {
@@ -225,10 +252,31 @@ fn main() -> Result<()> {
     row("kubetron DEL (after the dynamic ADD)", &s.del_dyn);
     row("bridge + host-local ADD", &s.br_add);
     row("bridge + host-local DEL", &s.br_del);
+    if let Some((c, _)) = &cluster {
+        row("cluster mode: shim -> agent ADD, waits for ovn-installed", &c.add);
+        row("cluster mode: shim -> agent ADD, port_up_timeout_ms=0", &c.add_nowait);
+        row("cluster mode: shim -> agent DEL", &c.del);
+    }
     row("kubetron VERSION (process start, no DB)", &s.version);
     row("bridge VERSION (process start)", &s.br_version);
     println!();
     println!("left behind after all cycles: {left_lsp} logical switch ports, {left_ports} br-int ports (want 0, 0)");
+    if let Some((_, b)) = &cluster {
+        println!();
+        println!(
+            "burst: {} pods handed over, {} shims started at once: ADD {} failed ({:.1}s wall), then DEL {} failed ({:.1}s wall); agent peak RSS {:.1} MB",
+            b.pods,
+            b.pods,
+            b.add_failed,
+            b.add_wall.as_secs_f64(),
+            b.del_failed,
+            b.del_wall.as_secs_f64(),
+            b.agent_hwm_kib as f64 / 1024.0
+        );
+        if let Some(e) = &b.first_error {
+            println!("burst: first failure: {e}");
+        }
+    }
     println!();
     println!("{probe}");
     if let Some(st) = &strace {
@@ -245,8 +293,24 @@ fn main() -> Result<()> {
     // Tear down while timing nothing: chassis first (its netns holds the reference bridge too).
     drop(chassis);
     drop(central);
+    let cluster_keys = match &cluster {
+        Some((c, b)) => {
+            let p50 = ms(percentile(&c.add, 50.0));
+            format!(
+                " cluster_add_p50_ms={p50:.2} cluster_add_p99_ms={:.2} cluster_add_nowait_p50_ms={:.2} cluster_vs_bridge={:.2} burst{}_failed={} burst{}_rss_mb={:.1}",
+                ms(percentile(&c.add, 99.0)),
+                ms(percentile(&c.add_nowait, 50.0)),
+                p50 / br_p50,
+                b.pods,
+                b.add_failed + b.del_failed,
+                b.pods,
+                b.agent_hwm_kib as f64 / 1024.0
+            )
+        }
+        None => String::new(),
+    };
     println!(
-        "add_p50_ms={:.2} add_p99_ms={:.2} add_up_p50_ms={:.2} del_p50_ms={:.2} bridge_add_p50_ms={:.2} add_vs_bridge={:.2}",
+        "add_p50_ms={:.2} add_p99_ms={:.2} add_up_p50_ms={:.2} del_p50_ms={:.2} bridge_add_p50_ms={:.2} add_vs_bridge={:.2}{cluster_keys}",
         add_p50,
         ms(percentile(&s.add, 99.0)),
         up_p50,

@@ -64,10 +64,8 @@ async fn unplug_local(ovs: &Client, req: &Request, host_if: &str) -> Result<(), 
     if let Some(p) = plumb::port_by_name(ovs, host_if).await? {
         stale.push(p.uuid);
     }
-    for (iface, p) in plumb::kubetron_interfaces(ovs).await? {
-        let ours = iface.external_ids.get(names::CONTAINER_ID).map(String::as_str) == Some(req.container_id())
-            && iface.external_ids.get(names::INTERFACE).map(String::as_str) == Some(req.ifname());
-        if let (true, Some(p)) = (ours, p) {
+    for (_, p) in plumb::tagged_interfaces(ovs, &[(names::CONTAINER_ID, req.container_id()), (names::INTERFACE, req.ifname())]).await? {
+        if let Some(p) = p {
             if !stale.contains(&p.uuid) {
                 stale.push(p.uuid);
             }

@@ -214,6 +214,26 @@ pub async fn unplug(ovs: &Client, port: Uuid) -> Result<(), CniError> {
     Ok(())
 }
 
+/// The interfaces whose `external_ids` hold every `(key, value)` of `tags` (filtered by the
+/// server: the cost does not grow with the node's other interfaces), with their ports.
+pub async fn tagged_interfaces(ovs: &Client, tags: &[(&str, &str)]) -> Result<Vec<(Interface, Option<Port>)>, CniError> {
+    let mut op = Operation::select(Interface::TABLE);
+    for (k, v) in tags {
+        op = op.filter(Condition::map_entry("external_ids", k, v));
+    }
+    let res = ovs.transact(vswitch::DB, vec![op]).await.map_err(|e| db_error("reading Interface", e))?;
+    let ifaces: Vec<Interface> = res.into_iter().next().and_then(|r| r.rows).unwrap_or_default().iter().map(Interface::from_row).collect();
+    if ifaces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ops: Vec<Operation> = ifaces
+        .iter()
+        .map(|i| Operation::select(Port::TABLE).filter(Condition::includes("interfaces", ovsdb::datum::Datum::uuid(i.uuid))))
+        .collect();
+    let res = ovs.transact(vswitch::DB, ops).await.map_err(|e| db_error("reading Port", e))?;
+    Ok(ifaces.into_iter().zip(res).map(|(i, r)| (i, r.rows.unwrap_or_default().first().map(Port::from_row))).collect())
+}
+
 /// Every interface kubetron plugged on this node (tagged with a container ID), with its port.
 pub async fn kubetron_interfaces(ovs: &Client) -> Result<Vec<(Interface, Option<Port>)>, CniError> {
     let ifaces: Vec<Interface> =

@@ -513,18 +513,12 @@ async fn undo(agent: &Agent, made: Made) {
 }
 
 async fn delete_veth(agent: &Agent, name: String) -> Result<bool, CniError> {
+    // Netlink work is bounded like ADD's (a burst of DELs must not start a thread each).
+    let _permit = agent.plug_permits.acquire().await.map_err(|_| CniError::try_again_later("the node agent is stopping"))?;
     let host = agent.host.clone();
     tokio::task::spawn_blocking(move || plumb::delete_veth(host.as_deref(), &name))
         .await
         .map_err(|e| CniError::internal(format!("deleting a veth: {e}")))?
-}
-
-/// The local attachments `select` picks, with their bridge ports.
-async fn local_attachments(
-    agent: &Agent,
-    select: impl Fn(&BTreeMap<String, String>) -> bool,
-) -> Result<Vec<(Interface, Option<ovn::vswitch::Port>)>, CniError> {
-    Ok(plumb::kubetron_interfaces(agent.ovs.client()).await?.into_iter().filter(|(i, _)| select(&i.external_ids)).collect())
 }
 
 /// Removes attachments: bridge ports, then host veths.
@@ -553,11 +547,11 @@ async fn del(agent: &Agent, req: &Request) -> Result<(), CniError> {
     let _lock = agent.lock_container(container).await;
     let ifname = req.ifname();
     let chained = req.config.kubetron.mode() == Mode::Chained;
-    let found = local_attachments(agent, |ids| {
-        ids.get(names::CONTAINER_ID).map(String::as_str) == Some(container)
-            && (chained || ids.get(names::INTERFACE).map(String::as_str) == Some(ifname))
-    })
-    .await?;
+    let mut tags = vec![(names::CONTAINER_ID, container)];
+    if !chained {
+        tags.push((names::INTERFACE, ifname));
+    }
+    let found = plumb::tagged_interfaces(agent.ovs.client(), &tags).await?;
     let veth = (!ifname.is_empty() && !chained).then(|| host_ifname(container, ifname));
     remove(agent, found, veth).await
 }
@@ -602,11 +596,14 @@ fn status(agent: &Agent) -> Result<(), CniError> {
 async fn gc(agent: &Agent, req: &Request) -> Result<(), CniError> {
     let valid = req.config.valid_attachments.clone().unwrap_or_default();
     let network = req.config.name.clone();
-    let found = local_attachments(agent, |ids| {
-        ids.get(names::CNI_NETWORK) == Some(&network)
-            && !valid.iter().any(|a| ids.get(names::CONTAINER_ID) == Some(&a.container_id) && ids.get(names::INTERFACE) == Some(&a.ifname))
-    })
-    .await?;
+    let found: Vec<_> = plumb::tagged_interfaces(agent.ovs.client(), &[(names::CNI_NETWORK, &network)])
+        .await?
+        .into_iter()
+        .filter(|(i, _)| {
+            let ids = &i.external_ids;
+            !valid.iter().any(|a| ids.get(names::CONTAINER_ID) == Some(&a.container_id) && ids.get(names::INTERFACE) == Some(&a.ifname))
+        })
+        .collect();
     if !found.is_empty() {
         info!(network = %network, count = found.len(), "GC removes attachments the runtime no longer knows");
     }
