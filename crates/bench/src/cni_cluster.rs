@@ -82,19 +82,21 @@ pub struct Burst {
     pub agent_hwm_kib: u64,
 }
 
+/// The chassis the cluster-mode part runs on.
+pub struct Chassis<'a> {
+    /// Its name (the Kubernetes node name).
+    pub node: &'a str,
+    /// Its Open_vSwitch database.
+    pub ovs_remote: &'a str,
+    /// Its network namespace (a name under /run/netns).
+    pub netns: &'a str,
+}
+
 impl Cluster {
-    /// Starts the apiserver, the NAD for `network` (the switch exists), the controller and the agent
-    /// for chassis `node` (its OVS at `ovs_remote`, its netns `node_netns`).
-    pub fn start(
-        kubetron: &Path,
-        shim: &Path,
-        dir: &Path,
-        nb: &str,
-        node: &str,
-        ovs_remote: &str,
-        node_netns: &str,
-        network: &str,
-    ) -> Result<Cluster> {
+    /// Starts the apiserver, the NAD for `network` (the switch exists), the controller (Northbound
+    /// `nb`) and the agent for `chassis`.
+    pub fn start(kubetron: &Path, shim: &Path, dir: &Path, nb: &str, chassis: &Chassis, network: &str) -> Result<Cluster> {
+        let (node, ovs_remote, node_netns) = (chassis.node, chassis.ovs_remote, chassis.netns);
         let apiserver = daemons::kube::KubeApiServer::start(daemons::kube::KubeConfig::with_default_bin(dir.join("kube"))?)?;
         let kubeconfig = apiserver.kubeconfig_path();
         let namespace = "bench".to_string();

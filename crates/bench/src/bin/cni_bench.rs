@@ -216,8 +216,10 @@ fn main() -> Result<()> {
         Some(shim) => {
             let t = Instant::now();
             let cdir = dir.path().join("cluster");
+            let ovs_remote = chassis.db_remote();
+            let on = bench::cni_cluster::Chassis { node: "bench1", ovs_remote: &ovs_remote, netns: &node_ns };
             std::fs::create_dir_all(&cdir)?;
-            let c = Cluster::start(&a.kubetron, shim, &cdir, &central.nb_remote(), "bench1", &chassis.db_remote(), &node_ns, net)?;
+            let c = Cluster::start(&a.kubetron, shim, &cdir, &central.nb_remote(), &on, net)?;
             eprintln!("[cni-bench] cluster mode up in {:.1}s (apiserver, controller, agent)", t.elapsed().as_secs_f64());
             let cycles = c.cycles(net, a.warmup, a.cycles)?;
             let burst = c.burst(net, a.burst)?;
