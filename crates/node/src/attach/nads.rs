@@ -1,7 +1,6 @@
 //! The NetworkAttachmentDefinitions of the cluster, as chained mode needs them: which of the
 //! networks a pod asks for are kubetron's (the others belong to other plugins).
 
-use futures::StreamExt;
 use k8s::nad::NetworkAttachmentDefinition;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -9,7 +8,6 @@ use kube::runtime::{watcher, WatchStreamExt};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
 /// The cluster's NADs.
 #[derive(Clone)]
@@ -22,35 +20,11 @@ impl Nads {
     /// Starts following every NAD until `shutdown`.
     pub fn start(client: kube::Client, shutdown: CancellationToken) -> Nads {
         let (store, writer) = reflector::store();
-        let (synced_tx, synced) = watch::channel(false);
         let stream = watcher(Api::<NetworkAttachmentDefinition>::all(client), watcher::Config::default())
             .default_backoff()
             .modify(|n| n.metadata.managed_fields = None)
             .reflect(writer);
-        tokio::spawn(async move {
-            tokio::pin!(stream);
-            let mut failing = false;
-            loop {
-                let ev = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    ev = stream.next() => ev,
-                };
-                match ev {
-                    None => return,
-                    Some(Ok(watcher::Event::InitDone)) if !*synced_tx.borrow() => {
-                        info!("NAD cache synced");
-                        synced_tx.send_replace(true);
-                    }
-                    Some(Ok(_)) => failing = false,
-                    Some(Err(e)) => {
-                        if !failing {
-                            warn!("watching NetworkAttachmentDefinitions: {e} (retrying)");
-                        }
-                        failing = true;
-                    }
-                }
-            }
-        });
+        let synced = super::pods::follow(stream, "NetworkAttachmentDefinitions".into(), shutdown, |_| {});
         Nads { store, synced }
     }
 

@@ -71,50 +71,18 @@ impl Pods {
     pub fn start(client: kube::Client, node: &str, shutdown: CancellationToken) -> Pods {
         let (store, writer) = reflector::store();
         let (tx, events) = watch::channel(0u64);
-        let (synced_tx, synced) = watch::channel(false);
         let api: Api<PodMeta> = Api::all(client);
         let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let stream = watcher(api, config).default_backoff().modify(trim).reflect(writer);
-        let ready = store.clone();
-        let node = node.to_string();
         let deleted = Arc::new(Mutex::new(Deleted::default()));
         let record = deleted.clone();
-        tokio::spawn(async move {
-            tokio::pin!(stream);
-            let mut was_failing = false;
-            loop {
-                let ev = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    ev = stream.next() => ev,
-                };
-                match ev {
-                    None => return,
-                    Some(Ok(e)) => {
-                        if was_failing {
-                            info!(%node, "watching this node's pods again");
-                            was_failing = false;
-                        }
-                        if let watcher::Event::Delete(p) = &e {
-                            if let Some(uid) = &p.metadata.uid {
-                                record.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.clone());
-                            }
-                        }
-                        if matches!(e, watcher::Event::InitDone) && !*synced_tx.borrow() {
-                            info!(%node, pods = ready.len(), "pod cache synced");
-                            synced_tx.send_replace(true);
-                        }
-                        tx.send_modify(|v| *v += 1);
-                    }
-                    Some(Err(e)) => {
-                        if !was_failing {
-                            warn!(%node, "watching this node's pods: {e} (retrying)");
-                        } else {
-                            debug!(%node, "watching this node's pods: {e}");
-                        }
-                        was_failing = true;
-                    }
+        let synced = follow(stream, format!("the pods of node {node}"), shutdown, move |e| {
+            if let watcher::Event::Delete(p) = e {
+                if let Some(uid) = &p.metadata.uid {
+                    record.lock().unwrap_or_else(|e| e.into_inner()).insert(uid.clone());
                 }
             }
+            tx.send_modify(|v| *v += 1);
         });
         Pods { store, events, synced, deleted }
     }
@@ -169,6 +137,55 @@ impl Pods {
             }
         }
     }
+}
+
+/// Drives a reflector's `stream` until `shutdown` or its end: `on_event` sees every event; the
+/// receiver turns true once the first list is loaded. Watch errors are logged once per outage
+/// (the stream retries with backoff).
+pub(crate) fn follow<K, S>(
+    stream: S,
+    what: String,
+    shutdown: CancellationToken,
+    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
+) -> watch::Receiver<bool>
+where
+    K: Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let (synced_tx, synced) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::pin!(stream);
+        let mut failing = false;
+        loop {
+            let ev = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                ev = stream.next() => ev,
+            };
+            match ev {
+                None => return,
+                Some(Ok(e)) => {
+                    if failing {
+                        info!("watching {what} again");
+                        failing = false;
+                    }
+                    if matches!(e, watcher::Event::InitDone) && !*synced_tx.borrow() {
+                        info!("cache of {what} loaded");
+                        synced_tx.send_replace(true);
+                    }
+                    on_event(&e);
+                }
+                Some(Err(e)) => {
+                    if !failing {
+                        warn!("watching {what}: {e} (retrying)");
+                    } else {
+                        debug!("watching {what}: {e}");
+                    }
+                    failing = true;
+                }
+            }
+        }
+    });
+    synced
 }
 
 /// Drops what the agent never reads: managed fields and every annotation but [`KEPT_ANNOTATIONS`]
