@@ -531,11 +531,21 @@ fn nad_sync_mirrors_marked_switches() {
         // A hand-made NAD owns the name the clash switch would get: it stays as it is.
         let hand = new_nad(&b, &clash, KUBETRON_CONFIG, &[]);
         Api::<NetworkAttachmentDefinition>::namespaced(admin.clone(), &b).create(&PostParams::default(), &hand).await.unwrap();
+        // A NAD an earlier version synced for `net` in b, with the `nb` it used to write: the sync
+        // rewrites it without (cluster mode: the nodes never reach the Northbound database).
+        let old_config = serde_json::json!({
+            "cniVersion": "1.0.0", "name": net, "type": "kubetron", "logical_switch": net,
+            "nb": "tcp:198.51.100.1:6641", "capabilities": {"ips": true, "mac": true},
+        })
+        .to_string();
+        let mut old = new_nad(&b, &net, &old_config, &[(k8s::nadsync::SWITCH_ANNOTATION, net.as_str())]);
+        old.metadata.labels = Some([(k8s::nadsync::SYNCED_LABEL.to_string(), k8s::nadsync::SYNCED_VALUE.to_string())].into());
+        Api::<NetworkAttachmentDefinition>::namespaced(admin.clone(), &b).create(&PostParams::default(), &old).await.unwrap();
 
         let ctl = h.user(CONTROLLER_USER, SA_GROUPS).await;
         let nb = k8s::controller::Nb::start(ovsdb::Client::connect_to(&central.nb_remote()).await.unwrap()).await.unwrap();
         let (_leader_tx, leader) = tokio::sync::watch::channel(true);
-        let settings = k8s::nadsync::SyncSettings::new("tcp:198.51.100.1:6641");
+        let settings = k8s::nadsync::SyncSettings::new();
         // A periodic resync far beyond the test: everything below is driven by OVN and API events.
         let task = tokio::spawn(k8s::nadsync::run(ctl, nb, settings, leader, Duration::from_millis(100), Duration::from_secs(600)));
 
@@ -546,11 +556,17 @@ fn nad_sync_mirrors_marked_switches() {
             async move { api.get_opt(&name).await.expect("get NAD") }
         };
         let net_a = wait_for("the synced NAD in namespace a", Duration::from_secs(20), || get(&in_a, &net)).await;
-        wait_for("the synced NAD in namespace b", Duration::from_secs(20), || get(&in_b, &net)).await;
         let cfg = net_a.kubetron_config().unwrap().expect("a kubetron config");
         assert_eq!(cfg.logical_switch, net);
         assert!(cfg.capabilities.ips && cfg.capabilities.mac);
-        assert_eq!(cfg.extra.get("nb").and_then(|v| v.as_str()), Some("tcp:198.51.100.1:6641"));
+        // Cluster mode: no `nb` and no `mode` in what the sync writes.
+        assert_eq!((cfg.extra.get("nb"), cfg.extra.get("mode")), (None, None), "{}", net_a.spec.config);
+        // The old synced NAD in b is rewritten like the one in a (same switch: same config).
+        let net_b = wait_for("the old synced NAD in b rewritten without nb", Duration::from_secs(20), || async {
+            get(&in_b, &net).await.filter(|n| n.spec.config == net_a.spec.config)
+        })
+        .await;
+        assert!(net_b.kubetron_config().unwrap().expect("a kubetron config").extra.get("nb").is_none());
         let phys_a = wait_for("the physical network's NAD", Duration::from_secs(20), || get(&in_a, &phys)).await;
         assert_eq!(
             phys_a.metadata.annotations.as_ref().and_then(|m| m.get(RESOURCE_NAME_ANNOTATION)).map(String::as_str),

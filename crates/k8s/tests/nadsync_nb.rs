@@ -78,12 +78,14 @@ fn marked_switches_from_a_real_northbound() {
         assert_eq!(phys.targets, Targets::All);
         assert_eq!((phys.physnet.as_deref(), phys.vlan), (Some("physnet1"), Some(100)));
 
-        let nads = desired_nads(&marked, &["default".to_string()], &SyncSettings::new(&ovn.central.nb_remote()));
+        let nads = desired_nads(&marked, &["default".to_string()], &SyncSettings::new());
         let ids: Vec<String> =
             nads.iter().map(|n| format!("{}/{}", n.metadata.namespace.as_deref().unwrap(), n.metadata.name.as_deref().unwrap())).collect();
         assert_eq!(ids, ["default/uplink", "team-a/tenant-red", "team-b/tenant-red"]);
         assert_eq!(nads[0].physical_network(), Some("physnet1"));
-        assert_eq!(nads[1].kubetron_config().unwrap().unwrap().logical_switch, "Tenant_Red");
+        let red_cfg = nads[1].kubetron_config().unwrap().unwrap();
+        assert_eq!(red_cfg.logical_switch, "Tenant_Red");
+        assert!(red_cfg.extra.get("nb").is_none(), "cluster mode: no NB address for the nodes: {}", nads[1].spec.config);
 
         // Unmarking is seen through the replica.
         ovn.nbctl(&["remove", "Logical_Switch", "Tenant_Red", "external_ids", "kubetron.io/namespaces"]);

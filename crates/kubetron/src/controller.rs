@@ -31,9 +31,6 @@ pub struct ControllerArgs {
     /// Do not mirror marked logical switches (`external_ids:kubetron.io/namespaces`) into NADs.
     #[arg(long)]
     no_nad_sync: bool,
-    /// The Northbound remote written into synced NADs for the CNI plugin on the nodes (default: --nb).
-    #[arg(long, env = "KUBETRON_NAD_NB")]
-    nad_nb: Option<String>,
     /// How often the NAD sync re-checks everything (hand edits, new namespaces for `*`).
     #[arg(long, default_value = "60")]
     nad_resync_secs: u64,
@@ -86,7 +83,7 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
     tracing::info!(%identity, nb = %a.nb.nb, "controller starting");
     let rcfg = RunnerConfig { gc_interval: Duration::from_secs(a.gc_interval_secs.max(1)), ..Default::default() };
     let nadsync = (!a.no_nad_sync).then(|| {
-        let settings = k8s::nadsync::SyncSettings::new(a.nad_nb.as_deref().unwrap_or(&a.nb.nb));
+        let settings = k8s::nadsync::SyncSettings::new();
         let resync = Duration::from_secs(a.nad_resync_secs.max(1));
         tokio::spawn(k8s::nadsync::run(client.clone(), nb.clone(), settings, leader.clone(), Duration::from_millis(200), resync))
     });

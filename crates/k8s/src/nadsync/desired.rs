@@ -14,17 +14,23 @@ use crate::nad::{new_nad, NetworkAttachmentDefinition, RESOURCE_NAME_ANNOTATION,
 /// External id that names the NAD of a marked switch (default: [`nad_name`] of the switch name).
 pub const NAD_NAME_KEY: &str = "kubetron.io/nad-name";
 
-/// What goes into every synced NAD's config besides the switch.
+/// What goes into every synced NAD's config besides the switch. No Northbound address: synced
+/// NADs are cluster-mode networks (no `mode` and no `nb` means cluster mode), where the nodes
+/// never reach the NB; only the controller does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncSettings {
-    /// The Northbound remote the CNI plugin on the nodes uses (`nb` in the config).
-    pub nb_remote: String,
     pub cni_version: String,
 }
 
 impl SyncSettings {
-    pub fn new(nb_remote: &str) -> SyncSettings {
-        SyncSettings { nb_remote: nb_remote.to_string(), cni_version: "1.0.0".into() }
+    pub fn new() -> SyncSettings {
+        SyncSettings { cni_version: "1.0.0".into() }
+    }
+}
+
+impl Default for SyncSettings {
+    fn default() -> SyncSettings {
+        SyncSettings::new()
     }
 }
 
@@ -123,7 +129,6 @@ pub fn desired_nads(switches: &[MarkedSwitch], all_namespaces: &[String], settin
             "name": s.nad_name,
             "type": crate::nad::PLUGIN_TYPE,
             "logical_switch": s.switch,
-            "nb": settings.nb_remote,
             "capabilities": {"ips": true, "mac": true},
         });
         for (key, value) in [("subnet", &s.subnet), ("exclude_ips", &s.exclude_ips)] {
@@ -174,7 +179,7 @@ mod tests {
 
     #[test]
     fn desired_nads_expand_targets_and_mark_physical_networks() {
-        let settings = SyncSettings::new("tcp:127.0.0.1:6641");
+        let settings = SyncSettings::new();
         let switches = vec![
             MarkedSwitch {
                 switch: "net_a".into(),
@@ -213,7 +218,8 @@ mod tests {
         let cfg = xa.kubetron_config().unwrap().unwrap();
         assert_eq!(cfg.logical_switch, "net_a");
         assert!(cfg.capabilities.ips && cfg.capabilities.mac);
-        assert_eq!(cfg.extra.get("nb").and_then(|v| v.as_str()), Some("tcp:127.0.0.1:6641"));
+        // Cluster mode: neither `nb` nor `mode` (their absence is what selects it).
+        assert_eq!((cfg.extra.get("nb"), cfg.extra.get("mode")), (None, None), "{}", xa.spec.config);
         assert_eq!(cfg.extra.get("subnet").and_then(|v| v.as_str()), Some("10.1.0.0/24"));
         assert_eq!(cfg.extra.get("exclude_ips").and_then(|v| v.as_str()), Some("10.1.0.1..10.1.0.9"));
         assert!(nads[1].kubetron_config().unwrap().unwrap().extra.get("subnet").is_none());
