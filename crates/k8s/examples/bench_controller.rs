@@ -1,20 +1,38 @@
 //! Controller benchmark: N pods x 2 networks reconciled into an empty Northbound database
 //! (real ovsdb-server + ovn-northd), pods fed straight to the core (no API server).
 //!
-//! `bench_controller --pods N [--batch K]`: K = 1 (default) is the controller's normal path,
-//! one `reconcile_pod` (one transaction, then wait for the replica to show it) after another;
-//! K > 1 uses `reconcile_batch` with K pods per transaction. Prints one line:
-//! `pods=N batch=K secs=S txns=T alloc_secs=A rss_mb=R` where `secs` is the reconcile wall time,
-//! `alloc_secs` the time until northd had allocated every dynamic address, and `rss_mb` the
-//! peak RSS of this process (VmHWM); then the CPU seconds spent during the reconcile by this
-//! process, the NB ovsdb-server, ovn-northd and the SB ovsdb-server.
+//! `bench_controller --pods N [--batch K] [--prefill-switches S --prefill-ports P]`: K = 1
+//! (default) is the controller's normal path, one `reconcile_pod` (one transaction, then wait for
+//! the replica to show it) after another; K > 1 uses `reconcile_batch` with K pods per
+//! transaction. With `--prefill-switches`, the NB first gets S other logical switches (each with a
+//! subnet) and P ports spread evenly over them (static addresses, tagged as the controller's
+//! ports of other pods), written in transactions of about [`PREFILL_ROWS`] rows; then the
+//! controller's replica is started (its initial load holds them all) and northd is waited for
+//! (`ovn-nbctl --wait=sb sync`, then its `up` write-back on every port seen in the replica), so
+//! neither the fill nor northd's work on it falls in the measured window (what northd spends
+//! there, on the bench's own writes, is reported). Prints one line:
+//! `pods=N batch=K prefill_ls=S prefill_lsp=P prefill_secs=F load_secs=L settle_secs=W secs=S txns=T alloc_secs=A plan_us=U rss_mb=R`
+//! where `prefill_secs` is the time to write the fill, `load_secs` the replica's initial load,
+//! `settle_secs` that plus the time until northd had processed the fill, `secs` the reconcile
+//! wall time, `alloc_secs` the time until northd had allocated every dynamic address, `plan_us`
+//! the controller's own work per pod without I/O (desired ports + plan of N further pods against
+//! the final replica), and `rss_mb` the peak RSS of this process (VmHWM: with a prefill, the
+//! replica's initial load); then the CPU seconds spent during the reconcile by this process, the
+//! NB ovsdb-server, ovn-northd and the SB ovsdb-server.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s::controller::{Controller, NadMap, Nb, NbView};
+use k8s::controller::{plan, Claims, Controller, NadMap, Nb, PodRef};
 use k8s::nad::new_nad;
 use k8s_openapi::api::core::v1::Pod;
+use ovn::nb::{add_port, create_switch, NewPort};
+use ovn::{addressing, names};
+use ovsdb::datum::{Datum, Uuid};
+use ovsdb::ops::{Condition, Mutation, Operation};
+
+/// Rows per prefill transaction.
+const PREFILL_ROWS: usize = 1000;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -50,9 +68,91 @@ fn pod(i: usize) -> Pod {
     .expect("pod")
 }
 
+/// Subnet of prefill switch `i` (10.128.0.0/24, 10.128.1.0/24, ...: never the bench's networks).
+fn prefill_subnet(i: usize) -> [u8; 3] {
+    [10, (128 + i / 256) as u8, (i % 256) as u8]
+}
+
+/// Fills the NB with `switches` logical switches and `ports` ports spread evenly over them, in
+/// transactions of about [`PREFILL_ROWS`] rows (switch rows first, then ports with their
+/// switches' `ports` mutations).
+async fn prefill(client: &ovsdb::Client, switches: usize, ports: usize) -> Result<(), Box<dyn std::error::Error>> {
+    if switches == 0 {
+        return Ok(());
+    }
+    if switches > 256 * 100 || ports.div_ceil(switches) > 250 {
+        return Err("prefill: at most 25,600 switches and 250 ports per switch".into());
+    }
+    let mut uuids: Vec<Uuid> = Vec::with_capacity(switches);
+    for start in (0..switches).step_by(PREFILL_ROWS) {
+        let ops: Vec<Operation> = (start..(start + PREFILL_ROWS).min(switches))
+            .map(|i| {
+                let [a, b, c] = prefill_subnet(i);
+                let other = [("subnet".to_string(), format!("{a}.{b}.{c}.0/24")), ("exclude_ips".to_string(), format!("{a}.{b}.{c}.1"))];
+                create_switch(&format!("prefill-{i}"), &other.into_iter().collect(), &Default::default(), &format!("ls{i}"))
+            })
+            .collect();
+        for r in client.transact(ovn::nb::DB, ops).await? {
+            uuids.extend(r.uuid);
+        }
+    }
+    if uuids.len() != switches {
+        return Err(format!("prefill: {} switches created of {switches}", uuids.len()).into());
+    }
+    // Port j goes to switch j % switches, host .(2 + j / switches) of its subnet. One transaction
+    // holds the ports of consecutive switches, one `ports` mutation per switch.
+    let per_switch = ports / switches;
+    let extra = ports % switches;
+    let mut ops: Vec<Operation> = Vec::new();
+    let mut rows = 0usize;
+    for (s, sw) in uuids.iter().enumerate() {
+        let count = per_switch + usize::from(s < extra);
+        let mut named = Vec::with_capacity(count);
+        for k in 0..count {
+            let j = k * switches + s;
+            let [a, b, c] = prefill_subnet(s);
+            let ip = std::net::Ipv4Addr::new(a, b, c, (2 + k) as u8);
+            let (ns, pod, uid) = ("prefill", format!("pod-{j}"), format!("prefill-uid-{j}"));
+            let port = NewPort {
+                name: names::pod_port(ns, &pod, "net1"),
+                addresses: vec![format!("{} {ip}", addressing::mac_for_ip(ip))],
+                options: [(names::IFACE_ID_VER.to_string(), uid.clone())].into_iter().collect(),
+                external_ids: [
+                    (names::OWNER, names::OWNER_CONTROLLER.to_string()),
+                    (names::POD_NAMESPACE, ns.to_string()),
+                    (names::POD_NAME, pod.clone()),
+                    (names::POD_UID, uid.clone()),
+                    (names::NETWORK, format!("{ns}/prefill-{s}")),
+                    (names::INTERFACE, "net1".to_string()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+                ..Default::default()
+            };
+            let name = format!("p{j}");
+            let [insert, _] = add_port(*sw, &port, &name);
+            ops.push(insert);
+            named.push(ovsdb::datum::Atom::NamedUuid(name));
+        }
+        if count > 0 {
+            let set = Datum::set(named);
+            ops.push(Operation::mutate("Logical_Switch").filter(Condition::uuid(*sw)).mutation(Mutation::insert("ports", set)));
+        }
+        rows += count;
+        if rows >= PREFILL_ROWS || s + 1 == uuids.len() {
+            client.transact(ovn::nb::DB, std::mem::take(&mut ops)).await?;
+            rows = 0;
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = arg("--pods", 1000);
     let batch = arg("--batch", 1);
+    let prefill_ls = arg("--prefill-switches", 0);
+    let prefill_lsp = arg("--prefill-ports", 0);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let tmp = tempfile::tempdir()?;
     let central = daemons::Central::start(&tmp.path().join("central"), false)?;
@@ -74,7 +174,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpus = move || [cpu_s("self"), cpu_s(&nb_pid), cpu_s(&northd_pid), cpu_s(&sb_pid)];
     rt.block_on(async move {
         let client = ovsdb::Client::connect_to(&central.nb_remote()).await?;
+        let t = Instant::now();
+        prefill(&client, prefill_ls, prefill_lsp).await?;
+        let prefill_secs = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let nb = Nb::start(client).await?;
+        let load_secs = t.elapsed().as_secs_f64();
+        let (ls, lsp) = (nb.view().snapshot().len("Logical_Switch"), nb.view().snapshot().len("Logical_Switch_Port"));
+        if ls != prefill_ls + 2 || lsp != prefill_lsp {
+            return Err(format!("replica holds {ls} switches and {lsp} ports after the prefill").into());
+        }
+        // northd has processed everything written so far (its CPU for the fill stays out of the
+        // measured window)...
+        let settle = tokio::task::spawn_blocking(move || central.nbctl(&["--timeout=3600", "--wait=sb", "sync"]).map(|_| central));
+        let central = settle.await??;
+        // ...and its write-back to the NB (`up` of every port) is in the replica: the NB is quiet.
+        let written_back = |s: &ovsdb::replica::Snapshot| s.rows("Logical_Switch_Port").all(|(_, r)| r.get("up").is_some());
+        if prefill_lsp > 0 && nb.replica().wait_until(Duration::from_secs(600), written_back).await.is_err() {
+            return Err("northd did not set `up` on every prefilled port within 600 s".into());
+        }
+        let settle_secs = t.elapsed().as_secs_f64();
         let ctl = Controller::new(nb.clone(), Arc::new(nads));
         let c0 = cpus();
         let t0 = Instant::now();
@@ -95,21 +214,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let c1 = cpus();
         let cpu: Vec<f64> = c1.iter().zip(c0.iter()).map(|(a, b)| a - b).collect();
         let txns = nb.transactions();
-        let ports = nb.view().snapshot().len("Logical_Switch_Port");
+        let ports = nb.view().snapshot().len("Logical_Switch_Port") - prefill_lsp;
         // Time until northd allocated every dynamic address (not part of the controller's cost).
+        let bench_ports: Vec<Uuid> = nb
+            .view()
+            .switches_rows()
+            .filter(|(_, r)| matches!(r.str("name"), "net-a" | "net-b"))
+            .flat_map(|(u, _)| nb.view().switch_ports(u))
+            .collect();
         let allocated = |s: &ovsdb::replica::Snapshot| {
-            s.rows("Logical_Switch_Port").all(|(_, r)| r.get("dynamic_addresses").is_some_and(|d| !d.is_empty()))
+            bench_ports
+                .iter()
+                .all(|u| s.get("Logical_Switch_Port", u).is_some_and(|r| r.get("dynamic_addresses").is_some_and(|d| !d.is_empty())))
         };
         let alloc = match nb.replica().wait_until(Duration::from_secs(600), allocated).await {
             Ok(_) => t0.elapsed().as_secs_f64(),
             Err(_) => f64::NAN,
         };
-        let _ = NbView::default();
         if failed > 0 || ports != 2 * n {
             return Err(format!("{failed} pods failed, {ports} ports for {n} pods").into());
         }
+        // The controller's own per-pod work, without I/O: desired ports and plan of N further
+        // pods against the replica as it is now (index lookups: flat in the size of the NB).
+        let more: Vec<Pod> = (n..2 * n).map(pod).collect();
+        let view = nb.view();
+        let tp = Instant::now();
+        let mut claims = Claims::new();
+        for p in &more {
+            let want = ctl.desired(p)?;
+            let planned = plan(&view, &PodRef::of(p).ok_or("pod identity")?, &want, &mut claims)?;
+            if planned.changes.created.len() != 2 {
+                return Err(format!("plan of {:?}: {:?}", p.metadata.name, planned.changes).into());
+            }
+        }
+        let plan_us = tp.elapsed().as_secs_f64() * 1e6 / n as f64;
         println!(
-            "pods={n} batch={batch} secs={secs:.3} txns={txns} alloc_secs={alloc:.3} rss_mb={:.1} cpu_ctl_s={:.2} cpu_nb_s={:.2} cpu_northd_s={:.2} cpu_sb_s={:.2}",
+            "pods={n} batch={batch} prefill_ls={prefill_ls} prefill_lsp={prefill_lsp} prefill_secs={prefill_secs:.1} load_secs={load_secs:.1} settle_secs={settle_secs:.1} secs={secs:.3} txns={txns} alloc_secs={alloc:.3} plan_us={plan_us:.1} rss_mb={:.1} cpu_ctl_s={:.2} cpu_nb_s={:.2} cpu_northd_s={:.2} cpu_sb_s={:.2}",
             vm_hwm_mb(), cpu[0], cpu[1], cpu[2], cpu[3]
         );
         drop(central);
