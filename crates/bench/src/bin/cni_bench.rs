@@ -219,10 +219,14 @@ fn main() -> Result<()> {
             let ovs_remote = chassis.db_remote();
             let on = bench::cni_cluster::Chassis { node: "bench1", ovs_remote: &ovs_remote, netns: &node_ns };
             std::fs::create_dir_all(&cdir)?;
-            let c = Cluster::start(&a.kubetron, shim, &cdir, &central.nb_remote(), &on, net)?;
+            // Its own network, large enough for the burst (the controller allocates every pod's address).
+            let cnet = "clusternet";
+            nbctl(&central, &["ls-add", cnet])?;
+            nbctl(&central, &["set", "Logical_Switch", cnet, "other_config:subnet=10.80.0.0/20", "other_config:exclude_ips=10.80.0.1"])?;
+            let c = Cluster::start(&a.kubetron, shim, &cdir, &central.nb_remote(), &on, cnet)?;
             eprintln!("[cni-bench] cluster mode up in {:.1}s (apiserver, controller, agent)", t.elapsed().as_secs_f64());
-            let cycles = c.cycles(net, a.warmup, a.cycles)?;
-            let burst = c.burst(net, a.burst)?;
+            let cycles = c.cycles(cnet, a.warmup, a.cycles)?;
+            let burst = c.burst(cnet, a.burst)?;
             Some((cycles, burst))
         }
         None => None,
