@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 mod controller;
 mod nb_args;
+mod webhook_args;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -26,7 +27,7 @@ enum Cmd {
     Controller(controller::ControllerArgs),
     /// The admission webhook: validates pods' network requests, injects NETWORK_INTERFACE_<NET>
     /// variables and physical-network resource requests (HTTPS, AdmissionReview v1).
-    Webhook(k8s::webhook::WebhookArgs),
+    Webhook(webhook_args::WebhookArgs),
     /// The node agent: the CNI server of cluster and chained modes (the kubetron-cni shim's
     /// requests, answered from this node's pods and the local Open_vSwitch database, with no
     /// Northbound connection), and a kubelet device plugin advertising `kubetron.io/<network>` for
@@ -36,11 +37,6 @@ enum Cmd {
     /// (bridge ports, host veths, and the logical switch ports the CNI plugin made for them here),
     /// e.g. those of pods force-deleted while the Northbound database was down. Prints what it removed.
     Gc(GcArgs),
-    /// A local sandbox: real OVN, networks red and blue, pods plugged by this binary, traffic.
-    Sandbox {
-        #[command(subcommand)]
-        action: SandboxCmd,
-    },
 }
 
 #[derive(clap::Args)]
@@ -94,43 +90,6 @@ struct GcArgs {
     dry_run: bool,
 }
 
-#[derive(clap::Args, Clone)]
-struct SandboxWhere {
-    /// State directory of the sandbox.
-    #[arg(long, env = "KUBETRON_SANDBOX_DIR", default_value = "/tmp/kubetron-sandbox")]
-    dir: PathBuf,
-}
-
-#[derive(Subcommand)]
-enum SandboxCmd {
-    /// Start OVN, make the networks and pods, plug and ping (harmless when already up).
-    Up {
-        #[command(flatten)]
-        at: SandboxWhere,
-        /// Number of chassis (1 or 2); with 2, the pods sit on different chassis.
-        #[arg(long, default_value_t = 1)]
-        nodes: usize,
-        /// Prefix of the network namespaces the sandbox makes.
-        #[arg(long, default_value = "kt-sbx")]
-        prefix: String,
-        /// Also run etcd + kube-apiserver, `kubetron controller` and a `kubetron node` per chassis (cluster
-        /// mode): the pods are Kubernetes pods, plugged by the kubetron-cni shim (built next to this
-        /// binary) from the controller's hand-off (the first run builds kube-apiserver: minutes).
-        #[arg(long)]
-        with_kube: bool,
-    },
-    /// Stop every daemon by pid file and delete the namespaces and the state directory.
-    Down {
-        #[command(flatten)]
-        at: SandboxWhere,
-    },
-    /// Show the daemons and the pods' interfaces.
-    Status {
-        #[command(flatten)]
-        at: SandboxWhere,
-    },
-}
-
 /// Environment variables every subcommand reads (besides the `[env: ...]` of each option).
 const ENVIRONMENT: &str = "Environment:
   KUBETRON_LOG  log filter (tracing EnvFilter syntax, e.g. debug or k8s=debug,info; default info, warn for the CNI plugin)
@@ -181,7 +140,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Webhook(args) => {
             init_logging("info");
-            run_until_signal(|stop| async move { k8s::webhook::run(args, stop.cancelled_owned()).await.context("webhook") })?;
+            run_until_signal(|stop| async move { k8s::webhook::run(args.settings(), stop.cancelled_owned()).await.context("webhook") })?;
         }
         Cmd::Node(a) => {
             init_logging("info");
@@ -242,25 +201,6 @@ fn main() -> anyhow::Result<()> {
                 println!("{verb} {r}");
             }
             println!("{} attachment(s) {verb}", removed.len());
-        }
-        Cmd::Sandbox { action } => {
-            init_logging("warn");
-            match action {
-                SandboxCmd::Up { at, nodes, prefix, with_kube } => {
-                    let plugin = std::env::current_exe().context("finding the kubetron binary")?;
-                    let opts = sandbox::Options::new(at.dir, &prefix, nodes, plugin).with_kube(with_kube);
-                    sandbox::up(&opts).context("sandbox up")?;
-                }
-                SandboxCmd::Down { at } => {
-                    sandbox::down(&at.dir).context("sandbox down")?;
-                    println!("Sandbox in {} is down.", at.dir.display());
-                }
-                SandboxCmd::Status { at } => {
-                    if !sandbox::status(&at.dir).context("sandbox status")? {
-                        std::process::exit(3);
-                    }
-                }
-            }
         }
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! `kubetron sandbox down`: stops every daemon of the sandbox by its pid file, deletes the
+//! `kubetron-sandbox down`: stops every daemon of the sandbox by its pid file, deletes the
 //! sandbox's namespaces and its state directory. Works on a half-dead sandbox too.
 
 use std::path::Path;

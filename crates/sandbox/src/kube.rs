@@ -1,4 +1,4 @@
-//! The Kubernetes part of `kubetron sandbox up --with-kube`: etcd + kube-apiserver (state under
+//! The Kubernetes part of `kubetron-sandbox up --with-kube`: etcd + kube-apiserver (state under
 //! `<dir>/kube`, pid files `etcd.pid` and `kube-apiserver.pid` there), the NAD CRD, NADs `red` and
 //! `blue` in namespace `default`, `kubetron controller` as a detached child (`<dir>/controller.pid`,
 //! `<dir>/controller.log`), one node agent (`kubetron node`) per chassis (`<dir>/agent-<node>.pid`,

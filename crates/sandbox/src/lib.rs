@@ -1,5 +1,7 @@
-//! `sandbox`: `kubetron sandbox up|down|status`: a local OVN with networks and pods plugged by the
-//! real CNI binary, for people to see kubetron work.
+//! `sandbox`: the `kubetron-sandbox up|down|status` developer tool (src/bin; not part of the product
+//! binaries): a local OVN with networks and pods plugged by the real CNI binary, for people to see
+//! kubetron work. It runs the `kubetron` binary (and, with `--with-kube`, the `kubetron-cni` shim)
+//! found next to its own executable ([`find_kubetron`]).
 //!
 //! `up` installs what is missing, starts OVN (NB, SB, northd, and per node a local Open_vSwitch
 //! database, ovs-vswitchd on the userspace datapath and ovn-controller, each node in a network
@@ -24,7 +26,7 @@ mod status;
 mod up;
 
 pub use down::down;
-pub use state::{AgentState, KubeState, Options, SandboxState, SHIM_NAME};
+pub use state::{find_kubetron, AgentState, KubeState, Options, SandboxState, KUBETRON_NAME, SHIM_NAME};
 pub use status::status;
 pub use up::up;
 
@@ -39,4 +41,7 @@ pub enum Error {
     Io { path: std::path::PathBuf, source: std::io::Error },
     #[error("{0}")]
     Step(String),
+    /// A binary the sandbox runs is not there.
+    #[error("{} is missing: {hint}", path.display())]
+    Missing { path: std::path::PathBuf, hint: String },
 }

@@ -24,6 +24,28 @@ pub struct Options {
 
 /// File name of the cluster-mode CNI shim, built next to the kubetron binary.
 pub const SHIM_NAME: &str = "kubetron-cni";
+/// File name of the kubetron binary (the CNI plugin, `kubetron controller`, `kubetron node`).
+pub const KUBETRON_NAME: &str = "kubetron";
+
+/// The kubetron binary the sandbox runs: `explicit` when given (`--kubetron`, `KUBETRON_BIN`), else
+/// the one next to `exe` (the sandbox's own executable: cargo builds both into the same target
+/// directory). An error names the path looked at and how to get the binary there.
+pub fn find_kubetron(explicit: Option<&Path>, exe: &Path) -> Result<PathBuf, Error> {
+    let (path, hint) = match explicit {
+        Some(p) => (p.to_path_buf(), "--kubetron / KUBETRON_BIN names no file".to_string()),
+        None => (
+            exe.with_file_name(KUBETRON_NAME),
+            "the sandbox runs the kubetron binary next to its own executable: build both (cargo build -p kubetron -p cni -p sandbox \
+             --bins, the same profile), or name it with --kubetron PATH or KUBETRON_BIN"
+                .to_string(),
+        ),
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Missing { path, hint })
+    }
+}
 
 impl Options {
     pub fn new(dir: impl Into<PathBuf>, prefix: &str, nodes: usize, plugin: impl Into<PathBuf>) -> Options {
@@ -123,5 +145,31 @@ impl SandboxState {
         let p = Self::path(dir);
         let body = serde_json::to_vec_pretty(self).map_err(|e| Error::Step(e.to_string()))?;
         std::fs::write(&p, body).map_err(|e| Error::Io { path: p, source: e })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubetron_is_found_next_to_the_sandbox_or_where_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = tmp.path().join("kubetron-sandbox");
+        let err = find_kubetron(None, &exe).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{} is missing", tmp.path().join("kubetron").display())), "{err}");
+        assert!(err.contains("--kubetron PATH or KUBETRON_BIN"), "{err}");
+        std::fs::write(tmp.path().join("kubetron"), b"").unwrap();
+        assert_eq!(find_kubetron(None, &exe).unwrap(), tmp.path().join("kubetron"));
+
+        // A named binary wins over the one next to the sandbox, and must exist itself.
+        let named = tmp.path().join("other/kubetron");
+        let err = find_kubetron(Some(&named), &exe).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{} is missing", named.display())), "{err}");
+        std::fs::create_dir(tmp.path().join("other")).unwrap();
+        std::fs::write(&named, b"").unwrap();
+        assert_eq!(find_kubetron(Some(&named), &exe).unwrap(), named);
+        // A directory is not a binary.
+        assert!(find_kubetron(Some(tmp.path()), &exe).is_err());
     }
 }

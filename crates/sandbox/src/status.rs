@@ -1,4 +1,4 @@
-//! `kubetron sandbox status`, and the table `up` prints.
+//! `kubetron-sandbox status`, and the table `up` prints.
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! `kubetron sandbox up`.
+//! `kubetron-sandbox up`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,14 +67,17 @@ pub fn up(opts: &Options) -> Result<SandboxState, Error> {
 
 fn build(opts: &Options) -> Result<SandboxState, Error> {
     let dir = &opts.dir;
+    if !opts.plugin.is_file() {
+        return Err(Error::Missing { path: opts.plugin.clone(), hint: "the sandbox plugs pods with the kubetron binary".into() });
+    }
     let shim = opts.shim();
     if opts.with_kube && !shim.is_file() {
-        return Err(Error::Step(format!(
-            "{} is missing: --with-kube plugs the pods with the cluster-mode CNI shim, built next to {} (cargo build -p cni --bin {})",
-            shim.display(),
+        let hint = format!(
+            "--with-kube plugs the pods with the cluster-mode CNI shim, built next to {} (cargo build -p cni --bin {})",
             opts.plugin.display(),
             crate::SHIM_NAME
-        )));
+        );
+        return Err(Error::Missing { path: shim, hint });
     }
     let mut p = Progress::new(if opts.with_kube { 11 } else { 6 });
     p.step("Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, ...)", || install_packages(opts.with_kube))?;
@@ -253,7 +256,7 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
             println!("Node agent on {}: socket {}, log {}", a.node, a.socket.display(), a.log.display());
         }
     }
-    println!("Stop it with: kubetron sandbox down --dir {}", dir.display());
+    println!("Stop it with: kubetron-sandbox down --dir {}", dir.display());
     Ok(state)
 }
 

@@ -6,15 +6,17 @@
 //!
 //! The certificate comes from PEM files or is generated at start ([`TlsSource`]); a generated
 //! CA is written to a file for the MutatingWebhookConfiguration's `caBundle`. Certificates are
-//! read once at start (restart the pod to rotate them). With `--register NAME` ([`WebhookArgs`])
-//! the generated CA is patched into that MutatingWebhookConfiguration (needs get+patch on it);
-//! each start generates a new CA, so run one replica in that mode, or mount a certificate.
+//! read once at start (restart the pod to rotate them). With [`WebhookSettings::register`]
+//! (`kubetron webhook --register NAME`) the generated CA is patched into that
+//! MutatingWebhookConfiguration (needs get+patch on it); each start generates a new CA, so run one
+//! replica in that mode, or mount a certificate. [`run`] is the in-cluster entry point; the
+//! command line that fills its [`WebhookSettings`] belongs to the `kubetron` binary.
 
 mod admit;
-mod args;
 mod patch;
 mod register;
 mod review;
+mod run;
 mod server;
 mod source;
 mod tls;
@@ -24,10 +26,10 @@ use std::net::SocketAddr;
 use thiserror::Error;
 
 pub use admit::admit;
-pub use args::{run, WebhookArgs};
 pub use patch::{env_ops, escape_pointer_token, resource_ops, PatchOp};
 pub use register::{ca_bundle_patch, register_ca_bundle};
 pub use review::{AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, ResponseStatus, ADMISSION_API_VERSION};
+pub use run::{run, WebhookSettings};
 pub use server::{review_bytes, WebhookConfig, WebhookMetrics, WebhookServer, MAX_BODY};
 pub use source::{MemoryNads, NadSource, NadSourceError};
 pub use tls::{generate as generate_certificate, load as load_tls, GeneratedCert, TlsError, TlsSource};

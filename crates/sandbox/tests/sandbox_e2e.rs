@@ -1,10 +1,26 @@
-//! `kubetron sandbox up/status/down` as a user runs it: real OVN on two chassis, pods plugged by
+//! `kubetron-sandbox up/status/down` as a user runs it: real OVN on two chassis, pods plugged by
 //! the real binary, pings; a second `up` is harmless; `down` leaves nothing behind.
+//!
+//! The sandbox runs the `kubetron` binary (and, with `--with-kube`, the `kubetron-cni` shim) from
+//! its own target directory: build them first (`cargo build -p kubetron -p cni --bins`;
+//! scripts/test.sh builds the whole workspace before testing).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn kubetron(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubetron")).args(args).output().unwrap();
+const SANDBOX: &str = env!("CARGO_BIN_EXE_kubetron-sandbox");
+
+/// A binary the sandbox runs, next to it (where it looks itself); fails when it was not built.
+fn sibling(name: &str) -> PathBuf {
+    let p = Path::new(SANDBOX).with_file_name(name);
+    assert!(p.is_file(), "{} is missing: build it with `cargo build -p kubetron -p cni --bins` (same profile)", p.display());
+    p
+}
+
+/// Runs `kubetron-sandbox` with `args`, with no `KUBETRON_BIN` from the caller's environment: it
+/// finds `kubetron` next to itself.
+fn kubetron_sandbox(args: &[&str]) -> (i32, String) {
+    let out = Command::new(SANDBOX).args(args).env_remove("KUBETRON_BIN").output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
@@ -24,14 +40,42 @@ fn assert_all_gone(dir: &std::path::Path, pids: &[i32], prefix: &str) {
     assert!(!netns.contains(prefix), "{netns}");
 }
 
+/// Without the kubetron binary, `up` says where it looked and how to fix it, and builds nothing:
+/// next to a copy of the sandbox alone, and at a `--kubetron` / `KUBETRON_BIN` path that is not there.
+#[test]
+fn up_without_kubetron_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let alone = tmp.path().join("kubetron-sandbox");
+    std::fs::copy(SANDBOX, &alone).unwrap();
+    let dir = tmp.path().join("sbx");
+    let run = |cmd: &mut Command, extra: &[&str]| {
+        let out = cmd.args(["up", "--dir", dir.to_str().unwrap(), "--prefix", "ktsbmissing"]).args(extra).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(Command::new(&alone).env_remove("KUBETRON_BIN"), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("{} is missing", tmp.path().join("kubetron").display())), "{err}");
+    assert!(err.contains("--kubetron PATH or KUBETRON_BIN"), "{err}");
+
+    let named = tmp.path().join("nowhere/kubetron");
+    let (code, err) = run(Command::new(SANDBOX).env_remove("KUBETRON_BIN"), &["--kubetron", named.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("{} is missing", named.display())), "{err}");
+    let (code, err) = run(Command::new(SANDBOX).env("KUBETRON_BIN", &named), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("{} is missing", named.display())), "{err}");
+    assert!(!dir.exists(), "nothing is built without the binary");
+}
+
 #[test]
 fn sandbox_up_twice_status_down() {
+    sibling("kubetron");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sbx");
     let dir_s = dir.to_str().unwrap();
     let prefix = format!("ktsb{}", std::process::id() % 100000);
-    let (code, out) = kubetron(&["sandbox", "up", "--dir", dir_s, "--nodes", "2", "--prefix", &prefix]);
-    let cleanup = || kubetron(&["sandbox", "down", "--dir", dir_s]);
+    let (code, out) = kubetron_sandbox(&["up", "--dir", dir_s, "--nodes", "2", "--prefix", &prefix]);
+    let cleanup = || kubetron_sandbox(&["down", "--dir", dir_s]);
     if code != 0 {
         cleanup();
         panic!("sandbox up failed:\n{out}");
@@ -43,11 +87,11 @@ fn sandbox_up_twice_status_down() {
     assert!(rows.iter().all(|r| r.ends_with(" up")), "{out}");
     assert!(rows.iter().any(|r| r.contains("node2")), "pods on both chassis: {out}");
 
-    let (code, again) = kubetron(&["sandbox", "up", "--dir", dir_s, "--nodes", "2", "--prefix", &prefix]);
+    let (code, again) = kubetron_sandbox(&["up", "--dir", dir_s, "--nodes", "2", "--prefix", &prefix]);
     assert_eq!(code, 0, "{again}");
     assert!(again.contains("already up"), "{again}");
 
-    let (code, st) = kubetron(&["sandbox", "status", "--dir", dir_s]);
+    let (code, st) = kubetron_sandbox(&["status", "--dir", dir_s]);
     assert_eq!(code, 0, "{st}");
     assert_eq!(st.matches("running").count(), 9, "3 central + 3 per chassis: {st}");
     let pids = running_pids(&st);
@@ -56,7 +100,7 @@ fn sandbox_up_twice_status_down() {
     let (code, down) = cleanup();
     assert_eq!(code, 0, "{down}");
     assert_all_gone(&dir, &pids, &prefix);
-    let (code, st) = kubetron(&["sandbox", "status", "--dir", dir_s]);
+    let (code, st) = kubetron_sandbox(&["status", "--dir", dir_s]);
     assert_eq!(code, 3, "{st}");
 }
 
@@ -65,7 +109,7 @@ fn sandbox_up_twice_status_down() {
 /// (`kubetron.io/interfaces`) and network-status, the `kubetron-cni` shim has each chassis' agent plug
 /// them from the hand-off (no node-side process knows the Northbound address), and they ping across
 /// the two chassis. `down` stops the agents with the rest. Gated like the other real-API tests:
-/// `KUBETRON_KUBE_TESTS=1`; needs the shim built next to `kubetron` (`cargo build -p cni --bin kubetron-cni`).
+/// `KUBETRON_KUBE_TESTS=1`; needs `kubetron` and the shim built next to `kubetron-sandbox`.
 #[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
 #[test]
 fn sandbox_with_kube() {
@@ -73,8 +117,8 @@ fn sandbox_with_kube() {
         eprintln!("skipped: set KUBETRON_KUBE_TESTS=1 (needs kube-apiserver and etcd)");
         return;
     }
-    let shim = std::path::Path::new(env!("CARGO_BIN_EXE_kubetron")).with_file_name("kubetron-cni");
-    assert!(shim.exists(), "{} is missing: build it with `cargo build -p cni --bin kubetron-cni`", shim.display());
+    sibling("kubetron");
+    sibling("kubetron-cni");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sbx");
     let dir_s = dir.to_str().unwrap();
@@ -83,12 +127,12 @@ fn sandbox_with_kube() {
     struct Down(String);
     impl Drop for Down {
         fn drop(&mut self) {
-            kubetron(&["sandbox", "down", "--dir", &self.0]);
+            kubetron_sandbox(&["down", "--dir", &self.0]);
         }
     }
     let _down = Down(dir_s.to_string());
-    let (code, out) = kubetron(&["sandbox", "up", "--dir", dir_s, "--with-kube", "--nodes", "2", "--prefix", &prefix]);
-    let cleanup = || kubetron(&["sandbox", "down", "--dir", dir_s]);
+    let (code, out) = kubetron_sandbox(&["up", "--dir", dir_s, "--with-kube", "--nodes", "2", "--prefix", &prefix]);
+    let cleanup = || kubetron_sandbox(&["down", "--dir", dir_s]);
     let log = |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
     if code != 0 {
         panic!(
@@ -129,7 +173,7 @@ fn sandbox_with_kube() {
             assert_eq!((att.mac.as_str(), att.ips[0].to_string()), (mac, cidr.to_string()), "{pod} {ifname}: plugged = handed over");
         }
     }
-    let (code, st) = kubetron(&["sandbox", "status", "--dir", dir_s]);
+    let (code, st) = kubetron_sandbox(&["status", "--dir", dir_s]);
     assert_eq!(code, 0, "{st}");
     assert!(st.contains("Kubernetes API https://127.0.0.1:"), "{st}");
     let pids = running_pids(&st);
