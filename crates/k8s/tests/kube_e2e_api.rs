@@ -481,10 +481,19 @@ fn deploy_rbac_grants_exactly_what_the_code_uses() {
             mwcs.delete(n, &DeleteParams::default()).await.expect("cleanup");
         }
 
-        // The node identity reads nodes and nothing of the above.
+        // The node identity lists and watches pods and NADs (its CNI server's caches) and writes nothing.
         let node = h.user(NODE_USER, SA_GROUPS).await;
-        expect_code(Api::<Pod>::all(node.clone()).list(&ListParams::default()).await, 403, "node lists pods");
-        expect_code(Api::<NetworkAttachmentDefinition>::all(node).list(&ListParams::default()).await, 403, "node lists NADs");
+        let node_pods = Api::<Pod>::namespaced(node.clone(), &ns);
+        node_pods.list(&ListParams::default()).await.expect("node lists pods");
+        Api::<NetworkAttachmentDefinition>::all(node.clone()).list(&ListParams::default()).await.expect("node lists NADs");
+        expect_code(node_pods.get("p").await, 403, "node gets a pod");
+        let annotate = serde_json::json!({"metadata": {"annotations": {"kubetron.io/interfaces": "{}"}}});
+        expect_code(node_pods.patch("p", &PatchParams::default(), &Patch::Merge(&annotate)).await, 403, "node patches a pod");
+        expect_code(node_pods.patch_status("p", &PatchParams::default(), &Patch::Merge(&annotate)).await, 403, "node patches pod status");
+        expect_code(node_pods.delete("p", &DeleteParams::default()).await, 403, "node deletes a pod");
+        let nad_api = Api::<NetworkAttachmentDefinition>::namespaced(node.clone(), &ns);
+        expect_code(nad_api.create(&pp, &new_nad(&ns, "n3", r#"{"type":"kubetron"}"#, &[])).await, 403, "node creates NADs");
+        expect_code(Api::<Secret>::namespaced(node, &ns).list(&ListParams::default()).await, 403, "node reads secrets");
     });
 }
 
