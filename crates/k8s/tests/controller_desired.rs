@@ -82,7 +82,7 @@ fn flat_network_without_mac_gets_a_stable_generated_one() {
     let a = desired(&p, &nads(), &switches()).unwrap();
     let b = desired(&p, &nads(), &switches()).unwrap();
     assert_eq!(a[0].addresses(), b[0].addresses());
-    assert_eq!(a[0].addresses(), vec![ovn::addressing::mac_for_name("ns1_f_net1")]);
+    assert_eq!(a[0].addresses(), vec![model::addressing::mac_for_name("ns1_f_net1")]);
 }
 
 #[test]

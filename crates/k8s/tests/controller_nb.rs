@@ -24,7 +24,7 @@ async fn create_dynamic_static_and_mac_only_ports_one_transaction_each() {
     assert_eq!(nb.transactions() - t0, 1, "one transaction for the pod");
     assert_eq!(r.changes.created, vec!["ns1_a_net1", "ns1_a_net2"]);
     assert_eq!(ovn.port_col("ns1_a_net1", "addresses"), "[dynamic]");
-    let flat_mac = ovn::addressing::mac_for_name("ns1_a_net2");
+    let flat_mac = model::addressing::mac_for_name("ns1_a_net2");
     assert_eq!(ovn.port_col("ns1_a_net2", "addresses"), format!("[\"{flat_mac}\"]"));
     assert_eq!(ovn.ports_of("blue"), vec!["ns1_a_net1"]);
     assert_eq!(ovn.ports_of("flat"), vec!["ns1_a_net2"]);

@@ -10,6 +10,11 @@
 /// the option binds whatever the Interface says.
 pub const IFACE_ID_VER: &str = "iface-id-ver";
 
+/// `external_ids` keys naming the pod a port (or OVS Interface) belongs to: `namespace` and
+/// `name`. Conflicts found by [`crate::addressing`] name the pod through them.
+pub const POD_NAMESPACE: &str = "kubetron.io/pod-namespace";
+pub const POD_NAME: &str = "kubetron.io/pod-name";
+
 /// The logical switch port name for interface `ifname` of pod `namespace/pod`.
 /// Kubernetes names cannot contain `_`, so the name splits back unambiguously.
 pub fn pod_port(namespace: &str, pod: &str, ifname: &str) -> String {

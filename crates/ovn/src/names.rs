@@ -11,9 +11,9 @@ pub const OWNER: &str = "kubetron.io/owner";
 pub const OWNER_CONTROLLER: &str = "controller";
 /// Value of [`OWNER`] for rows made by the CNI plugin in standalone mode.
 pub const OWNER_CNI: &str = "cni";
-/// `external_ids` keys describing the pod (or CNI container) a port belongs to.
-pub const POD_NAMESPACE: &str = "kubetron.io/pod-namespace";
-pub const POD_NAME: &str = "kubetron.io/pod-name";
+/// `external_ids` keys describing the pod (or CNI container) a port belongs to (the first two are
+/// defined in [`model::names`], which the addressing rules use to name a conflicting pod).
+pub use model::names::{POD_NAME, POD_NAMESPACE};
 pub const POD_UID: &str = "kubetron.io/pod-uid";
 pub const CONTAINER_ID: &str = "kubetron.io/container-id";
 pub const INTERFACE: &str = "kubetron.io/interface";

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net};
-use ovn::addressing::{self, mac_for_ip, mac_for_name};
+use model::addressing::{self, mac_for_ip, mac_for_name};
 use ovn::columns::Model;
 use ovn::names;
 use ovn::nb::{self, DhcpOptions, LogicalSwitch, LogicalSwitchPort, NewPort};

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Pod;
-use ovn::{addressing, names};
+use model::addressing;
+use ovn::names;
 use ovsdb::datum::Uuid;
 
 use super::error::PodError;

@@ -138,10 +138,10 @@ impl NbView {
         self.0.find(LSP, "type", ty)
     }
     /// The addressing rules of switch `switch` (its `other_config` subnet and `exclude_ips`).
-    pub fn switch_rules(&self, switch: &Uuid) -> ovn::addressing::SwitchRules {
+    pub fn switch_rules(&self, switch: &Uuid) -> model::addressing::SwitchRules {
         self.0
             .get(LS, switch)
-            .map(|r| ovn::addressing::SwitchRules::from_other_config(&ovn::columns::string_map(&r, "other_config")))
+            .map(|r| model::addressing::SwitchRules::from_other_config(&ovn::columns::string_map(&r, "other_config")))
             .unwrap_or_default()
     }
     /// The name of switch `switch`.

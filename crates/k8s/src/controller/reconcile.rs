@@ -9,7 +9,7 @@
 //! someone else.
 //!
 //! Fixed addresses (static IPs, requested MACs) are checked with the rules of
-//! [`ovn::addressing`] against the snapshot, and the check is carried by the transaction: each
+//! [`model::addressing`] against the snapshot, and the check is carried by the transaction: each
 //! plan lists [`Guard`]s (the switch's port set as read, ports still waiting for northd) that
 //! go first in the transaction as `wait` operations, so a port added by anyone (the CNI plugin,
 //! another pod of the batch, an administrator) between the read and the write fails the
@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ovn::addressing::{self, AddressError, Claim, Holder, PortHolding, SwitchRules};
+use model::addressing::{self, AddressError, Claim, Holder, PortHolding, SwitchRules};
 use ovn::columns::map_datum;
 use ovn::names;
 use ovn::nb::NewPort;

@@ -129,7 +129,7 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
 }
 
 /// Static IPs the network can never give, when the NAD's kubetron config names the switch's
-/// `subnet` (and `exclude_ips`), with the rules of [`ovn::addressing::SwitchRules`]: outside the
+/// `subnet` (and `exclude_ips`), with the rules of [`model::addressing::SwitchRules`]: outside the
 /// subnet, its network or broadcast address, excluded. Addresses held by other ports are refused
 /// by the controller and the CNI plugin, which read OVN; the webhook cannot know them.
 fn static_address_problem(sel: &NetworkSelection, config: &crate::nad::KubetronConfig) -> Option<String> {
@@ -138,7 +138,7 @@ fn static_address_problem(sel: &NetworkSelection, config: &crate::nad::KubetronC
     if subnet.is_none() && exclude.is_none() {
         return None;
     }
-    let rules = ovn::addressing::SwitchRules::new(subnet, exclude);
+    let rules = model::addressing::SwitchRules::new(subnet, exclude);
     sel.ips.iter().find_map(|ip| {
         rules.check_ip(ip.addr).err().map(|e| format!("network {}, interface {}: requested {e}", sel.network(), sel.interface))
     })
