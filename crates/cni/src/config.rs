@@ -457,7 +457,7 @@ impl NetConf {
             )));
         }
         if let Some(mac) = self.runtime_config.as_ref().and_then(|r| r.mac.as_deref()) {
-            if !valid_mac(mac) {
+            if model::mac::normalize(mac).is_none() {
                 return Err(CniError::invalid_config(format!("runtimeConfig.mac {mac:?} is not a MAC address")));
             }
         }
@@ -470,11 +470,6 @@ impl NetConf {
 pub fn valid_network_name(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(c) if c.is_ascii_alphanumeric()) && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
-fn valid_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// OVSDB remotes: `unix:PATH`, `tcp:HOST:PORT`, `ssl:HOST:PORT`.

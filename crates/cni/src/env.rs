@@ -201,20 +201,8 @@ pub fn valid_container_id(s: &str) -> bool {
     crate::config::valid_network_name(s)
 }
 
-/// Interface name rules of the spec: 1..=15 bytes, not "." or "..", no '/', ':' or whitespace.
+/// A valid Linux interface name, as the spec asks: the rule of [`model::names::check_ifname`]
+/// (1..=15 bytes, not "." or "..", no '/', ':', '%', whitespace or control characters).
 pub fn validate_ifname(n: &str) -> Result<(), CniError> {
-    let bad = |why: &str| Err(CniError::invalid_env(format!("CNI_IFNAME {n:?} is invalid: {why}")));
-    if n.is_empty() {
-        return bad("empty");
-    }
-    if n.len() > 15 {
-        return bad("longer than 15 bytes");
-    }
-    if n == "." || n == ".." {
-        return bad("'.' and '..' are not interface names");
-    }
-    if n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0') {
-        return bad("contains '/', ':', NUL or whitespace");
-    }
-    Ok(())
+    model::names::check_ifname(n).map_err(|why| CniError::invalid_env(format!("CNI_IFNAME {n:?} is invalid: it {why}")))
 }

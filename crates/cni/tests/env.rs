@@ -94,6 +94,7 @@ fn bad_values_are_rejected() {
         ("CNI_IFNAME", "."),
         ("CNI_IFNAME", "a b"),
         ("CNI_IFNAME", "a:b"),
+        ("CNI_IFNAME", "net%d"),
         ("CNI_ARGS", "K8S_POD_NAME"),
         ("CNI_ARGS", "=x"),
         ("CNI_ARGS", "FOO=bar"),

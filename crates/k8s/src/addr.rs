@@ -14,53 +14,27 @@ use thiserror::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MacAddr(pub [u8; 6]);
 
-/// Why a MAC address string was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum MacError {
-    /// Not six colon- (or dash-) separated pairs of hex digits.
-    #[error("\"{0}\" is not a MAC address (expected six hex pairs like c2:11:22:33:44:55)")]
-    Syntax(String),
-    /// The group (multicast) bit is set: such an address cannot be an interface's own.
-    #[error("\"{0}\" is a multicast MAC address (lowest bit of the first octet is set); an interface needs a unicast address")]
-    Multicast(String),
-}
+/// Why a MAC address string was refused (the rule is [`model::mac`]'s).
+pub use model::mac::MacError;
 
 impl MacAddr {
     /// True when the group bit is set.
     pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
+        model::mac::is_multicast(self.0)
     }
 }
 
 impl FromStr for MacAddr {
     type Err = MacError;
+    /// Six hex pairs separated by `:` or `-`, unicast only ([`model::mac::parse_unicast`]).
     fn from_str(s: &str) -> Result<Self, MacError> {
-        let syntax = || MacError::Syntax(s.to_string());
-        let sep = if s.contains(':') { ':' } else { '-' };
-        let mut out = [0u8; 6];
-        let mut n = 0;
-        for part in s.split(sep) {
-            if n == 6 || part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(syntax());
-            }
-            out[n] = u8::from_str_radix(part, 16).map_err(|_| syntax())?;
-            n += 1;
-        }
-        if n != 6 {
-            return Err(syntax());
-        }
-        let mac = MacAddr(out);
-        if mac.is_multicast() {
-            return Err(MacError::Multicast(s.to_string()));
-        }
-        Ok(mac)
+        model::mac::parse_unicast(s).map(MacAddr)
     }
 }
 
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        f.write_str(&model::mac::format(self.0))
     }
 }
 

@@ -12,12 +12,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::Ipv4Net;
 use thiserror::Error;
 
-use crate::names;
+use crate::{mac, names};
 
 /// A locally administered unicast MAC for an IPv4 address: `0a:58:` followed by the address.
 pub fn mac_for_ip(ip: Ipv4Addr) -> String {
     let o = ip.octets();
-    format!("0a:58:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+    mac::format([0x0a, 0x58, o[0], o[1], o[2], o[3]])
 }
 
 /// A locally administered unicast MAC derived from a port name (FNV-1a 64, stable across
@@ -25,7 +25,7 @@ pub fn mac_for_ip(ip: Ipv4Addr) -> String {
 pub fn mac_for_name(name: &str) -> String {
     let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
     let b = h.to_be_bytes();
-    format!("0a:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[3], b[4], b[5], b[6], b[7])
+    mac::format([0x0a, b[3], b[4], b[5], b[6], b[7]])
 }
 
 /// The port that holds an address, as errors name it: the logical switch port and, when the
@@ -175,7 +175,7 @@ impl Held {
                 if matches!(w, "dynamic" | "unknown" | "router") {
                     continue;
                 }
-                if let Some(mac) = normalize_mac(w) {
+                if let Some(mac) = mac::normalize(w) {
                     if !h.macs.contains(&mac) {
                         h.macs.push(mac);
                     }
@@ -235,7 +235,7 @@ pub fn check_claim<'a>(
     if claim.is_empty() {
         return Ok(());
     }
-    let mac = claim.mac.as_deref().map(|m| normalize_mac(m).unwrap_or_else(|| m.to_ascii_lowercase()));
+    let mac = claim.mac.as_deref().map(|m| mac::normalize(m).unwrap_or_else(|| m.to_ascii_lowercase()));
     for p in ports {
         if p.holder.port == port {
             continue;
@@ -248,12 +248,6 @@ pub fn check_claim<'a>(
         }
     }
     Ok(())
-}
-
-/// `w` as a lower-case MAC when it is one (six hex pairs separated by `:`).
-pub fn normalize_mac(w: &str) -> Option<String> {
-    let parts: Vec<&str> = w.split(':').collect();
-    (parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))).then(|| w.to_ascii_lowercase())
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub enum NetdevError {
         /// The rejected name.
         name: String,
         /// Why it was rejected.
-        reason: &'static str,
+        reason: String,
     },
     /// An argument is not acceptable (e.g. a gateway of another family than the route).
     #[error("invalid argument: {0}")]

@@ -129,22 +129,12 @@ pub(crate) fn parse_link(r: &Reply) -> Result<Link> {
     Ok(link)
 }
 
-/// Checks an interface name the way the kernel does (1..=15 bytes, no '/', ':' or whitespace, not "." or "..").
+/// Checks an interface name the way the kernel does ([`model::names::check_ifname`]: 1..=15
+/// bytes, not "." or "..", no '/', ':' or whitespace; nor '%' or control characters, which would
+/// not give the name asked for).
 pub fn validate_ifname(name: &str) -> Result<()> {
-    let bad = |reason| Err(NetdevError::InvalidName { name: name.to_string(), reason });
-    if name.is_empty() {
-        return bad("empty interface name");
-    }
-    if name.len() > 15 {
-        return bad("interface names are at most 15 bytes");
-    }
-    if name == "." || name == ".." {
-        return bad("'.' and '..' are not interface names");
-    }
-    if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0') {
-        return bad("interface names cannot contain '/', ':', NUL or whitespace");
-    }
-    Ok(())
+    model::names::check_ifname(name)
+        .map_err(|why| NetdevError::InvalidName { name: name.to_string(), reason: format!("interface name {why}") })
 }
 
 /// A pending change to one link; build it with [`Handle::set_link`] and send with [`LinkUpdate::apply`].
@@ -293,7 +283,7 @@ mod tests {
     fn ifname_validation() {
         validate_ifname("eth0").unwrap();
         validate_ifname("kt0123456789ab").unwrap();
-        for bad in ["", ".", "..", "a/b", "a b", "a:b", "sixteen-chars-xx"] {
+        for bad in ["", ".", "..", "a/b", "a b", "a:b", "sixteen-chars-xx", "eth%d", "a\u{1}"] {
             assert!(validate_ifname(bad).is_err(), "{bad:?}");
         }
     }

@@ -17,14 +17,13 @@ impl MacAddr {
 
     /// Locally administered unicast (the kind to invent for a pod).
     pub fn is_local_unicast(&self) -> bool {
-        self.0[0] & 0x02 != 0 && self.0[0] & 0x01 == 0
+        model::mac::is_local_unicast(self.0)
     }
 }
 
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        f.write_str(&model::mac::format(self.0))
     }
 }
 
@@ -36,21 +35,11 @@ impl fmt::Debug for MacAddr {
 
 impl FromStr for MacAddr {
     type Err = NetdevError;
+    /// Six hex pairs separated by `:` or `-` ([`model::mac::parse`]).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || NetdevError::InvalidArgument(format!("bad MAC address {s:?} (want aa:bb:cc:dd:ee:ff)"));
-        let mut out = [0u8; 6];
-        let mut parts = s.split([':', '-']);
-        for b in out.iter_mut() {
-            let p = parts.next().ok_or_else(bad)?;
-            if p.len() != 2 {
-                return Err(bad());
-            }
-            *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
-        }
-        if parts.next().is_some() {
-            return Err(bad());
-        }
-        Ok(MacAddr(out))
+        model::mac::parse(s)
+            .map(MacAddr)
+            .map_err(|_| NetdevError::InvalidArgument(format!("bad MAC address {s:?} (want aa:bb:cc:dd:ee:ff)")))
     }
 }
 

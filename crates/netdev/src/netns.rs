@@ -215,7 +215,7 @@ impl Drop for TempNetns {
 }
 
 fn validate_netns_name(name: &str) -> Result<()> {
-    let bad = |reason| Err(NetdevError::InvalidName { name: name.to_string(), reason });
+    let bad = |reason: &str| Err(NetdevError::InvalidName { name: name.to_string(), reason: reason.to_string() });
     if name.is_empty() {
         return bad("empty");
     }

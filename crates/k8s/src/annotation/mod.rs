@@ -11,7 +11,7 @@
 //!   - `name` (required string): a NetworkAttachmentDefinition name, a DNS-1123 subdomain (dots
 //!     allowed, at most 253 characters) like every Kubernetes object name;
 //!   - `namespace` (string; missing or empty: the pod's): a DNS-1123 label;
-//!   - `interface` (string): a valid Linux interface name (see [`check_ifname`]);
+//!   - `interface` (string): a valid Linux interface name (see [`check_request_ifname`]);
 //!   - `ips` (string array): when present it must hold at least one address (`"ips": []` is
 //!     invalid), each an IPv4 or IPv6 address (a `/prefix` is accepted, as Multus does);
 //!   - `mac` (string): a 6-byte Ethernet MAC address, or a 20-byte IP-over-InfiniBand hardware
@@ -40,7 +40,6 @@
 //! explicitly. Example: `a, b@net1, c` gives `a`=`net2`, `b`=`net1`, `c`=`net3`.
 
 mod json;
-mod names;
 mod resolve;
 mod text;
 
@@ -53,8 +52,8 @@ use serde_json::Value;
 use thiserror::Error;
 
 pub use crate::addr::{IpError, MacAddr, MacError, RequestedIp};
-pub use names::{
-    check_dns1123_label, check_dns1123_subdomain, check_ifname, NameError, MAX_IFNAME_LEN, MAX_LABEL_LEN, MAX_SUBDOMAIN_LEN,
+pub use model::names::{
+    check_dns1123_label, check_dns1123_subdomain, check_request_ifname, NameError, MAX_IFNAME_LEN, MAX_LABEL_LEN, MAX_SUBDOMAIN_LEN,
     RESERVED_IFNAMES,
 };
 pub use resolve::resolve;
@@ -368,7 +367,7 @@ fn check_namespace(v: &str) -> Result<(), RequestProblem> {
 }
 
 fn check_interface(v: &str) -> Result<(), RequestProblem> {
-    check_ifname(v).map_err(|why| RequestProblem::Interface { value: shorten(v, 40), why })
+    check_request_ifname(v).map_err(|why| RequestProblem::Interface { value: shorten(v, 40), why })
 }
 
 #[cfg(test)]

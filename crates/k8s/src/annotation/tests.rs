@@ -297,7 +297,7 @@ fn label() -> impl Strategy<Value = String> {
 }
 
 fn ifname() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9_.-]{1,15}".prop_filter("valid", |s| check_ifname(s).is_ok())
+    "[a-zA-Z0-9_.-]{1,15}".prop_filter("valid", |s| check_request_ifname(s).is_ok())
 }
 
 fn request() -> impl Strategy<Value = (Option<String>, String, Option<String>)> {

@@ -376,7 +376,7 @@ fn check_addresses(view: &NbView, pod: &PodRef, ports: &[&DesiredPort], claims: 
                 return Err(address_error(d, AddressError::IpInUse { ip: *ip, holder: holder_of(pod, other) }));
             }
         }
-        if let Some(mac) = claim.mac.as_deref().map(|m| addressing::normalize_mac(m).unwrap_or_else(|| m.to_ascii_lowercase())) {
+        if let Some(mac) = claim.mac.as_deref().map(|m| model::mac::normalize(m).unwrap_or_else(|| m.to_ascii_lowercase())) {
             if let Some(h) = held.macs.get(&mac).filter(|h| h.port != d.name) {
                 return Err(address_error(d, AddressError::MacInUse { mac, holder: h.clone() }));
             }
@@ -399,7 +399,7 @@ fn check_addresses(view: &NbView, pod: &PodRef, ports: &[&DesiredPort], claims: 
             held.ips.insert(ip, holder.clone());
         }
         if let Some(m) = claim.mac {
-            held.macs.insert(addressing::normalize_mac(&m).unwrap_or(m), holder.clone());
+            held.macs.insert(model::mac::normalize(&m).unwrap_or(m), holder.clone());
         }
     }
     Ok(guards)
