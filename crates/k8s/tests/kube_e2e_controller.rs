@@ -21,12 +21,12 @@ use k8s::controller::lease::{LeaderElector, LeaseConfig};
 use k8s::controller::runner::{run, RunnerConfig};
 use k8s::controller::Nb;
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
-use k8s::status::{parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube_e2e_support::*;
 use model::handoff::{self, Addressing};
+use model::status::{parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use serde_json::json;
 use tokio::sync::watch;
 

@@ -16,11 +16,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
-use k8s::status::{merge_network_status, write_pod_annotations, NetworkStatus, WriteOutcome, NETWORK_STATUS_ANNOTATION};
+use k8s::status::{write_pod_annotations, WriteOutcome};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube_e2e_support::*;
+use model::status::{merge_network_status, NetworkStatus, NETWORK_STATUS_ANNOTATION};
 use serde_json::{json, Value};
 
 fn pod(name: &str, annotations: &[(&str, &str)]) -> Pod {

@@ -16,12 +16,12 @@ use std::time::Duration;
 use daemons::kube::{KubeApiServer, KubeConfig};
 use daemons::{Central, Chassis, ChassisConfig};
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
-use k8s::status::{parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube_support::*;
+use model::status::{parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use serde_json::json;
 use testkit::cni::CniInvocation;
 

@@ -11,11 +11,20 @@
 //! - [`addressing`]: the addressing rules of a logical switch (subnet, `exclude_ips`, addresses
 //!   held by other ports, deterministic MACs), shared by the CNI plugin, the controller and the
 //!   webhook. Callers read the OVN rows and send the transactions.
+//! - [`request`]: the pod network request annotation `k8s.v1.cni.cncf.io/networks` (the one
+//!   parser: webhook, controller, node agent), with [`addr`] (the MAC and IP a request asks for).
+//! - [`status`]: the `k8s.v1.cni.cncf.io/network-status` entries kubetron writes and how they
+//!   merge with other writers' (the write itself is `k8s::status`).
+//! - [`env`]: the `NETWORK_INTERFACE_<NET>` variables the webhook injects.
 //!
 //! Must not touch: files, sockets, processes, Kubernetes or OVSDB clients. Types, parsing,
-//! rendering and pure rules only.
+//! rendering and pure rules only (logging through `tracing` is fine).
 
+pub mod addr;
 pub mod addressing;
+pub mod env;
 pub mod handoff;
 pub mod mac;
 pub mod names;
+pub mod request;
+pub mod status;

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use daemons::kube::{find_apiserver_bin, KubeApiServer, KubeConfig};
 use k8s::nad::NetworkAttachmentDefinition;
-use k8s::status::{INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams};
 use kube::Client;
+use model::status::{INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 use serde_json::{json, Value};
 
 use crate::networks::NETWORKS;
@@ -302,7 +302,8 @@ pub fn network_status(kubeconfig: &Path, names: &[String]) -> Result<Vec<PodAnno
                 let a = api.get(name).await.ok()?.metadata.annotations?;
                 let v = a.get(NETWORK_STATUS_ANNOTATION).cloned()?;
                 // Both attachments listed.
-                (k8s::status::parse_network_status(&v).ok()?.len() == NETWORKS.len()).then_some((v, a.get(INTERFACES_ANNOTATION)?.clone()))
+                (model::status::parse_network_status(&v).ok()?.len() == NETWORKS.len())
+                    .then_some((v, a.get(INTERFACES_ANNOTATION)?.clone()))
             })
             .await?;
             out.push(PodAnnotations { name: name.clone(), network_status, handoff });

@@ -244,8 +244,8 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
     println!();
     status::print(dir, &state)?;
     for a in &statuses {
-        println!("\n{} {}: {}", a.name, k8s::status::NETWORK_STATUS_ANNOTATION, a.network_status);
-        println!("{} {}: {}", a.name, k8s::status::INTERFACES_ANNOTATION, a.handoff);
+        println!("\n{} {}: {}", a.name, model::status::NETWORK_STATUS_ANNOTATION, a.network_status);
+        println!("{} {}: {}", a.name, model::status::INTERFACES_ANNOTATION, a.handoff);
     }
     let ip = state.pods[1].interfaces[0].ip.split('/').next().unwrap_or("");
     println!("\nTry: ip netns exec {}-pod1 ping {ip}", opts.prefix);

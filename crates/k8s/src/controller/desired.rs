@@ -13,8 +13,9 @@ use ovsdb::datum::Uuid;
 
 use super::error::PodError;
 use super::nb::SwitchLookup;
-use crate::annotation::{self, NetworkRef, NetworkSelection};
+use crate::annotation;
 use crate::nad::{authorize, check_capabilities, NetworkAttachmentDefinition};
+use model::request::{NetworkRef, NetworkSelection};
 
 /// The identity of a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

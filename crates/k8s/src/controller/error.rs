@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use ipnet::Ipv4Net;
 use thiserror::Error;
 
-use crate::annotation::{AnnotationError, NetworkRef};
 use crate::nad::{ConfigError, Refusal};
+use model::request::{AnnotationError, NetworkRef};
 
 /// A pod-level failure.
 #[derive(Debug, Error)]

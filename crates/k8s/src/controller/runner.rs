@@ -19,7 +19,8 @@ use super::desired::{pod_is_active, PodRef};
 use super::events::{EventType, PodWriter};
 use super::{Controller, Nb};
 use crate::nad::NetworkAttachmentDefinition;
-use crate::status::{merge_network_status, write_pod_annotations, WriteOutcome, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
+use crate::status::{write_pod_annotations, WriteOutcome};
+use model::status::{merge_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 
 /// Timing of the runner.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use ovn::nb::LogicalSwitchPort;
 
 use super::desired::{Addressing, DesiredPort};
 use super::nb::NbView;
-use crate::status::{attachment_network_status, to_annotation, NetworkStatus, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
+use model::status::{attachment_network_status, to_annotation, NetworkStatus, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
 
 /// What the controller knows of a pod's ports.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -7,7 +7,7 @@
 use thiserror::Error;
 
 use super::{KubetronConfig, NetworkAttachmentDefinition};
-use crate::annotation::NetworkSelection;
+use model::request::NetworkSelection;
 
 /// Annotation on a NAD sharing it with other namespaces.
 pub const ALLOWED_NAMESPACES_ANNOTATION: &str = "kubetron.io/allowed-namespaces";

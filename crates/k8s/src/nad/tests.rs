@@ -1,5 +1,5 @@
 use super::*;
-use crate::annotation::parse;
+use model::request::parse;
 
 const BLUE: &str = r#"{"cniVersion":"1.0.0","name":"blue","type":"kubetron","logical_switch":"ls-blue","capabilities":{"ips":true,"mac":true},"subnet":"10.1.0.0/24"}"#;
 

@@ -1,7 +1,7 @@
 //! The admission decision for one AdmissionRequest.
 //!
 //! Pods on CREATE with a `k8s.v1.cni.cncf.io/networks` annotation are checked:
-//! - an annotation the NPWG spec makes invalid is refused (400, [`crate::annotation`]: bad
+//! - an annotation the NPWG spec makes invalid is refused (400, [`model::request`]: bad
 //!   names, `default-route` on two elements, `"ips": []`, `ips` with `ipam-claim-reference`, ...);
 //! - every requested NAD must exist (404 otherwise);
 //! - for kubetron NADs: the config must parse, the pod's namespace must be allowed to use it
@@ -14,7 +14,7 @@
 //! vars. If every problem is collected, the message lists them all, separated by `; `.
 //!
 //! Admitted pods with kubetron networks get a JSONPatch: `NETWORK_INTERFACE_<NET>` variables
-//! (see [`crate::env`]) on every container and init container, and for physical networks the
+//! (see [`model::env`]) on every container and init container, and for physical networks the
 //! resource `kubetron.io/<network>: "1"` in the first container's requests and limits.
 
 use std::collections::BTreeSet;
@@ -25,9 +25,9 @@ use serde_json::Value;
 use super::patch::{env_ops, resource_ops};
 use super::review::{AdmissionRequest, AdmissionResponse};
 use super::source::NadSource;
-use crate::annotation::{self, NetworkSelection, NETWORKS_ANNOTATION};
-use crate::env::env_vars;
 use crate::nad::{authorize, check_capabilities};
+use model::env::env_vars;
+use model::request::{self, NetworkSelection, NETWORKS_ANNOTATION};
 
 /// Decide on one request.
 pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionResponse {
@@ -50,7 +50,7 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return AdmissionResponse::deny(uid, 400, format!("annotation {NETWORKS_ANNOTATION} must be a string")),
     };
-    let selections = match annotation::parse(annotation, namespace) {
+    let selections = match request::parse(annotation, namespace) {
         Ok(s) => s,
         Err(e) => {
             tracing::info!(namespace, pod = pod_name, error = %e, "refusing pod: malformed network annotation");

@@ -151,7 +151,7 @@ proptest! {
             prop_assert!(resp.patch.is_none());
             return Ok(());
         }
-        let selections = annotation::parse(&annotation, "app").unwrap();
+        let selections = request::parse(&annotation, "app").unwrap();
         let ours: Vec<_> = selections.iter().zip(&picks).filter(|(_, &i)| NETWORKS[i].1).map(|(s, _)| s.clone()).collect();
         if ours.is_empty() {
             prop_assert!(resp.patch.is_none());

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::env::EnvVar;
+use model::env::EnvVar;
 
 /// One JSONPatch operation (the webhook only adds).
 #[derive(Debug, Clone, PartialEq, Serialize)]

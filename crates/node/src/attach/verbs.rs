@@ -337,7 +337,7 @@ async fn add_chained(mut call: AddCall<'_>) -> Result<CniResult, CniError> {
         }
     };
     let Some(networks) = networks.filter(|n| !n.trim().is_empty()) else { return Ok(prev) };
-    let selections = k8s::annotation::parse(&networks, call.pod.namespace)
+    let selections = model::request::parse(&networks, call.pod.namespace)
         .map_err(|e| CniError::invalid_config(format!("pod {}: {}: {e}", call.pod, pods::NETWORKS_ANNOTATION)))?;
     let synced = tokio::select! {
         s = call.agent.nads.wait_synced() => s,

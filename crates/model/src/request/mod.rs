@@ -22,7 +22,7 @@
 //!     may not be combined with `ips`;
 //!   - `infiniband-guid` (string), `portMappings` (array of objects), `bandwidth` (object):
 //!     capability requests, checked for shape here; whether the network can honour them is
-//!     checked against the NAD ([`crate::nad::check_capabilities`]);
+//!     checked against the NAD (`k8s::nad::check_capabilities`);
 //!   - `cni-args` (object): passed through;
 //!   - any other key is kept verbatim in [`NetworkRequest::extra`] (the spec reserves keys
 //!     without a dot for itself and gives dotted keys to implementations).
@@ -52,7 +52,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 pub use crate::addr::{IpError, MacAddr, MacError, RequestedIp};
-pub use model::names::{
+pub use crate::names::{
     check_dns1123_label, check_dns1123_subdomain, check_request_ifname, NameError, MAX_IFNAME_LEN, MAX_LABEL_LEN, MAX_SUBDOMAIN_LEN,
     RESERVED_IFNAMES,
 };
@@ -333,11 +333,15 @@ pub fn parse(value: &str, pod_namespace: &str) -> Result<Vec<NetworkSelection>, 
     resolve(parse_requests(value)?, pod_namespace)
 }
 
-/// The resolved selections of a pod: empty when it has no networks annotation. The namespace
-/// is the pod's (`default` when unset).
-pub fn from_pod(pod: &k8s_openapi::api::core::v1::Pod) -> Result<Vec<NetworkSelection>, AnnotationError> {
-    let ns = pod.metadata.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default");
-    match pod.metadata.annotations.as_ref().and_then(|a| a.get(NETWORKS_ANNOTATION)) {
+/// The resolved selections of a pod in `namespace` with `annotations`: empty when it has no
+/// networks annotation. The namespace is `default` when unset or empty (as the API server
+/// defaults it). `k8s::annotation::from_pod` hands a Pod's metadata to it.
+pub fn from_annotations(
+    namespace: Option<&str>,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<NetworkSelection>, AnnotationError> {
+    let ns = namespace.filter(|n| !n.is_empty()).unwrap_or("default");
+    match annotations.and_then(|a| a.get(NETWORKS_ANNOTATION)) {
         Some(value) => parse(value, ns),
         None => Ok(Vec::new()),
     }

@@ -349,12 +349,11 @@ proptest! {
 }
 
 #[test]
-fn from_a_pod() {
-    let mut pod = k8s_openapi::api::core::v1::Pod::default();
-    assert_eq!(from_pod(&pod).unwrap(), vec![]);
-    pod.metadata.namespace = Some("team".into());
-    pod.metadata.annotations = Some([(NETWORKS_ANNOTATION.to_string(), "blue@x".to_string())].into());
-    assert_eq!(triples(&from_pod(&pod).unwrap()), vec![sel("team", "blue", "x")]);
-    pod.metadata.annotations = Some([(NETWORKS_ANNOTATION.to_string(), "a@x,b@x".to_string())].into());
-    assert!(matches!(from_pod(&pod), Err(AnnotationError::DuplicateInterface { .. })));
+fn from_a_pods_annotations() {
+    assert_eq!(from_annotations(None, None).unwrap(), vec![]);
+    let a: BTreeMap<String, String> = [(NETWORKS_ANNOTATION.to_string(), "blue@x".to_string())].into();
+    assert_eq!(triples(&from_annotations(Some("team"), Some(&a)).unwrap()), vec![sel("team", "blue", "x")]);
+    assert_eq!(triples(&from_annotations(Some(""), Some(&a)).unwrap()), vec![sel("default", "blue", "x")]);
+    let a: BTreeMap<String, String> = [(NETWORKS_ANNOTATION.to_string(), "a@x,b@x".to_string())].into();
+    assert!(matches!(from_annotations(Some("team"), Some(&a)), Err(AnnotationError::DuplicateInterface { .. })));
 }
