@@ -70,29 +70,9 @@ pub struct RouteEntry {
     pub scope: Option<u32>,
 }
 
-/// DNS settings (result and network config share this shape).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Dns {
-    /// Name servers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nameservers: Vec<String>,
-    /// Local domain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    /// Search domains.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub search: Vec<String>,
-    /// Resolver options.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub options: Vec<String>,
-}
-
-impl Dns {
-    /// True when nothing is set.
-    pub fn is_empty(&self) -> bool {
-        self.nameservers.is_empty() && self.domain.is_none() && self.search.is_empty() && self.options.is_empty()
-    }
-}
+/// DNS settings (result and network config share this shape; so does the NPWG `network-status`
+/// entry, which is why the type is [`model::status::Dns`]).
+pub use model::status::Dns;
 
 /// The result of ADD (also `prevResult`). Parsing accepts every supported version's shape.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -57,7 +57,8 @@ pub struct NetworkStatus {
     pub device_info: Option<serde_json::Value>,
 }
 
-/// DNS settings of a [`NetworkStatus`].
+/// DNS settings of a [`NetworkStatus`]: the CNI result's `dns` object (the NPWG spec takes it
+/// from there), also the CNI plugin's result and network-configuration type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Dns {
     /// Name servers.
@@ -72,6 +73,13 @@ pub struct Dns {
     /// Resolver options.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
+}
+
+impl Dns {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.nameservers.is_empty() && self.domain.is_none() && self.search.is_empty() && self.options.is_empty()
+    }
 }
 
 /// The `network-status` entry of a handed-off attachment (addresses without prefix, as Multus
