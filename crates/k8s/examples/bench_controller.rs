@@ -29,7 +29,7 @@ use k8s_openapi::api::core::v1::Pod;
 use ovn::nb::{add_port, create_switch, NewPort};
 use ovn::{addressing, names};
 use ovsdb::datum::{Datum, Uuid};
-use ovsdb::ops::{Condition, Mutation, Operation};
+use ovsdb::ops::{Mutation, Operation, Where};
 
 /// Rows per prefill transaction.
 const PREFILL_ROWS: usize = 1000;
@@ -137,7 +137,7 @@ async fn prefill(client: &ovsdb::Client, switches: usize, ports: usize) -> Resul
         }
         if count > 0 {
             let set = Datum::set(named);
-            ops.push(Operation::mutate("Logical_Switch").filter(Condition::uuid(*sw)).mutation(Mutation::insert("ports", set)));
+            ops.push(Operation::mutate("Logical_Switch", Where::uuid(*sw)).mutation(Mutation::insert("ports", set)));
         }
         rows += count;
         if rows >= PREFILL_ROWS || s + 1 == uuids.len() {
