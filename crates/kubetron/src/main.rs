@@ -1,7 +1,6 @@
 //! The `kubetron` binary: thin subcommands around the library crates. Run with `CNI_COMMAND` in its
 //! environment (as a container runtime or Multus runs a plugin), it is the kubetron CNI plugin.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 mod controller;
@@ -97,14 +96,7 @@ const ENVIRONMENT: &str = "Environment:
   CNI_COMMAND   set: run as the CNI plugin (CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS, CNI_PATH as the CNI spec says)";
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBETRON_LOG").unwrap_or_else(|_| default.into());
-    // Colour only on a terminal: runtimes and log collectors store stderr as text.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+    telemetry::init_logging(default);
 }
 
 /// A multi-threaded runtime running `f` with the process's shutdown signal (SIGTERM or SIGINT),

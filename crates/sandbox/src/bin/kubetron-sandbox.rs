@@ -2,7 +2,6 @@
 //! binary). It plugs pods with the `kubetron` binary and starts `kubetron controller` / `kubetron
 //! node` from it: the one next to this executable unless `--kubetron` / `KUBETRON_BIN` names another.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -56,13 +55,7 @@ enum Cmd {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KUBETRON_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+    telemetry::init_logging("warn");
 }
 
 fn main() -> anyhow::Result<()> {
