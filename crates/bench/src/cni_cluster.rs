@@ -291,9 +291,9 @@ impl Cluster {
         let uids = self.handed_over_pods(&names, network)?;
         eprintln!("[cni-bench] burst: {n} pods handed over in {:.1}s", t.elapsed().as_secs_f64());
         let netns: Vec<netdev::TempNetns> = (0..n).map(|_| netdev::TempNetns::new("ktbb")).collect::<Result<_, _>>()?;
-        // ovn-controller installs a burst of ports on one chassis in tens of seconds: the ADDs may
-        // wait for it as long as the deadline allows (the default port-up wait is 10 s).
-        let conf = self.conf(network, cni::MAX_TIMEOUT_MS, Some(cni::max_port_up_timeout_ms(cni::MAX_TIMEOUT_MS)));
+        // The deployed default (no port_up_timeout_ms: the agent waits for ovn-installed within
+        // the deadline), with the longest deadline a config may ask for.
+        let conf = self.conf(network, cni::MAX_TIMEOUT_MS, None);
         let calls = |command: &str| -> Vec<CniInvocation> {
             (0..n)
                 .map(|i| self.call(command, &names[i], &uids[i], &format!("bu{}c{i}", std::process::id()), netns[i].path(), &conf))

@@ -288,7 +288,9 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         })
         .await;
         let burst_pods: Vec<PodNetns> = (0..BURST).map(|_| PodNetns::new()).collect();
-        let burst_conf = conf(&red, &nodes[1], 110_000);
+        // Without port_up_timeout_ms (as deployed): the agent waits for ovn-installed within the deadline.
+        let mut burst_conf = conf(&red, &nodes[1], 110_000);
+        burst_conf.as_object_mut().unwrap().remove("port_up_timeout_ms");
         for command in ["ADD", "DEL"] {
             let calls: Vec<_> = (0..BURST)
                 .map(|i| {

@@ -480,13 +480,18 @@ async fn plug(
     made.ports.push(plumb::plug(ovs, &bridge, &host_if, lsp, &att.mac, Some(uid), &tags).await?);
     drop(permit);
 
-    let port_up = Duration::from_millis(req.config.kubetron.port_up_timeout_ms);
+    // An explicit `port_up_timeout_ms` bounds the wait (0: no wait); without one the agent waits
+    // for ovn-controller as long as the call's deadline allows (a burst of pods on one node takes
+    // ovn-controller well over the standalone plugin's 10 s default).
+    let explicit = req.raw_config.get("port_up_timeout_ms").is_some();
+    let waited = Instant::now();
+    let port_up = if explicit { Duration::from_millis(req.config.kubetron.port_up_timeout_ms) } else { Duration::MAX };
     if !port_up.is_zero() {
-        let until = deadline.min(Instant::now() + port_up);
+        let until = Instant::now().checked_add(port_up).map_or(deadline, |t| deadline.min(t));
         agent.ovs.wait_installed(&host_if, lsp, until).await.map_err(|e| match e {
             InstallError::Timeout(what) => CniError::try_again_later(format!(
                 "OVN did not install logical port {lsp} on this node within {} ms (waiting for {what}); is ovn-controller running here?",
-                port_up.as_millis()
+                waited.elapsed().as_millis()
             )),
             InstallError::Taken(what) => CniError::try_again_later(what),
             InstallError::Gone => CniError::try_again_later("the node agent is stopping"),
