@@ -49,6 +49,11 @@ pub enum ConfigError {
     /// A conflist with more than one kubetron plugin.
     #[error("spec.config lists {0} kubetron plugins in \"plugins\"; only one is allowed")]
     SeveralPlugins(usize),
+    /// Refused by the CNI plugin's own reading of a network config (`cni::NetConf`): the rules a
+    /// node applies when it runs the plugin, applied here too, so that no NAD is admitted that every
+    /// ADD would then refuse.
+    #[error("spec.config is not a kubetron network config the CNI plugin accepts: {0}")]
+    Cni(String),
     /// A field of the wrong type or value.
     #[error("spec.config field \"{field}\" {problem}")]
     Field {
@@ -73,6 +78,15 @@ fn opt_str(obj: &Map<String, Value>, name: &'static str) -> Result<Option<String
 
 fn is_kubetron(v: &Value) -> bool {
     v.get("type").and_then(Value::as_str) == Some(PLUGIN_TYPE)
+}
+
+/// The kubetron plugin object as a node's runtime hands it to the plugin (with the conflist's
+/// `cniVersion` and `name`), read by the plugin's own parser.
+fn check_with_cni(plugin: &Map<String, Value>, cni_version: Option<&str>, name: &str) -> Result<(), ConfigError> {
+    let mut conf = plugin.clone();
+    conf.insert("cniVersion".into(), Value::from(cni_version.unwrap_or(cni::CURRENT_VERSION)));
+    conf.insert("name".into(), Value::from(name));
+    cni::NetConf::from_value(Value::Object(conf)).map(drop).map_err(|e| ConfigError::Cni(e.msg))
 }
 
 /// Parse `spec.config`. `Ok(None)` when it is empty or configures another plugin; single plugin
@@ -126,6 +140,7 @@ pub fn parse_config(config: &str, nad_name: &str) -> Result<Option<KubetronConfi
             serde_json::from_value(v.clone()).map_err(|_| field("capabilities", "must be an object like {\"ips\": true, \"mac\": true}"))?
         }
     };
+    check_with_cni(plugin, cni_version.as_deref(), &name)?;
     let extra = plugin
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "cniVersion" | "name" | "type" | "logical_switch" | "capabilities"))

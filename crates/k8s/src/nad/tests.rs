@@ -176,3 +176,29 @@ fn nad_serde_and_crd() {
     let spec = &f.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap().properties.as_ref().unwrap()["spec"];
     assert_eq!(spec.x_kubernetes_preserve_unknown_fields, Some(true));
 }
+
+/// A NAD whose kubetron config the CNI plugin would refuse on every ADD is refused when read, with
+/// the plugin's own message (the rules are the plugin's, applied once).
+#[test]
+fn configs_the_cni_plugin_refuses_are_refused() {
+    let bad = [
+        (r#"{"cniVersion": "1.0.0", "name": "a", "type": "kubetron", "timeout_ms": 5}"#, "timeout_ms"),
+        (r#"{"cniVersion": "1.0.0", "name": "a", "type": "kubetron", "mode": "sideways"}"#, "sideways"),
+        (r#"{"cniVersion": "9.9.9", "name": "a", "type": "kubetron"}"#, "9.9.9"),
+        (r#"{"name": "n", "plugins": [{"type": "kubetron", "mtu": "big"}]}"#, "big"),
+    ];
+    for (config, what) in bad {
+        match parse_config(config, "x") {
+            Err(ConfigError::Cni(msg)) => assert!(msg.contains(what), "{config}: {msg}"),
+            other => panic!("{config}: {other:?}"),
+        }
+    }
+    // What the plugin accepts stays accepted, with or without cniVersion.
+    for good in [
+        r#"{"name": "a", "type": "kubetron"}"#,
+        r#"{"cniVersion": "1.0.0", "name": "a", "type": "kubetron", "mode": "chained", "timeout_ms": 60000, "someKey": 1}"#,
+        r#"{"cniVersion": "0.4.0", "name": "n", "plugins": [{"type": "kubetron", "nb": "tcp:127.0.0.1:6641"}]}"#,
+    ] {
+        assert!(matches!(parse_config(good, "x"), Ok(Some(_))), "{good}: {:?}", parse_config(good, "x"));
+    }
+}
