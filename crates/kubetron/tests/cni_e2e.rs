@@ -378,16 +378,21 @@ fn the_pod_uid_binds_the_interface_to_the_port_generation() {
     assert!(ids.contains("iface-id-ver=uid-v"), "{ids}");
     assert_eq!(w.nbctl(&["get", "Logical_Switch_Port", "ns1_v_net1", "up"]).trim(), "true");
 
-    // A port the plugin makes itself carries no option (standalone: the plugin is the NB writer),
-    // but its Interface carries the pod UID, so the controller can adopt and bind the port
-    // (options:iface-id-ver = the same UID) without unbinding it.
+    // A port the plugin makes itself is bound to the pod generation too (options:iface-id-ver =
+    // K8S_POD_UID), and its Interface carries the same UID: it comes up, and the controller can
+    // adopt it without unbinding it.
     let r = p.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=p;K8S_POD_UID=uid-p"));
     assert_eq!(r.exit_code, 0, "{r:?}");
-    assert_eq!(w.nbctl(&["get", "Logical_Switch_Port", "ns1_p_net1", "options"]).trim(), "{}");
+    assert_eq!(w.nbctl(&["get", "Logical_Switch_Port", "ns1_p_net1", "options:iface-id-ver"]).trim().trim_matches('"'), "uid-p");
     assert!(iface_ids_of(&w, 0, "ns1_p_net1").contains("iface-id-ver=uid-p"));
-    // Adoption as the controller does it: the port stays up (the bound Interface matches).
-    w.nbctl(&["set", "Logical_Switch_Port", "ns1_p_net1", "options:iface-id-ver=uid-p"]);
-    assert!(v.ping_retry(&result_ip(&r)), "pod v cannot reach pod p after p's port was bound to its UID");
+    assert!(v.ping_retry(&result_ip(&r)), "pod v cannot reach pod p");
+    // Another generation of ns1/p replaces the plugin's port (standalone: the plugin is the NB
+    // writer) with one bound to the new UID; an Interface the old sandbox left elsewhere can no
+    // longer bind it.
+    let p_new = Pod::new();
+    let o = p_new.cni(&w, 0, "ADD", "net1", &conf, Some("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=p;K8S_POD_UID=uid-p-2"));
+    assert_eq!(o.exit_code, 0, "{o:?}");
+    assert_eq!(w.nbctl(&["get", "Logical_Switch_Port", "ns1_p_net1", "options:iface-id-ver"]).trim().trim_matches('"'), "uid-p-2");
 
     // A runtime that passes no K8S_POD_UID (the port is found by the pod's namespace and name):
     // the new sandbox takes over the port with the port's own iface-id-ver, and it binds.
@@ -397,7 +402,7 @@ fn the_pod_uid_binds_the_interface_to_the_port_generation() {
     let ids = iface_ids_of(&w, 0, "ns1_v_net1");
     assert!(ids.contains("iface-id-ver=uid-v"), "{ids}");
 
-    for (pod, name) in [(&v, "v"), (&v2, "v"), (&p, "p")] {
+    for (pod, name) in [(&v, "v"), (&v2, "v"), (&p, "p"), (&p_new, "p")] {
         let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME={name}");
         assert_eq!(pod.cni(&w, 0, "DEL", "net1", &conf, Some(&args)).exit_code, 0);
     }

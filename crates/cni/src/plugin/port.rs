@@ -252,10 +252,22 @@ pub async fn ensure_port(nb: &Client, req: &Request, switch: &LogicalSwitch, nam
         Some(s) => dhcp_for(nb, s).await?.map(|d| d.uuid),
         None => None,
     };
+    // Bound to the pod generation, as the controller's ports are: only an OVS Interface carrying
+    // this pod's UID (which ADD sets from K8S_POD_UID) binds it, so a stale sandbox or a re-created
+    // pod of the same name cannot take the port over.
+    let options = req
+        .env
+        .args
+        .pod_uid
+        .as_ref()
+        .filter(|u| !u.is_empty())
+        .map(|u| BTreeMap::from([(ovn::names::IFACE_ID_VER.to_string(), u.clone())]))
+        .unwrap_or_default();
     let new = NewPort {
         name: name.to_string(),
         addresses: vec![addresses],
         dhcpv4_options: dhcp,
+        options,
         external_ids: port_tags(req, node),
         ..Default::default()
     };
