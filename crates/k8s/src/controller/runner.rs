@@ -1,23 +1,35 @@
-//! The Kubernetes side of the controller: pod and NAD watchers feeding reflector stores, a
-//! per-pod work queue with debounce and retry backoff, status annotations, Events, periodic
-//! garbage collection, and pausing while not the leader.
+//! The Kubernetes side of the controller, on kube-runtime's [`kube::runtime::Controller`]:
+//!
+//! - one pod watcher, reflected into a store, drives the controller (`for_stream`); its Delete
+//!   events are tapped off to a deletion task that removes the pod's ports;
+//! - the NetworkAttachmentDefinition watcher requeues only the pods whose networks annotation
+//!   names the changed NAD ([`pods_using`], `watches_stream`);
+//! - Northbound replica changes requeue the pods whose status waits for it (allocation, port up);
+//! - regaining leadership requeues every pod and collects garbage; while not the leader a
+//!   reconcile does nothing and waits for the next change;
+//! - failures are retried with exponential backoff (attempts kept per pod) and reported as a
+//!   Warning Event once per distinct message;
+//! - garbage collection runs as its own periodic task once the pod list is complete.
+//!
+//! kube-runtime's scheduler never runs two reconciles of one pod at once and runs different pods
+//! concurrently (up to [`RunnerConfig::concurrency`]), so one slow pod never stalls the rest.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{stream, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::{self as krc, Action};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use model::handoff;
-use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::desired::{pod_is_active, PodRef};
 use super::events::{EventType, PodWriter};
-use super::{Controller, Nb};
+use super::{Controller, Nb, PodError};
 use crate::nad::NetworkAttachmentDefinition;
 use crate::status::{write_pod_annotations, WriteOutcome};
 use model::status::{merge_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
@@ -25,13 +37,17 @@ use model::status::{merge_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_
 /// Timing of the runner.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// Events of one pod within this window are handled once.
+    /// Requests for one pod within this window are handled once (kube-runtime's trailing-edge
+    /// debounce).
     pub debounce: Duration,
     /// First retry delay after a failure; doubles per failure up to `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
-    /// Periodic garbage collection (also run after every pod list resync).
+    /// Periodic garbage collection (also run after every pod list resync and when leadership
+    /// is regained).
     pub gc_interval: Duration,
+    /// Pods reconciled at the same time (0: unbounded).
+    pub concurrency: u16,
 }
 
 impl Default for RunnerConfig {
@@ -41,36 +57,24 @@ impl Default for RunnerConfig {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             gc_interval: Duration::from_secs(300),
+            concurrency: 16,
         }
     }
 }
 
-/// Pods per Northbound transaction when many are due at once (startup, NAD changes).
-pub const BATCH: usize = 50;
+type Key = ObjectRef<Pod>;
 
-/// `namespace/name`.
-type Key = (String, String);
-
-#[derive(Debug)]
-enum Trigger {
-    Pod(Key),
-    Deleted(PodRef),
-    AllPods,
-    PodsSynced,
-    NbChanged,
-    Leader(bool),
-}
-
+/// Per-pod failure bookkeeping (gone after a success).
 #[derive(Debug, Default)]
-struct Entry {
-    due: Option<Instant>,
+struct Retry {
     attempts: u32,
-    gone: Option<PodRef>,
+    /// The message of the last Warning Event, so a repeated failure is not reported again.
     last_event: Option<String>,
 }
 
-/// Aborts the runner's helper tasks (watchers, forwarders) when the runner is dropped, so that
-/// cancelling [`run`] (shutdown) stops everything it started.
+/// Aborts the runner's helper tasks when the runner is dropped, so that cancelling [`run`]
+/// (shutdown) stops everything it started. (The controller's own reconciles are aborted by
+/// kube-runtime when its stream is dropped.)
 struct Tasks(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for Tasks {
@@ -81,262 +85,253 @@ impl Drop for Tasks {
     }
 }
 
-/// Runs the controller until the watchers end (they retry forever; this returns only on a
+/// What reconciles share.
+struct Ctx<W> {
+    ctl: Controller,
+    writer: W,
+    /// Writes the status annotations (through pods/status, see [`crate::status::write_pod_annotations`]).
+    client: kube::Client,
+    /// True once the NADs are listed (kube-runtime's `Store::wait_until_ready` wakes only one of
+    /// several concurrent waiters, so readiness is tracked here).
+    nads_listed: watch::Receiver<bool>,
+    cfg: RunnerConfig,
+    retries: Mutex<HashMap<Key, Retry>>,
+    /// Pods whose status annotations wait for the Northbound database (allocation, port up).
+    waiting: Arc<Mutex<HashSet<Key>>>,
+}
+
+/// Runs the controller until the pod watcher ends (it retries forever; this returns only on a
 /// programming error such as a dropped store writer). To stop it (shutdown), drop the future:
 /// every task it spawned is aborted with it.
 pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W, leader: watch::Receiver<bool>, cfg: RunnerConfig) {
     let (nad_store, nad_writer) = reflector::store::<NetworkAttachmentDefinition>();
     let (pod_store, pod_writer) = reflector::store::<Pod>();
-    let ctl = Controller::new(nb.clone(), Arc::new(nad_store)).with_leadership(leader.clone());
-    let (tx, mut rx) = mpsc::unbounded_channel::<Trigger>();
+    let ctl = Controller::new(nb.clone(), Arc::new(nad_store.clone())).with_leadership(leader.clone());
+    let waiting = Arc::new(Mutex::new(HashSet::new()));
+    let (nads_listed_tx, nads_listed) = watch::channel(false);
+    let (pods_listed_tx, pods_listed) = watch::channel(false);
+    let ctx = Arc::new(Ctx {
+        ctl,
+        writer,
+        client: client.clone(),
+        nads_listed,
+        cfg: cfg.clone(),
+        retries: Mutex::new(HashMap::new()),
+        waiting: waiting.clone(),
+    });
     let mut tasks = Tasks(Vec::new());
 
-    let pods = reflector::reflector(pod_writer, watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())).default_backoff();
-    let t = tx.clone();
-    tasks.0.push(tokio::spawn(async move {
-        futures::pin_mut!(pods);
-        while let Some(ev) = pods.next().await {
-            let trig = match ev {
-                Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => key_of(&p).map(Trigger::Pod),
-                Ok(watcher::Event::Delete(p)) => PodRef::of(&p).map(Trigger::Deleted),
-                Ok(watcher::Event::InitDone) => Some(Trigger::PodsSynced),
-                Ok(watcher::Event::Init) => None,
-                Err(e) => {
-                    tracing::warn!("pod watch: {e}");
-                    None
-                }
-            };
-            if let Some(trig) = trig {
-                let _ = t.send(trig);
+    // Pods: deletions go to their own task, a completed (re)list asks for garbage collection
+    // (a resync may have missed deletions), everything else drives the controller.
+    let (deleted_tx, deleted_rx) = mpsc::unbounded_channel::<Pod>();
+    let collect = Arc::new(Notify::new());
+    let listed = collect.clone();
+    let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(pod_writer)
+        .inspect(move |ev| match ev {
+            Ok(watcher::Event::Delete(p)) => {
+                let _ = deleted_tx.send(p.clone());
             }
+            Ok(watcher::Event::InitDone) => {
+                pods_listed_tx.send_replace(true);
+                listed.notify_one()
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("pod watch: {e}"),
+        })
+        .applied_objects();
+    let nads = watcher(Api::<NetworkAttachmentDefinition>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(nad_writer)
+        .inspect(move |ev| match ev {
+            Ok(watcher::Event::InitDone) => {
+                nads_listed_tx.send_replace(true);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("NetworkAttachmentDefinition watch: {e}"),
+        })
+        .touched_objects();
+
+    let (again_tx, again_rx) = mpsc::unbounded_channel::<Key>();
+    tasks.0.push(tokio::spawn(deletions(deleted_rx, ctx.clone(), pod_store.clone(), again_tx)));
+    let mut gained = Box::pin(leader_gained(leader.clone()));
+    let on_lead = collect.clone();
+    tasks.0.push(tokio::spawn(async move {
+        while gained.next().await.is_some() {
+            on_lead.notify_one();
         }
     }));
-    let nads =
-        reflector::reflector(nad_writer, watcher(Api::<NetworkAttachmentDefinition>::all(client.clone()), watcher::Config::default()))
-            .default_backoff();
-    let t = tx.clone();
-    tasks.0.push(tokio::spawn(async move {
-        futures::pin_mut!(nads);
-        while let Some(ev) = nads.next().await {
-            match ev {
-                Ok(watcher::Event::Apply(_)) | Ok(watcher::Event::Delete(_)) | Ok(watcher::Event::InitDone) => {
-                    let _ = t.send(Trigger::AllPods);
-                }
+    tasks.0.push(tokio::spawn(collect_garbage(ctx.clone(), pod_store.clone(), pods_listed, collect)));
+
+    let users = pod_store.clone();
+    krc::Controller::for_stream(pods, pod_store)
+        .with_config(krc::Config::default().debounce(cfg.debounce).concurrency(cfg.concurrency))
+        .watches_stream(nads, move |nad: NetworkAttachmentDefinition| pods_using(&users.state(), &nad))
+        .reconcile_on(waiting_pods(nb, waiting, cfg.debounce))
+        .reconcile_on(stream::unfold(again_rx, |mut rx| async move { rx.recv().await.map(|k| (k, rx)) }))
+        .reconcile_all_on(leader_gained(leader))
+        .run(reconcile::<W>, error_policy::<W>, ctx)
+        .for_each(|r| {
+            match r {
                 Ok(_) => {}
-                Err(e) => tracing::warn!("NetworkAttachmentDefinition watch: {e}"),
+                // Logged by the reconciler and the error policy.
+                Err(krc::Error::ReconcilerFailed(..)) => {}
+                // A pod deleted between the request and its turn.
+                Err(krc::Error::ObjectNotFound(obj)) => tracing::debug!("pod {obj} is gone"),
+                // Watch errors, logged where they happen.
+                Err(e) => tracing::debug!("controller: {e}"),
+            }
+            std::future::ready(())
+        })
+        .await;
+}
+
+/// The pods (among `pods`) whose networks annotation names `nad`: those a change of the NAD may
+/// concern. Pods with an unreadable annotation are left out (their reconcile reports it).
+pub fn pods_using(pods: &[Arc<Pod>], nad: &NetworkAttachmentDefinition) -> Vec<ObjectRef<Pod>> {
+    let (Some(ns), Some(name)) = (nad.metadata.namespace.as_deref(), nad.metadata.name.as_deref()) else {
+        return Vec::new();
+    };
+    pods.iter()
+        .filter(|p| {
+            crate::annotation::from_pod(p).is_ok_and(|sels| sels.iter().any(|s| s.namespace == ns && s.name == name))
+        })
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+/// Yields `()` each time leadership goes from false to true.
+fn leader_gained(rx: watch::Receiver<bool>) -> impl Stream<Item = ()> + Send + 'static {
+    stream::unfold(rx, |mut rx| async move {
+        loop {
+            rx.changed().await.ok()?;
+            if *rx.borrow_and_update() {
+                return Some(((), rx));
             }
         }
-    }));
-    let mut snaps = nb.replica().subscribe();
-    let t = tx.clone();
-    tasks.0.push(tokio::spawn(async move {
-        while snaps.changed().await.is_ok() {
-            let _ = t.send(Trigger::NbChanged);
-        }
-    }));
-    let mut lead = leader.clone();
-    let t = tx;
-    tasks.0.push(tokio::spawn(async move {
-        while lead.changed().await.is_ok() {
-            let v = *lead.borrow();
-            let _ = t.send(Trigger::Leader(v));
-        }
-    }));
+    })
+}
 
-    let mut r = Runner { ctl, writer, client, pods: pod_store, cfg, queue: HashMap::new(), waiting: HashSet::new(), synced: false };
-    let mut next_gc = Instant::now() + r.cfg.gc_interval;
+/// After each Northbound replica change, the pods whose status waits for it; at most once per
+/// `pause` so that a busy database does not keep postponing them (the scheduler's debounce
+/// restarts with every request).
+fn waiting_pods(nb: Nb, waiting: Arc<Mutex<HashSet<Key>>>, pause: Duration) -> impl Stream<Item = Key> + Send + 'static {
+    let snaps = nb.replica().subscribe();
+    stream::unfold((snaps, waiting, false), move |(mut snaps, waiting, again)| async move {
+        if again {
+            tokio::time::sleep(pause).await;
+        }
+        snaps.changed().await.ok()?;
+        let keys: Vec<Key> = waiting.lock().expect("waiting set").iter().cloned().collect();
+        Some((stream::iter(keys), (snaps, waiting, true)))
+    })
+    .flatten()
+}
+
+/// Removes the ports of deleted pods, one pod after the other. While not the leader nothing is
+/// removed: the garbage collection after regaining leadership does it. A pod of the same name
+/// that exists again is reconciled after the removal (its ports have the same names).
+async fn deletions<W: PodWriter>(mut rx: mpsc::UnboundedReceiver<Pod>, ctx: Arc<Ctx<W>>, pods: Store<Pod>, again: mpsc::UnboundedSender<Key>) {
+    while let Some(pod) = rx.recv().await {
+        let key = ObjectRef::from_obj(&pod);
+        ctx.retries.lock().expect("retries").remove(&key);
+        ctx.waiting.lock().expect("waiting set").remove(&key);
+        let Some(pr) = PodRef::of(&pod) else { continue };
+        if !ctx.ctl.is_leader() {
+            continue;
+        }
+        if let Err(e) = ctx.ctl.delete_pod(&pr).await {
+            tracing::warn!(pod = %pr, "removing the ports of a deleted pod (garbage collection retries): {e}");
+        }
+        if pods.get(&key).is_some() {
+            let _ = again.send(key);
+        }
+    }
+}
+
+/// Garbage collection: every `gc_interval`, and when `now` is notified (pod list complete,
+/// leadership regained); only once the pod list is complete and while leading.
+async fn collect_garbage<W: PodWriter>(ctx: Arc<Ctx<W>>, pods: Store<Pod>, mut listed: watch::Receiver<bool>, now: Arc<Notify>) {
+    if listed.wait_for(|l| *l).await.is_err() {
+        return;
+    }
+    let mut tick = tokio::time::interval(ctx.cfg.gc_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let next = r.queue.values().filter_map(|e| e.due).min().unwrap_or(next_gc).min(next_gc);
         tokio::select! {
-            trig = rx.recv() => match trig {
-                Some(t) => r.on_trigger(t),
-                None => return,
-            },
-            _ = tokio::time::sleep_until(next) => {
-                if Instant::now() >= next_gc {
-                    next_gc = Instant::now() + r.cfg.gc_interval;
-                    r.gc().await;
-                }
-                r.process_due().await;
-            }
+            _ = tick.tick() => {}
+            _ = now.notified() => {}
+        }
+        if !ctx.ctl.is_leader() {
+            continue;
+        }
+        let live: HashSet<String> = pods.state().iter().filter(|p| pod_is_active(p)).filter_map(|p| p.metadata.uid.clone()).collect();
+        match ctx.ctl.gc(&live).await {
+            Ok(removed) if !removed.is_empty() => tracing::info!(count = removed.len(), "garbage-collected logical switch ports"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("garbage collection: {e}"),
         }
     }
 }
 
-fn key_of(p: &Pod) -> Option<Key> {
-    Some((p.metadata.namespace.clone()?, p.metadata.name.clone()?))
+/// One pod: its ports, then its status annotations. Not the leader: nothing (every pod is
+/// requeued when leadership comes back).
+async fn reconcile<W: PodWriter>(pod: Arc<Pod>, ctx: Arc<Ctx<W>>) -> Result<Action, PodError> {
+    if !ctx.ctl.is_leader() {
+        return Ok(Action::await_change());
+    }
+    // Until the NADs are listed every pod would fail with "network not found".
+    if ctx.nads_listed.clone().wait_for(|l| *l).await.is_err() {
+        return Ok(Action::await_change());
+    }
+    let key = ObjectRef::from_obj(pod.as_ref());
+    match ctx.ctl.reconcile_pod(&pod).await {
+        Ok(rec) => {
+            ctx.retries.lock().expect("retries").remove(&key);
+            Ok(ctx.write_status(&key, &pod, &rec).await)
+        }
+        Err(err) => {
+            let msg = err.to_string();
+            let report = {
+                let mut retries = ctx.retries.lock().expect("retries");
+                let r = retries.entry(key).or_default();
+                r.attempts += 1;
+                let repeat = r.last_event.as_deref() == Some(msg.as_str());
+                r.last_event = Some(msg.clone());
+                !repeat && !matches!(err, PodError::NotLeader)
+            };
+            if let (true, Some(pr)) = (report, PodRef::of(&pod)) {
+                if let Err(w) = ctx.writer.emit_event(&pr, EventType::Warning, err.reason(), &msg).await {
+                    tracing::warn!("{w}");
+                }
+            }
+            Err(err)
+        }
+    }
 }
 
-struct Runner<W> {
-    ctl: Controller,
-    writer: W,
-    /// Writes the status annotations (through pods/status, see [`crate::status::write_pod_annotations`]).
-    client: kube::Client,
-    pods: Store<Pod>,
-    cfg: RunnerConfig,
-    queue: HashMap<Key, Entry>,
-    /// Pods whose status annotations wait for the Northbound database (allocation, port up).
-    waiting: HashSet<Key>,
-    synced: bool,
+/// Retry after a failure: transient ones (database, leadership) after `backoff_min` doubled per
+/// attempt up to `backoff_max`, the others (the pod or its networks need fixing) after
+/// `backoff_max`, sooner if the pod or a NAD it uses changes.
+fn error_policy<W: PodWriter>(pod: Arc<Pod>, err: &PodError, ctx: Arc<Ctx<W>>) -> Action {
+    let key = ObjectRef::from_obj(pod.as_ref());
+    let attempts = ctx.retries.lock().expect("retries").get(&key).map_or(1, |r| r.attempts);
+    let delay = if err.is_transient() {
+        ctx.cfg.backoff_min.saturating_mul(1 << attempts.min(16)).min(ctx.cfg.backoff_max)
+    } else {
+        ctx.cfg.backoff_max
+    };
+    tracing::warn!(pod = %key, reason = err.reason(), retry_in = ?delay, "{err}");
+    Action::requeue(delay)
 }
 
-impl<W: PodWriter> Runner<W> {
-    fn schedule(&mut self, key: Key, delay: Duration) {
-        let due = Instant::now() + delay;
-        let e = self.queue.entry(key).or_default();
-        e.due = Some(match e.due {
-            Some(d) if d <= due && e.attempts == 0 => d,
-            _ => due,
-        });
-    }
-
-    fn on_trigger(&mut self, t: Trigger) {
-        let d = self.cfg.debounce;
-        match t {
-            Trigger::Pod(k) => {
-                if let Some(e) = self.queue.get_mut(&k) {
-                    e.attempts = 0;
-                }
-                self.schedule(k, d)
-            }
-            Trigger::Deleted(p) => {
-                let k = (p.namespace.clone(), p.name.clone());
-                self.schedule(k.clone(), d);
-                if let Some(e) = self.queue.get_mut(&k) {
-                    e.gone = Some(p);
-                }
-            }
-            Trigger::AllPods => {
-                for p in self.pods.state() {
-                    if let Some(k) = key_of(&p) {
-                        self.schedule(k, d);
-                    }
-                }
-            }
-            Trigger::PodsSynced => {
-                self.synced = true;
-                // A resync may have missed deletions: collect soon.
-                for p in self.pods.state() {
-                    if let Some(k) = key_of(&p) {
-                        self.schedule(k, d);
-                    }
-                }
-                self.queue.entry(("".into(), "".into())).or_default().due = Some(Instant::now() + d);
-            }
-            Trigger::NbChanged => {
-                for k in self.waiting.clone() {
-                    self.schedule(k, d);
-                }
-            }
-            Trigger::Leader(true) => {
-                self.on_trigger(Trigger::AllPods);
-                self.queue.entry(("".into(), "".into())).or_default().due = Some(Instant::now() + d);
-            }
-            Trigger::Leader(false) => {}
-        }
-    }
-
-    async fn process_due(&mut self) {
-        if !self.ctl.is_leader() {
-            // Keep the queue; everything is rescheduled when leadership comes back.
-            for e in self.queue.values_mut() {
-                e.due = None;
-            }
-            return;
-        }
-        let now = Instant::now();
-        let due: Vec<Key> = self.queue.iter().filter(|(_, e)| e.due.is_some_and(|d| d <= now)).map(|(k, _)| k.clone()).collect();
-        let mut pods = Vec::with_capacity(due.len());
-        for k in due {
-            if let Some(e) = self.queue.get_mut(&k) {
-                e.due = None;
-            }
-            if k.0.is_empty() {
-                self.queue.remove(&k);
-                self.gc().await;
-            } else {
-                pods.push(k);
-            }
-        }
-        self.process_keys(pods).await;
-    }
-
-    /// Handles the due pods: deletions one by one, live pods in batches of [`BATCH`] pods per
-    /// transaction (each pod's changes stay whole inside one transaction).
-    async fn process_keys(&mut self, keys: Vec<Key>) {
-        let mut live: Vec<(Key, Arc<Pod>)> = Vec::new();
-        for key in keys {
-            let pod = self.pods.get(&ObjectRef::new(&key.1).within(&key.0));
-            let gone = self.queue.get_mut(&key).and_then(|e| e.gone.take());
-            match (pod, gone) {
-                (None, Some(old)) => {
-                    let r = self.ctl.delete_pod(&old).await.map(|_| None);
-                    self.handle(key, None, r).await;
-                }
-                (None, None) => self.handle(key, None, Ok(None)).await,
-                (Some(p), old) => {
-                    if let Some(old) = old.filter(|o| Some(&o.uid) != p.metadata.uid.as_ref()) {
-                        if let Err(e) = self.ctl.delete_pod(&old).await {
-                            tracing::warn!(pod = %old, "removing ports of the previous pod: {e}");
-                        }
-                    }
-                    live.push((key, p));
-                }
-            }
-        }
-        for chunk in live.chunks(BATCH * 8) {
-            let pods: Vec<Pod> = chunk.iter().map(|(_, p)| (**p).clone()).collect();
-            let results = self.ctl.reconcile_batch(&pods, BATCH).await;
-            for ((key, pod), (_, r)) in chunk.iter().zip(results) {
-                self.handle(key.clone(), Some(pod.clone()), r.map(Some)).await;
-            }
-        }
-    }
-
-    async fn handle(&mut self, key: Key, pod: Option<Arc<Pod>>, result: Result<Option<super::Reconciled>, super::PodError>) {
-        match result {
-            Ok(None) => {
-                self.waiting.remove(&key);
-                self.queue.remove(&key);
-            }
-            Ok(Some(rec)) => {
-                if let Some(p) = &pod {
-                    self.write_status(&key, p, &rec).await;
-                }
-                if let Some(e) = self.queue.get_mut(&key) {
-                    e.attempts = 0;
-                }
-                if self.queue.get(&key).is_some_and(|e| e.due.is_none() && !self.waiting.contains(&key)) {
-                    self.queue.remove(&key);
-                }
-            }
-            Err(err) => {
-                let e = self.queue.entry(key.clone()).or_default();
-                e.attempts += 1;
-                let delay = if err.is_transient() {
-                    self.cfg.backoff_min.saturating_mul(1 << e.attempts.min(16)).min(self.cfg.backoff_max)
-                } else {
-                    self.cfg.backoff_max
-                };
-                e.due = Some(Instant::now() + delay);
-                let msg = err.to_string();
-                tracing::warn!(pod = %format!("{}/{}", key.0, key.1), reason = err.reason(), retry_in = ?delay, "{msg}");
-                let repeat = e.last_event.as_deref() == Some(msg.as_str());
-                e.last_event = Some(msg.clone());
-                if let (false, Some(pr)) = (repeat, pod.as_deref().and_then(PodRef::of)) {
-                    if let Err(w) = self.writer.emit_event(&pr, EventType::Warning, err.reason(), &msg).await {
-                        tracing::warn!("{w}");
-                    }
-                }
-            }
-        }
-    }
-
+impl<W: PodWriter> Ctx<W> {
     /// Writes the status annotations that differ from what the pod carries: the whole
     /// `kubetron.io/interfaces` (kubetron's own), and kubetron's entries of `network-status`
     /// merged into the entries other writers put there ([`merge_network_status`]), through
     /// pods/status with the pod's UID and resourceVersion as preconditions (re-merged on conflict).
-    async fn write_status(&mut self, key: &Key, pod: &Pod, rec: &super::Reconciled) {
+    async fn write_status(&self, key: &Key, pod: &Pod, rec: &super::Reconciled) -> Action {
         let status = self.ctl.status(&rec.pod, &rec.desired);
         let want = status.annotations();
         let asks_nothing = rec.desired.is_empty();
@@ -370,36 +365,26 @@ impl<W: PodWriter> Runner<W> {
         };
         let pending = !rec.desired.is_empty() && (status.interfaces.is_none() || status.network_status.is_none()) && pod_is_active(pod);
         if pending {
-            self.waiting.insert(key.clone());
+            self.waiting.lock().expect("waiting set").insert(key.clone());
         } else {
-            self.waiting.remove(key);
+            self.waiting.lock().expect("waiting set").remove(key);
         }
         let written = write_pod_annotations(&self.client, &rec.pod.namespace, &rec.pod.name, &rec.pod.uid, Some(pod), change).await;
-        match written {
+        let next = match written {
             Ok(WriteOutcome::Written { attempts }) if attempts > 1 => {
-                tracing::debug!(pod = %rec.pod, attempts, "status annotations written after conflicts")
+                tracing::debug!(pod = %rec.pod, attempts, "status annotations written after conflicts");
+                Action::await_change()
             }
-            Ok(_) => {}
+            Ok(_) => Action::await_change(),
             Err(e) => {
                 tracing::warn!("{e}");
-                self.schedule(key.clone(), self.cfg.backoff_min);
+                Action::requeue(self.cfg.backoff_min)
             }
-        }
+        };
         if !rec.changes.created.is_empty() {
             let msg = format!("created OVN logical switch ports {}", rec.changes.created.join(", "));
             let _ = self.writer.emit_event(&rec.pod, EventType::Normal, "LogicalPortsCreated", &msg).await;
         }
-    }
-
-    async fn gc(&mut self) {
-        if !self.synced || !self.ctl.is_leader() {
-            return;
-        }
-        let live: HashSet<String> = self.pods.state().iter().filter(|p| pod_is_active(p)).filter_map(|p| p.metadata.uid.clone()).collect();
-        match self.ctl.gc(&live).await {
-            Ok(removed) if !removed.is_empty() => tracing::info!(count = removed.len(), "garbage-collected logical switch ports"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("garbage collection: {e}"),
-        }
+        next
     }
 }
