@@ -58,7 +58,9 @@ impl Replica {
             let rcfg = RunnerConfig {
                 gc_interval: Duration::from_secs(2),
                 backoff_min: Duration::from_millis(200),
-                backoff_max: Duration::from_secs(2),
+                // Longer than any wait below: a pod that gets fixed within a wait was requeued by
+                // the change that fixed it, not by a retry.
+                backoff_max: Duration::from_secs(600),
                 ..Default::default()
             };
             tokio::spawn(run(client.clone(), nb.clone(), KubePodWriter::new(client, identity), leader.clone(), rcfg));
@@ -304,7 +306,14 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         })
         .await;
         assert!(e.message.as_deref().unwrap_or("").contains("nope"), "{e:?}");
-        assert!(ovn.port(&ovn::names::pod_port(&ns, "ghost", "net1")).is_none());
+        let ghost_port = ovn::names::pod_port(&ns, "ghost", "net1");
+        assert!(ovn.port(&ghost_port).is_none());
+        // Creating the missing network requeues the pod that names it: it gets its port.
+        let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
+        let config = format!(r#"{{"cniVersion":"1.0.0","name":"nope","type":"kubetron","logical_switch":"{SWITCH}"}}"#);
+        nads.create(&pp, &new_nad(&ns, "nope", &config, &[])).await.expect("create NAD nope");
+        let row = wait_port(&ovn, &ghost_port, true, wait).await.expect("ghost's port");
+        assert!(row.contains("controller"), "{row}");
 
         // A capability the network cannot honour (port mappings: no chained portmap plugin) is not silently
         // ignored: no port, and a Warning event that says why.
@@ -321,7 +330,6 @@ fn controller_runners_against_real_apiserver_and_ovn() {
 
         // A static IP that another pod's port holds (p1's, allocated by OVN): no port, and a Warning event
         // naming the holder's port and pod.
-        let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
         let config = format!(
             r#"{{"cniVersion":"1.0.0","name":"blue-static","type":"kubetron","logical_switch":"{SWITCH}","capabilities":{{"ips":true}}}}"#
         );
@@ -358,6 +366,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         wait_port(&ovn, &port, false, wait).await;
         ovn.chassis.vsctl(&["del-port", "br-int", "p1if"]).expect("unplug p1");
         pods.delete("ghost", &gone).await.expect("delete ghost");
+        wait_port(&ovn, &ghost_port, false, wait).await;
         pods.delete("mapped", &gone).await.expect("delete mapped");
     });
     eprintln!("single replica done at {:?}", t0.elapsed());

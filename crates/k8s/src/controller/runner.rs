@@ -194,9 +194,7 @@ pub fn pods_using(pods: &[Arc<Pod>], nad: &NetworkAttachmentDefinition) -> Vec<O
         return Vec::new();
     };
     pods.iter()
-        .filter(|p| {
-            crate::annotation::from_pod(p).is_ok_and(|sels| sels.iter().any(|s| s.namespace == ns && s.name == name))
-        })
+        .filter(|p| crate::annotation::from_pod(p).is_ok_and(|sels| sels.iter().any(|s| s.namespace == ns && s.name == name)))
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
 }
@@ -232,7 +230,12 @@ fn waiting_pods(nb: Nb, waiting: Arc<Mutex<HashSet<Key>>>, pause: Duration) -> i
 /// Removes the ports of deleted pods, one pod after the other. While not the leader nothing is
 /// removed: the garbage collection after regaining leadership does it. A pod of the same name
 /// that exists again is reconciled after the removal (its ports have the same names).
-async fn deletions<W: PodWriter>(mut rx: mpsc::UnboundedReceiver<Pod>, ctx: Arc<Ctx<W>>, pods: Store<Pod>, again: mpsc::UnboundedSender<Key>) {
+async fn deletions<W: PodWriter>(
+    mut rx: mpsc::UnboundedReceiver<Pod>,
+    ctx: Arc<Ctx<W>>,
+    pods: Store<Pod>,
+    again: mpsc::UnboundedSender<Key>,
+) {
     while let Some(pod) = rx.recv().await {
         let key = ObjectRef::from_obj(&pod);
         ctx.retries.lock().expect("retries").remove(&key);
@@ -386,5 +389,49 @@ impl<W: PodWriter> Ctx<W> {
             let _ = self.writer.emit_event(&rec.pod, EventType::Normal, "LogicalPortsCreated", &msg).await;
         }
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annotation::NETWORKS_ANNOTATION;
+    use crate::nad::new_nad;
+
+    fn pod(ns: &str, name: &str, networks: Option<&str>) -> Arc<Pod> {
+        let mut p = Pod::default();
+        p.metadata.namespace = Some(ns.into());
+        p.metadata.name = Some(name.into());
+        p.metadata.annotations = networks.map(|n| [(NETWORKS_ANNOTATION.to_string(), n.to_string())].into());
+        Arc::new(p)
+    }
+
+    fn names(refs: Vec<ObjectRef<Pod>>) -> Vec<String> {
+        let mut v: Vec<String> = refs.into_iter().map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name)).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_nad_change_concerns_only_the_pods_naming_it() {
+        let pods = vec![
+            // Short name: the pod's namespace.
+            pod("a", "short", Some("blue")),
+            // Qualified name, from another namespace.
+            pod("b", "qualified", Some("a/blue")),
+            // JSON form, among other networks.
+            pod("c", "json", Some(r#"[{"name":"red"},{"name":"blue","namespace":"a","interface":"n2"}]"#)),
+            // Same name, other namespace.
+            pod("b", "other-ns", Some("blue")),
+            pod("a", "other-net", Some("red")),
+            pod("a", "none", None),
+            pod("a", "broken", Some("[{")),
+        ];
+        let blue = new_nad("a", "blue", "{}", &[]);
+        assert_eq!(names(pods_using(&pods, &blue)), ["a/short", "b/qualified", "c/json"]);
+        let red_b = new_nad("b", "red", "{}", &[]);
+        assert!(pods_using(&pods, &red_b).is_empty());
+        let red_a = new_nad("a", "red", "{}", &[]);
+        assert_eq!(names(pods_using(&pods, &red_a)), ["a/other-net"]);
     }
 }
