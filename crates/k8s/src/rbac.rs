@@ -33,7 +33,8 @@ pub const CONTROLLER: &[Permission] = &[
     // Status annotations (network-status, kubetron.io/interfaces) go through pods/status.
     cluster("", "pods/status", &["patch"]),
     cluster("", "namespaces", &["list", "watch"]),
-    cluster("", "events", &["create", "patch"]),
+    // Events through kube-runtime's Recorder (events.k8s.io/v1; patch: a repeat becomes a series).
+    cluster("events.k8s.io", "events", &["create", "patch"]),
     cluster("k8s.cni.cncf.io", "network-attachment-definitions", &["get", "list", "watch", "create", "update", "delete"]),
     Permission {
         api_group: "coordination.k8s.io",

@@ -17,6 +17,7 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Pod, Secret};
+use k8s_openapi::api::events::v1::Event as EventsV1;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
@@ -422,13 +423,26 @@ fn deploy_rbac_grants_exactly_what_the_code_uses() {
         expect_code(ctl_pods.delete("p", &DeleteParams::default()).await, 403, "controller deletes a pod");
         expect_code(ctl_pods.create(&pp, &pod("q", None)).await, 403, "controller creates a pod");
         expect_code(Api::<Secret>::namespaced(ctl.clone(), &ns).list(&ListParams::default()).await, 403, "controller reads secrets");
-        let event: Event = serde_json::from_value(json!({
+        // Events go through kube-runtime's Recorder: events.k8s.io/v1 only.
+        let event: EventsV1 = serde_json::from_value(json!({
             "metadata": {"name": "p.e2e", "namespace": ns},
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "reportingController": "kubetron-controller", "reportingInstance": "e2e", "action": "ReconcilePorts",
+            "regarding": {"kind": "Pod", "name": "p", "namespace": ns},
+            "reason": "E2E", "note": "hello", "type": "Normal"
+        }))
+        .unwrap();
+        let events = Api::<EventsV1>::namespaced(ctl.clone(), &ns);
+        events.create(&pp, &event).await.expect("controller records events");
+        let series = json!({"series": {"count": 2, "lastObservedTime": "2026-01-01T00:00:01.000000Z"}});
+        events.patch("p.e2e", &PatchParams::default(), &Patch::Merge(&series)).await.expect("controller counts repeated events");
+        let core: Event = serde_json::from_value(json!({
+            "metadata": {"name": "p.e2e-core", "namespace": ns},
             "involvedObject": {"kind": "Pod", "name": "p", "namespace": ns},
             "reason": "E2E", "message": "hello", "type": "Normal"
         }))
         .unwrap();
-        Api::<Event>::namespaced(ctl.clone(), &ns).create(&pp, &event).await.expect("controller records events");
+        expect_code(Api::<Event>::namespaced(ctl.clone(), &ns).create(&pp, &core).await, 403, "controller records core/v1 events");
         let lease_name = unique("e2e-lease");
         let lease: Lease = serde_json::from_value(json!({
             "metadata": {"name": lease_name}, "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15}

@@ -1,4 +1,4 @@
-//! Writing results back to Kubernetes: core/v1 Events (pod status annotations go through
+//! Writing results back to Kubernetes: `events.k8s.io/v1` Events (pod status annotations go through
 //! `pods/status`, [`crate::status::write_pod_annotations`]).
 //!
 //! [`PodWriter`] is the seam between the controller and the API server; [`KubePodWriter`] is
@@ -7,10 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::PostParams;
-use kube::Api;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType as RecorderEventType, Recorder, Reporter};
 use thiserror::Error;
 
 use super::desired::PodRef;
@@ -55,21 +53,23 @@ pub trait PodWriter: Send + Sync {
     ) -> BoxFuture<'a, Result<(), WriteError>>;
 }
 
-/// Writes through the Kubernetes API.
+/// Writes through the Kubernetes API: `events.k8s.io/v1` Events through kube-runtime's
+/// [`Recorder`] (repeats of one type, reason and action on one pod within a few minutes become a
+/// series of the first Event, counted, instead of new objects).
 #[derive(Clone)]
 pub struct KubePodWriter {
-    client: kube::Client,
-    /// `reportingInstance` of Events (the pod name of this replica, typically).
-    instance: String,
+    recorder: Recorder,
 }
 
 impl KubePodWriter {
+    /// `instance` is the `reportingInstance` of Events (the pod name of this replica, typically).
     pub fn new(client: kube::Client, instance: impl Into<String>) -> KubePodWriter {
-        KubePodWriter { client, instance: instance.into() }
+        let reporter = Reporter { controller: COMPONENT.into(), instance: Some(instance.into()) };
+        KubePodWriter { recorder: Recorder::new(client, reporter) }
     }
 }
 
-/// Kubernetes caps Event messages at 1 KiB.
+/// Kubernetes caps Event notes at 1 KiB.
 fn clip(message: &str) -> String {
     if message.len() <= 1024 {
         return message.to_string();
@@ -81,6 +81,9 @@ fn clip(message: &str) -> String {
     format!("{}...", &message[..end])
 }
 
+/// The Event `action`: what the controller was doing.
+const ACTION: &str = "ReconcilePorts";
+
 impl PodWriter for KubePodWriter {
     fn emit_event<'a>(
         &'a self,
@@ -90,34 +93,25 @@ impl PodWriter for KubePodWriter {
         message: &'a str,
     ) -> BoxFuture<'a, Result<(), WriteError>> {
         Box::pin(async move {
-            let api: Api<Event> = Api::namespaced(self.client.clone(), &pod.namespace);
-            let now = Time(k8s_openapi::jiff::Timestamp::now());
-            let ev = Event {
-                metadata: ObjectMeta {
-                    generate_name: Some(format!("{}.", pod.name)),
-                    namespace: Some(pod.namespace.clone()),
-                    ..Default::default()
-                },
-                involved_object: ObjectReference {
-                    api_version: Some("v1".into()),
-                    kind: Some("Pod".into()),
-                    name: Some(pod.name.clone()),
-                    namespace: Some(pod.namespace.clone()),
-                    uid: Some(pod.uid.clone()),
-                    ..Default::default()
-                },
-                reason: Some(reason.to_string()),
-                message: Some(clip(message)),
-                type_: Some(kind.as_str().to_string()),
-                count: Some(1),
-                first_timestamp: Some(now.clone()),
-                last_timestamp: Some(now),
-                source: Some(EventSource { component: Some(COMPONENT.into()), host: None }),
-                reporting_component: Some(COMPONENT.into()),
-                reporting_instance: Some(self.instance.clone()),
+            let regarding = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod.name.clone()),
+                namespace: Some(pod.namespace.clone()),
+                uid: Some(pod.uid.clone()),
                 ..Default::default()
             };
-            api.create(&PostParams::default(), &ev).await.map(|_| ()).map_err(|source| WriteError { pod: pod.to_string(), source })
+            let ev = Event {
+                type_: match kind {
+                    EventType::Normal => RecorderEventType::Normal,
+                    EventType::Warning => RecorderEventType::Warning,
+                },
+                reason: reason.to_string(),
+                note: Some(clip(message)),
+                action: ACTION.into(),
+                secondary: None,
+            };
+            self.recorder.publish(&ev, &regarding).await.map_err(|source| WriteError { pod: pod.to_string(), source })
         })
     }
 }
