@@ -422,3 +422,26 @@ async fn gc_after_downtime_removes_only_the_controllers_orphans() {
     assert_eq!(nb.transactions(), t0);
     let _ = Duration::ZERO;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_through_the_batcher_shares_transactions_and_a_bad_pod_holds_back_none() {
+    let ovn = Ovn::start();
+    standard_switches(&ovn);
+    let nb = ovn.nb().await;
+    let ctl = controller(&nb);
+    let (batcher, task) = k8s::controller::batcher::Batcher::start(ctl.clone(), Duration::from_millis(50));
+    let mut pods: Vec<_> = (0..60).map(|i| pod("ns1", &format!("b{i}"), &format!("uid-b{i}"), "blue")).collect();
+    // Asks for a network that does not exist.
+    pods.push(pod("ns1", "bad", "uid-bad", "nope"));
+    let t0 = nb.transactions();
+    let results = futures::future::join_all(pods.iter().map(|p| batcher.reconcile(p))).await;
+    let n = nb.transactions() - t0;
+    for (i, r) in results[..60].iter().enumerate() {
+        let r = r.as_ref().unwrap_or_else(|e| panic!("pod b{i}: {e}"));
+        assert_eq!(r.changes.created, vec![format!("ns1_b{i}_net1")]);
+    }
+    assert!(matches!(results[60], Err(PodError::NadNotFound { .. })), "{:?}", results[60]);
+    assert!(n <= 10, "{n} transactions for 60 pods arriving at once");
+    assert_eq!(ovn.ports_of("blue").len(), 60);
+    task.abort();
+}

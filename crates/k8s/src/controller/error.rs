@@ -50,6 +50,8 @@ pub enum PodError {
     Ovsdb(#[from] ovsdb::Error),
     #[error("not the leader: writes are stopped")]
     NotLeader,
+    #[error("the controller is stopping")]
+    Stopped,
 }
 
 impl PodError {
@@ -69,13 +71,14 @@ impl PodError {
             PodError::PortNameTaken { .. } => "PortNameConflict",
             PodError::Ovsdb(_) => "OVNTransactionFailed",
             PodError::NotLeader => "NotLeader",
+            PodError::Stopped => "Stopped",
         }
     }
 
     /// Whether retrying without any change elsewhere may succeed (connection trouble, a race).
     /// Other errors wait for the pod, a NAD or the Northbound contents to change.
     pub fn is_transient(&self) -> bool {
-        matches!(self, PodError::Ovsdb(_) | PodError::NotLeader)
+        matches!(self, PodError::Ovsdb(_) | PodError::NotLeader | PodError::Stopped)
     }
 }
 

@@ -13,6 +13,7 @@
 //! [`Controller`] ties the core together without Kubernetes I/O: it takes pod objects and a NAD
 //! lookup, and writes to the Northbound database only while it is the leader.
 
+pub mod batcher;
 pub mod desired;
 pub mod error;
 pub mod events;

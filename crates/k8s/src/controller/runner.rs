@@ -27,6 +27,7 @@ use kube::Api;
 use model::handoff;
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::batcher::Batcher;
 use super::desired::{pod_is_active, PodRef};
 use super::events::{EventType, PodWriter};
 use super::{Controller, Nb, PodError};
@@ -48,16 +49,21 @@ pub struct RunnerConfig {
     pub gc_interval: Duration,
     /// Pods reconciled at the same time (0: unbounded).
     pub concurrency: u16,
+    /// Reconciles arriving within this window share a snapshot and transactions
+    /// ([`super::batcher`]).
+    pub batch_window: Duration,
 }
 
 impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
-            debounce: Duration::from_millis(100),
+            // Adds to every pod's time to its hand-off: small (docs/cluster-mode.md, section 9).
+            debounce: Duration::from_millis(10),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             gc_interval: Duration::from_secs(300),
-            concurrency: 16,
+            concurrency: 64,
+            batch_window: Duration::from_millis(2),
         }
     }
 }
@@ -88,6 +94,7 @@ impl Drop for Tasks {
 /// What reconciles share.
 struct Ctx<W> {
     ctl: Controller,
+    batcher: Batcher,
     writer: W,
     /// Writes the status annotations (through pods/status, see [`crate::status::write_pod_annotations`]).
     client: kube::Client,
@@ -108,10 +115,14 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let ctl = Controller::new(nb.clone(), Arc::new(nad_store.clone())).with_leadership(leader.clone());
     let waiting = Arc::new(Mutex::new(HashSet::new()));
+    let mut tasks = Tasks(Vec::new());
+    let (batcher, batching) = Batcher::start(ctl.clone(), cfg.batch_window);
+    tasks.0.push(batching);
     let (nads_listed_tx, nads_listed) = watch::channel(false);
     let (pods_listed_tx, pods_listed) = watch::channel(false);
     let ctx = Arc::new(Ctx {
         ctl,
+        batcher,
         writer,
         client: client.clone(),
         nads_listed,
@@ -119,7 +130,6 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
         retries: Mutex::new(HashMap::new()),
         waiting: waiting.clone(),
     });
-    let mut tasks = Tasks(Vec::new());
 
     // Pods: deletions go to their own task, a completed (re)list asks for garbage collection
     // (a resync may have missed deletions), everything else drives the controller.
@@ -289,7 +299,7 @@ async fn reconcile<W: PodWriter>(pod: Arc<Pod>, ctx: Arc<Ctx<W>>) -> Result<Acti
         return Ok(Action::await_change());
     }
     let key = ObjectRef::from_obj(pod.as_ref());
-    match ctx.ctl.reconcile_pod(&pod).await {
+    match ctx.batcher.reconcile(&pod).await {
         Ok(rec) => {
             ctx.retries.lock().expect("retries").remove(&key);
             Ok(ctx.write_status(&key, &pod, &rec).await)
@@ -302,7 +312,7 @@ async fn reconcile<W: PodWriter>(pod: Arc<Pod>, ctx: Arc<Ctx<W>>) -> Result<Acti
                 r.attempts += 1;
                 let repeat = r.last_event.as_deref() == Some(msg.as_str());
                 r.last_event = Some(msg.clone());
-                !repeat && !matches!(err, PodError::NotLeader)
+                !repeat && !matches!(err, PodError::NotLeader | PodError::Stopped)
             };
             if let (true, Some(pr)) = (report, PodRef::of(&pod)) {
                 if let Err(w) = ctx.writer.emit_event(&pr, EventType::Warning, err.reason(), &msg).await {
