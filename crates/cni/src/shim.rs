@@ -89,9 +89,6 @@ impl Shim {
     }
 }
 
-/// The NPWG annotation a pod asks for networks with.
-const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
-
 /// Chained mode, when the runtime passed the pod's annotations and they ask for no network:
 /// nothing for kubetron to do, and no need to ask the agent (pods that ask for nothing never
 /// depend on it).
@@ -102,7 +99,7 @@ fn asks_for_nothing(req: &Request) -> bool {
     let Some(annotations) = req.config.runtime_config.as_ref().and_then(|r| r.extra.get(crate::POD_ANNOTATIONS_CAPABILITY)) else {
         return false;
     };
-    annotations.get(NETWORKS_ANNOTATION).and_then(|v| v.as_str()).is_none_or(|v| v.trim().is_empty())
+    annotations.get(model::request::NETWORKS_ANNOTATION).and_then(|v| v.as_str()).is_none_or(|v| v.trim().is_empty())
 }
 
 impl Plugin for Shim {

@@ -92,7 +92,7 @@ async fn plug(
     let routes: Vec<(IpNet, IpAddr)> = default_routes.iter().map(|gw| (plumb::default_dst(gw), *gw)).collect();
     let gateways: Vec<IpAddr> = gateway.into_iter().collect();
     let addresses = (!conf.dhcp).then_some(plumb::Addresses { ips: &ipnets, gateways: &gateways, routes: &routes });
-    Ok(plumb::attachment_result(req.version(), (&host_if, veth.host_mac), (pod, req.ifname(), mac_addr, conf.mtu), addresses))
+    Ok(plumb::attachment_result(req.version(), (&host_if, veth.host_mac), (pod.path(), req.ifname(), mac_addr, conf.mtu), addresses))
 }
 
 /// The port's IPs with prefix lengths: as requested, else the switch subnet's, else host routes.

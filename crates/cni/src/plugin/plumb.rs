@@ -95,11 +95,12 @@ pub struct Addresses<'a> {
 }
 
 /// The ADD result of one attachment: the host end (index 0) and the pod interface (index 1),
-/// with its addresses unless `None` (DHCP, or a switch without subnet).
+/// with its addresses unless `None` (DHCP, or a switch without subnet). `pod` is the pod netns path,
+/// the pod interface, its MAC and MTU.
 pub fn attachment_result(
     version: &str,
     host: (&str, Option<MacAddr>),
-    pod: (&Netns, &str, MacAddr, u32),
+    pod: (&std::path::Path, &str, MacAddr, u32),
     addresses: Option<Addresses>,
 ) -> CniResult {
     let (host_if, host_mac) = host;
@@ -112,7 +113,7 @@ pub fn attachment_result(
                 name: ifname.to_string(),
                 mac: mac.to_string(),
                 mtu: Some(mtu),
-                sandbox: netns.path().display().to_string(),
+                sandbox: netns.display().to_string(),
                 ..Default::default()
             },
         ],

@@ -15,10 +15,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// The NPWG annotation a pod asks for networks with.
-pub const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
 /// The annotations the agent keeps; every other annotation is dropped from its cache.
-pub const KEPT_ANNOTATIONS: [&str; 2] = [NETWORKS_ANNOTATION, model::handoff::ANNOTATION];
+pub const KEPT_ANNOTATIONS: [&str; 2] = [model::request::NETWORKS_ANNOTATION, model::handoff::ANNOTATION];
 
 /// A cached pod: metadata only.
 pub type PodMeta = PartialObjectMeta<Pod>;
@@ -95,16 +93,6 @@ impl Pods {
     /// Whether a pod with this UID was seen deleted.
     pub fn was_deleted(&self, uid: &str) -> bool {
         self.deleted.lock().unwrap_or_else(|e| e.into_inner()).set.contains(uid)
-    }
-
-    /// Number of cached pods.
-    pub fn len(&self) -> usize {
-        self.store.len()
-    }
-
-    /// Whether no pod is cached.
-    pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
     }
 
     /// The cached pod `namespace/name`.

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::ovs::InstallError;
-use super::pods::{self, PodMeta, Step};
+use super::pods::{PodMeta, Step};
 use super::Agent;
 
 /// Runs one request under its deadline.
@@ -330,15 +330,17 @@ async fn add_chained(mut call: AddCall<'_>) -> Result<CniResult, CniError> {
     })?;
     // The networks: from the runtime when it passes pod annotations, else from the pod.
     let networks: Option<String> = match runtime_pod_annotations(req) {
-        Some(a) => a.get(pods::NETWORKS_ANNOTATION).and_then(|v| v.as_str()).map(str::to_string),
+        Some(a) => a.get(model::request::NETWORKS_ANNOTATION).and_then(|v| v.as_str()).map(str::to_string),
         None => {
-            call.wait_pod(|_, p| Step::Ready(p.metadata.annotations.as_ref().and_then(|a| a.get(pods::NETWORKS_ANNOTATION)).cloned()))
-                .await?
+            call.wait_pod(|_, p| {
+                Step::Ready(p.metadata.annotations.as_ref().and_then(|a| a.get(model::request::NETWORKS_ANNOTATION)).cloned())
+            })
+            .await?
         }
     };
     let Some(networks) = networks.filter(|n| !n.trim().is_empty()) else { return Ok(prev) };
     let selections = model::request::parse(&networks, call.pod.namespace)
-        .map_err(|e| CniError::invalid_config(format!("pod {}: {}: {e}", call.pod, pods::NETWORKS_ANNOTATION)))?;
+        .map_err(|e| CniError::invalid_config(format!("pod {}: {}: {e}", call.pod, model::request::NETWORKS_ANNOTATION)))?;
     let synced = tokio::select! {
         s = call.agent.nads.wait_synced() => s,
         _ = tokio::time::sleep_until(call.plug_deadline) => false,
@@ -455,14 +457,14 @@ async fn plug(
     let host = agent.host.clone();
     let (veth_name, pod_if, pod_netns) = (host_if.clone(), ifname.clone(), netns.clone());
     let (mtu, addressing) = (att.mtu, att.addressing);
-    let (ips, routes): (Vec<IpNet>, Vec<(IpNet, IpAddr)>) = (att.ips.clone(), att.routes.iter().map(|r| (r.dst, r.gw)).collect());
-    let (ips2, routes2) = (ips.clone(), routes.clone());
+    let routes: Vec<(IpNet, IpAddr)> = att.routes.iter().map(|r| (r.dst, r.gw)).collect();
+    let (ips, pod_routes) = (att.ips.clone(), routes.clone());
     let host_mac = tokio::task::spawn_blocking(move || -> Result<Option<MacAddr>, CniError> {
         let pod =
             Netns::open(&pod_netns).map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", pod_netns.display())))?;
         let veth = plumb::make_veth(host.as_deref(), &pod, &veth_name, &pod_if, mac, mtu)?;
         if addressing == Addressing::Static {
-            plumb::address_pod_routes(&pod, veth.pod_index, &ips2, &routes2)?;
+            plumb::address_pod_routes(&pod, veth.pod_index, &ips, &pod_routes)?;
         }
         Ok(veth.host_mac)
     })
@@ -498,9 +500,9 @@ async fn plug(
         })?;
     }
 
-    let pod_ns = Netns::open(&netns).map_err(|e| CniError::unknown_container(format!("network namespace {}: {e}", netns.display())))?;
-    let addresses = (addressing == Addressing::Static).then_some(plumb::Addresses { ips: &ips, gateways: &att.gateways, routes: &routes });
-    Ok(plumb::attachment_result(req.version(), (&host_if, host_mac), (&pod_ns, &ifname, mac, att.mtu), addresses))
+    let addresses =
+        (addressing == Addressing::Static).then_some(plumb::Addresses { ips: &att.ips, gateways: &att.gateways, routes: &routes });
+    Ok(plumb::attachment_result(req.version(), (&host_if, host_mac), (&netns, &ifname, mac, att.mtu), addresses))
 }
 
 /// Undoes a failed ADD (failures are logged: the ADD's own error is what the runtime sees).
