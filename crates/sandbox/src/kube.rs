@@ -104,17 +104,12 @@ pub fn wait_for_synced_nads(kubeconfig: &Path) -> Result<BTreeMap<String, Value>
     })
 }
 
-/// The config the sandbox passes the `kubetron-cni` shim for a network in cluster mode: the NAD's
-/// config with `mode: cluster` and the chassis' agent socket set explicitly (whatever the NAD says)
-/// and no Northbound address or credentials (no node-side process gets them).
+/// The config the sandbox passes the `kubetron-cni` shim for a network: the NAD's config as the
+/// sync wrote it (cluster mode: no `nb`, no `mode`; a shim given anything else refuses it, and the
+/// sandbox with it), with the chassis' agent socket (the sandbox runs one agent per chassis, each on
+/// its own socket).
 pub fn cluster_config(nad_config: &Value, agent_socket: &Path) -> Value {
     let mut c = nad_config.clone();
-    if let Some(o) = c.as_object_mut() {
-        for key in ["nb", "nb_private_key", "nb_certificate", "nb_ca_cert"] {
-            o.remove(key);
-        }
-    }
-    c["mode"] = json!("cluster");
     c["agent_socket"] = json!(agent_socket.display().to_string());
     c
 }
