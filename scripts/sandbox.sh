@@ -2,9 +2,17 @@
 # The main job: builds kubetron, the kubetron-cni shim and the kubetron-sandbox tool, and runs
 # `kubetron-sandbox up` (real OVN, networks red and blue, two pods plugged into both by the CNI plugin,
 # pings). Extra arguments go to `up` (e.g. --nodes 2, --with-kube). `bash scripts/sandbox.sh down` and
-# `bash scripts/sandbox.sh status` stop and show it.
+# `bash scripts/sandbox.sh status` stop and show it. `bash scripts/sandbox.sh --cluster` instead installs
+# kubetron into a real one-node cluster with `kubectl apply -k` and runs the demo there (until Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = --cluster ]; then
+  bash scripts/install-deps.sh
+  cargo build --release --locked -q -p sandbox --bins
+  export KUBETRON_CACHE=${KUBETRON_CACHE:-$([ "$(id -u)" = 0 ] && echo /var/cache/kubetron || echo "$PWD/.cache")}
+  exec "${CARGO_TARGET_DIR:-target}/release/kubetron-sandbox" cluster "${@:2}"
+fi
 
 KUBETRON_KUBE=0 bash scripts/install-deps.sh
 cargo build --release --locked -q -p kubetron -p cni -p sandbox --bins

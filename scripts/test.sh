@@ -18,10 +18,28 @@ if [ -z "${KUBETRON_CACHE:-}" ] && [ "$(id -u)" = 0 ]; then
   export KUBETRON_CACHE=/var/cache/kubetron
 fi
 
-if [ "${KUBETRON_KUBE:-1}" = 1 ] && [ -x scripts/kube-apiserver.sh ]; then
-  KUBE_APISERVER_BIN=$(bash scripts/kube-apiserver.sh | tail -n 1)
+# The real-cluster tests (KUBETRON_CLUSTER=1, the default with KUBETRON_KUBE=1) also need the node and
+# control-plane binaries; one build makes them all (they share most of it).
+if [ "${KUBETRON_KUBE:-1}" = 1 ]; then
+  kube_bins=(kube-apiserver)
+  if [ "${KUBETRON_CLUSTER:-1}" = 1 ]; then
+    kube_bins+=(kube-controller-manager kube-scheduler kubelet kubectl)
+  fi
+  kube_out=$(bash scripts/kube-build.sh "${kube_bins[@]}")
+  mapfile -t kube_paths <<<"$kube_out"
+  KUBE_APISERVER_BIN=${kube_paths[0]}
   export KUBE_APISERVER_BIN
   export KUBETRON_KUBE_TESTS=1
+  if [ "${KUBETRON_CLUSTER:-1}" = 1 ]; then
+    KUBE_BIN_DIR=$(dirname "${kube_paths[1]}")
+    export KUBE_BIN_DIR
+    export KUBETRON_CLUSTER_TESTS=1
+    # The images the cluster runs (kubetron's from the release build, pause, busybox), no registry.
+    mkdir -p target/images
+    bash scripts/images.sh target/images >target/images/index
+    KUBETRON_IMAGES=$PWD/target/images/index
+    export KUBETRON_IMAGES
+  fi
 fi
 
 # Gates first: formatting (rustfmt.toml) and lints, warnings as errors.

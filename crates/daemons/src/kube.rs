@@ -9,8 +9,9 @@
 //! creates asynchronously), kubeconfig files.
 //! Must not touch: anything outside its directory; processes it did not start.
 //!
-//! The kube-apiserver binary comes from [`find_apiserver_bin`] (built by `scripts/kube-apiserver.sh` from
-//! Debian's `kubernetes` source package).
+//! The kube-apiserver binary comes from [`find_apiserver_bin`] (built by `scripts/kube-build.sh` from
+//! Debian's `kubernetes` source package); [`find_kube_bins`] finds or builds the others a real cluster
+//! needs (see [`crate::cluster`]).
 
 mod kubeconfig;
 mod pki;
@@ -58,12 +59,17 @@ pub struct KubeConfig {
     pub dir: PathBuf,
     /// The kube-apiserver binary (see [`find_apiserver_bin`]).
     pub apiserver_bin: PathBuf,
+    /// For a cluster with nodes ([`crate::cluster`]): Node + RBAC authorization, the NodeRestriction and
+    /// ServiceAccount admission plugins, a client certificate for calls to kubelets, webhooks and
+    /// aggregated APIs called at their endpoints (there is no kube-proxy). Else RBAC only, no
+    /// ServiceAccount admission (there is no controller-manager to make service accounts).
+    pub with_nodes: bool,
 }
 
 impl KubeConfig {
     /// `dir` with the binary from [`find_apiserver_bin`].
     pub fn with_default_bin(dir: impl Into<PathBuf>) -> Result<Self> {
-        Ok(KubeConfig { dir: dir.into(), apiserver_bin: find_apiserver_bin()? })
+        Ok(KubeConfig { dir: dir.into(), apiserver_bin: find_apiserver_bin()?, with_nodes: false })
     }
 }
 
@@ -72,7 +78,7 @@ const ETCD_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// One process started by the harness.
-struct Managed {
+pub(crate) struct Managed {
     name: &'static str,
     child: Child,
     pid_file: PathBuf,
@@ -80,7 +86,7 @@ struct Managed {
 }
 
 impl Managed {
-    fn spawn(name: &'static str, dir: &Path, mut cmd: Command) -> Result<Managed> {
+    pub(crate) fn spawn(name: &'static str, dir: &Path, mut cmd: Command) -> Result<Managed> {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).map_err(|e| KubeError::io(format!("create {}", log.display()), e))?;
         let err = out.try_clone().map_err(|e| KubeError::io(format!("dup {}", log.display()), e))?;
@@ -95,8 +101,12 @@ impl Managed {
         Ok(m)
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Err if the process has already exited.
-    fn check_running(&mut self) -> Result<()> {
+    pub(crate) fn check_running(&mut self) -> Result<()> {
         match self.child.try_wait() {
             Ok(Some(status)) => Err(KubeError::Exited {
                 what: self.name,
@@ -109,12 +119,12 @@ impl Managed {
         }
     }
 
-    fn timeout(&self, what: String, waited: Duration) -> KubeError {
+    pub(crate) fn timeout(&self, what: String, waited: Duration) -> KubeError {
         KubeError::Timeout { what, secs: waited.as_secs(), log: self.log.display().to_string(), tail: log_tail(&self.log) }
     }
 
     /// SIGTERM, wait up to `STOP_GRACE`, then SIGKILL; reaps the child and removes the pid file.
-    fn stop(&mut self) -> Result<ExitStatus> {
+    pub(crate) fn stop(&mut self) -> Result<ExitStatus> {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
         let pid = self.child.id();
@@ -187,7 +197,7 @@ impl KubeApiServer {
             KubeApiServer { etcd_url: format!("http://127.0.0.1:{etcd_client}"), dir, port, pki, ca_pem, etcd: None, apiserver: None };
         // From here on, an early return drops `kas`, which stops what was started.
         kas.start_etcd(etcd_client, etcd_peer)?;
-        kas.start_apiserver(&config.apiserver_bin)?;
+        kas.start_apiserver(&config.apiserver_bin, config.with_nodes)?;
         kubeconfig::write(&kas.kubeconfig_path(), &kas.server_url(), &kas.ca_pem, ADMIN_USER, &kas.pki.admin)?;
         tracing::info!(server = %kas.server_url(), elapsed = ?t0.elapsed(), "kube-apiserver ready");
         Ok(kas)
@@ -228,7 +238,12 @@ impl KubeApiServer {
         }
     }
 
-    fn start_apiserver(&mut self, bin: &Path) -> Result<()> {
+    fn start_apiserver(&mut self, bin: &Path, with_nodes: bool) -> Result<()> {
+        let kubelet_client = if with_nodes {
+            Some(self.pki.client_cert("apiserver-kubelet-client", "kube-apiserver-kubelet-client", &["system:masters"])?)
+        } else {
+            None
+        };
         let p = &self.pki;
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--etcd-servers={}", self.etcd_url))
@@ -242,11 +257,22 @@ impl KubeApiServer {
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .arg(format!("--service-account-key-file={}", p.sa_pub.display()))
             .arg(format!("--service-account-signing-key-file={}", p.sa_key.display()))
-            .arg("--authorization-mode=RBAC")
-            .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--endpoint-reconciler-type=none")
             .arg("--allow-privileged=true")
             .arg("--profiling=false");
+        match &kubelet_client {
+            Some(kc) => {
+                cmd.arg("--authorization-mode=Node,RBAC")
+                    .arg("--enable-admission-plugins=NodeRestriction")
+                    .arg(format!("--kubelet-client-certificate={}", kc.cert.display()))
+                    .arg(format!("--kubelet-client-key={}", kc.key.display()))
+                    .arg("--kubelet-preferred-address-types=InternalIP")
+                    .arg("--enable-aggregator-routing=true");
+            }
+            None => {
+                cmd.arg("--authorization-mode=RBAC").arg("--disable-admission-plugins=ServiceAccount");
+            }
+        }
         let url = self.server_url();
         let apiserver = self.apiserver.insert(Managed::spawn("kube-apiserver", &self.dir, cmd)?);
         let t0 = Instant::now();
@@ -402,29 +428,36 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `${KUBETRON_CACHE:-<repo>/.cache}/kube-apiserver`.
+/// `${KUBETRON_CACHE:-<repo>/.cache}/kubernetes`.
 fn cache_dir() -> PathBuf {
     match std::env::var_os("KUBETRON_CACHE") {
-        Some(c) if !c.is_empty() => PathBuf::from(c).join("kube-apiserver"),
-        _ => repo_root().join(".cache").join("kube-apiserver"),
+        Some(c) if !c.is_empty() => PathBuf::from(c).join("kubernetes"),
+        _ => repo_root().join(".cache").join("kubernetes"),
     }
 }
 
-/// The kube-apiserver binary: `$KUBE_APISERVER_BIN`; else a cached build
-/// (`${KUBETRON_CACHE:-<repo>/.cache}/kube-apiserver/<version>/kube-apiserver`, the newest if several);
-/// else runs `scripts/kube-apiserver.sh` (download + build, ~5 min on 2 cores) and uses the path it prints last.
+/// The kube-apiserver binary: `$KUBE_APISERVER_BIN`; else as [`find_kube_bins`] finds it.
 pub fn find_apiserver_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("KUBE_APISERVER_BIN").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         return if p.is_file() { Ok(p) } else { Err(KubeError::NoBinary(format!("KUBE_APISERVER_BIN={} is not a file", p.display()))) };
     }
-    if let Some(p) = cached_bin(&cache_dir()) {
-        return Ok(p);
+    Ok(find_kube_bins(&["kube-apiserver"])?.remove(0))
+}
+
+/// Kubernetes binaries by name (`kube-apiserver`, `kubelet`, ...), in the order asked: from one cached build
+/// (`${KUBETRON_CACHE:-<repo>/.cache}/kubernetes/<version>/<name>`, the newest version holding them all);
+/// else runs `scripts/kube-build.sh <names>` (download + build: ~5 min for the first on 2 cores, ~3 min each
+/// more) and uses the paths it prints.
+pub fn find_kube_bins(names: &[&str]) -> Result<Vec<PathBuf>> {
+    if let Some(dir) = cached_dir(&cache_dir(), names) {
+        return Ok(names.iter().map(|n| dir.join(n)).collect());
     }
-    let script = repo_root().join("scripts").join("kube-apiserver.sh");
-    tracing::info!("no cached kube-apiserver; running {} (download + build)", script.display());
+    let script = repo_root().join("scripts").join("kube-build.sh");
+    tracing::info!("{names:?} not all cached; running {} (download + build)", script.display());
     let out = Command::new("bash")
         .arg(&script)
+        .args(names)
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| KubeError::io(format!("run {}", script.display()), e))?;
@@ -432,25 +465,23 @@ pub fn find_apiserver_bin() -> Result<PathBuf> {
         return Err(KubeError::NoBinary(format!("{} failed ({})", script.display(), out.status)));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    let p = PathBuf::from(last);
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(KubeError::NoBinary(format!("{} printed {last:?}, not a file", script.display())))
+    let paths: Vec<PathBuf> = stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(PathBuf::from).collect();
+    if paths.len() != names.len() || paths.iter().any(|p| !p.is_file()) {
+        return Err(KubeError::NoBinary(format!("{} printed {stdout:?}, not {} files", script.display(), names.len())));
     }
+    Ok(paths)
 }
 
-/// Newest `<cache>/<version>/kube-apiserver` that exists.
-fn cached_bin(cache: &Path) -> Option<PathBuf> {
+/// Newest `<cache>/<version>/` that holds every one of `names`.
+fn cached_dir(cache: &Path, names: &[&str]) -> Option<PathBuf> {
     let entries = std::fs::read_dir(cache).ok()?;
     entries
         .filter_map(|e| e.ok())
-        .map(|e| e.path().join("kube-apiserver"))
-        .filter(|p| p.is_file())
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .map(|e| e.path())
+        .filter(|d| names.iter().all(|n| d.join(n).is_file()))
+        .filter_map(|d| Some((std::fs::metadata(d.join(names[0])).ok()?.modified().ok()?, d)))
         .max_by_key(|(t, _)| *t)
-        .map(|(_, p)| p)
+        .map(|(_, d)| d)
 }
 
 #[cfg(test)]
@@ -464,19 +495,20 @@ mod tests {
     }
 
     #[test]
-    fn cached_bin_picks_existing_file() {
+    fn cached_dir_needs_every_binary() {
         let d = tempfile::tempdir().expect("tempdir");
-        assert!(cached_bin(d.path()).is_none());
+        assert!(cached_dir(d.path(), &["kube-apiserver"]).is_none());
         std::fs::create_dir_all(d.path().join("1.0/")).expect("mkdir");
-        assert!(cached_bin(d.path()).is_none());
+        assert!(cached_dir(d.path(), &["kube-apiserver"]).is_none());
         std::fs::write(d.path().join("1.0/kube-apiserver"), b"x").expect("write");
-        assert_eq!(cached_bin(d.path()), Some(d.path().join("1.0/kube-apiserver")));
+        assert_eq!(cached_dir(d.path(), &["kube-apiserver"]), Some(d.path().join("1.0")));
+        assert!(cached_dir(d.path(), &["kube-apiserver", "kubelet"]).is_none());
     }
 
     #[test]
     fn start_fails_cleanly_without_binary() {
         let d = tempfile::tempdir().expect("tempdir");
-        let r = KubeApiServer::start(KubeConfig { dir: d.path().join("k"), apiserver_bin: d.path().join("nope") });
+        let r = KubeApiServer::start(KubeConfig { dir: d.path().join("k"), apiserver_bin: d.path().join("nope"), with_nodes: false });
         assert!(matches!(r, Err(KubeError::NoBinary(_))), "{r:?}");
     }
 }

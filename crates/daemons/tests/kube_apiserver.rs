@@ -2,7 +2,7 @@
 //! (no kubectl: it may be missing on a fresh CI machine; the kube-rs driven tests live in `crates/k8s/tests/kube_e2e_*`).
 //!
 //! Gated: runs only with `KUBETRON_KUBE_TESTS=1` (needs the kube-apiserver binary: `$KUBE_APISERVER_BIN`, the
-//! cache, or a ~5 min build by `scripts/kube-apiserver.sh`), plus `etcd`, `openssl`, `curl`.
+//! cache, or a ~5 min build by `scripts/kube-build.sh`), plus `etcd`, `openssl`, `curl`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -134,7 +134,7 @@ fn real_apiserver_crd_pod_and_rbac() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let bin = find_apiserver_bin().expect("kube-apiserver binary");
     let t0 = Instant::now();
-    let mut kas = KubeApiServer::start(KubeConfig { dir: tmp.path().join("kube"), apiserver_bin: bin }).expect("start");
+    let mut kas = KubeApiServer::start(KubeConfig { dir: tmp.path().join("kube"), apiserver_bin: bin, with_nodes: false }).expect("start");
     eprintln!("harness started in {:?} at {}", t0.elapsed(), kas.server_url());
     let pids = kas.pids();
     assert_eq!(pids.len(), 2, "etcd and kube-apiserver");

@@ -290,13 +290,13 @@ fn webhook_admits_and_mutates_pods_through_the_apiserver() {
             .expect("webhook not called outside its namespaces");
     });
 
-    // failurePolicy: Fail — with the webhook gone, pod creation in its namespaces is refused.
+    // failurePolicy: Ignore — with the webhook gone, pods are still created (unmutated: the controller
+    // enforces the rules); nothing waits on a dead webhook.
     webhook_rt.shutdown_background();
     rt.block_on(async {
         let pods_a: Api<Pod> = Api::namespaced(admin.clone(), &ns_a);
-        let r = pods_a.create(&PostParams::default(), &pod("no-webhook", None)).await;
-        let (code, msg) = api_message(&r.expect_err("refused without the webhook"));
-        assert!(code >= 500 && msg.contains("failed calling webhook"), "{code} {msg}");
+        let created = pods_a.create(&PostParams::default(), &pod("no-webhook", Some("blue"))).await.expect("created without the webhook");
+        assert!(env_of(&created).iter().all(|(_, e)| e.keys().all(|k| !k.starts_with("NETWORK_INTERFACE_"))), "not mutated");
         Api::<MutatingWebhookConfiguration>::all(admin.clone()).delete(&mwc_name, &DeleteParams::default()).await.expect("cleanup");
     });
 }

@@ -51,7 +51,8 @@ pub async fn client(kubeconfig: &Path) -> Result<Client, Error> {
 /// Starts etcd + kube-apiserver under `<dir>/kube` (building kube-apiserver first when it is not cached).
 pub fn start_apiserver(dir: &Path) -> Result<KubeApiServer, Error> {
     let bin = find_apiserver_bin().map_err(|e| Error::Step(format!("kube-apiserver: {e}")))?;
-    KubeApiServer::start(KubeConfig { dir: dir.join("kube"), apiserver_bin: bin }).map_err(|e| Error::Step(e.to_string()))
+    KubeApiServer::start(KubeConfig { dir: dir.join("kube"), apiserver_bin: bin, with_nodes: false })
+        .map_err(|e| Error::Step(e.to_string()))
 }
 
 async fn create_or_exists<K>(api: &Api<K>, obj: &K) -> Result<(), Error>

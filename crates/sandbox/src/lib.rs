@@ -17,6 +17,7 @@
 //! Owns: the sandbox state directory and the namespaces whose names start with its prefix. Must not
 //! touch anything outside them.
 
+pub mod cluster;
 mod down;
 pub mod kube;
 mod networks;

@@ -118,7 +118,7 @@ pub fn webhook_configuration(name: &str, url: &str, ca_pem: impl AsRef<[u8]>, la
     let hooks = doc["webhooks"].as_array_mut().expect("webhooks");
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0]["clientConfig"]["service"]["path"], "/mutate", "the server's path");
-    assert_eq!(hooks[0]["failurePolicy"], "Fail");
+    assert_eq!(hooks[0]["failurePolicy"], "Ignore");
     hooks[0]["clientConfig"] = json!({"url": url, "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)});
     hooks[0]["namespaceSelector"] = json!({"matchLabels": {label: id}});
     serde_json::from_value(doc).expect("typed MutatingWebhookConfiguration")

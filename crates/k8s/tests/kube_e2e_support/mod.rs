@@ -79,7 +79,8 @@ pub fn harness(test: &str) -> Option<&'static Harness> {
     let h = HARNESS.get_or_init(|| {
         let t0 = Instant::now();
         let root = tempfile::Builder::new().prefix("kubetron-kube-e2e-").tempdir().map_err(|e| format!("tempdir: {e}"))?.keep();
-        let started = find_apiserver_bin().and_then(|bin| KubeApiServer::start(KubeConfig { dir: root.join("kube"), apiserver_bin: bin }));
+        let started = find_apiserver_bin()
+            .and_then(|bin| KubeApiServer::start(KubeConfig { dir: root.join("kube"), apiserver_bin: bin, with_nodes: false }));
         let kas = match started {
             Ok(k) => k,
             Err(e) => {

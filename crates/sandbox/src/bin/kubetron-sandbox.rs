@@ -42,6 +42,20 @@ enum Cmd {
         #[arg(long = "kubetron", env = "KUBETRON_BIN", value_name = "PATH")]
         kubetron: Option<PathBuf>,
     },
+    /// kubetron installed into a real one-node cluster (kubelet, containerd, control plane built from
+    /// Debian's kubernetes source: the first run builds them, ~15 min) with `kubectl apply -k`, and the
+    /// demo: pods on red and blue, Running, pinging. Stays up until Ctrl-C, then puts the host back.
+    Cluster {
+        /// State directory.
+        #[arg(long, env = "KUBETRON_SANDBOX_DIR", default_value = "/tmp/kubetron-cluster")]
+        dir: PathBuf,
+        /// Images index (`<tag> <archive>` lines from scripts/images.sh); without it the images are built.
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Tear down right after the demo instead of waiting for Ctrl-C.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Stop every daemon by pid file and delete the namespaces and the state directory.
     Down {
         #[command(flatten)]
@@ -68,6 +82,7 @@ fn main() -> anyhow::Result<()> {
             let opts = sandbox::Options::new(at.dir, &prefix, nodes, plugin).with_kube(with_kube);
             sandbox::up(&opts).context("sandbox up")?;
         }
+        Cmd::Cluster { dir, images, no_wait } => cluster(dir, images, no_wait)?,
         Cmd::Down { at } => {
             sandbox::down(&at.dir).context("sandbox down")?;
             println!("Sandbox in {} is down.", at.dir.display());
@@ -78,5 +93,43 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn cluster(dir: PathBuf, images: Option<PathBuf>, no_wait: bool) -> anyhow::Result<()> {
+    use sandbox::cluster::{ClusterOptions, ClusterSandbox, DEMO_PODS};
+    println!("Starting a one-node cluster and OVN in {}, installing kubetron with kubectl apply -k ...", dir.display());
+    let sb = ClusterSandbox::up(&ClusterOptions { dir, images_index: images }).context("cluster sandbox up")?;
+    let kubeconfig = sb.cluster.kubeconfig_path();
+    println!("\n$ kubectl -n kubetron get pods -o wide\n{}", sb.kubectl(&["-n", "kubetron", "get", "pods", "-o", "wide"])?);
+    println!("$ kubectl get network-attachment-definitions\n{}", sb.kubectl(&["get", "network-attachment-definitions"])?);
+    let pods = sb.demo().context("the demo")?;
+    println!("$ kubectl get pods -o wide\n{}", sb.kubectl(&["get", "pods", "-o", "wide"])?);
+    for p in &pods {
+        println!("{}: NETWORK_INTERFACE_RED={}", p.name, p.env_red);
+        println!("{}: network-status {}", p.name, model::status::to_annotation(&p.network_status));
+        println!("{}: addresses\n{}", p.name, p.addresses);
+    }
+    for net in ["red", "blue"] {
+        println!("{} -> {} on {net}: ping ok", DEMO_PODS[0], DEMO_PODS[1]);
+    }
+    if !no_wait {
+        println!("\nThe cluster is up: kubectl --kubeconfig {} get pods -A\nPress Ctrl-C to tear it down.", kubeconfig.display());
+        wait_for_signal()?;
+    }
+    println!("Tearing down (the host is put back as it was) ...");
+    sb.stop().context("tearing down")?;
+    Ok(())
+}
+
+fn wait_for_signal() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
     Ok(())
 }

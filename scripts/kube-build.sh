@@ -1,28 +1,33 @@
 #!/usr/bin/env bash
-# Obtain a kube-apiserver binary for kubetron's tests, built from Debian's `kubernetes` source package.
+# Obtain Kubernetes binaries for kubetron's tests, built from Debian's `kubernetes` source package.
+#
+# Usage: scripts/kube-build.sh [NAME...]   NAME: kube-apiserver (the default), kube-scheduler,
+#        kube-controller-manager, kubelet, kubectl (any ./cmd/<name> of the source).
+# Prints one line per NAME on stdout, in order: the binary's path.
 #
 # - Source: `apt-get source --download-only kubernetes` with a throw-away apt configuration whose sources are the
 #   machine's own Debian sources turned into deb-src entries (the system apt configuration is never modified).
 # - Fix: the vendored github.com/modern-go/reflect2 (v1.0.1) crashes with Go >= 1.18 on the first custom-resource
 #   create; it is replaced by Debian's golang-github-modern-go-reflect2-dev sources (v1.0.2).
 # - Also installs what the Rust harness (crates/daemons/src/kube.rs) runs: etcd-server, openssl, curl.
-# - Build: only ./cmd/kube-apiserver, GOFLAGS=-mod=vendor GOPROXY=off, in GOPATH mode (GO111MODULE=off, as upstream's
-#   1.20 build does), after generating pkg/generated/openapi (not shipped in the tarball); GOCACHE/GOPATH inside the
-#   cache directory, removed with the unpacked source after a successful build.
-# - Cache: ${KUBETRON_CACHE:-<repo>/.cache}/kube-apiserver/<source version>/kube-apiserver
+# - Build: only the ./cmd/<name> asked for and not cached yet, GOFLAGS=-mod=vendor GOPROXY=off, in GOPATH mode (GO111MODULE=off, as upstream's
+#   1.20 build does), kube-apiserver after generating pkg/generated/openapi (not shipped in the tarball); kubelet
+#   with cgo (as upstream), the rest static. GOCACHE/GOPATH inside the cache directory, removed with the unpacked
+#   source after a successful build (ask for every binary in one call: they share most of the build).
+# - Cache: ${KUBETRON_CACHE:-<repo>/.cache}/kubernetes/<source version>/<name>
 #
 # Idempotent: rebuilds only when the binary for the current source version is absent. All progress goes to stderr;
-# the last line on stdout is the binary's path. The deb-src indexes are fetched once into the cache (apt/); delete
+# stdout holds only the binaries' paths. The deb-src indexes are fetched once into the cache (apt/); delete
 # that directory to look for a newer source version.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache_root=${KUBETRON_CACHE:-$repo/.cache}
-base=$cache_root/kube-apiserver
+base=$cache_root/kubernetes
 aptdir=$base/apt
 reflect2_src=/usr/share/gocode/src/github.com/modern-go/reflect2
 
-log() { echo "kube-apiserver.sh: $*" >&2; }
+log() { echo "kube-build.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 need_packages() {
@@ -141,19 +146,27 @@ main() {
     fi
     [[ -n $version ]] || die "source package kubernetes not found in the deb-src indexes"
     local key=${version//[:\/]/_}
-    local vdir=$base/$key bin=$base/$key/kube-apiserver
-    if [[ -x $bin ]]; then
-        log "cached: kubernetes source $version"
-        echo "$bin"
+    local vdir=$base/$key name missing=()
+    local names=("$@")
+    ((${#names[@]})) || names=(kube-apiserver)
+    for name in "${names[@]}"; do
+        [[ $name =~ ^[a-z0-9-]+$ ]] || die "not a binary name: $name"
+        [[ -x $vdir/$name ]] || missing+=("$name")
+    done
+    if ((${#missing[@]} == 0)); then
+        log "cached: kubernetes source $version: ${names[*]}"
+        printf '%s\n' "${names[@]/#/$vdir/}"
         return 0
     fi
 
-    log "building kube-apiserver from Debian source kubernetes $version (takes ~5 min on 2 cores)"
+    log "building ${missing[*]} from Debian source kubernetes $version (~5 min for the first, ~3 min each more, on 2 cores)"
     local dl=$vdir/download work=$vdir/work
     mkdir -p "$dl"
     rm -rf "$work"
-    (cd "$dl" && apt_src apt-get source --download-only -q "kubernetes=$version" >&2) ||
-        die "apt-get source --download-only kubernetes=$version failed"
+    if ! compgen -G "$dl/kubernetes_*.dsc" >/dev/null; then
+        (cd "$dl" && apt_src apt-get source --download-only -q "kubernetes=$version" >&2) ||
+            die "apt-get source --download-only kubernetes=$version failed"
+    fi
     local dsc
     dsc=$(ls "$dl"/kubernetes_*.dsc | head -n1) || die "no .dsc downloaded"
     # apt already checked the files against the signed Sources index.
@@ -179,23 +192,27 @@ main() {
         ld+=" -X $p.gitVersion=v$upstream -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
     done
 
-    local start=$SECONDS
     # Kubernetes 1.20 builds in GOPATH mode from its vendor/ tree (as its own hack/ scripts do): in module mode,
     # Go >= 1.19 refuses its go.mod ("updates to go.mod needed, disabled by -mod=vendor").
-    (
-        export GOFLAGS=-mod=vendor GOPROXY=off GOENV=off GOTOOLCHAIN=local CGO_ENABLED=0 GO111MODULE=off
-        export GOCACHE=$vdir/gocache GOPATH=$vdir/gopath GOTMPDIR=$vdir/gotmp
-        mkdir -p "$GOTMPDIR" "$GOPATH/src/k8s.io"
-        ln -sfn "$work" "$GOPATH/src/k8s.io/kubernetes"
-        cd "$GOPATH/src/k8s.io/kubernetes"
-        generate_openapi "$vdir" || exit 1
-        go build -ldflags "$ld" -o "$vdir/kube-apiserver.tmp" ./cmd/kube-apiserver >&2
-    ) || die "go build ./cmd/kube-apiserver failed (source kept in $work)"
-    mv -f "$vdir/kube-apiserver.tmp" "$bin"
-    log "built in $((SECONDS - start)) s: $("$bin" --version 2>&1)"
+    for name in "${missing[@]}"; do
+        local start=$SECONDS
+        (
+            export GOFLAGS=-mod=vendor GOPROXY=off GOENV=off GOTOOLCHAIN=local CGO_ENABLED=0 GO111MODULE=off
+            export GOCACHE=$vdir/gocache GOPATH=$vdir/gopath GOTMPDIR=$vdir/gotmp
+            [[ $name == kubelet ]] && export CGO_ENABLED=1
+            mkdir -p "$GOTMPDIR" "$GOPATH/src/k8s.io"
+            ln -sfn "$work" "$GOPATH/src/k8s.io/kubernetes"
+            cd "$GOPATH/src/k8s.io/kubernetes"
+            [[ -d ./cmd/$name ]] || die "no ./cmd/$name in the kubernetes source"
+            if [[ $name == kube-apiserver ]]; then generate_openapi "$vdir" || exit 1; fi
+            go build -ldflags "$ld" -o "$vdir/$name.tmp" "./cmd/$name" >&2
+        ) || die "go build ./cmd/$name failed (source kept in $work)"
+        mv -f "$vdir/$name.tmp" "$vdir/$name"
+        log "built $name in $((SECONDS - start)) s"
+    done
     chmod -R u+w "$vdir/gopath" 2>/dev/null || true
     rm -rf "$work" "$vdir/gocache" "$vdir/gopath" "$vdir/gotmp"
-    echo "$bin"
+    printf '%s\n' "${names[@]/#/$vdir/}"
 }
 
 main "$@"
