@@ -1,7 +1,10 @@
 //! The controller runner against a REAL kube-apiserver and a real OVN central (NB + SB + northd):
 //! pods with the networks annotation get logical switch ports and the `kubetron.io/interfaces` annotation,
 //! deleted pods lose their ports, orphans are garbage-collected, and leader election on a real Lease lets
-//! exactly one of two runners write, the survivor taking over when the leader dies.
+//! exactly one of two runners write, the survivor taking over when the leader dies. The first runner has no
+//! default network name (network-status gets no eth0 entry from it), the second one has (chained mode
+//! without Multus): once the kubelet (here: the test, through pods/status) reports the pod's IPs, the pod's
+//! network-status gets the cluster network's eth0 entry first.
 //!
 //! The runners run in-process as the deployed controller identity (deploy/rbac-controller.yaml), each on its
 //! own tokio runtime so that "killing" one drops every task and connection it had.
@@ -23,7 +26,7 @@ use k8s::controller::Nb;
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_e2e_support::*;
 use model::handoff::{self, Addressing};
 use model::status::{parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
@@ -32,6 +35,8 @@ use tokio::sync::watch;
 
 const SWITCH: &str = "e2e-blue";
 const SUBNET: &str = "10.77.0.0/24";
+/// The cluster default network's name the second runner is given.
+const CLUSTER_NET: &str = "e2e-cluster-net";
 
 /// One controller replica: leader elector + runner, on its own runtime.
 struct Replica {
@@ -42,7 +47,7 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(h: &Harness, nb_remote: &str, lease: &str, identity: &str) -> Replica {
+    fn start(h: &Harness, nb_remote: &str, lease: &str, identity: &str, default_network_name: Option<&str>) -> Replica {
         let rt = runtime();
         let (nb, leader) = rt.block_on(async {
             let client = h.user(CONTROLLER_USER, SA_GROUPS).await;
@@ -61,6 +66,7 @@ impl Replica {
                 // Longer than any wait below: a pod that gets fixed within a wait was requeued by
                 // the change that fixed it, not by a retry.
                 backoff_max: Duration::from_secs(600),
+                default_network_name: default_network_name.map(str::to_string),
                 ..Default::default()
             };
             tokio::spawn(run(client.clone(), nb.clone(), KubePodWriter::new(client, identity), leader.clone(), rcfg));
@@ -134,6 +140,45 @@ async fn wait_port(ovn: &Ovn, name: &str, present: bool, timeout: Duration) -> O
     .await
 }
 
+/// Plugs `port` on the node as the CNI plugin does (an OVS interface with iface-id and iface-id-ver):
+/// ovn-controller binds it and northd sets it up.
+fn plug(ovn: &Ovn, ifname: &str, port: &str, uid: &str) {
+    ovn.chassis
+        .vsctl(&[
+            "add-port",
+            "br-int",
+            ifname,
+            "--",
+            "set",
+            "Interface",
+            ifname,
+            "type=internal",
+            &format!("external_ids:iface-id={port}"),
+            &format!("external_ids:iface-id-ver={uid}"),
+        ])
+        .unwrap_or_else(|e| panic!("plug {port}: {e}"));
+}
+
+/// What the kubelet does once the pod's sandbox has its network: reports the pod's IPs through pods/status.
+async fn set_pod_ips(pods: &Api<Pod>, name: &str, ips: &[&str]) {
+    let list: Vec<serde_json::Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+    let body = json!({"status": {"podIP": ips[0], "podIPs": list}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&body)).await.unwrap_or_else(|e| panic!("set podIPs of {name}: {e}"));
+}
+
+/// The pod's network-status entries (empty when it has none).
+async fn network_status(pods: &Api<Pod>, name: &str) -> Vec<serde_json::Value> {
+    let p = pods.get(name).await.unwrap_or_else(|e| panic!("get {name}: {e}"));
+    match p.metadata.annotations.unwrap_or_default().get(NETWORK_STATUS_ANNOTATION) {
+        Some(v) => serde_json::from_str(v).unwrap_or_else(|e| panic!("network-status of {name} {v}: {e}")),
+        None => Vec::new(),
+    }
+}
+
+fn interfaces_of(entries: &[serde_json::Value]) -> Vec<&str> {
+    entries.iter().map(|e| e["interface"].as_str().unwrap_or("-")).collect()
+}
+
 async fn lease_holder(api: &Api<Lease>, name: &str) -> Option<(String, i32)> {
     let l = api.get_opt(name).await.ok()??;
     let s = l.spec?;
@@ -191,7 +236,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
     let wait = Duration::from_secs(20);
 
     // --- One replica: it becomes the leader and reconciles. ---
-    let mut a = Replica::start(h, &nb_remote, &lease_name, "ctl-a");
+    let mut a = Replica::start(h, &nb_remote, &lease_name, "ctl-a", None);
     rt.block_on(async {
         let (holder, _) = wait_for("ctl-a to hold the Lease", wait, || async { lease_holder(&leases, &lease_name).await }).await;
         assert_eq!(holder, "ctl-a");
@@ -266,20 +311,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         pods.patch("p1", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&multus)).await.expect("Multus's write");
         // The node plugs the port (an OVS interface with iface-id = the port, as the CNI plugin makes it):
         // ovn-controller binds it, northd sets it up, and the controller writes network-status.
-        ovn.chassis
-            .vsctl(&[
-                "add-port",
-                "br-int",
-                "p1if",
-                "--",
-                "set",
-                "Interface",
-                "p1if",
-                "type=internal",
-                &format!("external_ids:iface-id={port}"),
-                &format!("external_ids:iface-id-ver={uid}"),
-            ])
-            .expect("plug p1");
+        plug(&ovn, "p1if", &port, &uid);
         let value = wait_for("kubetron's entry in the network-status annotation", wait, || async {
             let v = pods.get("p1").await.ok()?.metadata.annotations?.get(NETWORK_STATUS_ANNOTATION).cloned()?;
             v.contains("net1").then_some(v)
@@ -372,16 +404,28 @@ fn controller_runners_against_real_apiserver_and_ovn() {
     eprintln!("single replica done at {:?}", t0.elapsed());
 
     // --- Two replicas: only the Lease holder writes; when it dies the other takes over. ---
-    let b = Replica::start(h, &nb_remote, &lease_name, "ctl-b");
+    let b = Replica::start(h, &nb_remote, &lease_name, "ctl-b", Some(CLUSTER_NET));
     rt.block_on(async {
         let p2 = pods.create(&pp, &pod("p2", "blue")).await.expect("create p2");
         let port2 = ovn::names::pod_port(&ns, "p2", "net1");
+        let uid2 = p2.metadata.uid.clone().expect("uid");
         let row = wait_port(&ovn, &port2, true, wait).await.unwrap();
-        assert!(row.contains(p2.metadata.uid.as_deref().unwrap()));
+        assert!(row.contains(&uid2));
         wait_for("p2's annotation", wait, || async {
             pods.get("p2").await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned()
         })
         .await;
+        // The leader (ctl-a) has no default network name: the pod's IPs are known before its port goes up,
+        // and the network-status written after that has kubetron's entry only.
+        set_pod_ips(&pods, "p2", &["10.244.2.2"]).await;
+        plug(&ovn, "p2if", &port2, &uid2);
+        let entries = wait_for("p2's network-status", wait, || async {
+            let e = network_status(&pods, "p2").await;
+            (!e.is_empty()).then_some(e)
+        })
+        .await;
+        assert_eq!(interfaces_of(&entries), ["net1"], "no eth0 entry without a default network name: {entries:?}");
+        assert!(entries.iter().all(|e| e.get("default").is_none()), "{entries:?}");
         // b has been running for several of its retry periods by now.
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(a.is_leader() && !b.is_leader(), "exactly one leader");
@@ -404,17 +448,67 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         assert!(killed.elapsed() >= Duration::from_secs(2), "not before the old lease could expire");
         wait_for("ctl-b to see itself leader", wait, || async { b.is_leader().then_some(()) }).await;
 
+        // ctl-b has a default network name: taking over, it reconciles every pod, and p2 (IPs known, port up)
+        // gets the cluster network's entry, first.
+        let entries = wait_for("p2's eth0 entry from ctl-b", wait, || async {
+            let e = network_status(&pods, "p2").await;
+            (e.len() == 2).then_some(e)
+        })
+        .await;
+        assert_eq!(
+            entries[0],
+            json!({"name": CLUSTER_NET, "interface": "eth0", "ips": ["10.244.2.2"], "default": true, "dns": {}}),
+            "{entries:?}"
+        );
+        assert_eq!(entries[1]["interface"], "net1", "{entries:?}");
+
         // The new leader reconciles new pods and removes ports of pods deleted after the failover.
         let p3 = pods.create(&pp, &pod("p3", "blue")).await.expect("create p3");
+        let uid3 = p3.metadata.uid.clone().expect("uid");
         let port3 = ovn::names::pod_port(&ns, "p3", "net1");
         let row = wait_port(&ovn, &port3, true, wait).await.unwrap();
-        assert!(row.contains(p3.metadata.uid.as_deref().unwrap()));
+        assert!(row.contains(&uid3));
         wait_for("p3's annotation by ctl-b", wait, || async {
             pods.get("p3").await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned()
         })
         .await;
+        // As on a node: the port goes up during the sandbox's CNI ADD, so network-status is written while the
+        // pod has no IPs yet: no eth0 entry. The kubelet reports the IPs afterwards (a pod update, not an
+        // OVN change): the controller writes the eth0 entry then, first, with those IPs.
+        plug(&ovn, "p3if", &port3, &uid3);
+        let entries = wait_for("p3's network-status", wait, || async {
+            let e = network_status(&pods, "p3").await;
+            (!e.is_empty()).then_some(e)
+        })
+        .await;
+        assert_eq!(interfaces_of(&entries), ["net1"], "no IPs yet, no eth0 entry: {entries:?}");
+        set_pod_ips(&pods, "p3", &["10.244.3.3"]).await;
+        let entries = wait_for("p3's eth0 entry", wait, || async {
+            let e = network_status(&pods, "p3").await;
+            (e.len() == 2).then_some(e)
+        })
+        .await;
+        assert_eq!(interfaces_of(&entries), ["eth0", "net1"], "{entries:?}");
+        assert_eq!(
+            entries[0],
+            json!({"name": CLUSTER_NET, "interface": "eth0", "ips": ["10.244.3.3"], "default": true, "dns": {}}),
+            "{entries:?}"
+        );
+        assert!(entries[1].get("default").is_none(), "{entries:?}");
+        let status = parse_network_status(&json!(entries).to_string()).expect("network-status parses");
+        assert!(status[0].default && status[0].ips == ["10.244.3.3"]);
+        // The IPs change (dual-stack here): the entry is replaced, not duplicated.
+        set_pod_ips(&pods, "p3", &["10.244.3.4", "fd00:10:244::34"]).await;
+        let entries = wait_for("p3's eth0 entry with the new IPs", wait, || async {
+            let e = network_status(&pods, "p3").await;
+            (e.first().is_some_and(|f| f["ips"] == json!(["10.244.3.4", "fd00:10:244::34"]))).then_some(e)
+        })
+        .await;
+        assert_eq!(interfaces_of(&entries), ["eth0", "net1"], "{entries:?}");
+        assert_eq!(entries[0]["default"], true, "{entries:?}");
         pods.delete("p2", &gone).await.expect("delete p2");
         wait_port(&ovn, &ovn::names::pod_port(&ns, "p2", "net1"), false, wait).await;
+        ovn.chassis.vsctl(&["del-port", "br-int", "p2if"]).expect("unplug p2");
         assert!(b.nb.transactions() > 0, "{} writes now", b.identity);
         let evs = events(&ev, "p3").await;
         assert!(
@@ -423,6 +517,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         );
         pods.delete("p3", &gone).await.expect("delete p3");
         wait_port(&ovn, &port3, false, wait).await;
+        ovn.chassis.vsctl(&["del-port", "br-int", "p3if"]).expect("unplug p3");
         assert_eq!(ovn.switch_ports(), vec!["admin-port".to_string()], "only the administrator's port is left");
     });
     drop(b);

@@ -34,6 +34,11 @@ pub struct ControllerArgs {
     /// How often the NAD sync re-checks everything (hand edits, new namespaces for `*`).
     #[arg(long, default_value = "60")]
     nad_resync_secs: u64,
+    /// The cluster default network's name (its conflist's `name`): when set, network-status gets
+    /// that network's eth0 entry (the pod's IPs, "default": true) first, unless another writer
+    /// (Multus) has one. For chained mode without Multus; empty: off.
+    #[arg(long, env = "KUBETRON_DEFAULT_NETWORK_NAME", default_value = "")]
+    default_network_name: String,
 }
 
 fn hostname() -> String {
@@ -81,7 +86,11 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
     let endpoint = tokio::spawn(telemetry::serve(a.metrics_addr, t, None, shutdown.clone().cancelled_owned()));
 
     tracing::info!(%identity, nb = %a.nb.nb, "controller starting");
-    let rcfg = RunnerConfig { gc_interval: Duration::from_secs(a.gc_interval_secs.max(1)), ..Default::default() };
+    let default_network_name = Some(a.default_network_name.trim().to_string()).filter(|n| !n.is_empty());
+    if let Some(name) = &default_network_name {
+        tracing::info!(network = %name, "writing the cluster network's eth0 entry in network-status");
+    }
+    let rcfg = RunnerConfig { gc_interval: Duration::from_secs(a.gc_interval_secs.max(1)), default_network_name, ..Default::default() };
     let nadsync = (!a.no_nad_sync).then(|| {
         let settings = k8s::nadsync::SyncSettings::new();
         let resync = Duration::from_secs(a.nad_resync_secs.max(1));

@@ -9,10 +9,27 @@
 //! - `kubetron.io/interfaces`: the hand-off to the node ([`crate::handoff`], version 1), written
 //!   by the controller when it has created the logical ports; the node side plugs the pod from it.
 //!
-//! `"default": true` is reserved by the spec for the cluster-wide default network, so kubetron
-//! never writes it. A kubetron attachment that carries the pod's default route (`default-route`
-//! in the request) lists its gateways instead, under `gateway` (what the NPWG client library
-//! and Multus write) and `default-route` (the request key's name).
+//! `"default": true` is reserved by the spec for the cluster-wide default network: kubetron's own
+//! attachments never carry it. One that carries the pod's default route (`default-route` in the
+//! request) lists its gateways instead, under `gateway` (what the NPWG client library and Multus
+//! write) and `default-route` (the request key's name).
+//!
+//! The cluster network's entry (`eth0`, `"default": true`) is Multus's to write. Without Multus
+//! (chained mode) nobody writes it, so the controller can be told the cluster network's name
+//! (`kubetron controller --default-network-name`) and then writes it itself ([`ClusterNetwork`]),
+//! by this rule ([`merge_network_status_with`]):
+//!
+//! - the entry is `{"name": <name>, "interface": "eth0", "ips": <the pod's status.podIPs>,
+//!   "default": true, "dns": {}}`, always first; it is written only once the pod has IPs (until
+//!   then there is none), and only along with kubetron's own entries (pods with kubetron networks);
+//! - an entry is kubetron's eth0 entry when it has exactly that shape: no keys but those five,
+//!   `interface` `eth0`, `default` true, `dns` absent or empty, and the configured name. It is
+//!   replaced on every write (the pod's IPs changed: new IPs) and dropped when the pod has no IPs
+//!   or no kubetron networks any more;
+//! - any other entry with `"interface": "eth0"` or `"default": true` (Multus's, another writer's)
+//!   is foreign and wins: it is kept as written, and while one exists kubetron writes no eth0 entry
+//!   of its own (and drops the one it wrote before), so there is never a second one;
+//! - without the setting kubetron never writes, replaces or drops any eth0 or default entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,7 +57,8 @@ pub struct NetworkStatus {
     /// MAC address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
-    /// True only for the cluster-wide default network's entry (never written by kubetron).
+    /// True only for the cluster-wide default network's entry (kubetron writes it only as
+    /// [`ClusterNetwork`]'s entry, see the module doc).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub default: bool,
     /// Gateways of the default route through this interface (NPWG client `gateway`).
@@ -94,6 +112,52 @@ pub fn attachment_network_status(a: &Attachment) -> NetworkStatus {
     }
 }
 
+/// The interface name the container runtime gives the cluster network in every pod.
+pub const CLUSTER_INTERFACE: &str = "eth0";
+
+/// The keys of kubetron's cluster network entry (the module doc's rule).
+const CLUSTER_ENTRY_KEYS: &[&str] = &["name", "interface", "ips", "default", "dns"];
+
+/// The cluster network's `network-status` entry that kubetron writes for a pod when it is told
+/// the network's name (chained mode without Multus; the rule is in the module doc).
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterNetwork<'a> {
+    /// The cluster default network's name (its conflist's `name`).
+    pub name: &'a str,
+    /// The pod's IPs (`status.podIPs`); empty until the kubelet has reported them.
+    pub ips: &'a [String],
+}
+
+impl ClusterNetwork<'_> {
+    /// The entry to write: `None` while the pod has no IPs.
+    pub fn entry(&self) -> Option<NetworkStatus> {
+        (!self.ips.is_empty()).then(|| NetworkStatus {
+            name: self.name.to_string(),
+            interface: Some(CLUSTER_INTERFACE.to_string()),
+            ips: self.ips.to_vec(),
+            default: true,
+            dns: Some(Dns::default()),
+            ..Default::default()
+        })
+    }
+
+    /// True when `v` is an entry of the shape kubetron writes for this network (kubetron's,
+    /// replaced on every write).
+    pub fn is_ours(&self, v: &Value) -> bool {
+        let Value::Object(m) = v else { return false };
+        m.keys().all(|k| CLUSTER_ENTRY_KEYS.contains(&k.as_str()))
+            && m.get("name").and_then(Value::as_str) == Some(self.name)
+            && m.get("interface").and_then(Value::as_str) == Some(CLUSTER_INTERFACE)
+            && m.get("default") == Some(&Value::Bool(true))
+            && m.get("dns").is_none_or(|d| d.as_object().is_some_and(|o| o.is_empty()))
+    }
+}
+
+/// True when `v` is an entry of the cluster network: `"interface": "eth0"` or `"default": true`.
+fn is_cluster_entry(v: &Value) -> bool {
+    v.get("interface").and_then(Value::as_str) == Some(CLUSTER_INTERFACE) || v.get("default") == Some(&Value::Bool(true))
+}
+
 /// A status annotation that does not parse.
 #[derive(Debug, Error)]
 #[error("annotation {annotation} is not a valid JSON list: {source}")]
@@ -127,6 +191,18 @@ pub fn to_annotation<T: Serialize>(items: &[T]) -> String {
 ///
 /// Returns `None` when the result is an empty list (the annotation should be removed).
 pub fn merge_network_status(current: Option<&str>, ours: &[NetworkStatus], owned: &BTreeSet<String>) -> Option<String> {
+    merge_network_status_with(current, ours, owned, None)
+}
+
+/// [`merge_network_status`], and with `cluster` kubetron's entry of the cluster network too (the
+/// rule is in the module doc): kubetron's earlier eth0 entry is dropped wherever it is, and the
+/// new one, if the pod has IPs and no foreign eth0 or default entry exists, goes first.
+pub fn merge_network_status_with(
+    current: Option<&str>,
+    ours: &[NetworkStatus],
+    owned: &BTreeSet<String>,
+    cluster: Option<ClusterNetwork<'_>>,
+) -> Option<String> {
     let existing: Vec<Value> = match current.map(serde_json::from_str::<Value>) {
         Some(Ok(Value::Array(items))) => items,
         Some(Ok(_)) | Some(Err(_)) => {
@@ -137,11 +213,19 @@ pub fn merge_network_status(current: Option<&str>, ours: &[NetworkStatus], owned
     };
     let ours_by_if: BTreeMap<&str, &NetworkStatus> = ours.iter().filter_map(|s| Some((s.interface.as_deref()?, s))).collect();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
-    let mut out: Vec<Value> = Vec::with_capacity(existing.len() + ours.len());
+    let mut out: Vec<Value> = Vec::with_capacity(existing.len() + ours.len() + 1);
+    let mut foreign_cluster_entry = false;
     for entry in existing {
         let iface = entry.get("interface").and_then(Value::as_str).map(str::to_string);
         let Some(iface) = iface.filter(|i| owned.contains(i) || ours_by_if.contains_key(i.as_str())) else {
-            out.push(entry);
+            match cluster {
+                // kubetron's eth0 entry: written again below (or not at all).
+                Some(c) if c.is_ours(&entry) => {}
+                _ => {
+                    foreign_cluster_entry |= is_cluster_entry(&entry);
+                    out.push(entry);
+                }
+            }
             continue;
         };
         // One of ours: replaced by the new entry (first occurrence only) or dropped.
@@ -156,6 +240,12 @@ pub fn merge_network_status(current: Option<&str>, ours: &[NetworkStatus], owned
             Some(i) if placed.contains(i) => {}
             _ => out.push(serde_json::to_value(s).unwrap_or(Value::Null)),
         }
+    }
+    // eth0 is never one of kubetron's own interfaces (requests may not name it); should one be,
+    // it wins.
+    let eth0_taken = foreign_cluster_entry || ours.iter().any(|s| s.interface.as_deref() == Some(CLUSTER_INTERFACE));
+    if let Some(entry) = cluster.filter(|_| !eth0_taken).and_then(|c| c.entry()) {
+        out.insert(0, serde_json::to_value(entry).unwrap_or(Value::Null));
     }
     out.retain(|v| !v.is_null());
     if out.is_empty() {
@@ -252,7 +342,7 @@ mod tests {
         assert_eq!(&got[..4], &before[..], "{merged}");
         assert_eq!(got[4]["interface"], "net1");
         assert_eq!(got[4]["ips"][0], "10.1.0.5");
-        assert!(got[4].get("default").is_none(), "kubetron never writes default");
+        assert!(got[4].get("default").is_none(), "kubetron's own entries never carry default");
     }
 
     #[test]
@@ -299,6 +389,102 @@ mod tests {
         assert_eq!(v[0]["gateway"], serde_json::json!(["10.1.0.1"]));
         assert_eq!(v[0]["default-route"], serde_json::json!(["10.1.0.1"]));
         assert!(v[0].get("default").is_none());
+    }
+
+    fn cluster<'a>(ips: &'a [String]) -> Option<ClusterNetwork<'a>> {
+        Some(ClusterNetwork { name: "cluster-net", ips })
+    }
+
+    fn ips(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn interfaces(v: &str) -> Vec<String> {
+        entries(v).iter().map(|e| e["interface"].as_str().unwrap_or("-").to_string()).collect()
+    }
+
+    #[test]
+    fn merge_writes_the_cluster_entry_first_once_the_pod_has_ips() {
+        let pod_ips = ips(&["10.244.1.7", "fd00::7"]);
+        let merged = merge_network_status_with(None, &[ours("net1", "10.1.0.5")], &owned(&[]), cluster(&pod_ips)).unwrap();
+        let got = entries(&merged);
+        assert_eq!(interfaces(&merged), ["eth0", "net1"], "{merged}");
+        assert_eq!(
+            got[0],
+            serde_json::json!({"name": "cluster-net", "interface": "eth0", "ips": ["10.244.1.7", "fd00::7"], "default": true, "dns": {}}),
+            "{merged}"
+        );
+        assert!(got[1].get("default").is_none(), "{merged}");
+        let parsed = parse_network_status(&merged).unwrap();
+        assert!(parsed[0].default && parsed[0].dns.as_ref().is_some_and(Dns::is_empty));
+
+        // No IPs yet: no entry.
+        let merged = merge_network_status_with(None, &[ours("net1", "10.1.0.5")], &owned(&[]), cluster(&[])).unwrap();
+        assert_eq!(interfaces(&merged), ["net1"], "{merged}");
+        // Off: no entry either.
+        let merged = merge_network_status_with(None, &[ours("net1", "10.1.0.5")], &owned(&[]), None).unwrap();
+        assert_eq!(interfaces(&merged), ["net1"], "{merged}");
+    }
+
+    #[test]
+    fn merge_replaces_its_cluster_entry_and_moves_it_first() {
+        let old_ips = ips(&["10.244.1.7"]);
+        let new_ips = ips(&["10.244.9.9"]);
+        let mine = merge_network_status_with(None, &[ours("net1", "10.1.0.5")], &owned(&[]), cluster(&old_ips)).unwrap();
+        // Stable: merging the same again gives the same text (no write).
+        let again = merge_network_status_with(Some(&mine), &[ours("net1", "10.1.0.5")], &owned(&["net1"]), cluster(&old_ips)).unwrap();
+        assert_eq!(again, mine);
+        // Another writer appended an entry, then the pod's IPs changed: kubetron's entry is replaced, not duplicated.
+        let mut list = entries(&mine);
+        list.push(serde_json::json!({"name": "ns/other", "interface": "net7"}));
+        list.swap(0, 2);
+        let current = serde_json::to_string(&list).unwrap();
+        assert_eq!(interfaces(&current), ["net7", "net1", "eth0"]);
+        let merged = merge_network_status_with(Some(&current), &[ours("net1", "10.1.0.5")], &owned(&["net1"]), cluster(&new_ips)).unwrap();
+        assert_eq!(interfaces(&merged), ["eth0", "net7", "net1"], "{merged}");
+        assert_eq!(entries(&merged)[0]["ips"], serde_json::json!(["10.244.9.9"]), "{merged}");
+        // The pod lost its IPs, or kubetron lost interest (no networks): kubetron's entry goes.
+        let merged = merge_network_status_with(Some(&mine), &[ours("net1", "10.1.0.5")], &owned(&["net1"]), cluster(&[])).unwrap();
+        assert_eq!(interfaces(&merged), ["net1"], "{merged}");
+        assert_eq!(merge_network_status_with(Some(&mine), &[], &owned(&["net1"]), cluster(&[])), None);
+        // Off: an entry of kubetron's shape is left alone (it could be anyone's).
+        let merged = merge_network_status_with(Some(&mine), &[ours("net1", "10.1.0.6")], &owned(&["net1"]), None).unwrap();
+        assert_eq!(interfaces(&merged), ["eth0", "net1"], "{merged}");
+        assert_eq!(entries(&merged)[0], entries(&mine)[0]);
+        // Another name configured: that entry is not kubetron's any more but a foreign one.
+        let other = Some(ClusterNetwork { name: "renamed", ips: &new_ips });
+        let merged = merge_network_status_with(Some(&mine), &[ours("net1", "10.1.0.5")], &owned(&["net1"]), other).unwrap();
+        assert_eq!(merged, mine, "kept as it is, no second eth0 entry");
+    }
+
+    #[test]
+    fn merge_keeps_a_foreign_cluster_entry_and_adds_none() {
+        let pod_ips = ips(&["10.244.0.5"]);
+        // Multus's entry (a mac, an mtu): kept verbatim and in place, no second eth0 entry.
+        let merged = merge_network_status_with(Some(MULTUS), &[ours("net1", "10.1.0.5")], &owned(&[]), cluster(&pod_ips)).unwrap();
+        let got = entries(&merged);
+        assert_eq!(&got[..4], &entries(MULTUS)[..], "{merged}");
+        assert_eq!(got.len(), 5, "{merged}");
+        assert_eq!(got.iter().filter(|e| e["interface"] == "eth0").count(), 1, "{merged}");
+        // A foreign entry of kubetron's very shape but another name, one with eth0 but no default, one with
+        // default but no interface: each counts as the cluster network's, and kubetron's own goes.
+        let mine = merge_network_status_with(None, &[ours("net1", "10.1.0.5")], &owned(&[]), cluster(&pod_ips)).unwrap();
+        for foreign in [
+            serde_json::json!({"name": "kindnet", "interface": "eth0", "ips": ["10.244.0.5"], "default": true, "dns": {}}),
+            serde_json::json!({"name": "cluster-net", "interface": "eth0", "ips": ["10.244.0.5"]}),
+            serde_json::json!({"name": "cluster-net", "default": true}),
+            serde_json::json!({"name": "cluster-net", "interface": "eth0", "ips": ["10.244.0.5"], "default": true, "mac": "0a:58:0a:f4:00:05"}),
+        ] {
+            let mut list = entries(&mine);
+            list.push(foreign.clone());
+            let current = serde_json::to_string(&list).unwrap();
+            let merged =
+                merge_network_status_with(Some(&current), &[ours("net1", "10.1.0.5")], &owned(&["net1"]), cluster(&pod_ips)).unwrap();
+            let got = entries(&merged);
+            assert_eq!(got.len(), 2, "{merged}");
+            assert_eq!(got[1], foreign, "{merged}");
+            assert_eq!(got[0]["interface"], "net1", "{merged}");
+        }
     }
 
     #[test]

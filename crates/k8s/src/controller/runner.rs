@@ -5,6 +5,8 @@
 //! - the NetworkAttachmentDefinition watcher requeues only the pods whose networks annotation
 //!   names the changed NAD ([`pods_using`], `watches_stream`);
 //! - Northbound replica changes requeue the pods whose status waits for it (allocation, port up);
+//! - every pod update (the kubelet reporting `status.podIPs` too) reconciles the pod again, and
+//!   its status annotations are written only when they differ from what the pod carries;
 //! - regaining leadership requeues every pod and collects garbage; while not the leader a
 //!   reconcile does nothing and waits for the next change;
 //! - failures are retried with exponential backoff (attempts kept per pod) and reported as a
@@ -24,7 +26,6 @@ use kube::runtime::controller::{self as krc, Action};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
-use model::handoff;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::batcher::Batcher;
@@ -33,7 +34,7 @@ use super::events::{EventType, PodWriter};
 use super::{Controller, Nb, PodError};
 use crate::nad::NetworkAttachmentDefinition;
 use crate::status::{write_pod_annotations, WriteOutcome};
-use model::status::{merge_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
+use model::status::ClusterNetwork;
 
 /// Timing of the runner.
 #[derive(Debug, Clone)]
@@ -52,6 +53,10 @@ pub struct RunnerConfig {
     /// Reconciles arriving within this window share a snapshot and transactions
     /// ([`super::batcher`]).
     pub batch_window: Duration,
+    /// The cluster default network's name: when set, `network-status` gets that network's `eth0`
+    /// entry (the pod's IPs, `"default": true`) first, unless another writer (Multus) has one
+    /// (the rule: [`model::status`]). For chained mode without Multus; `None`: off.
+    pub default_network_name: Option<String>,
 }
 
 impl Default for RunnerConfig {
@@ -64,6 +69,7 @@ impl Default for RunnerConfig {
             gc_interval: Duration::from_secs(300),
             concurrency: 64,
             batch_window: Duration::from_millis(2),
+            default_network_name: None,
         }
     }
 }
@@ -342,40 +348,16 @@ fn error_policy<W: PodWriter>(pod: Arc<Pod>, err: &PodError, ctx: Arc<Ctx<W>>) -
 impl<W: PodWriter> Ctx<W> {
     /// Writes the status annotations that differ from what the pod carries: the whole
     /// `kubetron.io/interfaces` (kubetron's own), and kubetron's entries of `network-status`
-    /// merged into the entries other writers put there ([`merge_network_status`]), through
-    /// pods/status with the pod's UID and resourceVersion as preconditions (re-merged on conflict).
+    /// merged into the entries other writers put there ([`super::status::annotation_patch`]),
+    /// through pods/status with the pod's UID and resourceVersion as preconditions (re-merged on
+    /// conflict). The cluster network's entry takes the IPs of `pod` (this reconcile's version;
+    /// a newer one is reconciled again when it arrives).
     async fn write_status(&self, key: &Key, pod: &Pod, rec: &super::Reconciled) -> Action {
         let status = self.ctl.status(&rec.pod, &rec.desired);
-        let want = status.annotations();
-        let asks_nothing = rec.desired.is_empty();
-        let desired_ifaces: BTreeSet<String> = rec.desired.iter().map(|d| d.interface.clone()).collect();
-        let change = |current: &BTreeMap<String, String>| {
-            let mut patch: BTreeMap<String, Option<String>> = BTreeMap::new();
-            // Not ready yet: leave what is there unless the pod asks for nothing any more.
-            match want.get(INTERFACES_ANNOTATION) {
-                Some(v) => {
-                    patch.insert(INTERFACES_ANNOTATION.to_string(), Some(v.clone()));
-                }
-                None if asks_nothing && current.contains_key(INTERFACES_ANNOTATION) => {
-                    patch.insert(INTERFACES_ANNOTATION.to_string(), None);
-                }
-                None => {}
-            }
-            if status.network_status.is_some() || asks_nothing {
-                // Ours: the interfaces the pod has now and those kubetron last recorded (in a
-                // v1 hand-off, or a v0 list written by an older controller).
-                let mut owned = desired_ifaces.clone();
-                if let Some(prev) = current.get(INTERFACES_ANNOTATION).and_then(|v| handoff::parse(v).ok()) {
-                    owned.extend(prev.interface_names().into_iter().map(str::to_string));
-                }
-                let ours = status.network_status.as_deref().unwrap_or_default();
-                let cur = current.get(NETWORK_STATUS_ANNOTATION).map(String::as_str);
-                if cur.is_some() || !ours.is_empty() {
-                    patch.insert(NETWORK_STATUS_ANNOTATION.to_string(), merge_network_status(cur, ours, &owned));
-                }
-            }
-            patch
-        };
+        let interfaces: BTreeSet<String> = rec.desired.iter().map(|d| d.interface.clone()).collect();
+        let ips = super::status::pod_ips(pod);
+        let cluster = self.cfg.default_network_name.as_deref().map(|name| ClusterNetwork { name, ips: &ips });
+        let change = |current: &BTreeMap<String, String>| super::status::annotation_patch(&status, &interfaces, cluster, current);
         let pending = !rec.desired.is_empty() && (status.interfaces.is_none() || status.network_status.is_none()) && pod_is_active(pod);
         if pending {
             self.waiting.lock().expect("waiting set").insert(key.clone());
