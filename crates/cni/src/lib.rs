@@ -14,12 +14,17 @@
 //! forwards each call over the agent's unix socket ([`agent`]: the protocol of both ends and the
 //! shim's std-only client). The `kubetron-cni` binary is the shim alone; the `kubetron` binary run
 //! with `CNI_COMMAND` picks by mode ([`shim::ByMode`]).
+//!
+//! Node installation for chained mode ([`install`], `kubetron install-cni`): the shim binary into
+//! the runtime's CNI bin dir and kubetron's entry at the end of the plugin list of the runtime's
+//! primary network config (the lexically first in its conf dir), written so containerd reloads it.
 
 pub mod agent;
 mod config;
 mod dispatch;
 mod env;
 mod error;
+pub mod install;
 pub mod plugin;
 mod result;
 pub mod shim;

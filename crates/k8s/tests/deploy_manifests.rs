@@ -216,15 +216,21 @@ fn workloads_use_their_accounts_and_selectors_match() {
             assert_eq!(labels.get(k), Some(v), "{name}: selector {k} matches the template");
         }
     }
-    // The node DaemonSet installs the CNI binary into the host's /opt/cni/bin.
+    // The node DaemonSet installs the CNI binary into the host's /opt/cni/bin and chains kubetron into
+    // the runtime's config in /etc/cni/net.d (`kubetron install-cni`; its flags are checked against the
+    // binary by crates/kubetron/tests/manifests_match_binary.rs).
     let node = pod_spec(find(&docs, "DaemonSet", "kubetron-node"));
     let init = &node.init_containers.as_ref().unwrap()[0];
-    let mount = &init.volume_mounts.as_ref().unwrap()[0];
-    let vol = node.volumes.as_ref().unwrap().iter().find(|v| v.name == mount.name).unwrap();
-    assert_eq!(vol.host_path.as_ref().unwrap().path, "/opt/cni/bin");
-    let script = init.command.as_ref().unwrap().join(" ");
-    assert!(script.contains(&format!("{}/kubetron", mount.mount_path)), "{script}");
-    assert!(script.contains("/usr/local/bin/kubetron-cni "), "the shim is what the runtime runs: {script}");
+    assert!(init.command.is_none(), "the image has no shell: {:?}", init.command);
+    let args = init.args.as_ref().expect("install-cni args");
+    assert_eq!(args[0], "install-cni", "{args:?}");
+    for (flag, host) in [("--bin-dir", "/opt/cni/bin"), ("--conf-dir", "/etc/cni/net.d")] {
+        let dir = args.iter().find_map(|a| a.strip_prefix(&format!("{flag}="))).unwrap_or_else(|| panic!("{flag} in {args:?}"));
+        let mount = init.volume_mounts.as_ref().unwrap().iter().find(|m| m.mount_path == dir).unwrap_or_else(|| panic!("{dir} mounted"));
+        let vol = node.volumes.as_ref().unwrap().iter().find(|v| v.name == mount.name).unwrap();
+        assert_eq!(vol.host_path.as_ref().unwrap().path, host, "{flag}");
+        assert_eq!(mount.read_only, None, "{flag}: written");
+    }
     // Cluster mode: the agent knows its node, has the socket directory and sees pods' netns.
     let c = &node.containers[0];
     let env = c.env.as_ref().unwrap();

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 mod controller;
+mod install_cni_args;
 mod nb_args;
 mod webhook_args;
 
@@ -36,6 +37,10 @@ enum Cmd {
     /// (bridge ports, host veths, and the logical switch ports the CNI plugin made for them here),
     /// e.g. those of pods force-deleted while the Northbound database was down. Prints what it removed.
     Gc(GcArgs),
+    /// On a node (the DaemonSet's init container): install the kubetron-cni shim as <bin-dir>/kubetron and
+    /// chain kubetron (mode chained) after the cluster's default plugin in the container runtime's primary
+    /// network configuration; --uninstall removes both, --watch keeps them installed.
+    InstallCni(install_cni_args::InstallCniArgs),
 }
 
 #[derive(clap::Args)]
@@ -179,6 +184,10 @@ fn main() -> anyhow::Result<()> {
                 r.context("node agent")?;
                 cni.context("CNI server")
             })?;
+        }
+        Cmd::InstallCni(a) => {
+            init_logging("info");
+            install_cni_args::main(a)?;
         }
         Cmd::Gc(a) => {
             init_logging("warn");

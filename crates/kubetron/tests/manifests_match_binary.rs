@@ -1,7 +1,8 @@
 //! The manifests in deploy/ against the real `kubetron` binary: every container running the kubetron image
 //! names a subcommand the binary has, only flags that subcommand has, only environment variables it reads,
 //! and mounts exactly the paths it uses (the effective value of each path option: the manifest's flag or
-//! env value, else the binary's default), with host paths mounted where the host has them.
+//! env value, else the binary's default), with host paths mounted where the host has them (or under /host),
+//! and the CNI installer's chained entry names the socket the node agent serves.
 //!
 //! The truth comes from the binary itself: `kubetron <subcommand> --help` (clap: every option, its
 //! `[env: ...]` and `[default: ...]`) and the `Environment:` section of `kubetron --help` (variables read
@@ -169,13 +170,19 @@ fn str_list(v: &Value) -> Vec<String> {
     v.as_array().into_iter().flatten().map(|a| a.as_str().expect("string").to_string()).collect()
 }
 
+/// Path options that name no path of the container itself, so need no mount: `install-cni`'s
+/// `--bin-src` is a file of the image, and its `--agent-socket` a host path it only writes into the
+/// CNI configuration (the runtime's shim connects to it; see `the_chained_entry_names_the_agents_socket`).
+fn not_a_path_of_the_container(sub: &str, opt: &str) -> bool {
+    matches!((sub, opt), ("install-cni", "bin-src" | "agent-socket"))
+}
+
 /// Everything wrong with one container; empty when it matches the binary.
 fn check(c: &Container, subs: &BTreeSet<String>, global_env: &BTreeSet<String>, helps: &mut BTreeMap<String, Sub>) -> Vec<String> {
     let mut bad = Vec::new();
     if !c.value["command"].is_null() {
-        // A shell step (the CNI installer): it runs no kubetron subcommand; nothing to match.
-        assert!(c.value["env"].is_null(), "{}: env on a command container is not checked", c.at);
-        return bad;
+        // The image's entrypoint is the kubetron binary and it has no shell: the subcommand goes in args.
+        return vec![format!("{}: sets command {} (the image has no shell; put the subcommand in args)", c.at, c.value["command"])];
     }
     let args = str_list(&c.value["args"]);
     let Some(sub_name) = args.first() else {
@@ -226,6 +233,9 @@ fn check(c: &Container, subs: &BTreeSet<String>, global_env: &BTreeSet<String>, 
     // must hold such a path.
     let mut paths: Vec<(String, String)> = Vec::new();
     for (name, opt) in &sub.opts {
+        if not_a_path_of_the_container(sub_name, name) {
+            continue;
+        }
         let from_env = opt.env.as_ref().and_then(|e| env_values.get(e));
         let effective = match (given.get(name), from_env) {
             (Some(v), _) => v.clone(),
@@ -254,9 +264,11 @@ fn check(c: &Container, subs: &BTreeSet<String>, global_env: &BTreeSet<String>, 
         if !from_requests && !paths.iter().any(|(_, p)| under(p, m)) {
             bad.push(format!("{}: mounts {m} (volume {vol}), a path `kubetron {sub_name}` does not use ({paths:?})", c.at));
         }
-        // A host directory the binary knows by its host path is mounted at that same path.
+        // A host directory the binary knows by its host path is mounted at that same path, or under
+        // /host (the CNI installer's convention: /host/opt/cni/bin, /host/etc/cni/net.d).
         if let Some(host) = c.volumes.get(vol).and_then(|v| v["hostPath"]["path"].as_str()) {
-            if host.trim_end_matches('/') != m.trim_end_matches('/') {
+            let (host, m) = (host.trim_end_matches('/'), m.trim_end_matches('/'));
+            if host != m && m.strip_prefix("/host") != Some(host) {
                 bad.push(format!("{}: host path {host} is mounted at {m}", c.at));
             }
         }
@@ -270,7 +282,7 @@ fn deployed_containers_use_only_what_the_binary_has() {
     let mut helps = BTreeMap::new();
     let containers = kubetron_containers();
     let names: BTreeSet<String> = containers.iter().filter_map(|c| str_list(&c.value["args"]).first().cloned()).collect();
-    assert_eq!(names, ["controller", "node", "webhook"].map(String::from).into(), "the deployed components");
+    assert_eq!(names, ["controller", "install-cni", "node", "webhook"].map(String::from).into(), "the deployed components");
     let bad: Vec<String> = containers.iter().flat_map(|c| check(c, &subs, &global_env, &mut helps)).collect();
     assert!(bad.is_empty(), "deploy/ does not match the binary:\n{}", bad.join("\n"));
 }
@@ -323,4 +335,71 @@ fn the_check_catches_what_the_issue_found() {
         v["args"].as_array_mut().unwrap().push("--ovs-remote=unix:/run/openvswitch/db.sock".into())
     });
     expect_bad(&mut node, "does not exist", &|v| v["args"][0] = "agent".into());
+    // The CNI installer: no shell, and its host directories where it writes.
+    let mut install = kubetron_containers().into_iter().find(|c| c.value["args"][0] == "install-cni").expect("install-cni container");
+    assert!(check(&install, &subs, &global_env, &mut helps).is_empty());
+    let good = install.value.clone();
+    let mut expect_bad = |what: &str, edit: &dyn Fn(&mut Value)| {
+        install.value = good.clone();
+        edit(&mut install.value);
+        let bad = check(&install, &subs, &global_env, &mut helps);
+        assert!(bad.iter().any(|b| b.contains(what)), "{what}: not caught ({bad:?})");
+    };
+    expect_bad("the image has no shell", &|v| v["command"] = serde_json::json!(["/bin/sh", "-c", "cp a b"]));
+    expect_bad("--conf-dir is /etc/cni/net.d, which no volumeMount provides", &|v| {
+        v["args"].as_array_mut().unwrap().retain(|a| !a.as_str().unwrap().starts_with("--conf-dir"));
+        v["args"].as_array_mut().unwrap().push("--conf-dir=/etc/cni/net.d".into())
+    });
+    expect_bad("host path /opt/cni/bin is mounted at /opt/cni", &|v| {
+        let m = v["volumeMounts"].as_array_mut().unwrap().iter_mut().find(|m| m["name"] == "cni-bin").unwrap();
+        m["mountPath"] = "/opt/cni".into();
+    });
+}
+
+/// The effective value of option `opt` of a container: its flag in args, else its env, else the binary's default.
+fn effective(c: &Container, sub: &Sub, opt: &str) -> Option<String> {
+    let args = str_list(&c.value["args"]);
+    let flag = format!("--{opt}");
+    for (i, a) in args.iter().enumerate() {
+        if let Some(v) = a.strip_prefix(&format!("{flag}=")) {
+            return Some(v.to_string());
+        }
+        if a == &flag {
+            return args.get(i + 1).cloned();
+        }
+    }
+    let o = &sub.opts[opt];
+    let env = o.env.as_ref().and_then(|e| c.value["env"].as_array()?.iter().find(|v| v["name"] == e.as_str())?["value"].as_str());
+    env.map(String::from).or_else(|| o.default.clone())
+}
+
+/// The host path behind a container path, through the container's hostPath mounts.
+fn host_path(c: &Container, path: &str) -> Option<String> {
+    c.value["volumeMounts"].as_array()?.iter().find_map(|m| {
+        let mount = m["mountPath"].as_str()?.trim_end_matches('/');
+        let rest = path.strip_prefix(mount).filter(|r| r.is_empty() || r.starts_with('/'))?;
+        let host = c.volumes.get(m["name"].as_str()?)?["hostPath"]["path"].as_str()?;
+        Some(format!("{}{rest}", host.trim_end_matches('/')))
+    })
+}
+
+/// Chained mode: the entry `install-cni` writes into the host's CNI configuration names the socket the
+/// node agent serves (its --cni-socket-dir + /kubetron.sock, as a host path), and the installer writes
+/// into the host directories the runtime uses.
+#[test]
+fn the_chained_entry_names_the_agents_socket() {
+    let containers = kubetron_containers();
+    let by_sub = |s: &str| containers.iter().find(|c| c.value["args"][0] == s).unwrap_or_else(|| panic!("no {s} container"));
+    let (install, node) = (by_sub("install-cni"), by_sub("node"));
+    assert!(install.at.contains("initContainers"), "{}: runs before the agent, once per pod start", install.at);
+    let install_help = parse_sub(&help(&["install-cni", "--help"]));
+    let node_help = parse_sub(&help(&["node", "--help"]));
+    let socket = effective(install, &install_help, "agent-socket").expect("--agent-socket");
+    let dir = effective(node, &node_help, "cni-socket-dir").expect("--cni-socket-dir");
+    let served = host_path(node, &format!("{}/kubetron.sock", dir.trim_end_matches('/'))).expect("the socket dir is a host mount");
+    assert_eq!(socket, served, "the shim on the host must reach the agent");
+    for (opt, host) in [("bin-dir", "/opt/cni/bin"), ("conf-dir", "/etc/cni/net.d")] {
+        let v = effective(install, &install_help, opt).unwrap_or_else(|| panic!("--{opt}"));
+        assert_eq!(host_path(install, &v).as_deref(), Some(host), "{}: --{opt} {v}", install.at);
+    }
 }
