@@ -24,18 +24,26 @@
 //! restarts are noticed by polling the identity (inode, ctime) of `kubelet.sock`: every plugin
 //! registers again, and a plugin whose socket kubelet deleted is served anew first.
 //!
+//! Old kubelets: kubelets before 1.26 (grpc-go dialling the socket path, kubernetes#112597) send
+//! the plugin socket's path as the HTTP/2 `:authority` of every call, which hyper/h2 under tonic
+//! rejects (`RST_STREAM` `PROTOCOL_ERROR`: every `ListAndWatch` fails). Every plugin connection
+//! therefore goes through [`h2front`], a byte-level HTTP/2 relay that decodes each request header
+//! block (HPACK), replaces an invalid `:authority` with `localhost` and re-encodes the block; all
+//! other frames, and everything tonic sends back, pass untouched.
+//!
 //! Must not touch: the OVN Northbound and Southbound databases (no node holds their credentials;
 //! the controller is their only writer). Pod interfaces only through [`attach`].
 //!
 //! Layout: [`config`] (settings), [`mappings`] (OVSDB monitor of the mappings), [`plugin`] (the
-//! `DevicePlugin` service), [`server`] (one gRPC server per resource), [`kubelet`] (registration),
-//! [`agent`] (the loop), [`names`], [`uds`] (gRPC over unix sockets), [`proto`] (generated from
-//! `proto/deviceplugin_v1beta1.proto`).
+//! `DevicePlugin` service), [`server`] (one gRPC server per resource), [`h2front`] (the HTTP/2
+//! `:authority` fix in front of it), [`kubelet`] (registration), [`agent`] (the loop), [`names`],
+//! [`uds`] (gRPC over unix sockets), [`proto`] (generated from `proto/deviceplugin_v1beta1.proto`).
 
 pub mod agent;
 pub mod attach;
 pub mod config;
 pub mod error;
+pub mod h2front;
 pub mod kubelet;
 pub mod mappings;
 pub mod names;

@@ -1,5 +1,5 @@
 //! One running device-plugin gRPC server: a resource's [`PhysnetPlugin`] served on its own unix
-//! socket in the device-plugins directory.
+//! socket in the device-plugins directory, every connection through the [`h2front`](crate::h2front).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,6 +8,7 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tracing::{debug, info, warn};
@@ -20,6 +21,12 @@ use crate::uds::{file_id, FileId};
 
 /// How long a stopping server may take to close its streams before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The connections of `listener`, each behind the [`h2front`](crate::h2front) (kubelets before
+/// 1.26 send the socket path as `:authority`, which tonic would refuse).
+pub fn incoming(listener: UnixListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::io::DuplexStream>> {
+    UnixListenerStream::new(listener).map(|conn| conn.map(crate::h2front::front))
+}
 
 /// A device-plugin server for one physical network.
 pub struct PluginServer {
@@ -51,7 +58,7 @@ impl PluginServer {
         let task = tokio::spawn(async move {
             let r = Server::builder()
                 .add_service(DevicePluginServer::new(plugin))
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop.cancelled_owned())
+                .serve_with_incoming_shutdown(incoming(listener), stop.cancelled_owned())
                 .await;
             if let Err(source) = r {
                 warn!("{}", Error::Serve { path, source });
