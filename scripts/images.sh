@@ -10,7 +10,7 @@
 # - kubetron.local/kubetron:<tag> (<out-dir>/kubetron.tar): the release build
 #   (`cargo build --release --locked -p kubetron -p cni --bin kubetron --bin kubetron-cni`), both binaries in
 #   /usr/local/bin, the shared libraries they need (ldd, plus the ELF interpreter) at their paths, /etc/passwd
-#   and /etc/group with root (0) and nonroot (65532), /tmp 1777. Entrypoint /usr/local/bin/kubetron, no Cmd
+#   and /etc/group with root (0) and nonroot (65532), /tmp 1777, /var/run -> /run. Entrypoint /usr/local/bin/kubetron, no Cmd
 #   (the manifests pass the subcommand), no User (the node agent runs as root; deploy/ sets runAsUser 65532
 #   for the controller and the webhook). There is no shell in it.
 #   <tag> is `<workspace version>-<short commit>` (plus `-dirty` when tracked files differ from the commit),
@@ -92,10 +92,13 @@ make_archive() {
 
 is_static() { ! readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter'; }
 
-# /etc/passwd, /etc/group, /etc/nsswitch.conf, /tmp (1777) and /root in rootfs $1.
+# /etc/passwd, /etc/group, /etc/nsswitch.conf, /tmp (1777), /root, /run and /var/run -> /run in rootfs $1
+# (runtimes name pods' network namespaces /var/run/netns/..., which the node agent opens through its
+# /run/netns mount).
 base_files() {
   local r=$1
-  mkdir -p "$r/etc" "$r/tmp" "$r/root"
+  mkdir -p "$r/etc" "$r/tmp" "$r/root" "$r/run" "$r/var"
+  ln -sfn /run "$r/var/run"
   chmod 1777 "$r/tmp"
   chmod 0700 "$r/root"
   printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin' \

@@ -42,7 +42,7 @@ pub const PAUSE_IMAGE: &str = "kubetron.local/pause:1";
 pub const POD_NETWORK: &str = "kt-podnet";
 
 /// Sysctls the kubelet sets at start (`vm.overcommit_memory`, `kernel.panic`, ...), saved and restored.
-const KUBELET_SYSCTLS: [&str; 6] = [
+pub const KUBELET_SYSCTLS: [&str; 6] = [
     "vm.overcommit_memory",
     "vm.panic_on_oom",
     "kernel.panic",
@@ -51,8 +51,10 @@ const KUBELET_SYSCTLS: [&str; 6] = [
     "kernel.keys.root_maxbytes",
 ];
 /// Fixed paths containerd and the kubelet create whatever their configuration says.
-const FIXED_DIRS: [&str; 5] = ["/var/lib/cni", "/var/lib/kubelet", "/run/containerd", "/var/log/pods", "/var/log/containers"];
+pub const FIXED_DIRS: [&str; 5] = ["/var/lib/cni", "/var/lib/kubelet", "/run/containerd", "/var/log/pods", "/var/log/containers"];
 const LOCK_FILE: &str = "/run/kubetron-cluster.lock";
+/// The running cluster's state directory and host changes (see [`HostState`]).
+const STATE_FILE: &str = "/run/kubetron-cluster.state";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -97,14 +99,171 @@ impl ClusterConfig {
     }
 }
 
-/// What the cluster changed on the host, to put back.
+/// What the cluster changed on the host, to put back. Also kept in [`STATE_FILE`] while the cluster
+/// runs, so that the next start can put the host back after a run that was killed.
 #[derive(Debug, Default)]
 struct HostState {
     sysctls: Vec<(String, String)>,
     created_dirs: Vec<PathBuf>,
     netns_before: BTreeSet<String>,
-    links: Vec<&'static str>,
+    links: Vec<String>,
     cgroups: Vec<PathBuf>,
+}
+
+impl HostState {
+    fn to_json(&self, dir: &Path) -> serde_json::Value {
+        serde_json::json!({
+            "dir": dir,
+            "sysctls": self.sysctls,
+            "created_dirs": self.created_dirs,
+            "netns_before": self.netns_before,
+            "links": self.links,
+            "cgroups": self.cgroups,
+        })
+    }
+
+    fn from_json(v: &serde_json::Value) -> Option<(PathBuf, HostState)> {
+        let strings =
+            |k: &str| -> Vec<String> { v[k].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_string)).collect() };
+        let sysctls = v["sysctls"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| Some((p.get(0)?.as_str()?.to_string(), p.get(1)?.as_str()?.to_string())))
+            .collect();
+        let host = HostState {
+            sysctls,
+            created_dirs: strings("created_dirs").into_iter().map(PathBuf::from).collect(),
+            netns_before: strings("netns_before").into_iter().collect(),
+            links: strings("links"),
+            cgroups: strings("cgroups").into_iter().map(PathBuf::from).collect(),
+        };
+        Some((PathBuf::from(v["dir"].as_str()?), host))
+    }
+
+    fn save(&self, dir: &Path) {
+        if let Err(e) = std::fs::write(STATE_FILE, self.to_json(dir).to_string()) {
+            tracing::warn!("writing {STATE_FILE}: {e}");
+        }
+    }
+
+    fn restore_sysctls(&self) {
+        for (k, v) in &self.sysctls {
+            let path = sysctl_path(k);
+            if std::fs::read_to_string(&path).map(|cur| cur.trim() != v).unwrap_or(true) {
+                if let Err(e) = std::fs::write(&path, v) {
+                    tracing::warn!("restoring sysctl {k}={v}: {e}");
+                } else {
+                    tracing::info!("restored sysctl {k}={v}");
+                }
+            }
+        }
+    }
+
+    /// Puts the host back (every step is idempotent) and removes the disposable state under `dir`.
+    fn restore(&mut self, dir: &Path) {
+        unmount_under(dir);
+        for ns in list_netns().difference(&self.netns_before) {
+            if ns.starts_with("cni-") {
+                let p = Path::new("/run/netns").join(ns);
+                let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+                if let Err(e) = std::fs::remove_file(&p) {
+                    tracing::warn!("removing netns {}: {e}", p.display());
+                }
+            }
+        }
+        for name in self.links.drain(..).rev() {
+            if !Path::new("/sys/class/net").join(&name).exists() {
+                continue;
+            }
+            // Pod veths on the bridge go with their netns; any left are removed with the bridge's ports.
+            for port in bridge_ports(&name) {
+                let _ = ip(&["link", "del", &port]);
+            }
+            if let Err(e) = ip(&["link", "del", &name]) {
+                tracing::warn!("{e}");
+            }
+        }
+        for cg in self.cgroups.drain(..) {
+            remove_cgroup_tree(&cg);
+        }
+        self.restore_sysctls();
+        for d in self.created_dirs.drain(..) {
+            unmount_under(&d);
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("removing {}: {e}", d.display());
+                }
+            }
+        }
+        // Disposable state (the logs stay for the test's report).
+        for d in ["containerd", "run", "kubelet", "cni", "kube/etcd-data"] {
+            let p = dir.join(d);
+            if let Err(e) = std::fs::remove_dir_all(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("removing {}: {e}", p.display());
+                }
+            }
+        }
+        let _ = std::fs::remove_file(STATE_FILE);
+    }
+}
+
+/// A run that was killed left its processes and host changes behind ([`STATE_FILE`] names them):
+/// stop its processes by their pid files (the control plane's, containerd's shims'), kill what still
+/// runs in its `kubepods` cgroups, and put the host back.
+fn recover_crashed_run() {
+    let Ok(text) = std::fs::read_to_string(STATE_FILE) else { return };
+    let Some((dir, mut host)) = serde_json::from_str(&text).ok().as_ref().and_then(HostState::from_json) else {
+        tracing::warn!("{STATE_FILE} is not readable state; ignoring it");
+        let _ = std::fs::remove_file(STATE_FILE);
+        return;
+    };
+    tracing::warn!(dir = %dir.display(), "a killed cluster run left its state: cleaning it up first");
+    let mut pidfiles = Vec::new();
+    for sub in ["logs", "kube"] {
+        if let Ok(d) = std::fs::read_dir(dir.join(sub)) {
+            pidfiles.extend(d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "pid")));
+        }
+    }
+    // The runtime's shims keep the containers after containerd is gone; each has a pid file in its bundle.
+    find_files(&dir.join("run/containerd"), "shim.pid", &mut pidfiles);
+    for p in &pidfiles {
+        if let Ok(Some(pid)) = crate::process::read_pidfile(p) {
+            if let Err(e) = crate::process::stop_pid(pid, Duration::from_secs(10)) {
+                tracing::warn!("stopping pid {pid} ({}): {e}", p.display());
+            }
+        }
+    }
+    for cg in &host.cgroups {
+        kill_cgroup_tree(cg);
+    }
+    host.restore(&dir);
+}
+
+fn find_files(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
+    let Ok(d) = std::fs::read_dir(dir) else { return };
+    for e in d.filter_map(|e| e.ok()) {
+        let p = e.path();
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            find_files(&p, name, out);
+        } else if e.file_name() == name {
+            out.push(p);
+        }
+    }
+}
+
+/// SIGKILLs every process in a cgroup tree (the containers of a killed run).
+fn kill_cgroup_tree(root: &Path) {
+    let Ok(d) = std::fs::read_dir(root) else { return };
+    for e in d.filter_map(|e| e.ok()) {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            kill_cgroup_tree(&e.path());
+        }
+    }
+    let procs = std::fs::read_to_string(root.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let _ = crate::process::kill_pid(pid);
+    }
 }
 
 /// A running cluster. Stopped by [`Cluster::stop`] or on drop.
@@ -134,6 +293,7 @@ impl Cluster {
         std::fs::create_dir_all(&cfg.dir).map_err(|e| KubeError::io(format!("create {}", cfg.dir.display()), e))?;
         let dir = cfg.dir.canonicalize().map_err(|e| KubeError::io(format!("canonicalize {}", cfg.dir.display()), e))?;
         let lock = take_lock()?;
+        recover_crashed_run();
         let mut c =
             Cluster { cfg, dir, api: None, containerd: None, control: vec![], kubelet: None, host: HostState::default(), _lock: lock };
         // From here on, an early return drops `c`, which stops what was started and restores the host.
@@ -233,13 +393,14 @@ impl Cluster {
             }
             self.host.cgroups.push(kp);
         }
+        self.host.links = vec![NODE_BRIDGE.to_string(), POD_BRIDGE.to_string()];
+        self.host.save(&self.dir);
         for (name, addr) in [(NODE_BRIDGE, format!("{NODE_IP}/32")), (POD_BRIDGE, format!("{POD_GATEWAY}/24"))] {
             if Path::new("/sys/class/net").join(name).exists() {
-                // A crashed run's leftover (the lock says no cluster runs now).
+                // A leftover nobody recorded (the lock says no cluster runs now).
                 ip(&["link", "del", name])?;
             }
             ip(&["link", "add", name, "type", "bridge"])?;
-            self.host.links.push(name);
             ip(&["addr", "add", &addr, "dev", name])?;
             ip(&["link", "set", name, "up"])?;
         }
@@ -401,16 +562,7 @@ makeIPTablesUtilChains: false
     }
 
     fn restore_sysctls(&self) {
-        for (k, v) in &self.host.sysctls {
-            let path = sysctl_path(k);
-            if std::fs::read_to_string(&path).map(|cur| cur.trim() != v).unwrap_or(true) {
-                if let Err(e) = std::fs::write(&path, v) {
-                    tracing::warn!("restoring sysctl {k}={v}: {e}");
-                } else {
-                    tracing::info!("restored sysctl {k}={v}");
-                }
-            }
-        }
+        self.host.restore_sysctls();
     }
 
     /// Deletes every pod (those on the pod network first, so that the network plugins, which run
@@ -506,46 +658,8 @@ makeIPTablesUtilChains: false
     }
 
     fn restore_host(&mut self) {
-        unmount_under(&self.dir);
-        for ns in list_netns().difference(&self.host.netns_before) {
-            if ns.starts_with("cni-") {
-                let p = Path::new("/run/netns").join(ns);
-                let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
-                if let Err(e) = std::fs::remove_file(&p) {
-                    tracing::warn!("removing netns {}: {e}", p.display());
-                }
-            }
-        }
-        for name in self.host.links.drain(..).rev() {
-            // Pod veths on the bridge go with their netns; any left are removed with the bridge's ports.
-            for port in bridge_ports(name) {
-                let _ = ip(&["link", "del", &port]);
-            }
-            if let Err(e) = ip(&["link", "del", name]) {
-                tracing::warn!("{e}");
-            }
-        }
-        for cg in self.host.cgroups.drain(..) {
-            remove_cgroup_tree(&cg);
-        }
-        self.restore_sysctls();
-        for d in self.host.created_dirs.drain(..) {
-            unmount_under(&d);
-            if let Err(e) = std::fs::remove_dir_all(&d) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!("removing {}: {e}", d.display());
-                }
-            }
-        }
-        // Disposable state (the logs stay for the test's report).
-        for d in ["containerd", "run", "kubelet", "cni", "kube/etcd-data"] {
-            let p = self.dir.join(d);
-            if let Err(e) = std::fs::remove_dir_all(&p) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!("removing {}: {e}", p.display());
-                }
-            }
-        }
+        let dir = self.dir.clone();
+        self.host.restore(&dir);
     }
 }
 
@@ -714,6 +828,21 @@ mod tests {
         assert_eq!(unescape_mount_path(r"/a\040b/c"), "/a b/c");
         assert_eq!(unescape_mount_path("/plain"), "/plain");
         assert_eq!(unescape_mount_path(r"/x\134y"), r"/x\y");
+    }
+
+    #[test]
+    fn host_state_survives_its_file() {
+        let h = HostState {
+            sysctls: vec![("kernel.panic".into(), "1".into())],
+            created_dirs: vec![PathBuf::from("/var/lib/kubelet")],
+            netns_before: ["a".to_string()].into_iter().collect(),
+            links: vec![NODE_BRIDGE.into()],
+            cgroups: vec![PathBuf::from("/sys/fs/cgroup/memory/kubepods")],
+        };
+        let v: serde_json::Value = serde_json::from_str(&h.to_json(Path::new("/tmp/x")).to_string()).expect("json");
+        let (dir, back) = HostState::from_json(&v).expect("parsed");
+        assert_eq!(dir, Path::new("/tmp/x"));
+        assert_eq!(format!("{back:?}"), format!("{h:?}"));
     }
 
     #[test]

@@ -303,7 +303,10 @@ fn webhook_wiring_is_consistent() {
 
 /// kubectl 1.20 (kustomize v2.0, the oldest a user of deploy/ may have), built with the cluster binaries.
 #[test]
-#[cfg_attr(not(cluster_tests), ignore = "needs KUBETRON_CLUSTER_TESTS=1 and KUBE_BIN_DIR (kubectl from the Kubernetes build; scripts/test.sh sets both)")]
+#[cfg_attr(
+    not(cluster_tests),
+    ignore = "needs KUBETRON_CLUSTER_TESTS=1 and KUBE_BIN_DIR (kubectl from the Kubernetes build; scripts/test.sh sets both)"
+)]
 fn kustomize_builds() {
     let kubectl = std::path::Path::new(&std::env::var_os("KUBE_BIN_DIR").expect("KUBE_BIN_DIR")).join("kubectl");
     let out = std::process::Command::new(kubectl).arg("kustomize").arg(deploy_dir()).output().expect("running kubectl kustomize");

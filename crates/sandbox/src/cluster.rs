@@ -5,8 +5,9 @@
 //! `default`, synced into NADs by the controller.
 //!
 //! What the overlay overrides, and why:
-//! - the image (`kubetron.local/kubetron:<tag>`) and the OVN Northbound address (a unix socket the
-//!   controller's pod mounts: databases here listen on unix sockets or 127.0.0.1 only);
+//! - the image (`kubetron.local/kubetron:<tag>`) and the OVN Northbound address (`tcp:127.0.0.1:PORT`:
+//!   databases here listen on unix sockets or 127.0.0.1 only), and the cluster network's name for the
+//!   eth0 entry of network-status (no Multus writes it);
 //! - the node's Open vSwitch: this machine's chassis runs in a network namespace of its own (tests never
 //!   put OVS on the host), so the agent gets `--host-netns` and the chassis' database socket;
 //! - the CNI directories: the runtime's, under the cluster's state directory;
@@ -36,8 +37,6 @@ pub const PHYSNET: &str = "physnet1";
 /// The test images `scripts/images.sh` makes besides kubetron's.
 pub const BUSYBOX_IMAGE: &str = "kubetron.local/busybox:1";
 const KUBETRON_IMAGE_PREFIX: &str = "kubetron.local/kubetron:";
-/// Where the controller's pod mounts the Northbound database's directory.
-const NB_MOUNT: &str = "/var/run/ovn-nb";
 const WAIT: Duration = Duration::from_secs(180);
 
 /// A network made with `ovn-nbctl`, exposed to namespace `default`.
@@ -151,7 +150,8 @@ impl ClusterSandbox {
         for (tag, archive) in &images {
             cluster.import_image(archive).map_err(step(&format!("importing {tag}")))?;
         }
-        let central = Central::start(&dir.join("ovn"), false)?;
+        // The Northbound database also on 127.0.0.1 (the controller's pod uses the host network).
+        let central = Central::start(&dir.join("ovn"), true)?;
         let mut ch = ChassisConfig::new(NODE, dir.join("chassis"), CHASSIS_NETNS, &central.sb().unix_remote(), ENCAP_IP);
         ch.bridge_mappings = vec![(PHYSNET.to_string(), "br-phys1".to_string())];
         let chassis = Chassis::start(ch)?;
@@ -284,10 +284,13 @@ impl ClusterSandbox {
             .map(|a| a.server_url())
             .and_then(|u| u.rsplit(':').next().map(str::to_string))
             .ok_or_else(|| Error::Step("no apiserver".into()))?;
+        let deploy = deploy_dir().canonicalize().map_err(|e| Error::Io { path: deploy_dir(), source: e })?;
         let overlay = Overlay {
-            deploy: deploy_dir().canonicalize().map_err(|e| Error::Io { path: deploy_dir(), source: e })?,
+            // kustomize v2.0 takes a base only as a path relative to the overlay.
+            deploy: relative_path(&dir, &deploy),
             image: self.kubetron_image.clone(),
-            nb_dir: self.central.dir().to_path_buf(),
+            nb_address: self.central.nb().tcp_remote().ok_or_else(|| Error::Step("NB has no TCP remote".into()))?,
+            default_network: daemons::cluster::POD_NETWORK.to_string(),
             ovs_dir: self.chassis.dir().to_path_buf(),
             host_netns: PathBuf::from("/run/netns").join(CHASSIS_NETNS),
             cni_bin: self.cluster.cni_bin_dir(),
@@ -321,12 +324,25 @@ impl ClusterSandbox {
     }
 }
 
+/// `to` as a path relative to the directory `from` (both absolute).
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let (f, t): (Vec<_>, Vec<_>) = (from.components().collect(), to.components().collect());
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut rel: PathBuf = std::iter::repeat_n("..", f.len() - common).collect();
+    rel.extend(&t[common..]);
+    rel
+}
+
 /// The values the sandbox's overlay of deploy/ sets.
 #[derive(Debug, Clone)]
 pub struct Overlay {
+    /// deploy/, relative to the overlay's directory.
     pub deploy: PathBuf,
     pub image: String,
-    pub nb_dir: PathBuf,
+    /// `tcp:127.0.0.1:PORT`.
+    pub nb_address: String,
+    /// The cluster network's name (its conflist's), for network-status' eth0 entry (chained mode).
+    pub default_network: String,
     pub ovs_dir: PathBuf,
     pub host_netns: PathBuf,
     pub cni_bin: PathBuf,
@@ -353,15 +369,13 @@ impl Overlay {
         );
         let config = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kubetron-config\n  namespace: kubetron\n\
-             data:\n  ovn-nb-address: \"unix:{NB_MOUNT}/nb.sock\"\n"
+             data:\n  ovn-nb-address: \"{}\"\n  default-network-name: \"{}\"\n",
+            self.nb_address, self.default_network
         );
         let controller = format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: kubetron-controller\n  namespace: kubetron\nspec:\n  replicas: 1\n\
              \x20 template:\n    spec:\n      hostNetwork: true\n      containers:\n        - name: controller\n          env:\n{api_env}\
-             \x20           - name: KUBETRON_METRICS_ADDR\n              value: \"127.0.0.1:19101\"\n\
-             \x20         volumeMounts:\n            - name: ovn-nb\n              mountPath: {NB_MOUNT}\n\
-             \x20     volumes:\n        - name: ovn-nb\n          hostPath:\n            path: {nb}\n            type: Directory\n",
-            nb = self.nb_dir.display()
+             \x20           - name: KUBETRON_METRICS_ADDR\n              value: \"127.0.0.1:19101\"\n"
         );
         let webhook = format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: kubetron-webhook\n  namespace: kubetron\nspec:\n\
@@ -377,7 +391,7 @@ impl Overlay {
              \x20           - name: KUBETRON_METRICS_ADDR\n              value: \"127.0.0.1:19102\"\n\
              \x20     volumes:\n        - name: ovs-run\n          hostPath:\n            path: {ovs}\n            type: Directory\n\
              \x20       - name: cni-bin\n          hostPath:\n            path: {bin}\n            type: Directory\n\
-             \x20       - name: cni-conf\n          hostPath:\n            path: {conf}\n            type: Directory\n",
+             \x20       - name: cni-net\n          hostPath:\n            path: {conf}\n            type: Directory\n",
             netns = self.host_netns.display(),
             ovs = self.ovs_dir.display(),
             bin = self.cni_bin.display(),
@@ -462,7 +476,8 @@ impl ClusterSandbox {
         for pod in DEMO_PODS {
             self.wait_ready("default", pod, WAIT)?;
             let network_status = self.wait_network_status("default", pod, &["eth0", "net1", "net2"])?;
-            let env_red = self.exec("default", pod, &["printenv", &model::env::env_var_name("red")])?.trim().to_string();
+            let env_red =
+                self.exec("default", pod, &["sh", "-c", &format!("echo ${}", model::env::env_var_name("red"))])?.trim().to_string();
             let addresses = self.exec("default", pod, &["ip", "-o", "-4", "addr"])?;
             out.push(DemoPod { name: pod.to_string(), network_status, env_red, addresses });
         }
@@ -471,5 +486,16 @@ impl ClusterSandbox {
             self.ping("default", DEMO_PODS[0], &ip)?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative_path(Path::new("/tmp/a/overlay"), Path::new("/work/main/deploy")), Path::new("../../../work/main/deploy"));
+        assert_eq!(relative_path(Path::new("/work/x"), Path::new("/work/x/deploy")), Path::new("deploy"));
     }
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use daemons::cluster::{FIXED_DIRS, KUBELET_SYSCTLS};
 use sandbox::cluster::{pod_yaml, ClusterOptions, ClusterSandbox, Network, DEMO_PODS, PHYSNET};
 
 fn images_index() -> PathBuf {
@@ -35,21 +36,13 @@ fn snapshot() -> HostSnapshot {
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default()
     };
-    let sysctls = [
-        "vm.overcommit_memory",
-        "vm.panic_on_oom",
-        "kernel.panic",
-        "kernel.panic_on_oops",
-        "kernel.keys.root_maxkeys",
-        "kernel.keys.root_maxbytes",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), std::fs::read_to_string(format!("/proc/sys/{}", k.replace('.', "/"))).unwrap_or_default().trim().to_string()))
-    .collect();
-    let dirs = ["/var/lib/cni", "/var/lib/kubelet", "/run/containerd", "/var/log/pods", "/var/log/containers", "/run/kubetron"]
+    let sysctls = KUBELET_SYSCTLS
         .iter()
-        .map(|d| (d.to_string(), std::path::Path::new(d).exists()))
+        .map(|k| {
+            (k.to_string(), std::fs::read_to_string(format!("/proc/sys/{}", k.replace('.', "/"))).unwrap_or_default().trim().to_string())
+        })
         .collect();
+    let dirs = FIXED_DIRS.iter().chain(&["/run/kubetron"]).map(|d| (d.to_string(), std::path::Path::new(d).exists())).collect();
     // Rules and user chains only: no counters, no dated comments, no empty built-in tables (which
     // merely listing them can create).
     const BUILTIN: [&str; 5] = [":PREROUTING ", ":INPUT ", ":FORWARD ", ":OUTPUT ", ":POSTROUTING "];
