@@ -231,8 +231,16 @@ fn workloads_use_their_accounts_and_selectors_match() {
         assert_eq!(vol.host_path.as_ref().unwrap().path, host, "{flag}");
         assert_eq!(mount.read_only, None, "{flag}: written");
     }
+    // A sidecar keeps the entry there (the same installer, --watch, the same directories).
+    let keeper = node.containers.iter().find(|c| c.name == "cni-keeper").expect("cni-keeper");
+    let keeper_args = keeper.args.as_ref().expect("args");
+    assert!(keeper_args.contains(&"--watch".to_string()) && keeper_args[0] == "install-cni", "{keeper_args:?}");
+    for a in args {
+        assert!(keeper_args.contains(a), "the keeper installs what the init container does: {a}");
+    }
     // Cluster mode: the agent knows its node, has the socket directory and sees pods' netns.
     let c = &node.containers[0];
+    assert_eq!(c.name, "node");
     let env = c.env.as_ref().unwrap();
     let node_name = env.iter().find(|e| e.name == "NODE_NAME").expect("NODE_NAME");
     let field = node_name.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).expect("NODE_NAME from the downward API");

@@ -99,6 +99,7 @@ fn kubetron_in_a_real_cluster() {
         ClusterSandbox::up(&ClusterOptions { dir: tmp.path().join("sb"), images_index: Some(images_index()) }).expect("cluster sandbox up");
 
     demo(&sb);
+    cni_entry_is_kept(&sb);
     physical_networks(&sb);
     forbidden_namespace(&sb);
     pod_deletion_cleans_up(&sb);
@@ -134,6 +135,24 @@ fn demo(sb: &ClusterSandbox) {
     for net in ["red", "blue"] {
         sb.ping("default", DEMO_PODS[1], &pods[0].ip_on(net).expect("ip")).expect("b -> a");
     }
+}
+
+/// The cluster network's plugin rewriting its configuration (as its own pod does when it restarts)
+/// drops kubetron's entry: the node DaemonSet's keeper chains kubetron in again.
+fn cni_entry_is_kept(sb: &ClusterSandbox) {
+    let path = sb.cluster.cni_conf_dir().join("10-kt-podnet.conflist");
+    let read = || -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(&path).expect("conflist")).expect("json") };
+    let types = |v: &serde_json::Value| -> Vec<String> {
+        v["plugins"].as_array().expect("plugins").iter().filter_map(|p| p["type"].as_str().map(str::to_string)).collect()
+    };
+    let mut conf = read();
+    assert_eq!(types(&conf), ["bridge", "kubetron"], "install-cni chained kubetron after the cluster network");
+    conf["plugins"].as_array_mut().expect("plugins").retain(|p| p["type"] != "kubetron");
+    let tmp = path.with_extension("rewrite");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&conf).expect("json")).expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    sb.wait_for("kubetron chained in again", Duration::from_secs(60), || (types(&read()) == ["bridge", "kubetron"]).then_some(()))
+        .expect("the keeper restores the entry");
 }
 
 /// A pod asking for a network on a physical network the node maps is scheduled and Running (the node

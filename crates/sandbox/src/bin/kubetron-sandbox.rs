@@ -119,6 +119,7 @@ fn cluster(dir: PathBuf, images: Option<PathBuf>, no_wait: bool) -> anyhow::Resu
     }
     println!("Tearing down (the host is put back as it was) ...");
     sb.stop().context("tearing down")?;
+    println!("Down: the cluster, OVN and the chassis are stopped and the host is as it was.");
     Ok(())
 }
 
