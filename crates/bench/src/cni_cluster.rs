@@ -293,7 +293,7 @@ impl Cluster {
         let netns: Vec<netdev::TempNetns> = (0..n).map(|_| netdev::TempNetns::new("ktbb")).collect::<Result<_, _>>()?;
         // The deployed default (no port_up_timeout_ms: the agent waits for ovn-installed within
         // the deadline), with the longest deadline a config may ask for.
-        let conf = self.conf(network, cni::MAX_TIMEOUT_MS, None);
+        let conf = self.conf(network, model::netconf::MAX_TIMEOUT_MS, None);
         let calls = |command: &str| -> Vec<CniInvocation> {
             (0..n)
                 .map(|i| self.call(command, &names[i], &uids[i], &format!("bu{}c{i}", std::process::id()), netns[i].path(), &conf))

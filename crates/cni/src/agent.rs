@@ -2,7 +2,7 @@
 //! shim's blocking client.
 //!
 //! One CNI call is one HTTP/1.1 exchange over the agent's unix socket
-//! ([`crate::DEFAULT_AGENT_SOCKET`], or the config's `agent_socket`), one request per connection:
+//! ([`model::netconf::DEFAULT_AGENT_SOCKET`], or the config's `agent_socket`), one request per connection:
 //!
 //! ```text
 //! POST /cni HTTP/1.1
@@ -82,7 +82,7 @@ impl AgentRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentResponse {
-    /// Success: ADD's result (at [`crate::CURRENT_VERSION`]; the shim converts it to the config's
+    /// Success: ADD's result (at [`model::netconf::CURRENT_VERSION`]; the shim converts it to the config's
     /// version), `null` for the other verbs.
     Result(Option<CniResult>),
     /// A CNI error, passed to the runtime as it is (relabelled with the config's version).

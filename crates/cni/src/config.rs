@@ -1,53 +1,18 @@
-//! Network configuration (spec 1.1.0 plugin config, as the runtime passes it on stdin) and
-//! kubetron's own fields.
+//! The network configuration a plugin receives on stdin (spec 1.1.0): the runtime's envelope
+//! (`cniVersion`, `name`, `type`, `args`, `runtimeConfig`, `prevResult`, GC's valid attachments)
+//! around kubetron's own fields, [`model::netconf::KubetronNetConf`], whose rules live there.
 
 use ipnet::IpNet;
+use model::netconf::{args_ips, check_network_name, parse_requested_ip, KubetronNetConf, Version};
+use model::status::Dns;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::CniError;
-use crate::result::{CniResult, Dns};
-use crate::version::Version;
+use crate::result::CniResult;
 
-/// Default OVSDB (Open_vSwitch) socket.
-pub const DEFAULT_OVS_SOCKET: &str = "unix:/var/run/openvswitch/db.sock";
-/// Default integration bridge.
-pub const DEFAULT_BRIDGE: &str = "br-int";
-/// Default pod MTU (fits the 1442 limit of geneve + OVN on a 1500 underlay).
-pub const DEFAULT_MTU: u32 = 1400;
-/// Default time to wait for the logical switch port to come up.
-pub const DEFAULT_PORT_UP_TIMEOUT_MS: u64 = 10_000;
-/// Default overall deadline of one plugin call: well under the kubelet's CRI runtime request
-/// timeout (2 minutes), so the runtime gets our "try again later" instead of its own timeout.
-pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
-/// The longest `port_up_timeout_ms` a `timeout_ms` allows: it must leave twice the cleanup
-/// reserve for connecting, plugging and undoing.
-pub fn max_port_up_timeout_ms(timeout_ms: u64) -> u64 {
-    timeout_ms.saturating_sub(2 * cleanup_reserve_ms(timeout_ms))
-}
 /// The capability under which containerd and CRI-O pass a pod's annotations in `runtimeConfig`.
 pub const POD_ANNOTATIONS_CAPABILITY: &str = "io.kubernetes.cri.pod-annotations";
-/// Smallest accepted `timeout_ms`.
-pub const MIN_TIMEOUT_MS: u64 = 1_000;
-/// Largest accepted `timeout_ms` (10 s under the kubelet's 2 minutes).
-pub const MAX_TIMEOUT_MS: u64 = 110_000;
-
-/// The part of `timeout_ms` kept for undoing a failed ADD (and, twice over, the margin that
-/// `port_up_timeout_ms` must leave for connecting and plugging): a quarter of it, at most 5 s.
-pub fn cleanup_reserve_ms(timeout_ms: u64) -> u64 {
-    (timeout_ms / 4).min(5_000)
-}
-
-/// An IPAM section: `type` plus plugin-specific fields.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct Ipam {
-    /// IPAM plugin to run.
-    #[serde(rename = "type", default)]
-    pub ipam_type: String,
-    /// Everything else.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
 
 /// A `runtimeConfig.portMappings` entry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -103,152 +68,6 @@ pub struct Attachment {
     pub ifname: String,
 }
 
-/// Which path serves a network (config key `mode`; see [`KubetronConf::mode`] for the default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// The CNI binary is a shim forwarding every request to the node agent (`kubetron node`) over
-    /// the unix socket `agent_socket`; no node touches the OVN Northbound database.
-    Cluster,
-    /// As `cluster`, with kubetron chained after the cluster's default plugin in a conflist.
-    Chained,
-    /// The direct path: the plugin itself talks to the Northbound database named by `nb` and to the
-    /// local OVS (no Kubernetes needed: the sandbox, other orchestrators).
-    Standalone,
-}
-
-impl Mode {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Cluster => "cluster",
-            Mode::Chained => "chained",
-            Mode::Standalone => "standalone",
-        }
-    }
-}
-
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The node agent's socket when the config has no `agent_socket`.
-pub const DEFAULT_AGENT_SOCKET: &str = "/run/kubetron/cni/kubetron.sock";
-
-/// kubetron's own config fields (next to the spec's, at the top level of the config).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct KubetronConf {
-    /// `cluster`, `chained` or `standalone`; absent: inferred, see [`KubetronConf::mode`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<Mode>,
-    /// Cluster and chained modes: the node agent's unix socket (default [`DEFAULT_AGENT_SOCKET`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_socket: Option<String>,
-    /// OVN logical switch to plug into; default: the network name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logical_switch: Option<String>,
-    /// Local OVSDB remote.
-    #[serde(default = "default_ovs_socket")]
-    pub ovs_socket: String,
-    /// OVN NB remote(s), comma-separated; none = do not touch NB from the plugin.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nb: Option<String>,
-    /// Integration bridge.
-    #[serde(default = "default_bridge")]
-    pub bridge: String,
-    /// Pod interface MTU.
-    #[serde(default = "default_mtu")]
-    pub mtu: u32,
-    /// Address the pod by OVN native DHCP instead of static IPs.
-    #[serde(default)]
-    pub dhcp: bool,
-    /// How long ADD waits for the logical switch port to be up (0: do not wait).
-    #[serde(default = "default_port_up_timeout")]
-    pub port_up_timeout_ms: u64,
-    /// Overall deadline of every verb (ADD, DEL, CHECK, STATUS, GC), in milliseconds.
-    #[serde(default = "default_timeout")]
-    pub timeout_ms: u64,
-    /// For `ssl:` Northbound remotes: the client private key (PEM file), as `ovn-nbctl -p`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nb_private_key: Option<String>,
-    /// For `ssl:` Northbound remotes: the client certificate (PEM file), as `ovn-nbctl -c`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nb_certificate: Option<String>,
-    /// For `ssl:` Northbound remotes: the CA certificate the server's certificate must chain to
-    /// (PEM file), as `ovn-nbctl -C`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nb_ca_cert: Option<String>,
-    /// Unknown fields, kept.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-fn default_ovs_socket() -> String {
-    DEFAULT_OVS_SOCKET.into()
-}
-fn default_bridge() -> String {
-    DEFAULT_BRIDGE.into()
-}
-fn default_mtu() -> u32 {
-    DEFAULT_MTU
-}
-fn default_port_up_timeout() -> u64 {
-    DEFAULT_PORT_UP_TIMEOUT_MS
-}
-fn default_timeout() -> u64 {
-    DEFAULT_TIMEOUT_MS
-}
-
-impl KubetronConf {
-    /// The mode: `mode` when set; otherwise `standalone` when `nb` is set (what every config meant
-    /// before modes existed), else `cluster`.
-    pub fn mode(&self) -> Mode {
-        self.mode.unwrap_or(if self.nb.is_some() { Mode::Standalone } else { Mode::Cluster })
-    }
-
-    /// The node agent's socket: `agent_socket`, or [`DEFAULT_AGENT_SOCKET`].
-    pub fn agent_socket(&self) -> &str {
-        self.agent_socket.as_deref().unwrap_or(DEFAULT_AGENT_SOCKET)
-    }
-
-    /// Whether any Northbound remote is `ssl:`.
-    pub fn nb_uses_ssl(&self) -> bool {
-        self.nb.as_deref().is_some_and(|nb| nb.split(',').any(|r| r.trim().starts_with("ssl:")))
-    }
-
-    /// The PEM files for `ssl:` Northbound remotes (private key, certificate, CA certificate),
-    /// when all three are set.
-    pub fn nb_tls(&self) -> Option<(&str, &str, &str)> {
-        match (&self.nb_private_key, &self.nb_certificate, &self.nb_ca_cert) {
-            (Some(k), Some(c), Some(ca)) => Some((k, c, ca)),
-            _ => None,
-        }
-    }
-}
-
-impl Default for KubetronConf {
-    fn default() -> Self {
-        KubetronConf {
-            mode: None,
-            agent_socket: None,
-            logical_switch: None,
-            ovs_socket: default_ovs_socket(),
-            nb: None,
-            bridge: default_bridge(),
-            mtu: DEFAULT_MTU,
-            dhcp: false,
-            port_up_timeout_ms: DEFAULT_PORT_UP_TIMEOUT_MS,
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            nb_private_key: None,
-            nb_certificate: None,
-            nb_ca_cert: None,
-            extra: Map::new(),
-        }
-    }
-}
-
 /// The network configuration a plugin receives on stdin.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -263,15 +82,6 @@ pub struct NetConf {
     /// `args` (conventions: `args.cni.ips`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Map<String, Value>>,
-    /// Set up IP masquerade on the host.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub ip_masq: bool,
-    /// IPAM section.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipam: Option<Ipam>,
-    /// DNS section.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns: Option<Dns>,
     /// Capability arguments from the runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_config: Option<RuntimeConfig>,
@@ -281,9 +91,9 @@ pub struct NetConf {
     /// GC: attachments that must be kept.
     #[serde(rename = "cni.dev/valid-attachments", default, skip_serializing_if = "Option::is_none")]
     pub valid_attachments: Option<Vec<Attachment>>,
-    /// kubetron's fields.
+    /// kubetron's fields (and the spec's `ipMasq`, `ipam`, `dns`, which a NAD's config carries too).
     #[serde(flatten)]
-    pub kubetron: KubetronConf,
+    pub kubetron: KubetronNetConf,
 }
 
 impl NetConf {
@@ -307,33 +117,19 @@ impl NetConf {
         }
         let explicit_port_up = obj.contains_key("port_up_timeout_ms");
         let mut conf: NetConf = serde_json::from_value(v).map_err(|e| CniError::invalid_config(format!("invalid network config: {e}")))?;
-        // The port-up wait shrinks to fit timeout_ms. An explicit value that does not fit is clamped
-        // with a warning, never refused: DEL and GC run with the config saved at ADD time (Multus,
-        // CRI-O), so refusing a config that worked before would keep pods terminating forever.
-        let k = &mut conf.kubetron;
-        let max_port_up = max_port_up_timeout_ms(k.timeout_ms);
-        if k.port_up_timeout_ms > max_port_up && k.port_up_timeout_ms <= 600_000 {
-            if explicit_port_up {
-                tracing::warn!(
-                    "port_up_timeout_ms {} leaves too little of timeout_ms {} for connecting, plugging and cleaning up; using {max_port_up}",
-                    k.port_up_timeout_ms,
-                    k.timeout_ms
-                );
-            }
-            k.port_up_timeout_ms = max_port_up;
-        }
+        conf.kubetron.fit_port_up_timeout(explicit_port_up);
         conf.validate()?;
         Ok(conf)
     }
 
     /// The spec version, parsed.
     pub fn version(&self) -> Result<Version, CniError> {
-        Version::supported(&self.cni_version)
+        Ok(Version::supported(&self.cni_version)?)
     }
 
     /// The OVN logical switch: `logical_switch`, or the network name.
     pub fn logical_switch(&self) -> &str {
-        self.kubetron.logical_switch.as_deref().unwrap_or(&self.name)
+        self.kubetron.logical_switch(&self.name)
     }
 
     /// The typed `prevResult`, if any.
@@ -344,15 +140,9 @@ impl NetConf {
     /// IPs requested by `runtimeConfig.ips` and `args.cni.ips` (plain addresses get a host prefix).
     pub fn requested_ips(&self) -> Result<Vec<IpNet>, CniError> {
         let mut out = Vec::new();
-        let mut raw: Vec<String> = self.runtime_config.as_ref().map(|r| r.ips.clone()).unwrap_or_default();
-        if let Some(ips) = self.args.as_ref().and_then(|a| a.get("cni")).and_then(|c| c.get("ips")).and_then(Value::as_array) {
-            raw.extend(ips.iter().filter_map(Value::as_str).map(str::to_string));
-        }
-        for s in raw {
-            let net = s
-                .parse::<IpNet>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| CniError::invalid_config(format!("requested IP {s:?} is not an address or CIDR")))?;
+        let runtime = self.runtime_config.iter().flat_map(|r| r.ips.iter().map(String::as_str));
+        for s in runtime.chain(self.args.iter().flat_map(args_ips)) {
+            let net = parse_requested_ip(s)?;
             if !out.contains(&net) {
                 out.push(net);
             }
@@ -386,76 +176,11 @@ impl NetConf {
     /// Checks the values (code 7 on failure, code 1 for the version).
     pub fn validate(&self) -> Result<(), CniError> {
         self.version()?;
-        if !valid_network_name(&self.name) {
-            return Err(CniError::invalid_config(format!(
-                "network name {:?} is invalid: must start with a letter or digit, then letters, digits, '_', '.', '-'",
-                self.name
-            )));
-        }
+        check_network_name(&self.name)?;
         if self.plugin_type.is_empty() {
             return Err(CniError::invalid_config("network config has an empty \"type\""));
         }
-        let k = &self.kubetron;
-        if let Some(ls) = &k.logical_switch {
-            if ls.is_empty() {
-                return Err(CniError::invalid_config("logical_switch is empty"));
-            }
-        }
-        check_remote("ovs_socket", &k.ovs_socket)?;
-        if k.ovs_socket.starts_with("ssl:") {
-            return Err(CniError::invalid_config(format!(
-                "ovs_socket {:?}: ssl: is not supported for the local Open_vSwitch database (use unix: or tcp:)",
-                k.ovs_socket
-            )));
-        }
-        if let Some(nb) = &k.nb {
-            for r in nb.split(',') {
-                check_remote("nb", r.trim())?;
-            }
-        }
-        let tls_keys = [("nb_private_key", &k.nb_private_key), ("nb_certificate", &k.nb_certificate), ("nb_ca_cert", &k.nb_ca_cert)];
-        for (key, v) in &tls_keys {
-            if v.as_deref().is_some_and(|p| p.trim().is_empty()) {
-                return Err(CniError::invalid_config(format!("{key} is empty (a PEM file path)")));
-            }
-        }
-        let missing: Vec<&str> = tls_keys.iter().filter(|(_, v)| v.is_none()).map(|(key, _)| *key).collect();
-        if k.nb_uses_ssl() && !missing.is_empty() {
-            return Err(CniError::invalid_config(format!(
-                "nb {:?} has an ssl: remote but the config lacks {} (PEM files: client private key, client certificate, CA certificate, as ovn-nbctl -p/-c/-C)",
-                k.nb.as_deref().unwrap_or(""),
-                missing.join(", ")
-            )));
-        }
-        if missing.len() == 1 || missing.len() == 2 {
-            return Err(CniError::invalid_config(format!(
-                "nb_private_key, nb_certificate and nb_ca_cert go together: {} missing",
-                missing.join(", ")
-            )));
-        }
-        if let Some(sock) = &k.agent_socket {
-            if !sock.starts_with('/') || sock.contains('\0') {
-                return Err(CniError::invalid_config(format!("agent_socket {sock:?} is not an absolute path")));
-            }
-        }
-        if k.bridge.is_empty() || k.bridge.len() > 15 || k.bridge.contains(['/', ':', ' ']) {
-            return Err(CniError::invalid_config(format!("bridge {:?} is not a valid interface name", k.bridge)));
-        }
-        if !(68..=65535).contains(&k.mtu) {
-            return Err(CniError::invalid_config(format!("mtu {} is out of range 68..=65535", k.mtu)));
-        }
-        if k.port_up_timeout_ms > 600_000 {
-            return Err(CniError::invalid_config(format!(
-                "port_up_timeout_ms {} is out of range 0..=600000 (0: do not wait)",
-                k.port_up_timeout_ms
-            )));
-        }
-        if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&k.timeout_ms) {
-            return Err(CniError::invalid_config(format!(
-                "timeout_ms {} is out of range {MIN_TIMEOUT_MS}..={MAX_TIMEOUT_MS} (it must stay under the kubelet's 2-minute runtime request timeout)",
-                k.timeout_ms
-            )));
-        }
+        self.kubetron.validate()?;
         if let Some(mac) = self.runtime_config.as_ref().and_then(|r| r.mac.as_deref()) {
             if model::mac::normalize(mac).is_none() {
                 return Err(CniError::invalid_config(format!("runtimeConfig.mac {mac:?} is not a MAC address")));
@@ -466,30 +191,11 @@ impl NetConf {
     }
 }
 
-/// Network names: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$` (as libcni checks).
-pub fn valid_network_name(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphanumeric()) && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
-/// OVSDB remotes: `unix:PATH`, `tcp:HOST:PORT`, `ssl:HOST:PORT`.
-fn check_remote(field: &str, r: &str) -> Result<(), CniError> {
-    let ok = match r.split_once(':') {
-        Some(("unix", path)) => !path.is_empty(),
-        Some(("tcp" | "ssl", hp)) => hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)),
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(CniError::invalid_config(format!("{field} {r:?} is not an OVSDB remote (unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT)")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ErrorCode;
+    use model::netconf::{cleanup_reserve_ms, Mode, DEFAULT_AGENT_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS};
     use serde_json::json;
 
     fn parse(v: Value) -> Result<NetConf, CniError> {

@@ -12,7 +12,8 @@ use crate::config::{Attachment, NetConf};
 use crate::env::{Command, Env};
 use crate::error::CniError;
 use crate::result::CniResult;
-use crate::version::{Version, VersionInfo, CURRENT_VERSION};
+use crate::version::VersionInfo;
+use model::netconf::{Version, CURRENT_VERSION};
 
 /// Everything a plugin method gets.
 #[derive(Debug, Clone)]

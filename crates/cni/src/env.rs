@@ -198,7 +198,7 @@ impl Env {
 
 /// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`.
 pub fn valid_container_id(s: &str) -> bool {
-    crate::config::valid_network_name(s)
+    model::netconf::valid_network_name(s)
 }
 
 /// A valid Linux interface name, as the spec asks: the rule of [`model::names::check_ifname`]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::version::CURRENT_VERSION;
+use model::netconf::{NetConfError, VersionError, CURRENT_VERSION};
 
 /// The error codes of CNI spec 1.1.0. Codes 0-99 are reserved by the spec; plugins use 100+.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,5 +184,25 @@ impl CniError {
 impl From<ErrorJson> for CniError {
     fn from(e: ErrorJson) -> CniError {
         CniError { code: e.code, msg: e.msg, details: e.details }
+    }
+}
+
+impl From<VersionError> for CniError {
+    /// Code 1 for a version kubetron does not speak, 6 for one that is not a version.
+    fn from(e: VersionError) -> CniError {
+        match e {
+            VersionError::Unsupported(_) => CniError::incompatible_version(e.to_string()),
+            VersionError::Empty | VersionError::Invalid(_) => CniError::decode(e.to_string()),
+        }
+    }
+}
+
+impl From<NetConfError> for CniError {
+    /// Code 7 (invalid network config), but the version's own codes.
+    fn from(e: NetConfError) -> CniError {
+        match e {
+            NetConfError::Version(v) => v.into(),
+            e => CniError::invalid_config(e.to_string()),
+        }
     }
 }

@@ -61,10 +61,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::{valid_network_name, NetConf, Version, DEFAULT_AGENT_SOCKET, POD_ANNOTATIONS_CAPABILITY};
+use model::netconf::{is_kubetron, valid_network_name, KubetronNetConf, Mode, Version, CURRENT_VERSION, DEFAULT_AGENT_SOCKET, PLUGIN_TYPE};
 
-/// The plugin `type` (and the binary's name in the bin dir).
-pub const PLUGIN_TYPE: &str = "kubetron";
+use crate::{NetConf, POD_ANNOTATIONS_CAPABILITY};
+
 /// The shim binary in the kubetron image.
 pub const DEFAULT_BIN_SRC: &str = "/usr/local/bin/kubetron-cni";
 /// The host's `/opt/cni/bin`, as the DaemonSet mounts it.
@@ -181,18 +181,19 @@ impl InstallConfig {
     /// Checks the entry is one the plugin accepts (as the runtime will pass it, with some list's
     /// name and version).
     pub fn validate(&self) -> Result<(), InstallError> {
-        check_entry(&self.entry(), "kubetron-check", crate::CURRENT_VERSION).map_err(InstallError::Settings)
+        check_entry(&self.entry(), "kubetron-check", CURRENT_VERSION).map_err(InstallError::Settings)
     }
 }
 
 /// kubetron's entry in the default network's plugin list.
 pub fn chained_entry(agent_socket: &str) -> Value {
-    json!({
-        "type": PLUGIN_TYPE,
-        "mode": "chained",
-        "agent_socket": agent_socket,
-        "capabilities": {POD_ANNOTATIONS_CAPABILITY: true},
-    })
+    let conf = KubetronNetConf {
+        mode: Some(Mode::Chained),
+        agent_socket: Some(agent_socket.to_string()),
+        capabilities: Some(Map::from_iter([(POD_ANNOTATIONS_CAPABILITY.to_string(), Value::Bool(true))])),
+        ..KubetronNetConf::default()
+    };
+    Value::Object(conf.to_plugin())
 }
 
 /// The entry as the runtime will pass it (list `name` and `cniVersion` injected) parses as the
@@ -204,12 +205,8 @@ fn check_entry(entry: &Value, name: &str, cni_version: &str) -> Result<(), Strin
     NetConf::from_value(Value::Object(conf)).map(drop).map_err(|e| format!("kubetron's chained entry would be refused: {}", e.msg))
 }
 
-fn is_kubetron(plugin: &Value) -> bool {
-    plugin.get("type").and_then(Value::as_str) == Some(PLUGIN_TYPE)
-}
-
 fn is_chained_kubetron(plugin: &Value) -> bool {
-    is_kubetron(plugin) && plugin.get("mode").and_then(Value::as_str) == Some("chained")
+    is_kubetron(plugin) && plugin.get("mode").and_then(Value::as_str) == Some(Mode::Chained.as_str())
 }
 
 /// The extension as Go's `filepath.Ext` sees it: after the last `.` of the name (`.conf` included).
@@ -360,7 +357,7 @@ fn version_and_name<'a>(path: &Path, obj: &'a Map<String, Value>) -> Result<(&'a
     let unusable = |msg: String| InstallError::Unusable { path: path.to_path_buf(), msg };
     let version = obj.get("cniVersion").and_then(Value::as_str).ok_or_else(|| unusable("no cniVersion string".into()))?;
     Version::supported(version).map_err(|e| {
-        unusable(format!("kubetron cannot be chained into a cniVersion {version} network ({}); every pod start would fail", e.msg))
+        unusable(format!("kubetron cannot be chained into a cniVersion {version} network ({}); every pod start would fail", e))
     })?;
     let name = obj.get("name").and_then(Value::as_str).unwrap_or("");
     if !valid_network_name(name) {
@@ -684,7 +681,7 @@ mod tests {
         as_passed["name"] = got["name"].clone();
         as_passed["cniVersion"] = got["cniVersion"].clone();
         let c = NetConf::from_value(as_passed).unwrap();
-        assert_eq!((c.kubetron.mode(), c.kubetron.agent_socket()), (crate::Mode::Chained, "/run/kubetron/cni/kubetron.sock"));
+        assert_eq!((c.kubetron.mode(), c.kubetron.agent_socket()), (model::netconf::Mode::Chained, "/run/kubetron/cni/kubetron.sock"));
         // Complete JSON then exactly one appended newline; mode kept; no temp file left.
         let bytes = fs::read(&p).unwrap();
         assert!(bytes.ends_with(b"}\n") && !bytes.ends_with(b"\n\n"), "{:?}", String::from_utf8_lossy(&bytes));

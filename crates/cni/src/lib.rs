@@ -5,11 +5,14 @@
 //!
 //! Must not touch: Kubernetes API objects (it reads only what the runtime passes in).
 //!
-//! Spec layer (this crate's base): [`NetConf`] (with kubetron's [`KubetronConf`]), [`CniResult`] and
-//! its per-version JSON ([`CniResult::to_version`]), [`CniError`]/[`ErrorCode`], [`Env`] (CNI_* vars),
-//! [`VersionInfo`], and the dispatcher [`run`]/[`run_process`] over a [`Plugin`].
+//! Spec layer (this crate's base): [`NetConf`] (the runtime's envelope around kubetron's fields,
+//! [`model::netconf::KubetronNetConf`], whose fields, defaults and rules are `model`'s, shared with
+//! the controller and the webhook), [`CniResult`] and its per-version JSON
+//! ([`CniResult::to_version`]), [`CniError`]/[`ErrorCode`] (with the codes of `model`'s config and
+//! version errors), [`Env`] (CNI_* vars), [`VersionInfo`], and the dispatcher
+//! [`run`]/[`run_process`] over a [`Plugin`].
 //!
-//! Modes (config key `mode`, [`Mode`]): `standalone` is the direct path above ([`KubetronPlugin`]);
+//! Modes (config key `mode`, [`model::netconf::Mode`]): `standalone` is the direct path above ([`KubetronPlugin`]);
 //! `cluster` and `chained` are served by the node agent, and the plugin is [`shim::Shim`], which
 //! forwards each call over the agent's unix socket ([`agent`]: the protocol of both ends and the
 //! shim's std-only client). The `kubetron-cni` binary is the shim alone; the `kubetron` binary run
@@ -30,14 +33,10 @@ mod result;
 pub mod shim;
 mod version;
 
-pub use config::{
-    cleanup_reserve_ms, max_port_up_timeout_ms, valid_network_name, Attachment, Ipam, KubetronConf, Mode, NetConf, PortMapping,
-    RuntimeConfig, DEFAULT_AGENT_SOCKET, DEFAULT_BRIDGE, DEFAULT_MTU, DEFAULT_OVS_SOCKET, DEFAULT_PORT_UP_TIMEOUT_MS, MAX_TIMEOUT_MS,
-    MIN_TIMEOUT_MS, POD_ANNOTATIONS_CAPABILITY,
-};
+pub use config::{Attachment, NetConf, PortMapping, RuntimeConfig, POD_ANNOTATIONS_CAPABILITY};
 pub use dispatch::{run, run_process, Plugin, Request};
 pub use env::{valid_container_id, validate_ifname, CniArgs, Command, Env};
 pub use error::{CniError, ErrorCode, ErrorJson};
 pub use plugin::KubetronPlugin;
-pub use result::{CniResult, Dns, Interface, IpConfig, RouteEntry};
-pub use version::{Version, VersionInfo, CURRENT_VERSION, SUPPORTED_VERSIONS};
+pub use result::{CniResult, Interface, IpConfig, RouteEntry};
+pub use version::VersionInfo;

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::CniError;
-use crate::version::Version;
+use model::netconf::Version;
+use model::status::Dns;
 
 /// An interface created by the plugin.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -69,10 +70,6 @@ pub struct RouteEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<u32>,
 }
-
-/// DNS settings (result and network config share this shape; so does the NPWG `network-status`
-/// entry, which is why the type is [`model::status::Dns`]).
-pub use model::status::Dns;
 
 /// The result of ADD (also `prevResult`). Parsing accepts every supported version's shape.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]

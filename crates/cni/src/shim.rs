@@ -22,9 +22,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::agent::{self, AgentRequest, AgentResponse, CallError};
-use crate::config::Mode;
 use crate::env::Command;
 use crate::{Attachment, CniError, CniResult, ErrorCode, KubetronPlugin, Plugin, Request};
+use model::netconf::Mode;
 
 /// The cluster- and chained-mode plugin: a client of the node agent.
 ///
@@ -136,7 +136,7 @@ impl Plugin for Shim {
     }
 }
 
-/// The plugin by the config's mode (see [`crate::KubetronConf::mode`]): `standalone` ->
+/// The plugin by the config's mode (see [`model::netconf::KubetronNetConf::mode`]): `standalone` ->
 /// [`KubetronPlugin`] (the direct path), `cluster` and `chained` -> [`Shim`].
 #[derive(Debug, Clone, Default)]
 pub struct ByMode {

@@ -1,6 +1,7 @@
 //! Network config parsing: good and bad, every supported version.
 
-use cni::{ErrorCode, NetConf, DEFAULT_OVS_SOCKET, SUPPORTED_VERSIONS};
+use cni::{ErrorCode, NetConf};
+use model::netconf::{DEFAULT_OVS_SOCKET, SUPPORTED_VERSIONS};
 use serde_json::json;
 
 fn parse(v: serde_json::Value) -> Result<NetConf, cni::CniError> {
@@ -53,10 +54,10 @@ fn full_config_is_typed_and_unknown_fields_kept() {
         "some_future_knob": {"x": 1}
     }))
     .unwrap();
-    assert!(c.ip_masq);
-    assert_eq!(c.ipam.as_ref().unwrap().ipam_type, "host-local");
-    assert_eq!(c.ipam.as_ref().unwrap().extra["subnet"], "10.9.0.0/24");
-    assert_eq!(c.dns.as_ref().unwrap().nameservers, vec!["10.96.0.10"]);
+    assert!(c.kubetron.ip_masq);
+    assert_eq!(c.kubetron.ipam.as_ref().unwrap().ipam_type, "host-local");
+    assert_eq!(c.kubetron.ipam.as_ref().unwrap().extra["subnet"], "10.9.0.0/24");
+    assert_eq!(c.kubetron.dns.as_ref().unwrap().nameservers, vec!["10.96.0.10"]);
     let rc = c.runtime_config.as_ref().unwrap();
     assert_eq!(rc.mac.as_deref(), Some("0a:58:0a:09:00:05"));
     assert_eq!(rc.port_mappings.len(), 2);

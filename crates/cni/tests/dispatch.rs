@@ -2,7 +2,8 @@
 
 use std::cell::RefCell;
 
-use cni::{Attachment, CniError, CniResult, Command, ErrorCode, Interface, IpConfig, Plugin, Request, SUPPORTED_VERSIONS};
+use cni::{Attachment, CniError, CniResult, Command, ErrorCode, Interface, IpConfig, Plugin, Request};
+use model::netconf::SUPPORTED_VERSIONS;
 use serde_json::{json, Value};
 
 #[derive(Default)]

@@ -1,6 +1,7 @@
 //! Result JSON per version, and the error JSON shape.
 
-use cni::{CniError, CniResult, Dns, ErrorCode, ErrorJson, Interface, IpConfig, RouteEntry};
+use cni::{CniError, CniResult, ErrorCode, ErrorJson, Interface, IpConfig, RouteEntry};
+use model::status::Dns;
 use serde_json::json;
 
 fn sample() -> CniResult {

@@ -1,7 +1,7 @@
-//! The pod network request annotation `k8s.v1.cni.cncf.io/networks`: the one parser is
-//! [`model::request`], re-exported here; [`from_pod`] hands it a Pod's metadata.
+//! The pod network request annotation `k8s.v1.cni.cncf.io/networks` of a Pod: the one parser is
+//! [`model::request`]; [`from_pod`] hands it a Pod's metadata.
 
-pub use model::request::*;
+use model::request::{from_annotations, AnnotationError, NetworkSelection};
 
 /// The resolved selections of a pod: empty when it has no networks annotation. The namespace
 /// is the pod's (`default` when unset).
@@ -12,6 +12,7 @@ pub fn from_pod(pod: &k8s_openapi::api::core::v1::Pod) -> Result<Vec<NetworkSele
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::request::NETWORKS_ANNOTATION;
 
     #[test]
     fn from_a_pod() {

@@ -6,21 +6,20 @@
 //! Must not touch: netlink or the local Open_vSwitch database (that is the node side).
 //!
 //! Modules (the Kubernetes-facing pieces that need no OVN):
-//! - [`annotation`]: parse and resolve `k8s.v1.cni.cncf.io/networks` (text and JSON forms).
-//! - [`nad`]: the NetworkAttachmentDefinition CRD type, kubetron's config in it, exposure rules.
+//! - [`annotation`]: a Pod's `k8s.v1.cni.cncf.io/networks` request, read with `model::request`.
+//! - [`nad`]: the NetworkAttachmentDefinition CRD type, reading kubetron's config in it
+//!   (`model::netconf`), exposure rules.
 //! - [`nadsync`]: logical switches marked in OVN -> NetworkAttachmentDefinitions in chosen namespaces.
 //! - [`controller`]: pods + NADs -> OVN Northbound logical switch ports (reconcile, GC, status, leader election).
-//! - [`status`]: `k8s.v1.cni.cncf.io/network-status` and `kubetron.io/interfaces` annotations.
+//! - [`status`]: writing the `k8s.v1.cni.cncf.io/network-status` and `kubetron.io/interfaces`
+//!   annotations (their types and merge rules are `model::status` and `model::handoff`).
 //! - [`webhook`]: the pod mutating admission webhook (HTTPS, AdmissionReview v1) and [`webhook::serve`].
 //! - [`rbac`]: the API permissions each component uses (what `deploy/` grants).
 //! - [`client`]: small API-client helpers (kubeconfig client, idempotent create, polling, YAML manifests).
-//! - [`env`](mod@env): `NETWORK_INTERFACE_<NET>` environment variables for the requested interfaces.
 
-pub mod addr;
 pub mod annotation;
 pub mod client;
 pub mod controller;
-pub mod env;
 pub mod nad;
 pub mod nadsync;
 pub mod rbac;

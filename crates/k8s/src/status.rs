@@ -1,9 +1,9 @@
-//! Per-pod status annotations: the pure part (types, parsing, merging) is [`model::status`],
-//! re-exported here; this module writes them.
+//! Per-pod status annotations: the pure part (types, parsing, merging) is [`model::status`];
+//! this module writes them.
 //!
 //! kubetron writes `k8s.v1.cni.cncf.io/network-status` and `kubetron.io/interfaces` through the
 //! `pods/status` subresource with the pod's UID and resourceVersion as preconditions, re-reading
-//! and re-merging ([`merge_network_status`]) on conflict ([`write_pod_annotations`]).
+//! and re-merging ([`model::status::merge_network_status`]) on conflict ([`write_pod_annotations`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,8 +11,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use thiserror::Error;
-
-pub use model::status::*;
 
 /// A write of pod annotations through `pods/status` that did not happen.
 #[derive(Debug, Error)]

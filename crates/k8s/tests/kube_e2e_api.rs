@@ -66,8 +66,8 @@ fn crd_from_deploy_serves_typed_nads() {
         assert_eq!(got.spec.config, KUBETRON_CONFIG);
         let cfg = got.kubetron_config().expect("config parses").expect("a kubetron NAD");
         assert_eq!(cfg.name, "blue");
-        assert_eq!(cfg.logical_switch, "ls-blue");
-        assert!(cfg.capabilities.ips && !cfg.capabilities.mac);
+        assert_eq!(cfg.logical_switch(), "ls-blue");
+        assert!(cfg.kubetron.granted().ips && !cfg.kubetron.granted().mac);
         assert_eq!(got.physical_network(), Some("physnet"));
         assert_eq!(got.namespace_str(), ns);
 
@@ -93,7 +93,7 @@ fn crd_from_deploy_serves_typed_nads() {
         updated.spec.config = KUBETRON_CONFIG.replace("ls-blue", "ls-blue-2");
         api.replace("blue", &PostParams::default(), &updated).await.expect("replace");
         let cfg = api.get("blue").await.unwrap().kubetron_config().unwrap().unwrap();
-        assert_eq!(cfg.logical_switch, "ls-blue-2");
+        assert_eq!(cfg.logical_switch(), "ls-blue-2");
 
         // deploy/crd.yaml's schema: unknown spec fields are preserved, spec.config must be a string.
         let dynamic: Api<DynamicObject> = Api::namespaced_with(admin.clone(), &ns, &nad_resource());
@@ -580,16 +580,16 @@ fn nad_sync_mirrors_marked_switches() {
         };
         let net_a = wait_for("the synced NAD in namespace a", Duration::from_secs(20), || get(&in_a, &net)).await;
         let cfg = net_a.kubetron_config().unwrap().expect("a kubetron config");
-        assert_eq!(cfg.logical_switch, net);
-        assert!(cfg.capabilities.ips && cfg.capabilities.mac);
+        assert_eq!(cfg.logical_switch(), net);
+        assert!(cfg.kubetron.granted().ips && cfg.kubetron.granted().mac);
         // Cluster mode: no `nb` and no `mode` in what the sync writes.
-        assert_eq!((cfg.extra.get("nb"), cfg.extra.get("mode")), (None, None), "{}", net_a.spec.config);
+        assert_eq!((&cfg.kubetron.nb, cfg.kubetron.mode), (&None, None), "{}", net_a.spec.config);
         // The old synced NAD in b is rewritten like the one in a (same switch: same config).
         let net_b = wait_for("the old synced NAD in b rewritten without nb", Duration::from_secs(20), || async {
             get(&in_b, &net).await.filter(|n| n.spec.config == net_a.spec.config)
         })
         .await;
-        assert!(net_b.kubetron_config().unwrap().expect("a kubetron config").extra.get("nb").is_none());
+        assert!(net_b.kubetron_config().unwrap().expect("a kubetron config").kubetron.nb.is_none());
         let phys_a = wait_for("the physical network's NAD", Duration::from_secs(20), || get(&in_a, &phys)).await;
         assert_eq!(
             phys_a.metadata.annotations.as_ref().and_then(|m| m.get(RESOURCE_NAME_ANNOTATION)).map(String::as_str),

@@ -269,7 +269,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         assert_eq!(i.logical_switch, SWITCH);
         assert_eq!(i.logical_port, port);
         assert_eq!(i.logical_port, model::names::pod_port(&ns, "p1", "net1"));
-        assert_eq!(i.mtu, handoff::DEFAULT_MTU);
+        assert_eq!(i.mtu, model::netconf::DEFAULT_MTU);
         assert_eq!(i.addressing, Addressing::Static);
         let raw: serde_json::Value = serde_json::from_str(&value).expect("JSON");
         for key in [

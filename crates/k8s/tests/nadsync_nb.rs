@@ -84,8 +84,8 @@ fn marked_switches_from_a_real_northbound() {
         assert_eq!(ids, ["default/uplink", "team-a/tenant-red", "team-b/tenant-red"]);
         assert_eq!(nads[0].physical_network(), Some("physnet1"));
         let red_cfg = nads[1].kubetron_config().unwrap().unwrap();
-        assert_eq!(red_cfg.logical_switch, "Tenant_Red");
-        assert!(red_cfg.extra.get("nb").is_none(), "cluster mode: no NB address for the nodes: {}", nads[1].spec.config);
+        assert_eq!(red_cfg.logical_switch(), "Tenant_Red");
+        assert!(red_cfg.kubetron.nb.is_none(), "cluster mode: no NB address for the nodes: {}", nads[1].spec.config);
 
         // Unmarking is seen through the replica.
         ovn.nbctl(&["remove", "Logical_Switch", "Tenant_Red", "external_ids", "kubetron.io/namespaces"]);

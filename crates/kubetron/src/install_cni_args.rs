@@ -24,7 +24,7 @@ pub struct InstallCniArgs {
     pub conf_dir: PathBuf,
     /// The node agent's socket as a path on the host (written into kubetron's entry; the agent's
     /// --cni-socket-dir + /kubetron.sock).
-    #[arg(long, default_value = cni::DEFAULT_AGENT_SOCKET)]
+    #[arg(long, default_value = model::netconf::DEFAULT_AGENT_SOCKET)]
     pub agent_socket: String,
     /// How long to wait for the default network plugin's configuration to appear (e.g. 300s, 5m).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]

@@ -65,7 +65,7 @@ struct NodeArgs {
     #[arg(long, env = "KUBETRON_CNI_SOCKET_DIR", default_value = node::attach::DEFAULT_SOCKET_DIR)]
     cni_socket_dir: PathBuf,
     /// The integration bridge pods are plugged into.
-    #[arg(long, env = "KUBETRON_BRIDGE", default_value = cni::DEFAULT_BRIDGE)]
+    #[arg(long, env = "KUBETRON_BRIDGE", default_value = model::netconf::DEFAULT_BRIDGE)]
     bridge: String,
     /// CNI requests plugging (netlink and the OVS transaction) at once; waiting requests hold nothing.
     #[arg(long, env = "KUBETRON_CNI_PLUG_CONCURRENCY", default_value_t = 8)]
@@ -84,7 +84,7 @@ struct GcArgs {
     #[command(flatten)]
     nb: nb_args::NbArgs,
     /// This node's Open_vSwitch database.
-    #[arg(long, env = "KUBETRON_OVS_REMOTE", default_value = cni::DEFAULT_OVS_SOCKET)]
+    #[arg(long, env = "KUBETRON_OVS_REMOTE", default_value = model::netconf::DEFAULT_OVS_SOCKET)]
     ovs: String,
     /// Only attachments of this CNI network (the network configuration's `name`).
     #[arg(long)]

@@ -27,12 +27,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::netconf::DEFAULT_MTU;
+
 /// The annotation's key.
 pub const ANNOTATION: &str = "kubetron.io/interfaces";
 /// The version this crate writes and reads.
 pub const VERSION: u64 = 1;
-/// The MTU of an attachment whose network configuration names none (the CNI plugin's default).
-pub const DEFAULT_MTU: u32 = 1400;
 
 /// The whole annotation value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +84,7 @@ pub struct Attachment {
     /// interface (`default-route` in its network selection).
     #[serde(default)]
     pub routes: Vec<Route>,
-    /// The interface MTU (network configuration `mtu`, default [`DEFAULT_MTU`]).
+    /// The interface MTU (network configuration `mtu`, default [`crate::netconf::DEFAULT_MTU`]).
     #[serde(default = "default_mtu")]
     pub mtu: u32,
     /// Who configures the addresses in the pod.

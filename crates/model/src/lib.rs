@@ -16,6 +16,10 @@
 //! - [`status`]: the `k8s.v1.cni.cncf.io/network-status` entries kubetron writes and how they
 //!   merge with other writers' (the write itself is `k8s::status`).
 //! - [`env`]: the `NETWORK_INTERFACE_<NET>` variables the webhook injects.
+//! - [`netconf`]: the network config of a kubetron network ([`netconf::KubetronNetConf`]: its
+//!   fields, defaults and the rules that refuse it), as the CNI plugin reads it from its config and
+//!   the controller, webhook and node agent from a NAD ([`netconf::NadConfig`]); the NAD sync writes
+//!   it; `cniVersion` ([`netconf::Version`]).
 //!
 //! Must not touch: files, sockets, processes, Kubernetes or OVSDB clients. Types, parsing,
 //! rendering and pure rules only (logging through `tracing` is fine).
@@ -26,5 +30,6 @@ pub mod env;
 pub mod handoff;
 pub mod mac;
 pub mod names;
+pub mod netconf;
 pub mod request;
 pub mod status;

@@ -28,9 +28,9 @@ use std::time::Duration;
 
 use ovsdb::Client;
 
-use crate::config::cleanup_reserve_ms;
 use crate::env::Command;
 use crate::{Attachment, CniError, CniResult, ErrorCode, Plugin, Request};
+use model::netconf::cleanup_reserve_ms;
 
 pub use gc::{node_gc, NodeGc, Removed};
 

@@ -131,7 +131,7 @@ pub struct DesiredPort {
     pub default_route: Option<Vec<IpAddr>>,
     /// The CNI network name (the NAD config's `name`).
     pub cni_network: String,
-    /// The interface MTU (NAD config `mtu`, default [`model::handoff::DEFAULT_MTU`]).
+    /// The interface MTU (NAD config `mtu`, default [`model::netconf::DEFAULT_MTU`]).
     pub mtu: u32,
     /// The NAD config says `"dhcp": true`: the pod's DHCP client configures the addresses.
     pub dhcp: bool,
@@ -187,11 +187,12 @@ fn desired_port(
     authorize(&pod.namespace, sel, &nad)?;
     check_capabilities(sel, &config)?;
 
-    let mut found = switches.switches(&config.logical_switch);
+    let logical_switch = config.logical_switch();
+    let mut found = switches.switches(logical_switch);
     let switch = match found.len() {
-        0 => return Err(PodError::SwitchMissing { network, switch: config.logical_switch }),
+        0 => return Err(PodError::SwitchMissing { network, switch: logical_switch.to_string() }),
         1 => found.remove(0),
-        n => return Err(PodError::SwitchAmbiguous { network, switch: config.logical_switch, count: n }),
+        n => return Err(PodError::SwitchAmbiguous { network, switch: logical_switch.to_string(), count: n }),
     };
     let name = names::pod_port(&pod.namespace, &pod.name, &sel.interface);
     let addressing = addressing_for(&name, sel, switch.subnet.as_ref(), &network)?;
@@ -206,13 +207,6 @@ fn desired_port(
     ids.insert(names::NETWORK.to_string(), network.to_string());
     ids.insert(names::INTERFACE.to_string(), sel.interface.clone());
     let options = BTreeMap::from([(names::IFACE_ID_VER.to_string(), pod.uid.clone())]);
-    let mtu = config
-        .extra
-        .get("mtu")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|m| u32::try_from(m).ok())
-        .unwrap_or(model::handoff::DEFAULT_MTU);
-    let dhcp = config.extra.get("dhcp").and_then(serde_json::Value::as_bool).unwrap_or(false);
     Ok(Some(DesiredPort {
         name,
         switch: switch.uuid,
@@ -226,9 +220,9 @@ fn desired_port(
         options,
         external_ids: ids,
         default_route: sel.default_route.clone(),
+        mtu: config.kubetron.mtu,
+        dhcp: config.kubetron.dhcp,
         cni_network: config.name,
-        mtu,
-        dhcp,
     }))
 }
 

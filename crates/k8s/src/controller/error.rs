@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use ipnet::Ipv4Net;
 use thiserror::Error;
 
-use crate::nad::{ConfigError, Refusal};
+use crate::nad::Refusal;
+use model::netconf::NadConfigError;
 use model::request::{AnnotationError, NetworkRef};
 
 /// A pod-level failure.
@@ -19,7 +20,7 @@ pub enum PodError {
     #[error("NetworkAttachmentDefinition {network} does not exist")]
     NadNotFound { network: NetworkRef },
     #[error("NetworkAttachmentDefinition {network} has an unusable config: {source}")]
-    NadConfig { network: NetworkRef, source: ConfigError },
+    NadConfig { network: NetworkRef, source: NadConfigError },
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error("network {network} uses OVN logical switch {switch:?}, which does not exist in the Northbound database")]

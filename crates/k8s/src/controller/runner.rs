@@ -387,8 +387,8 @@ impl<W: PodWriter> Ctx<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::annotation::NETWORKS_ANNOTATION;
     use crate::nad::new_nad;
+    use model::request::NETWORKS_ANNOTATION;
 
     fn pod(ns: &str, name: &str, networks: Option<&str>) -> Arc<Pod> {
         let mut p = Pod::default();

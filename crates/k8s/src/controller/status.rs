@@ -194,7 +194,7 @@ mod tests {
             ips: vec![format!("{ip}/24").parse().unwrap()],
             gateways: vec![],
             routes: vec![],
-            mtu: handoff::DEFAULT_MTU,
+            mtu: model::netconf::DEFAULT_MTU,
             addressing: handoff::Addressing::Static,
         }
     }

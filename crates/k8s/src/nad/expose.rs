@@ -4,10 +4,11 @@
 //! `kubetron.io/allowed-namespaces` lists that namespace (comma-separated, spaces ignored) or
 //! contains `*`.
 
+use model::netconf::NadConfig;
+use model::request::NetworkSelection;
 use thiserror::Error;
 
-use super::{KubetronConfig, NetworkAttachmentDefinition};
-use model::request::NetworkSelection;
+use super::NetworkAttachmentDefinition;
 
 /// Annotation on a NAD sharing it with other namespaces.
 pub const ALLOWED_NAMESPACES_ANNOTATION: &str = "kubetron.io/allowed-namespaces";
@@ -149,7 +150,7 @@ pub fn authorize(pod_ns: &str, selection: &NetworkSelection, nad: &NetworkAttach
 /// need kubetron's `capabilities.ips` / `capabilities.mac`; `portMappings`, `bandwidth` and
 /// `infiniband-guid` need a chained plugin declaring that capability; `ipam-claim-reference` is
 /// never honoured. Anything else would be silently ignored, which the spec forbids.
-pub fn check_capabilities(selection: &NetworkSelection, config: &KubetronConfig) -> Result<(), Refusal> {
+pub fn check_capabilities(selection: &NetworkSelection, config: &NadConfig) -> Result<(), Refusal> {
     const CHAINED: &[(&str, &str, &str)] = &[
         ("infiniband-guid", "infinibandGUID", "ib-sriov"),
         ("portMappings", "portMappings", "portmap"),
@@ -181,14 +182,15 @@ pub fn check_capabilities(selection: &NetworkSelection, config: &KubetronConfig)
             claim: claim.clone(),
         });
     }
-    if !selection.ips.is_empty() && !config.capabilities.ips {
+    let granted = config.kubetron.granted();
+    if !selection.ips.is_empty() && !granted.ips {
         return Err(Refusal::StaticIps {
             network: selection.network().to_string(),
             interface: selection.interface.clone(),
             ips: selection.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
         });
     }
-    if let (Some(mac), false) = (selection.mac, config.capabilities.mac) {
+    if let (Some(mac), false) = (selection.mac, granted.mac) {
         return Err(Refusal::StaticMac {
             network: selection.network().to_string(),
             interface: selection.interface.clone(),

@@ -1,23 +1,23 @@
-//! NetworkAttachmentDefinitions (`k8s.cni.cncf.io/v1`, NPWG): the CRD type, kubetron's config
-//! inside `spec.config`, physical networks and the namespace exposure rules.
+//! NetworkAttachmentDefinitions (`k8s.cni.cncf.io/v1`, NPWG): the CRD type, physical networks and
+//! the namespace exposure rules.
 //!
 //! - [`NetworkAttachmentDefinition`]: the custom resource (`spec.config` is a JSON string).
-//! - [`parse_config`] / [`NetworkAttachmentDefinition::kubetron_config`]: kubetron's plugin config,
-//!   or `None` for NADs of other plugins (those belong to Multus, kubetron leaves them alone).
+//! - [`NetworkAttachmentDefinition::kubetron_config`]: kubetron's network config
+//!   ([`model::netconf::NadConfig`], read and checked by `model`'s rules, the CNI plugin's), or
+//!   `None` for NADs of other plugins (those belong to Multus, kubetron leaves them alone).
 //! - [`authorize`]: may a pod in a namespace use this NAD?
 //! - Physical networks: a NAD annotated `k8s.v1.cni.cncf.io/resourceName: kubetron.io/<net>`
 //!   needs node resource `kubetron.io/<net>`; see [`NetworkAttachmentDefinition::physical_network`].
 
-mod config;
 mod expose;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceValidation, JSONSchemaProps,
 };
 use kube::CustomResource;
+use model::netconf::{NadConfig, NadConfigError};
 use serde::{Deserialize, Serialize};
 
-pub use config::{parse_config, Capabilities, ConfigError, KubetronConfig, PLUGIN_TYPE};
 pub use expose::{allowed_namespaces, authorize, check_capabilities, AllowedNamespaces, Refusal, ALLOWED_NAMESPACES_ANNOTATION};
 
 /// API group of the CRD.
@@ -48,9 +48,9 @@ pub struct NetworkAttachmentDefinitionSpec {
 
 impl NetworkAttachmentDefinition {
     /// Kubetron's config, `Ok(None)` when the NAD belongs to another plugin.
-    pub fn kubetron_config(&self) -> Result<Option<KubetronConfig>, ConfigError> {
+    pub fn kubetron_config(&self) -> Result<Option<NadConfig>, NadConfigError> {
         let fallback = self.metadata.name.as_deref().unwrap_or_default();
-        parse_config(&self.spec.config, fallback)
+        NadConfig::parse(&self.spec.config, fallback)
     }
 
     /// The `k8s.v1.cni.cncf.io/resourceName` annotation, if any.

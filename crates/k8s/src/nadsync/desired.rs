@@ -2,10 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use model::netconf::{Capabilities, KubetronNetConf};
 use ovn::columns::{optional_i64, string_map};
 use ovn::names::EXPOSE_NAMESPACES;
 use ovsdb::datum::Atom;
-use serde_json::json;
+use serde_json::{Map, Value};
 
 use super::{SWITCH_ANNOTATION, SYNCED_LABEL, SYNCED_VALUE};
 use crate::controller::NbView;
@@ -124,19 +125,19 @@ pub fn desired_nads(switches: &[MarkedSwitch], all_namespaces: &[String], settin
             Targets::All => all_namespaces.iter().collect(),
             Targets::Some(n) => n.iter().collect(),
         };
-        let mut config = json!({
-            "cniVersion": settings.cni_version,
-            "name": s.nad_name,
-            "type": crate::nad::PLUGIN_TYPE,
-            "logical_switch": s.switch,
-            "capabilities": {"ips": true, "mac": true},
-        });
-        for (key, value) in [("subnet", &s.subnet), ("exclude_ips", &s.exclude_ips)] {
-            if let Some(v) = value {
-                config[key] = json!(v);
-            }
-        }
-        let config = config.to_string();
+        let kubetron = KubetronNetConf {
+            logical_switch: Some(s.switch.clone()),
+            capabilities: Some(Capabilities { ips: true, mac: true }.to_map()),
+            subnet: s.subnet.clone(),
+            exclude_ips: s.exclude_ips.clone(),
+            ..KubetronNetConf::default()
+        };
+        let mut config = Map::from_iter([
+            ("cniVersion".to_string(), Value::from(settings.cni_version.as_str())),
+            ("name".to_string(), Value::from(s.nad_name.as_str())),
+        ]);
+        config.extend(kubetron.to_plugin());
+        let config = Value::Object(config).to_string();
         let resource = s.physnet.as_ref().map(|p| format!("{RESOURCE_PREFIX}{p}"));
         let mut annotations = vec![(SWITCH_ANNOTATION, s.switch.as_str())];
         if let Some(r) = &resource {
@@ -215,14 +216,19 @@ mod tests {
             nads.iter().map(|n| format!("{}/{}", n.metadata.namespace.as_deref().unwrap(), n.metadata.name.as_deref().unwrap())).collect();
         assert_eq!(ids, ["x/net-a", "x/phys", "y/net-a", "z/phys"]);
         let xa = &nads[0];
+        // The shape NADs already written by the sync have (a changed string would rewrite them all).
+        assert_eq!(
+            xa.spec.config,
+            r#"{"cniVersion":"1.0.0","name":"net-a","type":"kubetron","logical_switch":"net_a","capabilities":{"ips":true,"mac":true},"subnet":"10.1.0.0/24","exclude_ips":"10.1.0.1..10.1.0.9"}"#
+        );
         let cfg = xa.kubetron_config().unwrap().unwrap();
-        assert_eq!(cfg.logical_switch, "net_a");
-        assert!(cfg.capabilities.ips && cfg.capabilities.mac);
+        assert_eq!(cfg.logical_switch(), "net_a");
+        assert!(cfg.kubetron.granted().ips && cfg.kubetron.granted().mac);
         // Cluster mode: neither `nb` nor `mode` (their absence is what selects it).
-        assert_eq!((cfg.extra.get("nb"), cfg.extra.get("mode")), (None, None), "{}", xa.spec.config);
-        assert_eq!(cfg.extra.get("subnet").and_then(|v| v.as_str()), Some("10.1.0.0/24"));
-        assert_eq!(cfg.extra.get("exclude_ips").and_then(|v| v.as_str()), Some("10.1.0.1..10.1.0.9"));
-        assert!(nads[1].kubetron_config().unwrap().unwrap().extra.get("subnet").is_none());
+        assert_eq!((&cfg.kubetron.nb, cfg.kubetron.mode), (&None, None), "{}", xa.spec.config);
+        assert_eq!(cfg.kubetron.subnet.as_deref(), Some("10.1.0.0/24"));
+        assert_eq!(cfg.kubetron.exclude_ips.as_deref(), Some("10.1.0.1..10.1.0.9"));
+        assert!(nads[1].kubetron_config().unwrap().unwrap().kubetron.subnet.is_none());
         assert_eq!(xa.resource_name(), None);
         assert_eq!(xa.metadata.labels.as_ref().unwrap().get(SYNCED_LABEL).map(String::as_str), Some(SYNCED_VALUE));
         assert_eq!(nads[1].resource_name(), Some("kubetron.io/physnet1"));

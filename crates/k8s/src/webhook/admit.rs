@@ -27,6 +27,7 @@ use super::review::{AdmissionRequest, AdmissionResponse};
 use super::source::NadSource;
 use crate::nad::{authorize, check_capabilities};
 use model::env::env_vars;
+use model::netconf::NadConfig;
 use model::request::{self, NetworkSelection, NETWORKS_ANNOTATION};
 
 /// Decide on one request.
@@ -132,9 +133,9 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
 /// `subnet` (and `exclude_ips`), with the rules of [`model::addressing::SwitchRules`]: outside the
 /// subnet, its network or broadcast address, excluded. Addresses held by other ports are refused
 /// by the controller and the CNI plugin, which read OVN; the webhook cannot know them.
-fn static_address_problem(sel: &NetworkSelection, config: &crate::nad::KubetronConfig) -> Option<String> {
-    let subnet = config.extra.get("subnet").and_then(Value::as_str).and_then(|s| s.parse::<ipnet::Ipv4Net>().ok());
-    let exclude = config.extra.get("exclude_ips").and_then(Value::as_str);
+fn static_address_problem(sel: &NetworkSelection, config: &NadConfig) -> Option<String> {
+    let subnet = config.kubetron.subnet.as_deref().and_then(|s| s.parse::<ipnet::Ipv4Net>().ok());
+    let exclude = config.kubetron.exclude_ips.as_deref();
     if subnet.is_none() && exclude.is_none() {
         return None;
     }

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cni::agent::{AgentRequest, AgentResponse, API_VERSION, CNI_PATH, HEALTHZ_PATH, MAX_BODY_BYTES};
-use cni::{CniError, CURRENT_VERSION};
+use cni::CniError;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use model::netconf::CURRENT_VERSION;
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};

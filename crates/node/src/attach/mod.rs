@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 
 /// The socket's file name in the socket directory (the shim's default is
-/// [`cni::DEFAULT_AGENT_SOCKET`]).
+/// [`model::netconf::DEFAULT_AGENT_SOCKET`]).
 pub const SOCKET_NAME: &str = "kubetron.sock";
 /// The default socket directory.
 pub const DEFAULT_SOCKET_DIR: &str = "/run/kubetron/cni";
@@ -66,7 +66,7 @@ impl AttachConfig {
             node_name: node_name.to_string(),
             socket_dir: PathBuf::from(DEFAULT_SOCKET_DIR),
             ovs_remote: crate::config::DEFAULT_OVS_REMOTE.to_string(),
-            bridge: cni::DEFAULT_BRIDGE.to_string(),
+            bridge: model::netconf::DEFAULT_BRIDGE.to_string(),
             plug_concurrency: 8,
             max_requests: 1024,
             host_netns: None,

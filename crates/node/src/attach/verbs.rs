@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use cni::agent::AgentRequest;
 use cni::plugin::plumb;
-use cni::{CniError, CniResult, Command, Env, ErrorCode, Mode, Request};
+use cni::{CniError, CniResult, Command, Env, ErrorCode, Request};
 use model::handoff::{self, Addressing, Attachment, HandoffError};
+use model::netconf::{cleanup_reserve_ms, Mode, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS};
 use netdev::{host_ifname, IpNet, MacAddr, Netns};
 use ovn::names;
 use ovn::vswitch::Interface;
@@ -47,7 +48,7 @@ pub async fn run(agent: Arc<Agent>, areq: AgentRequest, cancel: CancellationToke
              standalone configs are served by the kubetron binary itself",
         ));
     }
-    let timeout = Duration::from_millis(areq.deadline_ms.clamp(cni::MIN_TIMEOUT_MS, cni::MAX_TIMEOUT_MS));
+    let timeout = Duration::from_millis(areq.deadline_ms.clamp(MIN_TIMEOUT_MS, MAX_TIMEOUT_MS));
     let deadline = Instant::now() + timeout;
     let command = req.command();
     debug!(%command, container = req.container_id(), ifname = req.ifname(), network = %req.config.name, "CNI request");
@@ -203,7 +204,7 @@ impl<'a> AddCall<'a> {
         deadline: Instant,
         cancel: &'a CancellationToken,
     ) -> Result<Self, CniError> {
-        let reserve = Duration::from_millis(cni::cleanup_reserve_ms(timeout.as_millis() as u64));
+        let reserve = Duration::from_millis(cleanup_reserve_ms(timeout.as_millis() as u64));
         Ok(AddCall { agent, req, pod: PodId::of(req)?, timeout, plug_deadline: deadline - reserve, reserve, cancel, seen: None })
     }
 
