@@ -15,7 +15,8 @@
 #   for the controller and the webhook). There is no shell in it.
 #   <tag> is `<workspace version>-<short commit>` (plus `-dirty` when tracked files differ from the commit),
 #   or `<workspace version>` outside git; KUBETRON_IMAGE_TAG=<tag> overrides it (e.g. `dev`).
-#   KUBETRON_BIN_DIR=<dir> takes kubetron and kubetron-cni from <dir> instead of building them.
+#   KUBETRON_BIN_DIR=<dir> takes kubetron and kubetron-cni from <dir> instead of building them (e.g. the
+#   debug build scripts/test.sh already made); debug info is stripped either way.
 # - kubetron.local/pause:1 (<out-dir>/pause.tar): images/pause/pause.c, `gcc -static -O2 -s`, as /pause: the
 #   pod sandbox image (containerd's sandbox_image).
 # - kubetron.local/busybox:1 (<out-dir>/busybox.tar): the static busybox of Debian's busybox-static package,
@@ -139,6 +140,8 @@ image_kubetron() {
   for b in kubetron kubetron-cni; do
     [[ -x $bindir/$b ]] || die "no $bindir/$b"
     install -m 0755 "$bindir/$b" "$r/usr/local/bin/$b"
+    # Debug info stays out of the image (a debug build's binaries carry hundreds of MB of it).
+    strip --strip-debug "$r/usr/local/bin/$b"
     is_static "$bindir/$b" && continue
     # ldd lines: `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)`, `/lib64/ld-linux-x86-64.so.2 (0x...)`
     # (the interpreter), `linux-vdso.so.1 (0x...)` (the kernel's: no file).

@@ -34,11 +34,6 @@ if [ "${KUBETRON_KUBE:-1}" = 1 ]; then
     KUBE_BIN_DIR=$(dirname "${kube_paths[1]}")
     export KUBE_BIN_DIR
     export KUBETRON_CLUSTER_TESTS=1
-    # The images the cluster runs (kubetron's from the release build, pause, busybox), no registry.
-    mkdir -p target/images
-    bash scripts/images.sh target/images >target/images/index
-    KUBETRON_IMAGES=$PWD/target/images/index
-    export KUBETRON_IMAGES
   fi
 fi
 
@@ -49,4 +44,14 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 cargo build --workspace --all-targets --locked
+
+# The images the real cluster runs (pause, busybox, and kubetron's, from the debug build just made:
+# the release build would cost CI minutes; scripts/images.sh without KUBETRON_BIN_DIR, as the sandbox
+# runs it, builds release), imported without a registry.
+if [ "${KUBETRON_CLUSTER_TESTS:-0}" = 1 ]; then
+  mkdir -p target/images
+  KUBETRON_BIN_DIR=${CARGO_TARGET_DIR:-$PWD/target}/debug bash scripts/images.sh target/images >target/images/index
+  KUBETRON_IMAGES=$PWD/target/images/index
+  export KUBETRON_IMAGES
+fi
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${KUBETRON_TEST_THREADS:-4}"
