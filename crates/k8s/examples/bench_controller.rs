@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use k8s::controller::{plan, Claims, Controller, NadMap, Nb, PodRef};
 use k8s::nad::new_nad;
 use k8s_openapi::api::core::v1::Pod;
+use model::addressing;
+use ovn::names;
 use ovn::nb::{add_port, create_switch, NewPort};
-use ovn::{addressing, names};
 use ovsdb::datum::{Datum, Uuid};
 use ovsdb::ops::{Mutation, Operation, Where};
 
@@ -114,13 +115,13 @@ async fn prefill(client: &ovsdb::Client, switches: usize, ports: usize) -> Resul
             let ip = std::net::Ipv4Addr::new(a, b, c, (2 + k) as u8);
             let (ns, pod, uid) = ("prefill", format!("pod-{j}"), format!("prefill-uid-{j}"));
             let port = NewPort {
-                name: names::pod_port(ns, &pod, "net1"),
+                name: model::names::pod_port(ns, &pod, "net1"),
                 addresses: vec![format!("{} {ip}", addressing::mac_for_ip(ip))],
-                options: [(names::IFACE_ID_VER.to_string(), uid.clone())].into_iter().collect(),
+                options: [(model::names::IFACE_ID_VER.to_string(), uid.clone())].into_iter().collect(),
                 external_ids: [
                     (names::OWNER, names::OWNER_CONTROLLER.to_string()),
-                    (names::POD_NAMESPACE, ns.to_string()),
-                    (names::POD_NAME, pod.clone()),
+                    (model::names::POD_NAMESPACE, ns.to_string()),
+                    (model::names::POD_NAME, pod.clone()),
                     (names::POD_UID, uid.clone()),
                     (names::NETWORK, format!("{ns}/prefill-{s}")),
                     (names::INTERFACE, "net1".to_string()),

@@ -31,8 +31,8 @@ fn cni_port(ovn: &Ovn, switch: &str, name: &str, pod: Option<(&str, &str, &str)>
         format!("external_ids:\"{}\"=net1", names::INTERFACE),
     ];
     if let Some((ns, pod, uid)) = pod {
-        args.push(format!("external_ids:\"{}\"={ns}", names::POD_NAMESPACE));
-        args.push(format!("external_ids:\"{}\"={pod}", names::POD_NAME));
+        args.push(format!("external_ids:\"{}\"={ns}", model::names::POD_NAMESPACE));
+        args.push(format!("external_ids:\"{}\"={pod}", model::names::POD_NAME));
         args.push(format!("external_ids:\"{}\"={uid}", names::POD_UID));
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -245,7 +245,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         // p1 asks for its default route through blue (named gateway).
         let p1 = pods.create(&pp, &pod("p1", r#"[{"name":"blue","default-route":["10.77.0.1"]}]"#)).await.expect("create p1");
         let uid = p1.metadata.uid.clone().expect("uid");
-        let port = ovn::names::pod_port(&ns, "p1", "net1");
+        let port = model::names::pod_port(&ns, "p1", "net1");
         let row = wait_port(&ovn, &port, true, wait).await.expect("port row");
         assert!(row.contains(&uid), "port tagged with the pod UID: {row}");
         assert!(row.contains("controller"), "owned by the controller: {row}");
@@ -338,7 +338,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         })
         .await;
         assert!(e.message.as_deref().unwrap_or("").contains("nope"), "{e:?}");
-        let ghost_port = ovn::names::pod_port(&ns, "ghost", "net1");
+        let ghost_port = model::names::pod_port(&ns, "ghost", "net1");
         assert!(ovn.port(&ghost_port).is_none());
         // Creating the missing network requeues the pod that names it: it gets its port.
         let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
@@ -358,7 +358,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         .await;
         let msg = e.message.as_deref().unwrap_or("");
         assert!(msg.contains("portMappings") && msg.contains("cannot honour"), "{e:?}");
-        assert!(ovn.port(&ovn::names::pod_port(&ns, "mapped", "net1")).is_none());
+        assert!(ovn.port(&model::names::pod_port(&ns, "mapped", "net1")).is_none());
 
         // A static IP that another pod's port holds (p1's, allocated by OVN): no port, and a Warning event
         // naming the holder's port and pod.
@@ -374,7 +374,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         assert_eq!(e.type_.as_deref(), Some("Warning"), "{e:?}");
         let msg = e.message.as_deref().unwrap_or("");
         assert!(msg.contains(ip) && msg.contains(&port) && msg.contains(&format!("{ns}/p1")), "{e:?}");
-        assert!(ovn.port(&ovn::names::pod_port(&ns, "taken", "net1")).is_none());
+        assert!(ovn.port(&model::names::pod_port(&ns, "taken", "net1")).is_none());
 
         // Orphans: a controller-owned port of a pod that does not exist is garbage-collected; a port the
         // administrator made is not.
@@ -407,7 +407,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
     let b = Replica::start(h, &nb_remote, &lease_name, "ctl-b", Some(CLUSTER_NET));
     rt.block_on(async {
         let p2 = pods.create(&pp, &pod("p2", "blue")).await.expect("create p2");
-        let port2 = ovn::names::pod_port(&ns, "p2", "net1");
+        let port2 = model::names::pod_port(&ns, "p2", "net1");
         let uid2 = p2.metadata.uid.clone().expect("uid");
         let row = wait_port(&ovn, &port2, true, wait).await.unwrap();
         assert!(row.contains(&uid2));
@@ -465,7 +465,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         // The new leader reconciles new pods and removes ports of pods deleted after the failover.
         let p3 = pods.create(&pp, &pod("p3", "blue")).await.expect("create p3");
         let uid3 = p3.metadata.uid.clone().expect("uid");
-        let port3 = ovn::names::pod_port(&ns, "p3", "net1");
+        let port3 = model::names::pod_port(&ns, "p3", "net1");
         let row = wait_port(&ovn, &port3, true, wait).await.unwrap();
         assert!(row.contains(&uid3));
         wait_for("p3's annotation by ctl-b", wait, || async {
@@ -507,7 +507,7 @@ fn controller_runners_against_real_apiserver_and_ovn() {
         assert_eq!(interfaces_of(&entries), ["eth0", "net1"], "{entries:?}");
         assert_eq!(entries[0]["default"], true, "{entries:?}");
         pods.delete("p2", &gone).await.expect("delete p2");
-        wait_port(&ovn, &ovn::names::pod_port(&ns, "p2", "net1"), false, wait).await;
+        wait_port(&ovn, &model::names::pod_port(&ns, "p2", "net1"), false, wait).await;
         ovn.chassis.vsctl(&["del-port", "br-int", "p2if"]).expect("unplug p2");
         assert!(b.nb.transactions() > 0, "{} writes now", b.identity);
         let evs = events(&ev, "p3").await;

@@ -119,7 +119,7 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
     let pp = PostParams::default();
     let wait = Duration::from_secs(30);
     let mwc_name = format!("kubetron-{ns}");
-    let port = ovn::names::pod_port(&ns, "web", "net1");
+    let port = model::names::pod_port(&ns, "web", "net1");
     let pod_netns = netdev::TempNetns::new("ktkbp").expect("pod netns");
     let container_id = format!("kb{}", std::process::id());
     let conf = {

@@ -1,8 +1,12 @@
-//! The names kubetron gives to the OVN rows it creates, and the `external_ids` keys it tags them with.
+//! The `external_ids` keys kubetron tags the OVN rows it creates with, and the names of the rows
+//! only the CNI plugin makes.
 //!
-//! The controller and the CNI plugin derive a pod interface's logical switch port name the same
-//! way, so a port created by the plugin on its own (standalone mode) is the one the controller
-//! later finds and adopts.
+//! Everything here is read and written only on OVSDB rows, by code that links this crate for the
+//! rows anyway (the controller, the CNI plugin, the node agent, the NAD sync). What a process or a
+//! rule without OVSDB must name the same way is in `model::names` instead: a pod interface's logical
+//! switch port name (`pod_port`, which the node agent recomputes from the hand-off), the pod's
+//! namespace and name keys (`POD_NAMESPACE`, `POD_NAME`, which `model::addressing` reads to name a
+//! conflicting pod) and the port binding key `IFACE_ID_VER`.
 
 /// `external_ids` key naming who owns a row: [`OWNER_CONTROLLER`] or [`OWNER_CNI`]. kubetron only
 /// ever deletes rows carrying this key.
@@ -11,9 +15,8 @@ pub const OWNER: &str = "kubetron.io/owner";
 pub const OWNER_CONTROLLER: &str = "controller";
 /// Value of [`OWNER`] for rows made by the CNI plugin in standalone mode.
 pub const OWNER_CNI: &str = "cni";
-/// `external_ids` keys describing the pod (or CNI container) a port belongs to (the first two are
-/// defined in [`model::names`], which the addressing rules use to name a conflicting pod).
-pub use model::names::{POD_NAME, POD_NAMESPACE};
+/// `external_ids` keys describing the pod (or CNI container) a port belongs to, next to the pod's
+/// namespace and name (`model::names::POD_NAMESPACE`, `model::names::POD_NAME`).
 pub const POD_UID: &str = "kubetron.io/pod-uid";
 pub const CONTAINER_ID: &str = "kubetron.io/container-id";
 pub const INTERFACE: &str = "kubetron.io/interface";
@@ -36,13 +39,6 @@ pub const NETNS: &str = "kubetron.io/netns";
 /// the switch to as a NetworkAttachmentDefinition.
 pub const EXPOSE_NAMESPACES: &str = "kubetron.io/namespaces";
 
-/// The logical switch port name for interface `ifname` of pod `namespace/pod` (defined once, in
-/// [`model::names`], which the node agent uses too).
-pub use model::names::pod_port;
-/// `options` key of a logical switch port / `external_ids` key of an OVS Interface binding the
-/// port to one pod generation (see [`model::names::IFACE_ID_VER`]).
-pub use model::names::IFACE_ID_VER;
-
 /// The logical switch port name for a CNI attachment that carries no pod identity (a runtime
 /// called the plugin directly): from the container ID and interface name.
 pub fn container_port(container_id: &str, ifname: &str) -> String {
@@ -52,6 +48,7 @@ pub fn container_port(container_id: &str, ifname: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::names::pod_port;
 
     #[test]
     fn container_ports_never_take_a_pod_ports_name() {

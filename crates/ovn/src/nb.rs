@@ -181,7 +181,7 @@ pub struct NewPort {
     pub addresses: Vec<String>,
     pub port_security: Vec<String>,
     pub dhcpv4_options: Option<Uuid>,
-    /// `options` (e.g. [`crate::names::IFACE_ID_VER`]); not written when empty.
+    /// `options` (e.g. `model::names::IFACE_ID_VER`); not written when empty.
     pub options: BTreeMap<String, String>,
     pub external_ids: BTreeMap<String, String>,
 }

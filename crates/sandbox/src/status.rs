@@ -80,7 +80,7 @@ pub fn print(_dir: &Path, st: &SandboxState) -> Result<(), Error> {
     println!("{:<6} {:<6} {:<6} {:<8} {:<18} {:<16} PORT", "POD", "NODE", "IFACE", "NETWORK", "MAC", "IP");
     for pod in &st.pods {
         for i in &pod.interfaces {
-            let lsp = ovn::names::pod_port("default", &pod.name, &i.ifname);
+            let lsp = model::names::pod_port("default", &pod.name, &i.ifname);
             let state = match ports.iter().find(|p| p.name == lsp) {
                 Some(p) if p.up == Some(true) => "up",
                 Some(_) => "down",

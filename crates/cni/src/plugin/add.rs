@@ -127,12 +127,12 @@ async fn dhcp_options(nb: &Client, lsp: &LogicalSwitchPort, subnet: Option<&Ipv4
 /// port was found by the pod's namespace and name.
 fn iface_id_ver(req: &Request, lsp: &LogicalSwitchPort) -> Result<Option<String>, CniError> {
     let req_uid = req.env.args.pod_uid.as_deref().filter(|u| !u.is_empty());
-    match (lsp.options.get(ovn::names::IFACE_ID_VER).map(String::as_str), req_uid) {
+    match (lsp.options.get(model::names::IFACE_ID_VER).map(String::as_str), req_uid) {
         (Some(bound), Some(uid)) if bound != uid => Err(CniError::try_again_later(format!(
             "logical switch port {:?} is bound to pod UID {bound} (options:{}), not to this pod (UID {uid}); \
              the controller re-creates it for the new pod, try again later",
             lsp.name,
-            ovn::names::IFACE_ID_VER
+            model::names::IFACE_ID_VER
         ))),
         (_, Some(uid)) => Ok(Some(uid.to_string())),
         (bound, None) => Ok(bound.map(str::to_string)),

@@ -185,7 +185,7 @@ pub async fn plug(
     let mut ids = tags.clone();
     ids.insert("iface-id".to_string(), lsp.to_string());
     if let Some(v) = iface_id_ver {
-        ids.insert(names::IFACE_ID_VER.to_string(), v.to_string());
+        ids.insert(model::names::IFACE_ID_VER.to_string(), v.to_string());
     }
     ids.insert("attached-mac".to_string(), mac.to_string());
     ids.insert("iface-status".to_string(), "active".to_string());
@@ -261,7 +261,7 @@ pub fn attachment_tags(req: &crate::Request) -> BTreeMap<String, String> {
         ids.insert(names::NETNS.to_string(), n.display().to_string());
     }
     let a = &req.env.args;
-    for (k, v) in [(names::POD_NAMESPACE, &a.pod_namespace), (names::POD_NAME, &a.pod_name), (names::POD_UID, &a.pod_uid)] {
+    for (k, v) in [(model::names::POD_NAMESPACE, &a.pod_namespace), (model::names::POD_NAME, &a.pod_name), (names::POD_UID, &a.pod_uid)] {
         if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
             ids.insert(k.to_string(), v.clone());
         }

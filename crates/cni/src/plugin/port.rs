@@ -24,7 +24,7 @@ use crate::{CniError, Request};
 pub fn port_name(req: &Request) -> String {
     let a = &req.env.args;
     match (&a.pod_namespace, &a.pod_name) {
-        (Some(ns), Some(pod)) if !ns.is_empty() && !pod.is_empty() => names::pod_port(ns, pod, req.ifname()),
+        (Some(ns), Some(pod)) if !ns.is_empty() && !pod.is_empty() => model::names::pod_port(ns, pod, req.ifname()),
         _ => names::container_port(req.container_id(), req.ifname()),
     }
 }
@@ -261,7 +261,7 @@ pub async fn ensure_port(nb: &Client, req: &Request, switch: &LogicalSwitch, nam
         .pod_uid
         .as_ref()
         .filter(|u| !u.is_empty())
-        .map(|u| BTreeMap::from([(ovn::names::IFACE_ID_VER.to_string(), u.clone())]))
+        .map(|u| BTreeMap::from([(model::names::IFACE_ID_VER.to_string(), u.clone())]))
         .unwrap_or_default();
     let new = NewPort {
         name: name.to_string(),

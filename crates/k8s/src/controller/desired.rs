@@ -194,19 +194,19 @@ fn desired_port(
         1 => found.remove(0),
         n => return Err(PodError::SwitchAmbiguous { network, switch: logical_switch.to_string(), count: n }),
     };
-    let name = names::pod_port(&pod.namespace, &pod.name, &sel.interface);
+    let name = model::names::pod_port(&pod.namespace, &pod.name, &sel.interface);
     let addressing = addressing_for(&name, sel, switch.subnet.as_ref(), &network)?;
     let prefixes = sel.ips.iter().filter_map(|i| i.prefix_len.map(|p| (i.addr, p))).collect();
     let dhcpv4_options = switch.subnet.as_ref().and_then(|s| switches.dhcpv4(s));
 
     let mut ids = BTreeMap::new();
     ids.insert(names::OWNER.to_string(), names::OWNER_CONTROLLER.to_string());
-    ids.insert(names::POD_NAMESPACE.to_string(), pod.namespace.clone());
-    ids.insert(names::POD_NAME.to_string(), pod.name.clone());
+    ids.insert(model::names::POD_NAMESPACE.to_string(), pod.namespace.clone());
+    ids.insert(model::names::POD_NAME.to_string(), pod.name.clone());
     ids.insert(names::POD_UID.to_string(), pod.uid.clone());
     ids.insert(names::NETWORK.to_string(), network.to_string());
     ids.insert(names::INTERFACE.to_string(), sel.interface.clone());
-    let options = BTreeMap::from([(names::IFACE_ID_VER.to_string(), pod.uid.clone())]);
+    let options = BTreeMap::from([(model::names::IFACE_ID_VER.to_string(), pod.uid.clone())]);
     Ok(Some(DesiredPort {
         name,
         switch: switch.uuid,

@@ -56,7 +56,9 @@ pub fn orphans(view: &NbView, live: &HashSet<String>) -> Vec<Orphan> {
             let cni = match r.map_str("external_ids", names::OWNER) {
                 Some(names::OWNER_CONTROLLER) => false,
                 Some(names::OWNER_CNI)
-                    if id(names::POD_NAMESPACE).is_some() && id(names::POD_NAME).is_some() && id(names::POD_UID).is_some() =>
+                    if id(model::names::POD_NAMESPACE).is_some()
+                        && id(model::names::POD_NAME).is_some()
+                        && id(names::POD_UID).is_some() =>
                 {
                     true
                 }

@@ -306,8 +306,8 @@ enum Take {
 fn check_owner(pod: &PodRef, name: &str, row: &Row) -> Result<Take, PodError> {
     let owner = row.map_str("external_ids", names::OWNER);
     let uid = row.map_str("external_ids", names::POD_UID).filter(|u| !u.is_empty());
-    let same_pod = row.map_str("external_ids", names::POD_NAMESPACE) == Some(pod.namespace.as_str())
-        && row.map_str("external_ids", names::POD_NAME) == Some(pod.name.as_str());
+    let same_pod = row.map_str("external_ids", model::names::POD_NAMESPACE) == Some(pod.namespace.as_str())
+        && row.map_str("external_ids", model::names::POD_NAME) == Some(pod.name.as_str());
     let this_uid = uid == Some(pod.uid.as_str());
     match owner {
         Some(o) if o == names::OWNER_CONTROLLER && this_uid => Ok(Take::Keep),
