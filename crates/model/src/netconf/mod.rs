@@ -342,6 +342,19 @@ pub enum NetConfError {
     Capability(&'static str),
 }
 
+/// serde's message for a mistyped field does not say which field it is (`invalid type: integer `7`,
+/// expected a string`): find the first field that fails alone and put its name in front.
+fn name_the_field(fields: &Map<String, Value>, e: serde_json::Error) -> String {
+    let culprit = fields.iter().find(|(k, v)| {
+        let one: Map<String, Value> = std::iter::once(((*k).clone(), (*v).clone())).collect();
+        serde_json::from_value::<KubetronNetConf>(Value::Object(one)).is_err()
+    });
+    match culprit {
+        Some((k, _)) => format!("{k}: {e}"),
+        None => e.to_string(),
+    }
+}
+
 impl KubetronNetConf {
     /// Reads kubetron's plugin object (a NAD's, or an entry of a conflist): `type`, `name` and
     /// `cniVersion` are the caller's; the rest is typed, fitted ([`KubetronNetConf::fit_port_up_timeout`])
@@ -353,7 +366,8 @@ impl KubetronNetConf {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let explicit_port_up = fields.contains_key("port_up_timeout_ms");
-        let mut conf: KubetronNetConf = serde_json::from_value(Value::Object(fields)).map_err(|e| NetConfError::Parse(e.to_string()))?;
+        let mut conf: KubetronNetConf =
+            serde_json::from_value(Value::Object(fields.clone())).map_err(|e| NetConfError::Parse(name_the_field(&fields, e)))?;
         conf.fit_port_up_timeout(explicit_port_up);
         conf.validate()?;
         Ok(conf)

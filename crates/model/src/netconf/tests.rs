@@ -150,3 +150,11 @@ fn plugin_object_names_what_it_sets() {
     let c = KubetronNetConf::from_plugin(given.as_object().unwrap()).unwrap();
     assert_eq!(Value::Object(c.to_plugin()), given);
 }
+
+#[test]
+fn a_mistyped_field_is_named() {
+    let e = parse(r#"{"type":"kubetron","mtu":1400,"logical_switch":7}"#, "n").expect_err("refused").to_string();
+    assert!(e.contains("logical_switch") && e.contains("integer"), "{e}");
+    let e = parse(r#"{"type":"kubetron","mtu":"big"}"#, "n").expect_err("refused").to_string();
+    assert!(e.contains("mtu"), "{e}");
+}
