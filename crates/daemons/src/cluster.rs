@@ -568,33 +568,29 @@ makeIPTablesUtilChains: false
     /// Deletes every pod (those on the pod network first, so that the network plugins, which run
     /// with hostNetwork, still serve their CNI DEL), waiting for the kubelet to tear them down.
     fn drain(&self) {
-        // No controller may recreate what is deleted here.
-        for phase in [false, true] {
-            let out = match self.kubectl_run(&["get", "pods", "-A", "-o", "json"]) {
-                Ok(o) => o,
+        // The controllers are stopped: nothing recreates what is deleted here.
+        for host_network in [false, true] {
+            let pods = match self.pods_by_network(host_network) {
+                Ok(p) => p,
                 Err(e) => {
                     tracing::warn!("drain: {e}");
                     return;
                 }
             };
-            let list: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-            let pods: Vec<(String, String)> = list["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|p| p["spec"]["hostNetwork"].as_bool().unwrap_or(false) == phase)
-                .filter_map(|p| Some((p["metadata"]["namespace"].as_str()?.to_string(), p["metadata"]["name"].as_str()?.to_string())))
-                .collect();
+            let mut by_ns: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
             for (ns, name) in &pods {
-                if let Err(e) = self.kubectl_run(&["delete", "pod", "-n", ns, name, "--grace-period=1", "--wait=false"]) {
+                by_ns.entry(ns).or_default().push(name);
+            }
+            for (ns, names) in by_ns {
+                let mut args = vec!["delete", "pod", "-n", ns, "--grace-period=1", "--wait=false"];
+                args.extend(names);
+                if let Err(e) = self.kubectl_run(&args) {
                     tracing::warn!("drain: {e}");
                 }
             }
             let t0 = Instant::now();
             while !pods.is_empty() && t0.elapsed() < DRAIN_TIMEOUT {
-                let left = self.kubectl_run(&["get", "pods", "-A", "-o", "name"]).map(|o| o.lines().count()).unwrap_or(0);
-                let remaining = if phase { left } else { left.saturating_sub(self.count_host_pods()) };
-                if remaining == 0 {
+                if self.pods_by_network(host_network).map(|p| p.is_empty()).unwrap_or(true) {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(500));
@@ -602,10 +598,16 @@ makeIPTablesUtilChains: false
         }
     }
 
-    fn count_host_pods(&self) -> usize {
-        self.kubectl_run(&["get", "pods", "-A", "-o", "jsonpath={range .items[?(@.spec.hostNetwork==true)]}{.metadata.name}{\"\\n\"}{end}"])
-            .map(|o| o.lines().filter(|l| !l.is_empty()).count())
-            .unwrap_or(0)
+    /// `(namespace, name)` of the pods on the host network (`true`) or on the pod network.
+    fn pods_by_network(&self, host_network: bool) -> Result<Vec<(String, String)>> {
+        let list: serde_json::Value = serde_json::from_str(&self.kubectl_run(&["get", "pods", "-A", "-o", "json"])?).unwrap_or_default();
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["spec"]["hostNetwork"].as_bool().unwrap_or(false) == host_network)
+            .filter_map(|p| Some((p["metadata"]["namespace"].as_str()?.to_string(), p["metadata"]["name"].as_str()?.to_string())))
+            .collect())
     }
 
     /// Containers the runtime still holds: killed and removed (their network is not torn down: their
