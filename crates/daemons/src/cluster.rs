@@ -209,8 +209,9 @@ impl HostState {
 }
 
 /// A run that was killed left its processes and host changes behind ([`STATE_FILE`] names them):
-/// stop its processes by their pid files (the control plane's, containerd's shims'), kill what still
-/// runs in its `kubepods` cgroups, and put the host back.
+/// stop its processes by their pid files (the control plane's, containerd's), kill what still runs in its
+/// `kubepods` cgroups and the containers' shims (the parents of the pids in the bundles' `init.pid`), and
+/// put the host back.
 fn recover_crashed_run() {
     let Ok(text) = std::fs::read_to_string(STATE_FILE) else { return };
     let Some((dir, mut host)) = serde_json::from_str(&text).ok().as_ref().and_then(HostState::from_json) else {
@@ -225,8 +226,11 @@ fn recover_crashed_run() {
             pidfiles.extend(d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "pid")));
         }
     }
-    // The runtime's shims keep the containers after containerd is gone; each has a pid file in its bundle.
-    find_files(&dir.join("run/containerd"), "shim.pid", &mut pidfiles);
+    // The runtime's shims outlive containerd. Each container's bundle has its init process' pid file
+    // (`init.pid`); that process' parent is its shim: note them before the containers go.
+    let mut inits = Vec::new();
+    find_files(&dir.join("run/containerd"), "init.pid", &mut inits);
+    let shims: BTreeSet<i32> = inits.iter().filter_map(|p| crate::process::read_pidfile(p).ok().flatten()).filter_map(parent_pid).collect();
     for p in &pidfiles {
         if let Ok(Some(pid)) = crate::process::read_pidfile(p) {
             if let Err(e) = crate::process::stop_pid(pid, Duration::from_secs(10)) {
@@ -237,7 +241,19 @@ fn recover_crashed_run() {
     for cg in &host.cgroups {
         kill_cgroup_tree(cg);
     }
+    for pid in shims {
+        if let Err(e) = crate::process::kill_pid(pid) {
+            tracing::warn!("stopping the shim {pid}: {e}");
+        }
+    }
     host.restore(&dir);
+}
+
+/// The parent of `pid` (`/proc/<pid>/stat` field 4), if it runs.
+fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses; the last `)` ends it.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok().filter(|p| *p > 1)
 }
 
 fn find_files(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
@@ -275,7 +291,8 @@ pub struct Cluster {
     control: Vec<Managed>,
     kubelet: Option<Managed>,
     host: HostState,
-    _lock: File,
+    /// The machine-wide lock, held while the cluster runs (`None` only once abandoned).
+    lock: Option<File>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -295,7 +312,7 @@ impl Cluster {
         let lock = take_lock()?;
         recover_crashed_run();
         let mut c =
-            Cluster { cfg, dir, api: None, containerd: None, control: vec![], kubelet: None, host: HostState::default(), _lock: lock };
+            Cluster { cfg, dir, api: None, containerd: None, control: vec![], kubelet: None, host: HostState::default(), lock: Some(lock) };
         // From here on, an early return drops `c`, which stops what was started and restores the host.
         c.prepare_host()?;
         c.start_containerd()?;
@@ -317,6 +334,14 @@ impl Cluster {
     pub fn api(&self) -> Option<&KubeApiServer> {
         self.api.as_ref()
     }
+    /// Leaves everything running and the host changed, as a killed run does, and releases the
+    /// machine-wide lock: for testing that the next [`Cluster::start`] cleans up after it.
+    #[doc(hidden)]
+    pub fn abandon(mut self) {
+        drop(self.lock.take());
+        std::mem::forget(self);
+    }
+
     /// Pids of the processes it runs (for leak checks).
     pub fn pids(&self) -> Vec<u32> {
         let mut p: Vec<u32> = self.api.iter().flat_map(|a| a.pids()).collect();
@@ -845,6 +870,13 @@ mod tests {
         let (dir, back) = HostState::from_json(&v).expect("parsed");
         assert_eq!(dir, Path::new("/tmp/x"));
         assert_eq!(format!("{back:?}"), format!("{h:?}"));
+    }
+
+    #[test]
+    fn parent_of_this_process() {
+        let me = std::process::id() as i32;
+        assert_eq!(parent_pid(me), Some(nix::unistd::getppid().as_raw()).filter(|p| *p > 1));
+        assert_eq!(parent_pid(i32::MAX), None);
     }
 
     #[test]
