@@ -19,7 +19,10 @@ fn images_index() -> PathBuf {
     PathBuf::from(std::env::var_os("KUBETRON_IMAGES").expect("KUBETRON_IMAGES (scripts/test.sh sets it) names the images index"))
 }
 
-/// What the cluster may change on the host and must put back.
+/// What the cluster may change on the host, and must put back. Only the cluster's own kinds of thing
+/// are compared (other processes on the machine make and remove their own netns, links and mounts
+/// meanwhile): `kt-*` links and veths (the bridge plugin's host ends), `cni-*` netns and the sandbox's
+/// chassis netns, mounts of the runtime and the kubelet.
 #[derive(Debug, PartialEq, Eq)]
 struct HostSnapshot {
     links: BTreeSet<String>,
@@ -27,13 +30,13 @@ struct HostSnapshot {
     sysctls: Vec<(String, String)>,
     dirs: Vec<(String, bool)>,
     iptables: String,
-    mounts: usize,
+    mounts: Vec<String>,
 }
 
 fn snapshot() -> HostSnapshot {
-    let names = |p: &str| -> BTreeSet<String> {
+    let names = |p: &str, keep: &dyn Fn(&str) -> bool| -> BTreeSet<String> {
         std::fs::read_dir(p)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| keep(n)).collect())
             .unwrap_or_default()
     };
     let sysctls = KUBELET_SYSCTLS
@@ -57,11 +60,18 @@ fn snapshot() -> HostSnapshot {
                 .join("\n")
         })
         .unwrap_or_default();
-    // (`ip netns add` turns /run/netns itself into a mount the first time, for good.)
+    let ours = |m: &str| m.starts_with("/run/netns/cni-") || m.contains("containerd") || m.contains("kubelet") || m.contains("kt-cluster-");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|m| m.lines().filter(|l| l.split(' ').nth(4) != Some("/run/netns")).count())
-        .unwrap_or(0);
-    HostSnapshot { links: names("/sys/class/net"), netns: names("/run/netns"), sysctls, dirs, iptables, mounts }
+        .map(|m| m.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| ours(m)).map(str::to_string).collect())
+        .unwrap_or_default();
+    HostSnapshot {
+        links: names("/sys/class/net", &|n| n.starts_with("kt-") || n.starts_with("veth")),
+        netns: names("/run/netns", &|n| n.starts_with("cni-") || n == sandbox::cluster::CHASSIS_NETNS),
+        sysctls,
+        dirs,
+        iptables,
+        mounts,
+    }
 }
 
 fn nbctl(sb: &ClusterSandbox, args: &[&str]) -> String {
