@@ -249,8 +249,8 @@ fn recover_crashed_run() {
     host.restore(&dir);
 }
 
-/// The parent of `pid` (`/proc/<pid>/stat` field 4), if it runs.
-fn parent_pid(pid: i32) -> Option<i32> {
+/// The parent of `pid` (`/proc/<pid>/stat` field 4), if it runs and is not init.
+pub fn parent_pid(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ppid ...`: comm may hold spaces and parentheses; the last `)` ends it.
     stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok().filter(|p| *p > 1)
@@ -374,16 +374,7 @@ impl Cluster {
 
     /// Runs kubectl with `args`; its stdout, or an error with its stderr.
     pub fn kubectl_run(&self, args: &[&str]) -> Result<String> {
-        let out = self.kubectl().args(args).output().map_err(|e| KubeError::io("run kubectl", e))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(KubeError::Command {
-                command: format!("kubectl {}", args.join(" ")),
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            })
-        }
+        run_named(format!("kubectl {}", args.join(" ")), self.kubectl().args(args))
     }
 
     /// `ctr -n k8s.io images import <archive>` (a docker-archive tarball, e.g. from `scripts/images.sh`).
@@ -734,15 +725,16 @@ fn write(p: &Path, text: &str) -> Result<()> {
 }
 
 fn run_ok(cmd: &mut Command) -> Result<String> {
+    run_named(format!("{cmd:?}"), cmd)
+}
+
+/// Runs `cmd`; its stdout, or an error naming it `command` with its stderr.
+fn run_named(command: String, cmd: &mut Command) -> Result<String> {
     let out = cmd.output().map_err(|e| KubeError::io(format!("run {:?}", cmd.get_program()), e))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(KubeError::Command {
-            command: format!("{cmd:?}"),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
+        Err(KubeError::Command { command, status: out.status.to_string(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use daemons::cluster::{Cluster, ClusterConfig, FIXED_DIRS, NODE_BRIDGE, POD_BRIDGE};
+use daemons::cluster::{parent_pid, Cluster, ClusterConfig, FIXED_DIRS, NODE_BRIDGE, POD_BRIDGE};
 
 const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p1\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n    - name: a\n      image: kubetron.local/busybox:1\n      imagePullPolicy: Never\n      command: [\"sleep\", \"3600\"]\n";
 
@@ -31,9 +31,8 @@ fn shims_of(dir: &Path) -> Vec<u32> {
     let tasks = dir.join("run/containerd/io.containerd.runtime.v2.task/k8s.io");
     for e in std::fs::read_dir(tasks).expect("bundles").flatten() {
         let Ok(pid) = std::fs::read_to_string(e.path().join("init.pid")) else { continue };
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-        if let Some(ppid) = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok()) {
-            out.push(ppid);
+        if let Some(ppid) = pid.trim().parse().ok().and_then(parent_pid) {
+            out.push(ppid as u32);
         }
     }
     out
