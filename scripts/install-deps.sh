@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common containernetworking-plugins
-      iproute2 iputils-ping isc-dhcp-client udhcpc ethtool openssl python3-openvswitch procps kmod curl)
+      iproute2 iputils-ping isc-dhcp-client udhcpc ethtool openssl python3-openvswitch procps kmod curl libjemalloc2)
 if [ "${KUBETRON_KUBE:-1}" = 1 ]; then
   pkgs+=(etcd-server golang-go golang-github-modern-go-reflect2-dev dpkg-dev containerd runc gcc libc6-dev)
 fi

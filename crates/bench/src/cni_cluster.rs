@@ -69,6 +69,9 @@ pub struct Cycles {
     pub add: Vec<Duration>,
     pub add_nowait: Vec<Duration>,
     pub del: Vec<Duration>,
+    /// The peer's ADD times, one taken right after each recorded cluster ADD+DEL (see
+    /// [`Cluster::cycles`]), so both see the same machine load.
+    pub peer_add: Vec<Duration>,
 }
 
 /// Results of the burst.
@@ -255,7 +258,11 @@ impl Cluster {
     }
 
     /// The timed cycles.
-    pub fn cycles(&self, network: &str, warmup: usize, cycles: usize) -> Result<Cycles> {
+    /// `warmup + cycles` rounds of: a pod handed over, the shim's ADD (waiting for ovn-installed)
+    /// and DEL, the same without the wait, then `peer(i)` (the reference plugin's ADD+DEL, which
+    /// returns its ADD time): interleaved, so the ratio of the two is not skewed by load that
+    /// changes between phases of the run.
+    pub fn cycles(&self, network: &str, warmup: usize, cycles: usize, peer: &mut dyn FnMut(usize) -> Result<Duration>) -> Result<Cycles> {
         let mut out = Cycles::default();
         let wait = self.conf(network, 30_000, None);
         let nowait = self.conf(network, 30_000, Some(0));
@@ -276,6 +283,10 @@ impl Cluster {
                     }
                 }
                 self.delete_pods(&[name])?;
+            }
+            let peer_add = peer(i)?;
+            if i >= warmup {
+                out.peer_add.push(peer_add);
             }
             if (i + 1) % 50 == 0 {
                 eprintln!("[cni-bench] cluster mode: {}/{} cycles", i + 1, warmup + cycles);

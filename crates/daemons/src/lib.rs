@@ -22,7 +22,7 @@ pub mod ovsdb_server;
 pub mod process;
 
 pub use ovn::{link_underlay, Central, Chassis, ChassisConfig};
-pub use ovsdb_server::{OvsdbServer, OvsdbServerConfig, RaftCluster, Ssl};
+pub use ovsdb_server::{Allocator, OvsdbServer, OvsdbServerConfig, RaftCluster, Ssl};
 pub use process::{free_tcp_port, DaemonSpec};
 
 /// Installed schema files.
@@ -43,4 +43,6 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("not ready: {0}")]
     NotReady(String),
+    #[error("missing or invalid: {0}")]
+    Missing(String),
 }

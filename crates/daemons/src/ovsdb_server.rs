@@ -16,6 +16,50 @@ pub struct Ssl {
     pub ca_cert: PathBuf,
 }
 
+/// The memory allocator ovsdb-server runs with.
+///
+/// glibc's malloc makes ovsdb-server's per-row work grow several times over once the database
+/// holds ~100k rows (measured by `bench/controller`: most of its CPU goes to malloc); Open
+/// vSwitch's install guide suggests jemalloc for ovsdb-server. [`Allocator::Jemalloc`] preloads
+/// Debian's `libjemalloc.so.2` (package `libjemalloc2`) into the unchanged Debian binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocator {
+    /// As the binary was built (glibc malloc for Debian's).
+    #[default]
+    System,
+    /// `LD_PRELOAD` of `libjemalloc.so.2`.
+    Jemalloc,
+}
+
+impl Allocator {
+    /// Environment variable naming the default allocator: `system` (the default) or `jemalloc`.
+    pub const ENV: &'static str = "KUBETRON_OVSDB_ALLOCATOR";
+
+    /// The allocator [`Allocator::ENV`] names (unset or empty: [`Allocator::System`]).
+    pub fn from_env() -> Result<Allocator, Error> {
+        match std::env::var(Self::ENV).unwrap_or_default().as_str() {
+            "" | "system" => Ok(Allocator::System),
+            "jemalloc" => Ok(Allocator::Jemalloc),
+            other => Err(Error::Missing(format!("{}={other}: expected system or jemalloc", Self::ENV))),
+        }
+    }
+
+    /// Environment for a daemon using this allocator.
+    fn env(self) -> Result<Vec<(String, String)>, Error> {
+        match self {
+            Allocator::System => Ok(vec![]),
+            Allocator::Jemalloc => {
+                let lib = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"]
+                    .iter()
+                    .map(|d| Path::new(d).join("libjemalloc.so.2"))
+                    .find(|p| p.exists())
+                    .ok_or_else(|| Error::Missing("libjemalloc.so.2 (Debian package libjemalloc2) for ovsdb-server".into()))?;
+                Ok(vec![("LD_PRELOAD".into(), lib.display().to_string())])
+            }
+        }
+    }
+}
+
 /// How to run one ovsdb-server.
 #[derive(Debug, Clone)]
 pub struct OvsdbServerConfig {
@@ -35,6 +79,8 @@ pub struct OvsdbServerConfig {
     pub db_file: Option<PathBuf>,
     /// More ovsdb-server arguments.
     pub extra_args: Vec<String>,
+    /// Memory allocator; `None`: [`Allocator::from_env`].
+    pub allocator: Option<Allocator>,
 }
 
 impl OvsdbServerConfig {
@@ -48,7 +94,12 @@ impl OvsdbServerConfig {
             netns: None,
             db_file: None,
             extra_args: vec![],
+            allocator: None,
         }
+    }
+    pub fn allocator(mut self, a: Allocator) -> Self {
+        self.allocator = Some(a);
+        self
     }
     pub fn tcp(mut self, yes: bool) -> Self {
         self.tcp = yes;
@@ -118,7 +169,11 @@ impl OvsdbServer {
         Err(last.unwrap_or_else(|| Error::NotReady("ovsdb-server did not start".into())))
     }
 
-    fn spec(&self) -> DaemonSpec {
+    fn spec(&self) -> Result<DaemonSpec, Error> {
+        let allocator = match self.config.allocator {
+            Some(a) => a,
+            None => Allocator::from_env()?,
+        };
         let mut spec = DaemonSpec::new("ovsdb-server", &self.pidfile, &self.logfile)
             .arg(self.db.to_string_lossy())
             .arg(format!("--remote=punix:{}", self.sock.display()))
@@ -134,13 +189,16 @@ impl OvsdbServer {
                 .arg(format!("--certificate={}", ssl.certificate.display()))
                 .arg(format!("--ca-cert={}", ssl.ca_cert.display()));
         }
-        spec.args(self.config.extra_args.iter().cloned())
+        for (k, v) in allocator.env()? {
+            spec = spec.env(&k, &v);
+        }
+        Ok(spec.args(self.config.extra_args.iter().cloned()))
     }
 
     fn launch(&mut self) -> Result<(), Error> {
         // A SIGKILLed server leaves its socket behind.
         let _ = std::fs::remove_file(&self.sock);
-        let pid = self.spec().spawn()?;
+        let pid = self.spec()?.spawn()?;
         self.pid = Some(pid);
         process::wait_for_unix_socket(&self.sock, READY_TIMEOUT)?;
         if self.config.netns.is_none() {

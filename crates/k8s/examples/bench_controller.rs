@@ -1,7 +1,8 @@
 //! Controller benchmark: N pods x 2 networks reconciled into an empty Northbound database
 //! (real ovsdb-server + ovn-northd), pods fed straight to the core (no API server).
 //!
-//! `bench_controller --pods N [--batch K] [--prefill-switches S --prefill-ports P]`: K = 1
+//! `bench_controller --pods N [--batch K] [--prefill-switches S --prefill-ports P]`
+//! (ovsdb-server's allocator from `KUBETRON_OVSDB_ALLOCATOR`, see [`daemons::Allocator`]): K = 1
 //! (default) is the controller's normal path, one `reconcile_pod` (one transaction, then wait for
 //! the replica to show it) after another; K > 1 uses `reconcile_batch` with K pods per
 //! transaction. With `--prefill-switches`, the NB first gets S other logical switches (each with a
@@ -11,7 +12,7 @@
 //! (`ovn-nbctl --wait=sb sync`, then its `up` write-back on every port seen in the replica), so
 //! neither the fill nor northd's work on it falls in the measured window (what northd spends
 //! there, on the bench's own writes, is reported). Prints one line:
-//! `pods=N batch=K prefill_ls=S prefill_lsp=P prefill_secs=F load_secs=L settle_secs=W secs=S txns=T alloc_secs=A plan_us=U rss_mb=R`
+//! `pods=N batch=K allocator=A prefill_ls=S prefill_lsp=P prefill_secs=F load_secs=L settle_secs=W secs=S txns=T alloc_secs=A plan_us=U rss_mb=R`
 //! where `prefill_secs` is the time to write the fill, `load_secs` the replica's initial load,
 //! `settle_secs` that plus the time until northd had processed the fill, `secs` the reconcile
 //! wall time, `alloc_secs` the time until northd had allocated every dynamic address, `plan_us`
@@ -155,6 +156,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let prefill_ls = arg("--prefill-switches", 0);
     let prefill_lsp = arg("--prefill-ports", 0);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let allocator = match daemons::Allocator::from_env()? {
+        daemons::Allocator::System => "system",
+        daemons::Allocator::Jemalloc => "jemalloc",
+    };
     let tmp = tempfile::tempdir()?;
     let central = daemons::Central::start(&tmp.path().join("central"), false)?;
     for (sw, cidr) in [("net-a", "10.100.0.0/16"), ("net-b", "10.101.0.0/16")] {
@@ -250,7 +255,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let plan_us = tp.elapsed().as_secs_f64() * 1e6 / n as f64;
         println!(
-            "pods={n} batch={batch} prefill_ls={prefill_ls} prefill_lsp={prefill_lsp} prefill_secs={prefill_secs:.1} load_secs={load_secs:.1} settle_secs={settle_secs:.1} secs={secs:.3} txns={txns} alloc_secs={alloc:.3} plan_us={plan_us:.1} rss_mb={:.1} cpu_ctl_s={:.2} cpu_nb_s={:.2} cpu_northd_s={:.2} cpu_sb_s={:.2}",
+            "pods={n} batch={batch} allocator={allocator} prefill_ls={prefill_ls} prefill_lsp={prefill_lsp} prefill_secs={prefill_secs:.1} load_secs={load_secs:.1} settle_secs={settle_secs:.1} secs={secs:.3} txns={txns} alloc_secs={alloc:.3} plan_us={plan_us:.1} rss_mb={:.1} cpu_ctl_s={:.2} cpu_nb_s={:.2} cpu_northd_s={:.2} cpu_sb_s={:.2}",
             vm_hwm_mb(), cpu[0], cpu[1], cpu[2], cpu[3]
         );
         drop(central);
