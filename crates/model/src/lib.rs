@@ -21,6 +21,10 @@
 //!   the controller, webhook and node agent from a NAD ([`netconf::NadConfig`]); the NAD sync writes
 //!   it; `cniVersion` ([`netconf::Version`]).
 //!
+//! - [`kubevirt`]: KubeVirt launcher pods: their interface names, how they are recognised, and
+//!   which chassis a VM's port is bound to during a live migration ([`kubevirt::placement`]).
+//! - [`sha256`]: SHA-256, for names derived from a hash.
+//!
 //! Must not touch: files, sockets, processes, Kubernetes or OVSDB clients. Types, parsing,
 //! rendering and pure rules only (logging through `tracing` is fine).
 
@@ -28,8 +32,10 @@ pub mod addr;
 pub mod addressing;
 pub mod env;
 pub mod handoff;
+pub mod kubevirt;
 pub mod mac;
 pub mod names;
 pub mod netconf;
 pub mod request;
+pub mod sha256;
 pub mod status;

@@ -9,6 +9,7 @@
 //! - [`lease`]: leader election on a coordination.k8s.io/v1 Lease.
 //! - [`runner`]: the Kubernetes side (watchers, reflectors, debounce, backoff).
 //! - [`nb`]: the Northbound client + replica + transaction counter.
+//! - [`vm`]: KubeVirt launcher pods: the pods of one VM and where its ports are bound.
 //!
 //! [`Controller`] ties the core together without Kubernetes I/O: it takes pod objects and a NAD
 //! lookup, and writes to the Northbound database only while it is the leader.
@@ -23,6 +24,7 @@ pub mod nb;
 pub mod reconcile;
 pub mod runner;
 pub mod status;
+pub mod vm;
 
 use std::collections::HashSet;
 use std::sync::Arc;
