@@ -73,3 +73,18 @@ fn in_netns() {
     drop(s);
     assert!(!process::is_running(pid));
 }
+
+/// `Allocator::Jemalloc` runs Debian's ovsdb-server with jemalloc mapped in; `System` without it.
+#[test]
+fn allocator_preloads_jemalloc() {
+    let dir = tempfile::tempdir().unwrap();
+    let maps = |a: daemons::Allocator, name: &str| {
+        let s = OvsdbServer::start(OvsdbServerConfig::new(name, dir.path(), daemons::schemas::NB).allocator(a)).unwrap();
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", s.pid().unwrap())).unwrap();
+        let dbs = process::run("ovsdb-client", &["list-dbs", &s.unix_remote()]).unwrap();
+        assert!(dbs.contains("OVN_Northbound"), "{dbs}");
+        maps
+    };
+    assert!(maps(daemons::Allocator::Jemalloc, "je").contains("libjemalloc.so.2"));
+    assert!(!maps(daemons::Allocator::System, "sys").contains("libjemalloc"));
+}
