@@ -14,8 +14,8 @@
 //! `io.kubernetes.cri.pod-annotations`) ask for no network is answered by the shim alone (ADD
 //! returns `prevResult`, DEL and CHECK succeed), without the agent.
 //!
-//! [`ByMode`] is what the `kubetron` binary runs with `CNI_COMMAND` set: `standalone` configs go to
-//! the direct plugin ([`crate::KubetronPlugin`]), `cluster` and `chained` ones to the shim.
+//! The `kubetron` binary run with `CNI_COMMAND` picks between this and the direct plugin by the
+//! config's mode (`standalone::ByMode`).
 
 use std::io;
 use std::path::Path;
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::agent::{self, AgentRequest, AgentResponse, CallError};
 use crate::env::Command;
-use crate::{Attachment, CniError, CniResult, ErrorCode, KubetronPlugin, Plugin, Request};
+use crate::{Attachment, CniError, CniResult, ErrorCode, Plugin, Request};
 use model::netconf::Mode;
 
 /// The cluster- and chained-mode plugin: a client of the node agent.
@@ -133,42 +133,5 @@ impl Plugin for Shim {
     fn gc(&self, req: &Request, _valid_attachments: &[Attachment]) -> Result<(), CniError> {
         // The agent reads `cni.dev/valid-attachments` from the config it gets.
         self.forward(req).map(drop)
-    }
-}
-
-/// The plugin by the config's mode (see [`model::netconf::KubetronNetConf::mode`]): `standalone` ->
-/// [`KubetronPlugin`] (the direct path), `cluster` and `chained` -> [`Shim`].
-#[derive(Debug, Clone, Default)]
-pub struct ByMode {
-    /// The direct path.
-    pub standalone: KubetronPlugin,
-    /// The shim.
-    pub shim: Shim,
-}
-
-impl ByMode {
-    fn pick(&self, req: &Request) -> &dyn Plugin {
-        match req.config.kubetron.mode() {
-            Mode::Standalone => &self.standalone,
-            Mode::Cluster | Mode::Chained => &self.shim,
-        }
-    }
-}
-
-impl Plugin for ByMode {
-    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
-        self.pick(req).add(req)
-    }
-    fn del(&self, req: &Request) -> Result<(), CniError> {
-        self.pick(req).del(req)
-    }
-    fn check(&self, req: &Request) -> Result<(), CniError> {
-        self.pick(req).check(req)
-    }
-    fn status(&self, req: &Request) -> Result<(), CniError> {
-        self.pick(req).status(req)
-    }
-    fn gc(&self, req: &Request, valid_attachments: &[Attachment]) -> Result<(), CniError> {
-        self.pick(req).gc(req, valid_attachments)
     }
 }

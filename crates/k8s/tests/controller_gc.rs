@@ -12,7 +12,7 @@ use std::time::Duration;
 use controller_support::*;
 use ovn::names;
 
-/// A port as the CNI plugin makes it in standalone mode (see `cni::plugin::port::port_tags`).
+/// A port as the CNI plugin makes it in standalone mode (see `standalone::port::port_tags`).
 fn cni_port(ovn: &Ovn, switch: &str, name: &str, pod: Option<(&str, &str, &str)>) {
     let mut args: Vec<String> = vec![
         "lsp-add".into(),

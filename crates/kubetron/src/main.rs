@@ -121,7 +121,7 @@ where
 /// `cluster` and `chained` forward to the node agent (`cni::shim`).
 fn run_cni() -> ! {
     init_logging("warn");
-    std::process::exit(cni::run_process(&cni::shim::ByMode::default()))
+    std::process::exit(cni::run_process(&standalone::ByMode::default()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -191,12 +191,12 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Gc(a) => {
             init_logging("warn");
-            let mut opts = cni::plugin::NodeGc::new(&a.nb.nb, &a.ovs);
+            let mut opts = standalone::NodeGc::new(&a.nb.nb, &a.ovs);
             opts.network = a.network;
             opts.dry_run = a.dry_run;
             opts.nb_tls = a.nb.tls();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let removed = rt.block_on(cni::plugin::node_gc(&opts)).map_err(|e| anyhow::anyhow!("gc: {}", e.msg))?;
+            let removed = rt.block_on(standalone::node_gc(&opts)).map_err(|e| anyhow::anyhow!("gc: {}", e.msg))?;
             let verb = if a.dry_run { "would remove" } else { "removed" };
             for r in &removed {
                 println!("{verb} {r}");

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cni::agent::AgentRequest;
-use cni::plugin::plumb;
+use cni::plumb;
 use cni::{CniError, CniResult, Command, Env, ErrorCode, Request};
 use model::handoff::{self, Addressing, Attachment, HandoffError};
 use model::netconf::{cleanup_reserve_ms, Mode, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS};

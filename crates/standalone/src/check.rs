@@ -3,9 +3,10 @@
 
 use netdev::{host_ifname, Handle, Netns};
 
-use super::conn::{connect, nb_remote};
-use super::{plumb, port, KubetronPlugin};
-use crate::{CniError, ErrorCode, Request};
+use crate::conn::{connect, nb_remote};
+use crate::{port, KubetronPlugin};
+use cni::plumb;
+use cni::{CniError, ErrorCode, Request};
 
 fn failed(msg: String) -> CniError {
     CniError::new(ErrorCode::Other(110), msg)

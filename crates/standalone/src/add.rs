@@ -8,10 +8,11 @@ use netdev::{host_ifname, MacAddr, Netns};
 use ovn::nb::{DhcpOptions, LogicalSwitch, LogicalSwitchPort};
 use ovsdb::Client;
 
-use super::conn::{connect, nb_remote};
-use super::undo::Undo;
-use super::{plumb, port, KubetronPlugin};
-use crate::{CniError, CniResult, Request};
+use crate::conn::{connect, nb_remote};
+use crate::undo::Undo;
+use crate::{port, KubetronPlugin};
+use cni::plumb;
+use cni::{CniError, CniResult, Request};
 
 pub async fn add(plugin: &KubetronPlugin, req: &Request) -> Result<CniResult, CniError> {
     req.config.refuse_unhonoured_capabilities()?;
@@ -29,9 +30,9 @@ pub async fn add(plugin: &KubetronPlugin, req: &Request) -> Result<CniResult, Cn
     let mut undo = Undo::default();
     // The plug step stops early enough (the call's deadline minus a cleanup reserve) that the
     // undo still runs, with its own bound, before the deadline.
-    let result = super::until_plug_deadline(plug(req, &pod, &nb, &ovs, &switch, &local, &mut undo)).await;
+    let result = crate::until_plug_deadline(plug(req, &pod, &nb, &ovs, &switch, &local, &mut undo)).await;
     if result.is_err() {
-        super::bounded_cleanup(undo.run(&nb, &ovs)).await;
+        crate::bounded_cleanup(undo.run(&nb, &ovs)).await;
     }
     result
 }
@@ -122,7 +123,7 @@ async fn dhcp_options(nb: &Client, lsp: &LogicalSwitchPort, subnet: Option<&Ipv4
 /// the port asks for it, so that a port the controller adopts (and binds to the pod UID) stays
 /// bound. A port bound to a pod generation (`options:iface-id-ver`, set by the controller) is
 /// plugged only for that UID: another UID is a pod re-created under the same name whose port the
-/// controller has not re-made yet (code 11, as [`super::port`] answers for its external_ids). A
+/// controller has not re-made yet (code 11, as [`crate::port`] answers for its external_ids). A
 /// request without `K8S_POD_UID` (a runtime that does not pass it) takes the port's value: the
 /// port was found by the pod's namespace and name.
 fn iface_id_ver(req: &Request, lsp: &LogicalSwitchPort) -> Result<Option<String>, CniError> {

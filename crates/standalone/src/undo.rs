@@ -4,7 +4,8 @@
 use ovsdb::datum::Uuid;
 use ovsdb::Client;
 
-use super::{plumb, port};
+use crate::port;
+use cni::plumb;
 
 #[derive(Debug)]
 enum Step {

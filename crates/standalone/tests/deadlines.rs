@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cni::{ErrorCode, ErrorJson, KubetronPlugin};
+use cni::{ErrorCode, ErrorJson};
 use futures::StreamExt;
 use ovsdb::JsonCodec;
 use serde_json::{json, Value};
+use standalone::KubetronPlugin;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
 

@@ -23,10 +23,11 @@ use ovn::names;
 use ovn::vswitch::{Interface, Port};
 use ovsdb::Client;
 
-use super::conn::{connect, nb_remote, open};
-use super::del::FirstError;
-use super::{plumb, port, KubetronPlugin};
-use crate::{Attachment, CniError, Request};
+use crate::conn::{connect, nb_remote, open};
+use crate::del::FirstError;
+use crate::{port, KubetronPlugin};
+use cni::plumb;
+use cni::{Attachment, CniError, Request};
 
 fn tag<'a>(ids: &'a BTreeMap<String, String>, key: &str) -> &'a str {
     ids.get(key).map(String::as_str).unwrap_or("")

@@ -12,8 +12,19 @@ use ovsdb::datum::Uuid;
 use ovsdb::ops::{Condition, Operation};
 use ovsdb::Client;
 
-use super::conn::db_error;
 use crate::{CniError, CniResult, ErrorCode, IpConfig, RouteEntry};
+
+/// Maps an OVSDB error during a request to a CNI error.
+pub fn db_error(what: &str, e: ovsdb::Error) -> CniError {
+    match e {
+        ovsdb::Error::Disconnected { .. }
+        | ovsdb::Error::Closed { .. }
+        | ovsdb::Error::Connect { .. }
+        | ovsdb::Error::RequestTimeout { .. }
+        | ovsdb::Error::Timeout(_) => CniError::try_again_later(format!("{what}: {e}")),
+        other => CniError::new(ErrorCode::Other(100), format!("{what}: {other}")),
+    }
+}
 
 /// A netlink failure as a CNI error.
 pub fn netdev_error(what: &str, e: NetdevError) -> CniError {

@@ -1,8 +1,16 @@
-//! The kubetron plugin itself: [`KubetronPlugin`] implements [`crate::Plugin`] on real OVN.
+//! `standalone`: kubetron's CNI plugin in standalone mode (no Kubernetes): the direct path, where
+//! the plugin itself writes the pod's logical switch port to the OVN Northbound database.
+//! [`KubetronPlugin`] implements [`cni::Plugin`] on real OVN; [`ByMode`] is what the `kubetron`
+//! binary runs as a CNI plugin (standalone configs here, cluster and chained ones to
+//! [`cni::shim::Shim`]); [`node_gc`] is `kubetron gc`.
+//!
+//! Owns: the plugin's Northbound reads and writes. Must not touch: Kubernetes. Cluster mode never
+//! links it into the node side: the node agent (`node`) and the shim (`cni`) have no Northbound
+//! code at all (`cni/tests/no_nb.rs`).
 //!
 //! One request flows one way: the config and environment name a logical switch and a pod
 //! interface; [`port`] finds or creates the logical switch port in the Northbound database;
-//! [`plumb`] makes the veth pair and addresses with netlink and plugs the host end into the
+//! [`cni::plumb`] makes the veth pair and addresses with netlink and plugs the host end into the
 //! integration bridge through the local Open_vSwitch database; ADD then waits, bounded, until OVN
 //! reports the port up. Whatever ADD made is undone when a later step fails ([`undo`]).
 //!
@@ -18,7 +26,6 @@ mod check;
 mod conn;
 mod del;
 mod gc;
-pub mod plumb;
 mod port;
 mod undo;
 
@@ -28,9 +35,11 @@ use std::time::Duration;
 
 use ovsdb::Client;
 
-use crate::env::Command;
-use crate::{Attachment, CniError, CniResult, ErrorCode, Plugin, Request};
+use cni::shim::Shim;
+use cni::Command;
+use cni::{Attachment, CniError, CniResult, ErrorCode, Plugin, Request};
 use model::netconf::cleanup_reserve_ms;
+use model::netconf::Mode;
 
 pub use gc::{node_gc, NodeGc, Removed};
 
@@ -257,5 +266,42 @@ impl Plugin for KubetronPlugin {
     }
     fn gc(&self, req: &Request, valid: &[Attachment]) -> Result<(), CniError> {
         self.run(req, ErrorCode::TryAgainLater, gc::gc(self, req, valid))
+    }
+}
+
+/// The plugin by the config's mode (see [`model::netconf::KubetronNetConf::mode`]): `standalone` ->
+/// [`KubetronPlugin`] (the direct path), `cluster` and `chained` -> [`Shim`].
+#[derive(Debug, Clone, Default)]
+pub struct ByMode {
+    /// The direct path.
+    pub standalone: KubetronPlugin,
+    /// The shim.
+    pub shim: Shim,
+}
+
+impl ByMode {
+    fn pick(&self, req: &Request) -> &dyn Plugin {
+        match req.config.kubetron.mode() {
+            Mode::Standalone => &self.standalone,
+            Mode::Cluster | Mode::Chained => &self.shim,
+        }
+    }
+}
+
+impl Plugin for ByMode {
+    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        self.pick(req).add(req)
+    }
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        self.pick(req).del(req)
+    }
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        self.pick(req).check(req)
+    }
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        self.pick(req).status(req)
+    }
+    fn gc(&self, req: &Request, valid_attachments: &[Attachment]) -> Result<(), CniError> {
+        self.pick(req).gc(req, valid_attachments)
     }
 }

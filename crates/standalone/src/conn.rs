@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use ovsdb::{Client, ClientConfig, Remote, TlsConfig};
 
-use super::{call_nb_tls, call_probe, connected, connecting, KubetronPlugin};
-use crate::{CniError, ErrorCode, Request};
+use crate::{call_nb_tls, call_probe, connected, connecting, KubetronPlugin};
+use cni::{CniError, ErrorCode, Request};
 
 /// Connects to `remote` (`what` names it in errors) without background reconnects: a plugin call
 /// is short-lived and must fail fast and clearly. The connection sends inactivity probes
-/// ([`super::probe_interval`]): a server that stops answering drops it, and the requests in
+/// ([`crate::probe_interval`]): a server that stops answering drops it, and the requests in
 /// flight fail with code 11. `ssl:` remotes use the config's `nb_private_key`, `nb_certificate`
 /// and `nb_ca_cert`.
 pub async fn connect(plugin: &KubetronPlugin, remote: &str, what: &str) -> Result<Client, CniError> {
@@ -62,18 +62,6 @@ pub fn nb_remote(req: &Request) -> Result<&str, CniError> {
         .as_deref()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| CniError::invalid_config("kubetron network config needs \"nb\": the OVN Northbound database remote"))
-}
-
-/// Maps an OVSDB error during a request to a CNI error.
-pub fn db_error(what: &str, e: ovsdb::Error) -> CniError {
-    match e {
-        ovsdb::Error::Disconnected { .. }
-        | ovsdb::Error::Closed { .. }
-        | ovsdb::Error::Connect { .. }
-        | ovsdb::Error::RequestTimeout { .. }
-        | ovsdb::Error::Timeout(_) => CniError::try_again_later(format!("{what}: {e}")),
-        other => CniError::new(ErrorCode::Other(100), format!("{what}: {other}")),
-    }
 }
 
 /// STATUS: both databases answer a read (an echo alone would pass a server that answers

@@ -16,8 +16,8 @@ use ovsdb::ops::{Condition, Operation, Where};
 use ovsdb::replica::{Replica, ReplicaConfig};
 use ovsdb::Client;
 
-use super::conn::db_error;
-use crate::{CniError, Request};
+use cni::plumb::db_error;
+use cni::{CniError, Request};
 
 /// The logical switch port name for this request: from the pod identity the runtime passes in
 /// CNI_ARGS (so the controller and the plugin agree), else from the container ID.
@@ -346,10 +346,10 @@ fn is_failed_wait(e: &ovsdb::Error) -> bool {
     e.txn().is_some_and(|t| t.index == Some(0) && t.error == "timed out")
 }
 
-/// The `external_ids` of a port the plugin makes: the attachment's tags ([`super::plumb::attachment_tags`])
+/// The `external_ids` of a port the plugin makes: the attachment's tags ([`cni::plumb::attachment_tags`])
 /// plus the owner and the node.
 pub fn port_tags(req: &Request, node: Option<&str>) -> BTreeMap<String, String> {
-    let mut ids = super::plumb::attachment_tags(req);
+    let mut ids = cni::plumb::attachment_tags(req);
     ids.insert(names::OWNER.to_string(), names::OWNER_CNI.to_string());
     if let Some(n) = node {
         ids.insert(names::NODE.to_string(), n.to_string());
@@ -416,8 +416,8 @@ mod tests {
         ];
         let raw = serde_json::json!({"cniVersion": "1.0.0", "name": "red", "type": "kubetron", "nb": "unix:/x"});
         Request {
-            env: crate::Env::from_vars(vars).unwrap(),
-            config: crate::NetConf::from_value(raw.clone()).unwrap(),
+            env: cni::Env::from_vars(vars).unwrap(),
+            config: cni::NetConf::from_value(raw.clone()).unwrap(),
             raw_config: raw,
             prev_result: None,
         }
@@ -451,7 +451,7 @@ mod tests {
         assert_eq!(existing(&port(ctl, Some("u1"), None), &request("c1", None)), Existing::Use);
         match existing(&port(ctl, Some("u0"), None), &request("c1", Some("u1"))) {
             Existing::Refuse(e) => {
-                assert_eq!(e.code, crate::ErrorCode::TryAgainLater);
+                assert_eq!(e.code, cni::ErrorCode::TryAgainLater);
                 assert!(e.msg.contains("u0") && e.msg.contains("u1"), "{}", e.msg);
             }
             other => panic!("{other:?}"),
@@ -473,7 +473,7 @@ mod tests {
         assert_eq!(addresses_for("p", Some("02:00:00:00:00:01"), &[], None).unwrap(), "02:00:00:00:00:01");
         let outside: IpNet = "10.2.0.7/24".parse().unwrap();
         let e = addresses_for("p", None, &[outside], Some(&s)).unwrap_err();
-        assert_eq!(e.code, crate::ErrorCode::InvalidNetworkConfig);
+        assert_eq!(e.code, cni::ErrorCode::InvalidNetworkConfig);
         assert!(e.msg.contains("10.1.0.0/24"), "{}", e.msg);
     }
 }

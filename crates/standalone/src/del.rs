@@ -6,15 +6,16 @@
 //! attempted (local ones first, they need no database), and the first failure is returned once
 //! all have run. A DEL that never succeeds (the pod was force-deleted while the Northbound
 //! database was down) leaves its logical switch port to GC: CNI GC of the network, or
-//! `kubetron gc` on the node (see [`super::gc`]).
+//! `kubetron gc` on the node (see [`crate::gc`]).
 
 use netdev::host_ifname;
 use ovn::names;
 use ovsdb::Client;
 
-use super::conn::{connect, nb_remote};
-use super::{plumb, port, KubetronPlugin};
-use crate::{CniError, Request};
+use crate::conn::{connect, nb_remote};
+use crate::{port, KubetronPlugin};
+use cni::plumb;
+use cni::{CniError, Request};
 
 /// The first error of several steps; later ones are logged.
 #[derive(Default)]
