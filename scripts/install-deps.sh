@@ -8,6 +8,12 @@ pkgs=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common cont
 if [ "${KUBETRON_KUBE:-1}" = 1 ]; then
   pkgs+=(etcd-server golang-go golang-github-modern-go-reflect2-dev dpkg-dev containerd runc gcc libc6-dev)
 fi
+# Real VMs (issue 11; testkit::vm): qemu under TCG, and the decompressors that pull the guest kernel's ELF
+# out of its bzImage. The guest kernel and busybox-static are only downloaded and extracted by the tests,
+# never installed (busybox-static conflicts with the host's busybox).
+if [ "${KUBETRON_VM:-1}" = 1 ]; then
+  pkgs+=(qemu-system-x86 lz4 xz-utils gzip)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

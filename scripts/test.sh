@@ -2,6 +2,7 @@
 # The whole kubetron test suite, as CI runs it: installs what it needs (Debian packages; root), builds the
 # workspace, and runs every test against real ovsdb-server / OVN / OVS daemons (and, unless KUBETRON_KUBE=0,
 # a real kube-apiserver built from Debian's source package and cached under .cache/).
+# Real qemu VMs too unless KUBETRON_VM=0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,11 @@ if [ "${KUBETRON_KUBE:-1}" = 1 ]; then
     export KUBE_BIN_DIR
     export KUBETRON_CLUSTER_TESTS=1
   fi
+fi
+
+# The real-VM tests (qemu under TCG, one at a time machine-wide; testkit::vm) unless KUBETRON_VM=0.
+if [ "${KUBETRON_VM:-1}" = 1 ]; then
+  export KUBETRON_VM_TESTS=1
 fi
 
 # Gates first: formatting (rustfmt.toml) and lints, warnings as errors.

@@ -11,10 +11,12 @@
 //!   links ([`Handle::link_by_name`], [`Handle::set_link`], [`Handle::delete_link`]), veth pairs
 //!   ([`Handle::veth`]), addresses ([`Handle::add_address`], [`Handle::addresses`]), routes
 //!   ([`Handle::add_route`], [`Handle::routes`]), TX checksum ([`Handle::set_tx_checksum`]) and
-//!   [`Handle::disable_ipv6`].
+//!   [`Handle::disable_ipv6`]; Linux bridges and their ports ([`Handle::create_bridge`], [`Handle::set_master`],
+//!   [`Handle::set_nomaster`]) and persistent taps ([`Handle::create_tap`]), for KubeVirt's bridge binding.
 //! - [`host_ifname`]: deterministic host-side veth names.
 
 mod addr;
+mod bridge;
 mod error;
 mod ethtool;
 mod handle;
@@ -25,6 +27,7 @@ mod netns;
 mod nl;
 mod route;
 mod sysctl;
+mod tap;
 mod veth;
 
 pub use addr::{Address, AddressAdd, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_TENTATIVE};

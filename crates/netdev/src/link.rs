@@ -9,6 +9,7 @@ pub(crate) const IFLA_ADDRESS: u16 = 1;
 pub(crate) const IFLA_IFNAME: u16 = 3;
 pub(crate) const IFLA_MTU: u16 = 4;
 pub(crate) const IFLA_LINK: u16 = 5;
+pub(crate) const IFLA_MASTER: u16 = 10;
 pub(crate) const IFLA_OPERSTATE: u16 = 16;
 pub(crate) const IFLA_LINKINFO: u16 = 18;
 pub(crate) const IFLA_NET_NS_FD: u16 = 28;
@@ -87,6 +88,8 @@ pub struct Link {
     pub peer_index: Option<u32>,
     /// IFLA_LINK_NETNSID: the peer's netns id as seen from here, when it is in another netns.
     pub link_netnsid: Option<i32>,
+    /// IFLA_MASTER: the index of the bridge (or bond) this link is enslaved to.
+    pub master: Option<u32>,
 }
 
 pub(crate) fn parse_link(r: &Reply) -> Result<Link> {
@@ -107,6 +110,7 @@ pub(crate) fn parse_link(r: &Reply) -> Result<Link> {
         kind: None,
         peer_index: None,
         link_netnsid: None,
+        master: None,
     };
     for (k, d) in attrs(&p[IFINFOMSG_LEN..]) {
         match k {
@@ -116,6 +120,7 @@ pub(crate) fn parse_link(r: &Reply) -> Result<Link> {
             IFLA_OPERSTATE => link.oper_state = OperState::from_u8(d.first().copied().unwrap_or(0)),
             IFLA_LINK => link.peer_index = parse_u32(d).filter(|&i| i != 0),
             IFLA_LINK_NETNSID => link.link_netnsid = parse_u32(d).map(|v| v as i32),
+            IFLA_MASTER => link.master = parse_u32(d).filter(|&i| i != 0),
             IFLA_LINKINFO => {
                 for (ik, id) in attrs(d) {
                     if ik == IFLA_INFO_KIND {

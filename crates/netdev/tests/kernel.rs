@@ -283,3 +283,59 @@ fn netns_by_proc_pid_path() {
     h.add_link("d0", "bridge").unwrap();
     assert!(Handle::in_netns(&t).unwrap().link_by_name("d0").unwrap().is_some());
 }
+
+#[test]
+fn bridge_binding_bridge_tap_and_veth_port() {
+    // KubeVirt's bridge binding inside a launcher netns: bridge k6t-net1 { net1 (veth to the "node"), tap1 }.
+    let pod = ns("bb");
+    let node = ns("bbn");
+    let hp = Handle::in_netns(&pod).unwrap();
+    let hn = Handle::in_netns(&node).unwrap();
+    hn.veth("eth0", "net1").peer_netns(&pod).mtu(1400).host_up().create().unwrap();
+    let br = hp.create_bridge("k6t-net1", 1400).unwrap();
+    assert_eq!(br.kind.as_deref(), Some("bridge"));
+    assert_eq!(br.mtu, 1400);
+    assert!(!br.admin_up);
+    assert!(matches!(hp.create_bridge("k6t-net1", 1400), Err(NetdevError::LinkExists { .. })));
+
+    let tap = hp.create_tap("tap1", Some(1400)).unwrap();
+    assert_eq!(tap.kind.as_deref(), Some("tun"));
+    assert_eq!(tap.mtu, 1400);
+    let (ok, out) = sh(&["ip", "netns", "exec", pod.name(), "ip", "-d", "link", "show", "tap1"]);
+    assert!(ok, "{out}");
+    for want in ["tun type tap", "pi off", "vnet_hdr on", "persist on"] {
+        assert!(out.contains(want), "{want:?} not in {out}");
+    }
+    // Made in the pod netns only; a second create of the same name is refused, not attached to.
+    assert!(Handle::new().unwrap().link_by_name("tap1").unwrap().is_none());
+    assert!(hn.link_by_name("tap1").unwrap().is_none());
+    assert!(matches!(hp.create_tap("tap1", None), Err(NetdevError::LinkExists { .. })));
+
+    hp.set_master("net1", "k6t-net1").unwrap();
+    hp.set_master("tap1", "k6t-net1").unwrap();
+    for l in ["net1", "tap1"] {
+        assert_eq!(hp.link_by_name(l).unwrap().unwrap().master, Some(br.index), "{l} on the bridge");
+    }
+    assert_eq!(hp.link_by_name("k6t-net1").unwrap().unwrap().master, None);
+    let (_, out) = sh(&["ip", "netns", "exec", pod.name(), "ip", "-o", "link", "show", "master", "k6t-net1"]);
+    assert!(out.contains("net1") && out.contains("tap1"), "{out}");
+
+    // L2 through the bridge: an address on the bridge reaches the node end of the veth.
+    for l in ["net1", "k6t-net1"] {
+        hp.set_link(l).up().apply().unwrap();
+    }
+    hp.add_address(br.index, net("10.79.0.1/24")).apply().unwrap();
+    let eth0 = hn.link_by_name("eth0").unwrap().unwrap();
+    hn.add_address(eth0.index, net("10.79.0.2/24")).apply().unwrap();
+    let ok = (0..20).any(|_| ping(&node, "10.79.0.1").0);
+    assert!(ok, "ping across the bridge failed");
+
+    hp.set_nomaster("tap1").unwrap();
+    assert_eq!(hp.link_by_name("tap1").unwrap().unwrap().master, None);
+    hp.set_nomaster("tap1").unwrap();
+    assert!(matches!(hp.set_master("tap1", "absent0"), Err(NetdevError::LinkNotFound(_))));
+    assert!(matches!(hp.set_master("absent0", "k6t-net1"), Err(NetdevError::LinkNotFound(_))));
+    assert!(hp.delete_link("tap1").unwrap());
+    assert!(hp.link_by_name("tap1").unwrap().is_none());
+    assert!(matches!(hp.create_tap("bad/name", None), Err(NetdevError::InvalidName { .. })));
+}
