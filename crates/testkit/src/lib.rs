@@ -4,6 +4,8 @@
 //!   outcome and a bound that kills it.
 //! - `kube` (feature `kube`): what the tests against a real kube-apiserver share (the gate, clients,
 //!   waits, deploy/'s CRD, namespace, RBAC and webhook configuration applied as a user applies them).
+//! - `vm` (feature `vm`): real qemu VMs (TCG) for tests: a guest image built from Debian packages, KubeVirt's
+//!   bridge binding, live migration over QMP, a 10 ms pinger, and the machine-wide slot and test gate.
 //! - [`init_tracing`]: test logs through `tracing`.
 //!
 //! Used by the workspace's tests (dev-dependencies only), the benchmarks and the sandbox (a developer
@@ -12,6 +14,8 @@
 pub mod cni;
 #[cfg(feature = "kube")]
 pub mod kube;
+#[cfg(feature = "vm")]
+pub mod vm;
 
 /// Test logs through `tracing` (filtered by `RUST_LOG`, captured per test; colours only on a terminal).
 /// Idempotent.
