@@ -97,13 +97,24 @@ fn tcp_echo(ns: &Netns, ip: Ipv4Addr, len: usize) -> Vec<u8> {
 /// its logical switch port and the port's IP.
 fn plug_launcher(w: &World, network: &str, node: usize, mac: &str, pod_name: &str) -> (Pod, String, Ipv4Addr) {
     let launcher = Pod::new();
-    let r = launcher.cni(w, node, "ADD", RED_IF, &launcher_conf(w, network, node, mac), Some(&launcher_args(pod_name)));
-    assert_eq!(r.exit_code, 0, "{r:?}");
-    assert_eq!(r.json["interfaces"][1]["name"], RED_IF, "{r:?}");
-    assert_eq!(r.json["interfaces"][1]["mac"], mac, "{r:?}");
-    let lsp = w.lsps().into_iter().find(|n| n.contains(pod_name)).unwrap_or_else(|| panic!("no port for {pod_name}: {:?}", w.lsps()));
-    let ip = port_ip(w, &lsp);
+    let (lsp, ip) = plug(w, &launcher, network, RED_IF, node, mac, pod_name);
     (launcher, lsp, ip)
+}
+
+/// Plugs `pod` (a launcher) into `network` as interface `ifname` with the VM's MAC; returns the logical
+/// switch port and its IP.
+fn plug(w: &World, pod: &Pod, network: &str, ifname: &str, node: usize, mac: &str, pod_name: &str) -> (String, Ipv4Addr) {
+    let r = pod.cni(w, node, "ADD", ifname, &launcher_conf(w, network, node, mac), Some(&launcher_args(pod_name)));
+    assert_eq!(r.exit_code, 0, "{r:?}");
+    assert_eq!(r.json["interfaces"][1]["name"], ifname, "{r:?}");
+    assert_eq!(r.json["interfaces"][1]["mac"], mac, "{r:?}");
+    let lsp = w
+        .lsps()
+        .into_iter()
+        .find(|n| n.contains(pod_name) && n.ends_with(ifname))
+        .unwrap_or_else(|| panic!("no port for {pod_name}/{ifname}: {:?}", w.lsps()));
+    let ip = port_ip(w, &lsp);
+    (lsp, ip)
 }
 
 fn launcher_args(pod_name: &str) -> String {
@@ -151,14 +162,24 @@ fn vm_bridge_binding_dhcp_tcp_icmp() {
 
     let w = World::new(1);
     w.network("red", Some("10.71.0.0/24"));
+    w.network("blue", Some("10.73.0.0/24"));
     let (client, client_ip) = ordinary_pod(&w, "red", 0, "client");
-    let vm_mac = "02:5e:71:00:00:01";
+    let rb = client.cni(&w, 0, "ADD", "net2", &w.conf("blue", 0), Some(&pod_args("client")));
+    assert_eq!(rb.exit_code, 0, "{rb:?}");
+    let client_blue_ip = result_ip(&rb);
+    // The launcher pod: red under KubeVirt's hashed name, blue under the legacy ordinal name.
+    let (vm_mac, blue_mac) = ("02:5e:71:00:00:01", "02:5e:73:00:00:01");
     let (launcher, lsp, want_ip) = plug_launcher(&w, "red", 0, vm_mac, "virt-launcher-vm1-x7k2p");
+    let (blue_lsp, want_blue_ip) = plug(&w, &launcher, "blue", "net1", 0, blue_mac, "virt-launcher-vm1-x7k2p");
 
     let tap = vm::bridge_binding(launcher.ns.path(), RED_IF, 1400).expect("bridge binding");
     assert_eq!(tap, "tapb1f51a511f1");
     let ports = links_on_bridge(launcher.ns.path(), "k6t-b1f51a511f1");
     assert!(ports.contains(RED_IF) && ports.contains(&tap), "bridge ports: {ports}");
+    let tap1 = vm::bridge_binding(launcher.ns.path(), "net1", 1400).expect("bridge binding net1");
+    assert_eq!(tap1, "tap1");
+    let ports = links_on_bridge(launcher.ns.path(), "k6t-net1");
+    assert!(ports.contains("net1") && ports.contains("tap1"), "bridge ports: {ports}");
     let h = Handle::in_netns(&launcher.ns).unwrap();
     let podif = h.link_by_name(RED_IF).unwrap().unwrap();
     assert_ne!(podif.mac.unwrap().to_string(), vm_mac, "the pod interface gave its MAC up to the VM");
@@ -166,22 +187,31 @@ fn vm_bridge_binding_dhcp_tcp_icmp() {
     assert!(h.addresses(Some(podif.index)).unwrap().iter().all(|a| !a.addr.addr().is_ipv4()));
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = VmConfig::new("vm1", launcher.ns.path(), dir.path(), vec![Nic { tap: tap.clone(), mac: vm_mac.into() }]);
-    cfg.append = format!("vmprobe.ping={client_ip}");
+    let nics = vec![Nic { tap: tap.clone(), mac: vm_mac.into() }, Nic { tap: tap1, mac: blue_mac.into() }];
+    let mut cfg = VmConfig::new("vm1", launcher.ns.path(), dir.path(), nics);
+    cfg.append = format!("vmprobe.ping={client_ip},{client_blue_ip}");
     let mut v = Vm::start(&img, cfg).expect("start qemu");
     let nic = v.wait_console("VMPROBE nic iface=eth0", BOOT).expect("guest NIC");
     assert!(nic.text.contains(&format!("mac={vm_mac}")), "guest MAC: {}", nic.text);
-    let lease = v.wait_leases(1, BOOT).expect("DHCP lease from OVN").remove(0);
-    eprintln!("lease {lease:?} ({} ms after qemu start, qemu cpu {} ms, rss {} kB)", lease.at_ms, v.cpu_ms(), v.rss_kb());
+    let nic = v.wait_console("VMPROBE nic iface=eth1", BOOT).expect("guest NIC 2");
+    assert!(nic.text.contains(&format!("mac={blue_mac}")), "guest MAC: {}", nic.text);
+    let leases = v.wait_leases(2, BOOT).expect("DHCP leases from OVN");
+    eprintln!("leases {leases:?} (qemu cpu {} ms, rss {} kB)", v.cpu_ms(), v.rss_kb());
+    let (lease, blue) = (&leases[0], &leases[1]);
     assert_eq!(lease.ip, want_ip, "the VM leases the port's address ({lsp})");
     assert_eq!(lease.prefix, 24);
     assert_eq!(lease.router, Some(Ipv4Addr::new(10, 71, 0, 1)));
     assert_eq!(lease.mtu, Some(1400));
+    assert_eq!(blue.ip, want_blue_ip, "second NIC leases its port's address ({blue_lsp})");
+    assert_eq!(blue.router, Some(Ipv4Addr::new(10, 73, 0, 1)));
 
-    // VM -> pod (the guest pings once its lease is in) and pod -> VM.
-    let gp = v.wait_console(&format!("VMPROBE guest-ping dst={client_ip}"), BOOT).expect("guest ping result");
-    assert!(gp.text.contains("result=ok"), "VM -> pod: {}", gp.text);
+    // VM -> pod on both networks (the guest pings once its leases are in) and pod -> VM.
+    for dst in [&client_ip, &client_blue_ip] {
+        let gp = v.wait_console(&format!("VMPROBE guest-ping dst={dst} "), BOOT).expect("guest ping result");
+        assert!(gp.text.contains("result=ok"), "VM -> pod: {}", gp.text);
+    }
     assert!(client.ping_retry(&lease.ip.to_string()), "pod -> VM {}", lease.ip);
+    assert!(client.ping_retry(&blue.ip.to_string()), "pod -> VM {} (blue)", blue.ip);
     let fdb = std::process::Command::new("nsenter")
         .arg(format!("--net={}", launcher.ns.path().display()))
         .args(["bridge", "fdb", "show", "dev", &tap])
@@ -193,6 +223,10 @@ fn vm_bridge_binding_dhcp_tcp_icmp() {
     tcp_echo(&client.ns, lease.ip, 1 << 20);
 
     v.stop();
+    let d = launcher.cni(&w, 0, "DEL", "net1", &launcher_conf(&w, "blue", 0, blue_mac), Some(&launcher_args("virt-launcher-vm1-x7k2p")));
+    assert_eq!(d.exit_code, 0, "{d:?}");
+    let d = client.cni(&w, 0, "DEL", "net2", &w.conf("blue", 0), Some(&pod_args("client")));
+    assert_eq!(d.exit_code, 0, "{d:?}");
     del_pods(&w, &launcher, "virt-launcher-vm1-x7k2p", vm_mac, &client, "client");
     assert!(w.lsps().is_empty(), "ports left: {:?}", w.lsps());
 }
@@ -210,7 +244,7 @@ fn chassis_uuid(w: &World, name: &str) -> String {
 }
 
 fn iface_external_ids(w: &World, node: usize, iface: &str) -> String {
-    w.chassis[node].vsctl(&["get", "Interface", iface, "external_ids"]).unwrap()
+    w.chassis[node].vsctl(&["get", "Interface", iface, "external_ids"]).unwrap().trim().to_string()
 }
 
 #[test]
@@ -250,9 +284,12 @@ fn vm_live_migration_rarp_no_duplicates() {
     let _ = h2.disable_ipv6(&host);
     w.chassis[1].vsctl(&["add-port", "br-int", &host, "--", "set", "Interface", &host, &format!("external_ids:iface-id={lsp}")]).unwrap();
     let dst_tap = vm::bridge_binding(dst.ns.path(), RED_IF, 1400).unwrap();
+    // node2's ovn-controller has seen the interface once the hypervisors caught up with NB.
+    w.nbctl(&["--wait=hv", "sync"]);
     let n2_uuid = chassis_uuid(&w, &n2);
     let n1_uuid = chassis_uuid(&w, &n1);
     assert_eq!(sb_port_binding(&w, &lsp, "chassis"), n1_uuid, "requested-chassis={n1} keeps node2 from claiming");
+    let ids2_pinned = iface_external_ids(&w, 1, &host);
 
     // Migration starts: both chassis, target activated by the RARP qemu sends on resume.
     w.nbctl(&["set", "Logical_Switch_Port", &lsp, &format!("options:requested-chassis={n1},{n2}"), "options:activation-strategy=rarp"]);
@@ -273,7 +310,8 @@ fn vm_live_migration_rarp_no_duplicates() {
         w.chassis[0].vsctl(&["--bare", "--columns=name", "find", "Interface", &format!("external_ids:iface-id={lsp}")]).unwrap();
     let ids1 = iface_external_ids(&w, 0, src_iface.trim());
     eprintln!(
-        "SPIKE ovn-installed before activation: node2 (additional, rarp) external_ids = {ids2} -> {}; node1 (main) = {ids1}",
+        "SPIKE ovn-installed before activation: node2 with requested-chassis={n1} only: {ids2_pinned}; node2 (additional, rarp, before \
+         the RARP) external_ids = {ids2} -> {}; node1 (main) = {ids1}",
         if ids2.contains("ovn-installed") { "SET" } else { "NOT set within 15 s" }
     );
 

@@ -396,7 +396,7 @@ impl CpioEntry {
 /// A newc ("070701") cpio archive of `entries` and the `TRAILER!!!`, as the kernel's initramfs unpacker reads it.
 pub fn cpio_newc(entries: &[CpioEntry]) -> Vec<u8> {
     fn pad4(out: &mut Vec<u8>) {
-        while out.len() % 4 != 0 {
+        while out.len() & 3 != 0 {
             out.push(0);
         }
     }

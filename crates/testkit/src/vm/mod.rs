@@ -121,7 +121,7 @@ pub fn enabled(test: &str) -> bool {
     };
     match why {
         Some(w) => {
-            eprintln!("SKIPPED {test}: {w}");
+            eprintln!("skipped {test}: {w}");
             false
         }
         None => true,
