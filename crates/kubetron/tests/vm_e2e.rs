@@ -190,7 +190,7 @@ fn vm_bridge_binding_dhcp_tcp_icmp() {
     let nics = vec![Nic { tap: tap.clone(), mac: vm_mac.into() }, Nic { tap: tap1, mac: blue_mac.into() }];
     let mut cfg = VmConfig::new("vm1", launcher.ns.path(), dir.path(), nics);
     cfg.append = format!("vmprobe.ping={client_ip},{client_blue_ip}");
-    let mut v = Vm::start(&img, cfg).expect("start qemu");
+    let v = Vm::start(&img, cfg).expect("start qemu");
     let nic = v.wait_console("VMPROBE nic iface=eth0", BOOT).expect("guest NIC");
     assert!(nic.text.contains(&format!("mac={vm_mac}")), "guest MAC: {}", nic.text);
     let nic = v.wait_console("VMPROBE nic iface=eth1", BOOT).expect("guest NIC 2");
@@ -264,8 +264,7 @@ fn vm_live_migration_rarp_no_duplicates() {
     let (src, lsp, vm_ip) = plug_launcher(&w, "red", 0, vm_mac, "virt-launcher-vm1-src01");
     let src_tap = vm::bridge_binding(src.ns.path(), RED_IF, 1400).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut v1 =
-        Vm::start(&img, VmConfig::new("vm1-src", src.ns.path(), dir.path(), vec![Nic { tap: src_tap, mac: vm_mac.into() }])).unwrap();
+    let v1 = Vm::start(&img, VmConfig::new("vm1-src", src.ns.path(), dir.path(), vec![Nic { tap: src_tap, mac: vm_mac.into() }])).unwrap();
     let lease = v1.wait_leases(1, BOOT).expect("source VM lease").remove(0);
     assert_eq!(lease.ip, vm_ip);
     v1.wait_console("VMPROBE ready", BOOT).unwrap();

@@ -16,7 +16,7 @@ fn guest_boots_to_ready_and_stops() {
     let _slot = vm::slot();
     let ns = netdev::TempNetns::new("ktvb").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut v = Vm::start(&img, VmConfig::new("boot", ns.path(), dir.path(), vec![])).expect("start qemu");
+    let v = Vm::start(&img, VmConfig::new("boot", ns.path(), dir.path(), vec![])).expect("start qemu");
     let pid = v.pid().expect("pid file");
     let ready = v.wait_console("VMPROBE ready", Duration::from_secs(120)).expect("guest ready");
     eprintln!("ready after {} ms, qemu cpu {} ms, rss {} kB", ready.ms, v.cpu_ms(), v.rss_kb());

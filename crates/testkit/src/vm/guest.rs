@@ -142,14 +142,15 @@ impl GuestImage {
     /// or built into it: under a flock, in a temp dir renamed into place, so concurrent callers build once
     /// and nobody sees half an image. Building needs root (`apt-get download`) and ~30 MB of downloads.
     pub fn ensure() -> Result<GuestImage, VmError> {
-        let kernel_pkg = match resolve_kernel_pkg() {
-            Ok(k) => k,
+        // Both come from the package lists; with none (a fresh container), `apt-get update` once.
+        let resolve = || -> Result<(String, String), VmError> { Ok((resolve_kernel_pkg()?, candidate_version("busybox-static")?)) };
+        let (kernel_pkg, bb_ver) = match resolve() {
+            Ok(r) => r,
             Err(_) => {
                 apt_update()?;
-                resolve_kernel_pkg()?
+                resolve()?
             }
         };
-        let bb_ver = candidate_version("busybox-static")?;
         let init = init_script();
         let hash = fnv64(&[init.as_bytes(), UDHCPC.as_bytes(), MODULES.join(",").as_bytes()]);
         let key = format!("{kernel_pkg}_{}_{:08x}", bb_ver.replace([':', '/', '+', '~'], "."), hash as u32);

@@ -117,7 +117,7 @@ pub struct Vm {
     pidfile: PathBuf,
     qmp_path: PathBuf,
     incoming_sock: PathBuf,
-    child: Option<Child>,
+    child: Mutex<Option<Child>>,
     console: Console,
     stderr: Arc<Mutex<String>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -224,13 +224,13 @@ impl Vm {
             let _ = se.read_to_string(&mut s);
             s2.lock().unwrap().push_str(&s);
         });
-        let mut vm = Vm {
+        let vm = Vm {
             name: cfg.name.to_string(),
             state_dir: dir.to_path_buf(),
             pidfile,
             qmp_path,
             incoming_sock,
-            child: Some(child),
+            child: Mutex::new(Some(child)),
             console,
             stderr,
             reader: Some(reader),
@@ -278,14 +278,21 @@ impl Vm {
         self.console.0.lock().unwrap().clone()
     }
 
-    fn check_alive(&mut self) -> Result<(), VmError> {
-        if let Some(c) = self.child.as_mut() {
-            if let Ok(Some(st)) = c.try_wait() {
-                self.child = None;
-                return Err(VmError::Exited { name: self.name.clone(), status: st.to_string(), context: self.context() });
+    fn check_alive(&self) -> Result<(), VmError> {
+        let exited = {
+            let mut g = self.child.lock().unwrap();
+            match g.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(st))) => {
+                    *g = None;
+                    Some(st)
+                }
+                _ => None,
             }
+        };
+        match exited {
+            Some(st) => Err(VmError::Exited { name: self.name.clone(), status: st.to_string(), context: self.context() }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Diagnostics for errors: qemu CPU time, the last console lines and stderr.
@@ -304,12 +311,12 @@ impl Vm {
     }
 
     /// Waits for the first console line containing `needle`.
-    pub fn wait_console(&mut self, needle: &str, bound: Duration) -> Result<ConsoleLine, VmError> {
+    pub fn wait_console(&self, needle: &str, bound: Duration) -> Result<ConsoleLine, VmError> {
         self.wait_for(&format!("console line {needle:?}"), bound, |lines| lines.iter().find(|l| l.text.contains(needle)).cloned())
     }
 
     /// Waits until the guest printed leases for `n` distinct interfaces; returns them in interface order.
-    pub fn wait_leases(&mut self, n: usize, bound: Duration) -> Result<Vec<Lease>, VmError> {
+    pub fn wait_leases(&self, n: usize, bound: Duration) -> Result<Vec<Lease>, VmError> {
         self.wait_for(&format!("{n} DHCP lease(s)"), bound, |lines| {
             let mut leases: Vec<Lease> = Vec::new();
             for l in lines.iter().filter_map(Lease::parse) {
@@ -322,7 +329,7 @@ impl Vm {
         })
     }
 
-    fn wait_for<T>(&mut self, what: &str, bound: Duration, f: impl Fn(&[ConsoleLine]) -> Option<T>) -> Result<T, VmError> {
+    fn wait_for<T>(&self, what: &str, bound: Duration, f: impl Fn(&[ConsoleLine]) -> Option<T>) -> Result<T, VmError> {
         let deadline = Instant::now() + bound;
         loop {
             {
@@ -446,7 +453,7 @@ impl Vm {
                 }
             }
         }
-        if let Some(mut c) = self.child.take() {
+        if let Some(mut c) = self.child.get_mut().unwrap().take() {
             if self.pid().is_none() {
                 // No pid file (qemu died or never got that far): our own child, by its handle.
                 let _ = c.kill();
@@ -461,7 +468,7 @@ impl Vm {
     }
 
     fn reaped(&mut self) -> bool {
-        match self.child.as_mut() {
+        match self.child.get_mut().unwrap().as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(Some(_))),
             None => true,
         }
