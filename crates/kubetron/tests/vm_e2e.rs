@@ -19,16 +19,10 @@ use serde_json::{json, Value};
 use support::{result_ip, unique, Pod, World};
 use testkit::vm::{self, GuestImage, Nic, Pinger, Vm, VmConfig};
 
-/// KubeVirt's pod interface name for network `red`: "pod" + sha256("red")[:11] (checked below).
+/// KubeVirt's pod interface name for network `red`: "pod" + sha256("red")[:11] (checked below
+/// against `model::kubevirt`).
 const RED_IF: &str = "podb1f51a511f1";
 const BOOT: Duration = Duration::from_secs(120);
-
-fn sha256_hex(s: &str) -> String {
-    let mut c =
-        std::process::Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap().split_whitespace().next().unwrap().to_string()
-}
 
 /// Polls `f` until it gives `Some` (every 100 ms, within `bound`).
 fn poll<T>(what: &str, bound: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -156,7 +150,7 @@ fn vm_bridge_binding_dhcp_tcp_icmp() {
         return;
     }
     testkit::init_tracing();
-    assert_eq!(format!("pod{}", &sha256_hex("red")[..11]), RED_IF, "KubeVirt's hashed interface name for network red");
+    assert_eq!(model::kubevirt::hashed_ifname("red"), RED_IF, "KubeVirt's hashed interface name for network red");
     let img = GuestImage::ensure().expect("guest image");
     let _slot = vm::slot();
 

@@ -8,16 +8,10 @@ use netdev::{Handle, MacAddr, Netns};
 
 use super::VmError;
 
-/// KubeVirt's in-pod names for pod interface `pod_ifname`: bridge `k6t-<name without "pod">` and tap
-/// `tap<same>`; for the ordinal names (`net1`, ...) `k6t-net1` and `tap1`. Both are at most 15 bytes for
-/// the names KubeVirt makes (`pod` + 11 hex digits).
+/// KubeVirt's in-pod names for pod interface `pod_ifname`: bridge and tap
+/// ([`model::kubevirt::bridge_name`], [`model::kubevirt::tap_name`]).
 pub fn kubevirt_link_names(pod_ifname: &str) -> (String, String) {
-    let trimmed = pod_ifname.strip_prefix("pod").unwrap_or(pod_ifname);
-    let tap_suffix = match pod_ifname.strip_prefix("net") {
-        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => n,
-        _ => trimmed,
-    };
-    (format!("k6t-{trimmed}"), format!("tap{tap_suffix}"))
+    (model::kubevirt::bridge_name(pod_ifname), model::kubevirt::tap_name(pod_ifname))
 }
 
 fn random_local_mac() -> Result<MacAddr, VmError> {
