@@ -7,6 +7,7 @@
 //!
 //! Modules (the Kubernetes-facing pieces that need no OVN):
 //! - [`annotation`]: a Pod's `k8s.v1.cni.cncf.io/networks` request, read with `model::request`.
+//! - [`ipamclaim`]: the IPAMClaim CRD type (NPWG v1.3 persistent IPs) and the CRD kubetron ships.
 //! - [`nad`]: the NetworkAttachmentDefinition CRD type, reading kubetron's config in it
 //!   (`model::netconf`), exposure rules.
 //! - [`nadsync`]: logical switches marked in OVN -> NetworkAttachmentDefinitions in chosen namespaces.
@@ -20,6 +21,7 @@
 pub mod annotation;
 pub mod client;
 pub mod controller;
+pub mod ipamclaim;
 pub mod nad;
 pub mod nadsync;
 pub mod rbac;

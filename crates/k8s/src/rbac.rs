@@ -36,6 +36,9 @@ pub const CONTROLLER: &[Permission] = &[
     // Events through kube-runtime's Recorder (events.k8s.io/v1; patch: a repeat becomes a series).
     cluster("events.k8s.io", "events", &["create", "patch"]),
     cluster("k8s.cni.cncf.io", "network-attachment-definitions", &["get", "list", "watch", "create", "update", "delete"]),
+    // IPAMClaims (persistent IPs): read, and `status.ips`/`ownerPod` written through ipamclaims/status.
+    cluster("k8s.cni.cncf.io", "ipamclaims", &["get", "list", "watch"]),
+    cluster("k8s.cni.cncf.io", "ipamclaims/status", &["patch"]),
     Permission {
         api_group: "coordination.k8s.io",
         resource: "leases",

@@ -2,7 +2,7 @@
 //! `kube_e2e_support`):
 //! - the admission webhook, called by the apiserver, follows the network selection annotation key by key
 //!   (NAD names with dots, one `default-route`, no `"ips": []`, no `ips` with `ipam-claim-reference`, no
-//!   capability a network cannot honour);
+//!   capability a network cannot honour, `ipam-claim-reference` only where `"allowPersistentIPs": true`);
 //! - `network-status` is written through pods/status as the deployed controller identity, merged with what
 //!   other writers (Multus: `eth0`) put there, retried on a conflicting update, never onto another pod
 //!   of the same name.
@@ -61,6 +61,8 @@ fn webhook_follows_the_npwg_selection_spec_through_the_apiserver() {
         let chained = r#"{"cniVersion":"1.0.0","name":"ports","plugins":[{"type":"kubetron"},
                           {"type":"portmap","capabilities":{"portMappings":true}}]}"#;
         nads.create(&pp, &new_nad(&ns, "ports", chained, &[])).await.unwrap();
+        let vms = r#"{"cniVersion":"1.0.0","name":"vms","type":"kubetron","allowPersistentIPs":true}"#;
+        nads.create(&pp, &new_nad(&ns, "vms", vms, &[])).await.unwrap();
         let wh_nads: Api<NetworkAttachmentDefinition> = Api::namespaced(h.user(WEBHOOK_USER, SA_GROUPS).await, &ns);
         wait_for("the webhook identity to read NADs", Duration::from_secs(20), || async { wh_nads.get("ports").await.ok() }).await;
 
@@ -108,13 +110,23 @@ fn webhook_follows_the_npwg_selection_spec_through_the_apiserver() {
             (r#"[{"name":"blue","portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}]"#, "portMappings"),
             (r#"[{"name":"ports","bandwidth":{"ingressRate":1000000,"ingressBurst":1000}}]"#, "bandwidth"),
             (r#"[{"name":"blue","infiniband-guid":"00:11:22:33:44:55:66:77"}]"#, "infinibandGUID"),
-            (r#"[{"name":"blue","ipam-claim-reference":"claim-1"}]"#, "IPAMClaims"),
         ];
         for (i, (annotation, needle)) in unhonoured.iter().enumerate() {
             let name = format!("unhonoured-{i}");
             let msg = expect_code(pods.create(&pp, &pod(&name, &networks(annotation))).await, 403, annotation);
             assert!(msg.contains(needle) && msg.contains("cannot honour"), "{annotation}: {msg}");
         }
+        // Persistent IPs (IPAMClaim): refused on a network whose config does not allow them, admitted
+        // where it sets "allowPersistentIPs": true (as the NAD sync writes for switches with a subnet).
+        let msg = expect_code(
+            pods.create(&pp, &pod("claim-refused", &networks(r#"[{"name":"blue","ipam-claim-reference":"claim-1"}]"#))).await,
+            403,
+            "claim on blue",
+        );
+        assert!(msg.contains("does not allow persistent IPs") && msg.contains("claim-1"), "{msg}");
+        pods.create(&pp, &pod("claim-ok", &networks(r#"[{"name":"vms","interface":"podb1f51a511f1","ipam-claim-reference":"vm1.vms"}]"#)))
+            .await
+            .expect("ipam-claim-reference admitted on a network allowing persistent IPs");
         // portMappings on the network that chains portmap is admitted; empty requests ask for nothing.
         pods.create(&pp, &pod("ports", &networks(r#"[{"name":"ports","portMappings":[{"hostPort":8080,"containerPort":80}]}]"#)))
             .await

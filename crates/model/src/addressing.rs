@@ -158,6 +158,21 @@ impl SwitchRules {
     }
 }
 
+/// The first IPv4 address the switch can give (a host address of its subnet, not excluded, see
+/// [`SwitchRules::check_ip`]) that `held` does not report as taken, lowest first. `None` when the
+/// switch has no subnet or every address is taken. What the controller gives a persistent-IP
+/// port (an IPAMClaim's) that has no address yet; the write carries the switch guard like every
+/// fixed address, so two ports never get the same one.
+pub fn first_free(rules: &SwitchRules, held: impl Fn(Ipv4Addr) -> bool) -> Option<Ipv4Addr> {
+    let subnet = rules.subnet?;
+    let (first, last) = if subnet.prefix_len() >= 31 {
+        (u32::from(subnet.network()), u32::from(subnet.broadcast()))
+    } else {
+        (u32::from(subnet.network()) + 1, u32::from(subnet.broadcast()) - 1)
+    };
+    (first..=last).map(Ipv4Addr::from).find(|ip| rules.check_ip(IpAddr::V4(*ip)).is_ok() && !held(*ip))
+}
+
 /// The MACs and IPs a port holds: every `"MAC IP..."` entry of `addresses` (`dynamic`,
 /// `unknown` and `router` words hold nothing: a `"MAC dynamic"` entry holds its MAC) and what
 /// northd allocated (`dynamic_addresses`). MACs are lower-cased; IPs lose any prefix length.
@@ -314,6 +329,31 @@ mod tests {
         // /31: both addresses are host addresses.
         let r = SwitchRules::new(Some("10.9.0.0/31".parse().unwrap()), None);
         assert!(r.check_ip(ip("10.9.0.0")).is_ok() && r.check_ip(ip("10.9.0.1")).is_ok());
+    }
+
+    #[test]
+    fn first_free_skips_network_broadcast_excluded_held() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let r = SwitchRules::new(Some("10.1.0.0/29".parse().unwrap()), Some("10.1.0.2..10.1.0.3"));
+        // .0 network, .2-.3 excluded, .1 and .4 held -> .5.
+        let held = [ip("10.1.0.1"), ip("10.1.0.4")];
+        assert_eq!(first_free(&r, |a| held.contains(&a)), Some(ip("10.1.0.5")));
+        assert_eq!(first_free(&r, |_| false), Some(ip("10.1.0.1")));
+        // .7 is the broadcast address: never given, so with .1-.6 taken nothing is left.
+        let held: Vec<Ipv4Addr> = (1..=6).map(|i| Ipv4Addr::new(10, 1, 0, i)).collect();
+        assert_eq!(first_free(&r, |a| held.contains(&a)), None);
+        // No subnet: nothing to give.
+        assert_eq!(first_free(&SwitchRules::new(None, None), |_| false), None);
+        // /31 and /32: every address is a host address.
+        let r = SwitchRules::new(Some("10.9.0.0/31".parse().unwrap()), None);
+        assert_eq!(first_free(&r, |a| a == ip("10.9.0.0")), Some(ip("10.9.0.1")));
+        let r = SwitchRules::new(Some("10.9.0.7/32".parse().unwrap()), None);
+        assert_eq!(first_free(&r, |_| false), Some(ip("10.9.0.7")));
+        // Whatever it returns passes the switch's own check.
+        let r = SwitchRules::new(Some("10.1.0.0/24".parse().unwrap()), Some("10.1.0.1..10.1.0.9"));
+        let got = first_free(&r, |_| false).unwrap();
+        assert_eq!(got, ip("10.1.0.10"));
+        assert!(r.check_ip(IpAddr::V4(got)).is_ok());
     }
 
     #[test]

@@ -69,8 +69,10 @@ pub struct Attachment {
     pub cni_network: String,
     /// The OVN logical switch.
     pub logical_switch: String,
-    /// The OVN logical switch port: the local OVS Interface's `external_ids:iface-id`. Always
-    /// [`crate::names::pod_port`] of the pod and `interface`.
+    /// The OVN logical switch port: the local OVS Interface's `external_ids:iface-id`.
+    /// [`crate::names::pod_port`] of the pod and `interface`, or for a persistent-IP attachment
+    /// (the pod's networks element names an `ipam-claim-reference`) [`crate::names::claim_port`]
+    /// of that claim.
     pub logical_port: String,
     /// The MAC address (`0a:58:0a:01:00:0c`).
     pub mac: String,
@@ -89,6 +91,14 @@ pub struct Attachment {
     pub mtu: u32,
     /// Who configures the addresses in the pod.
     pub addressing: Addressing,
+    /// The value the local OVS Interface's `external_ids:iface-id-ver` must carry (the port's
+    /// `options:iface-id-ver`); absent: the pod UID (what writers before this field meant). Set
+    /// for ports that outlive one pod (an IPAMClaim's): the VMI UID of a KubeVirt launcher pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface_id_ver: Option<String>,
+    /// Informational: the KubeVirt VM (`namespace/VMI name`) this attachment serves, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<String>,
 }
 
 fn default_mtu() -> u32 {
@@ -224,6 +234,8 @@ mod tests {
                     routes: vec![Route { dst: "0.0.0.0/0".parse().unwrap(), gw: "10.1.0.1".parse().unwrap() }],
                     mtu: 1400,
                     addressing: Addressing::Static,
+                    iface_id_ver: None,
+                    vm: None,
                 },
                 Attachment {
                     interface: "net2".into(),
@@ -237,6 +249,8 @@ mod tests {
                     routes: vec![],
                     mtu: 1400,
                     addressing: Addressing::Dhcp,
+                    iface_id_ver: None,
+                    vm: None,
                 },
             ],
         )
@@ -319,6 +333,40 @@ mod tests {
         assert_eq!(a.addressing, Addressing::None);
     }
 
+    #[test]
+    fn handoff_optional_fields_roundtrip() {
+        // Old JSON (before the fields existed): None.
+        let h = parse(PLAN_EXAMPLE).unwrap().handoff().cloned().unwrap();
+        assert!(h.interfaces.iter().all(|a| a.iface_id_ver.is_none() && a.vm.is_none()));
+        // Absent fields are not written, so an old writer's value and ours are the same JSON.
+        let v: Value = serde_json::from_str(&render(&h)).unwrap();
+        assert!(v["interfaces"][0].get("iface_id_ver").is_none() && v["interfaces"][0].get("vm").is_none());
+        // New fields round-trip...
+        let mut h2 = h.clone();
+        h2.interfaces[0].logical_port = "claim:team-a/vm1.red".into();
+        h2.interfaces[0].iface_id_ver = Some("6a1c-vmi-uid".into());
+        h2.interfaces[0].vm = Some("team-a/vm1".into());
+        let s = render(&h2);
+        assert_eq!(parse(&s).unwrap(), Parsed::V1(h2.clone()));
+        let v: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["interfaces"][0]["iface_id_ver"], "6a1c-vmi-uid");
+        assert_eq!(v["version"], 1, "optional additions keep version 1");
+        // ...and a reader of the old shape (no such fields) ignores them.
+        #[derive(Deserialize)]
+        struct OldAttachment {
+            interface: String,
+            logical_port: String,
+        }
+        #[derive(Deserialize)]
+        struct OldHandoff {
+            version: u64,
+            interfaces: Vec<OldAttachment>,
+        }
+        let old: OldHandoff = serde_json::from_str(&s).unwrap();
+        assert_eq!((old.version, old.interfaces[0].interface.as_str()), (1, "net1"));
+        assert_eq!(old.interfaces[0].logical_port, "claim:team-a/vm1.red");
+    }
+
     fn attachment() -> impl Strategy<Value = Attachment> {
         let v4 = (any::<[u8; 4]>(), 0u8..=32).prop_map(|(a, p)| IpNet::V4(ipnet::Ipv4Net::new(a.into(), p).unwrap()));
         let v6 = (any::<[u8; 16]>(), 0u8..=128).prop_map(|(a, p)| IpNet::V6(ipnet::Ipv6Net::new(a.into(), p).unwrap()));
@@ -329,10 +377,10 @@ mod tests {
         (
             ("[a-z0-9]{1,15}", "[a-z0-9-]{1,20}/[a-z0-9-]{1,20}", "\\PC{0,20}", "\\PC{0,20}", "\\PC{0,30}", "[0-9a-f:]{0,17}"),
             (proptest::collection::vec(net, 0..3), proptest::collection::vec(addr, 0..3), proptest::collection::vec(route, 0..3)),
-            (any::<u32>(), addressing),
+            (any::<u32>(), addressing, proptest::option::of("[a-z0-9-]{1,36}"), proptest::option::of("[a-z0-9-]{1,20}/[a-z0-9.-]{1,20}")),
         )
             .prop_map(
-                |((interface, network, cni_network, logical_switch, logical_port, mac), (ips, gateways, routes), (mtu, addressing))| {
+                |((interface, network, cni_network, logical_switch, logical_port, mac), (ips, gateways, routes), (mtu, addressing, iface_id_ver, vm))| {
                     Attachment {
                         interface,
                         network,
@@ -345,6 +393,8 @@ mod tests {
                         routes,
                         mtu,
                         addressing,
+                        iface_id_ver,
+                        vm,
                     }
                 },
             )

@@ -30,6 +30,17 @@ pub fn pod_port(namespace: &str, pod: &str, ifname: &str) -> String {
     format!("{namespace}_{pod}_{ifname}")
 }
 
+/// The logical switch port name holding the addresses of IPAMClaim `namespace/claim` (NPWG
+/// v1.3 persistent IPs): `claim:{namespace}/{claim}`. It exists as long as the claim does, with or
+/// without a pod. `:` and `/` never occur in [`pod_port`] names (Kubernetes names and Linux
+/// interface names cannot contain them), so the two never collide.
+pub fn claim_port(namespace: &str, claim: &str) -> String {
+    format!("{CLAIM_PORT_PREFIX}{namespace}/{claim}")
+}
+
+/// The prefix of every [`claim_port`] name.
+pub const CLAIM_PORT_PREFIX: &str = "claim:";
+
 /// Longest Linux interface name (IFNAMSIZ - 1).
 pub const MAX_IFNAME_LEN: usize = 15;
 
@@ -149,6 +160,21 @@ mod tests {
         assert_eq!(pod_port("ns1", "web", "net1"), "ns1_web_net1");
         assert_ne!(pod_port("ns1", "web", "net1"), pod_port("ns1", "web", "net2"));
         assert_ne!(pod_port("a", "b-c", "net1"), pod_port("a-b", "c", "net1"));
+    }
+
+    #[test]
+    fn claim_ports_never_collide_with_pod_ports() {
+        assert_eq!(claim_port("ns1", "vm1.red"), "claim:ns1/vm1.red");
+        assert_ne!(claim_port("ns1", "vm1.red"), claim_port("ns1", "vm1.blue"));
+        assert_ne!(claim_port("a", "b.c"), claim_port("a.b", "c"));
+        // Every pod_port of valid names lacks ':' and '/', which every claim port has.
+        for (ns, pod, ifname) in [("claim", "x", "net1"), ("ns1", "vm1", "podb1f51a511f1"), ("a", "b", "c")] {
+            assert!(check_dns1123_label(ns).is_ok() && check_dns1123_subdomain(pod).is_ok() && check_ifname(ifname).is_ok());
+            let p = pod_port(ns, pod, ifname);
+            assert!(!p.contains(':') && !p.contains('/'), "{p}");
+            assert!(!p.starts_with(CLAIM_PORT_PREFIX));
+        }
+        assert!(claim_port("x", "y").contains(':') && claim_port("x", "y").contains('/'));
     }
 
     #[test]

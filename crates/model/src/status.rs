@@ -295,6 +295,8 @@ mod tests {
             routes: vec![],
             mtu: 1400,
             addressing: crate::handoff::Addressing::Static,
+            iface_id_ver: None,
+            vm: None,
         };
         let st = attachment_network_status(&a);
         assert_eq!(st.name, "ns/blue");

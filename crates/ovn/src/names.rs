@@ -19,6 +19,16 @@ pub const OWNER_CNI: &str = "cni";
 /// namespace and name (`model::names::POD_NAMESPACE`, `model::names::POD_NAME`).
 pub const POD_UID: &str = "kubetron.io/pod-uid";
 pub const CONTAINER_ID: &str = "kubetron.io/container-id";
+/// On a persistent-IP port (`claim:{ns}/{claim}`): the IPAMClaim it belongs to, `namespace/name`.
+pub const IPAMCLAIM: &str = "kubetron.io/ipamclaim";
+/// On a persistent-IP port: the UID of its IPAMClaim (a claim deleted and made again is another).
+pub const IPAMCLAIM_UID: &str = "kubetron.io/ipamclaim-uid";
+/// On a persistent-IP port: the VM using it, `namespace/name` (KubeVirt's `kubevirt.io/domain`, or
+/// the pod's name for a pod that is not a VM launcher).
+pub const VM: &str = "kubetron.io/vm";
+/// On a persistent-IP port: the UID of the VMI (launcher label `kubevirt.io/created-by`), or the
+/// pod's UID for a pod that is not a VM launcher.
+pub const VMI_UID: &str = "kubetron.io/vmi-uid";
 pub const INTERFACE: &str = "kubetron.io/interface";
 /// `external_ids` key naming the NetworkAttachmentDefinition (`namespace/name`) a port was made for.
 pub const NETWORK: &str = "kubetron.io/network";

@@ -14,6 +14,7 @@ use ovsdb::datum::Uuid;
 use super::error::PodError;
 use super::nb::SwitchLookup;
 use crate::annotation;
+use crate::ipamclaim::IPAMClaim;
 use crate::nad::{authorize, check_capabilities, NetworkAttachmentDefinition};
 use model::request::{NetworkRef, NetworkSelection};
 
@@ -78,6 +79,103 @@ impl NadLookup for kube::runtime::reflector::Store<NetworkAttachmentDefinition> 
     }
 }
 
+/// Finds IPAMClaims, and tells whether a VM still runs (for the "claim in use" rule).
+pub trait ClaimLookup {
+    fn claim(&self, namespace: &str, name: &str) -> Option<Arc<IPAMClaim>>;
+    /// Whether VM `vm` (a [`VmIdentity::name`]) of `namespace` has a living pod (scheduled, not
+    /// finished, not being deleted).
+    fn vm_is_living(&self, namespace: &str, vm: &str) -> bool;
+}
+
+/// No claims at all (callers that do not watch IPAMClaims): every reference is "not found".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoClaims;
+
+impl ClaimLookup for NoClaims {
+    fn claim(&self, _: &str, _: &str) -> Option<Arc<IPAMClaim>> {
+        None
+    }
+    fn vm_is_living(&self, _: &str, _: &str) -> bool {
+        false
+    }
+}
+
+/// An in-memory claim store (tests, the benchmark): claims by namespace and name, and the living
+/// VMs by namespace and name.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimMap {
+    pub claims: HashMap<(String, String), Arc<IPAMClaim>>,
+    pub living: std::collections::HashSet<(String, String)>,
+}
+
+impl ClaimMap {
+    pub fn insert(&mut self, claim: IPAMClaim) {
+        let key = (claim.namespace_str().to_string(), claim.name_str().to_string());
+        self.claims.insert(key, Arc::new(claim));
+    }
+}
+
+impl ClaimLookup for ClaimMap {
+    fn claim(&self, namespace: &str, name: &str) -> Option<Arc<IPAMClaim>> {
+        self.claims.get(&(namespace.to_string(), name.to_string())).cloned()
+    }
+    fn vm_is_living(&self, namespace: &str, vm: &str) -> bool {
+        self.living.contains(&(namespace.to_string(), vm.to_string()))
+    }
+}
+
+/// KubeVirt's launcher pod metadata (kubevirt.io/api core/v1): label `kubevirt.io=virt-launcher`,
+/// annotation `kubevirt.io/domain` (the VMI name), label `kubevirt.io/created-by` (the VMI UID).
+const KUBEVIRT_LABEL: &str = "kubevirt.io";
+const VIRT_LAUNCHER: &str = "virt-launcher";
+const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
+const CREATED_BY_LABEL: &str = "kubevirt.io/created-by";
+
+/// Which VM a pod is, for persistent IPs: a KubeVirt launcher pod is its VMI (name from the
+/// `kubevirt.io/domain` annotation, UID from the `kubevirt.io/created-by` label); any other pod
+/// is a VM of its own (its name and UID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmIdentity {
+    pub name: String,
+    pub uid: String,
+}
+
+impl VmIdentity {
+    pub fn of(pod: &Pod, pod_ref: &PodRef) -> VmIdentity {
+        match launcher_domain(pod) {
+            Some(domain) => {
+                let uid = pod.metadata.labels.as_ref().and_then(|l| l.get(CREATED_BY_LABEL)).filter(|u| !u.is_empty());
+                VmIdentity { name: domain.to_string(), uid: uid.cloned().unwrap_or_else(|| pod_ref.uid.clone()) }
+            }
+            None => VmIdentity { name: pod_ref.name.clone(), uid: pod_ref.uid.clone() },
+        }
+    }
+}
+
+/// The VMI name of a KubeVirt launcher pod (`None` for other pods).
+pub fn launcher_domain(pod: &Pod) -> Option<&str> {
+    let launcher = pod.metadata.labels.as_ref().and_then(|l| l.get(KUBEVIRT_LABEL)).is_some_and(|v| v == VIRT_LAUNCHER);
+    let domain = pod.metadata.annotations.as_ref().and_then(|a| a.get(DOMAIN_ANNOTATION)).filter(|d| !d.is_empty());
+    domain.filter(|_| launcher).map(String::as_str)
+}
+
+/// The IPAMClaim a desired port holds the addresses of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimBinding {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// The claim's `status.ips` and `status.ownerPod` as last read (the runner writes them when
+    /// they differ from the port's).
+    pub status_ips: Vec<String>,
+    pub owner_pod: Option<String>,
+    /// No address yet (new port, no `ipRequests`, no `status.ips`): the first free address of
+    /// the switch is picked when the transaction is planned ([`super::reconcile::allocate`]).
+    pub pick: bool,
+    /// The MAC the element asked for (`mac`), for a picked address.
+    pub mac: Option<String>,
+}
+
 /// What a port's `addresses` column asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Addressing {
@@ -135,6 +233,13 @@ pub struct DesiredPort {
     pub mtu: u32,
     /// The NAD config says `"dhcp": true`: the pod's DHCP client configures the addresses.
     pub dhcp: bool,
+    /// A persistent-IP port (`claim:{ns}/{claim}`): the claim it belongs to. Such a port has no
+    /// pod UID; it outlives the pod and goes with the claim.
+    pub claim: Option<ClaimBinding>,
+    /// The hand-off's `iface_id_ver` (the port's `options:iface-id-ver`) when it is not the pod UID.
+    pub iface_id_ver: Option<String>,
+    /// The hand-off's `vm` (`namespace/name`), for persistent-IP ports.
+    pub vm: Option<String>,
 }
 
 impl DesiredPort {
@@ -154,6 +259,18 @@ impl DesiredPort {
 /// The ports `pod` should have. Empty when the pod is not scheduled, finished, or asks for no
 /// networks; selections of NADs that belong to other plugins are skipped.
 pub fn desired(pod: &Pod, nads: &dyn NadLookup, switches: &dyn SwitchLookup) -> Result<Vec<DesiredPort>, PodError> {
+    desired_with_claims(pod, nads, &NoClaims, switches)
+}
+
+/// [`desired`] with IPAMClaims: a selection naming an `ipam-claim-reference` (on a network whose
+/// config allows persistent IPs) gets the claim's port `claim:{ns}/{claim}` (see
+/// [`model::names::claim_port`]).
+pub fn desired_with_claims(
+    pod: &Pod,
+    nads: &dyn NadLookup,
+    claims: &dyn ClaimLookup,
+    switches: &dyn SwitchLookup,
+) -> Result<Vec<DesiredPort>, PodError> {
     if !pod_is_active(pod) {
         return Ok(Vec::new());
     }
@@ -161,11 +278,142 @@ pub fn desired(pod: &Pod, nads: &dyn NadLookup, switches: &dyn SwitchLookup) -> 
     let selections = annotation::from_pod(pod)?;
     let mut out = Vec::with_capacity(selections.len());
     for sel in &selections {
-        if let Some(port) = desired_port(&pod_ref, sel, nads, switches)? {
+        if let Some(mut port) = desired_port(&pod_ref, sel, nads, switches)? {
+            if let Some(claim) = &sel.ipam_claim_reference {
+                claim_port(pod, &pod_ref, sel, claim, claims, switches, &mut port)?;
+            }
             out.push(port);
         }
     }
     Ok(out)
+}
+
+/// Turns the pod's own port for `sel` into the port of IPAMClaim `claim` (see [`ClaimBinding`]).
+fn claim_port(
+    pod: &Pod,
+    pod_ref: &PodRef,
+    sel: &NetworkSelection,
+    claim_name: &str,
+    claims: &dyn ClaimLookup,
+    switches: &dyn SwitchLookup,
+    d: &mut DesiredPort,
+) -> Result<(), PodError> {
+    let ns = pod_ref.namespace.as_str();
+    let refused = |problem: String| PodError::ClaimRefused {
+        namespace: ns.to_string(),
+        claim: claim_name.to_string(),
+        interface: sel.interface.clone(),
+        problem,
+    };
+    let claim = claims.claim(ns, claim_name).ok_or_else(|| PodError::ClaimNotFound {
+        namespace: ns.to_string(),
+        claim: claim_name.to_string(),
+        interface: sel.interface.clone(),
+    })?;
+    if claim.metadata.deletion_timestamp.is_some() {
+        return Err(refused("it is being deleted".into()));
+    }
+    if claim.uid_str().is_empty() {
+        return Err(refused("it has no UID".into()));
+    }
+    if claim.spec.network != d.cni_network {
+        return Err(refused(format!(
+            "its spec.network is {:?}, but network {} is CNI network {:?}",
+            claim.spec.network, d.network, d.cni_network
+        )));
+    }
+    if !claim.spec.interface.is_empty() && claim.spec.interface != sel.interface {
+        return Err(refused(format!("its spec.interface is {:?}", claim.spec.interface)));
+    }
+    let vm = VmIdentity::of(pod, pod_ref);
+    let vm_key = format!("{ns}/{}", vm.name);
+    let name = model::names::claim_port(ns, claim_name);
+    let existing = switches.port_entry(&name).filter(|(_, ids)| ids.get(names::IPAMCLAIM_UID).map(String::as_str) == Some(claim.uid_str()));
+    if let Some((_, ids)) = &existing {
+        if let Some(holder) = ids.get(names::VM).filter(|h| **h != vm_key) {
+            let holder_vm = holder.split_once('/').map_or(holder.as_str(), |(_, n)| n);
+            if claims.vm_is_living(ns, holder_vm) {
+                return Err(PodError::ClaimInUse {
+                    namespace: ns.to_string(),
+                    claim: claim_name.to_string(),
+                    interface: sel.interface.clone(),
+                    holder: holder.clone(),
+                    vm: vm_key,
+                });
+            }
+        }
+    }
+    let mac = sel.mac.map(|m| m.to_string());
+    let mut pick = false;
+    d.addressing = match existing.as_ref().and_then(|(a, _)| a.first()) {
+        // The port is the truth: its addresses survive every pod.
+        Some(entry) => {
+            let c = model::addressing::Claim::of_entry(entry);
+            match c.mac {
+                Some(m) if !c.ips.is_empty() => Addressing::Static { mac: m, ips: c.ips },
+                _ => return Err(refused(format!("its port {name:?} has addresses {entry:?}, not \"MAC IP\""))),
+            }
+        }
+        None => {
+            let asked = if claim.spec.ip_requests.is_empty() { claim.status_ips() } else { claim.spec.ip_requests.as_slice() };
+            let mut ips = Vec::new();
+            for cidr in asked {
+                let ip = cidr
+                    .split('/')
+                    .next()
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+                    .ok_or_else(|| refused(format!("{cidr:?} is not an IP address")))?;
+                if let (IpAddr::V4(v4), Some(s)) = (ip, d.subnet) {
+                    if !s.contains(&v4) || (s.prefix_len() < 31 && (v4 == s.network() || v4 == s.broadcast())) {
+                        return Err(PodError::IpOutsideSubnet { network: d.network.clone(), interface: sel.interface.clone(), ip, subnet: s });
+                    }
+                }
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+            if ips.is_empty() && d.subnet.is_none() {
+                return Err(refused(format!("network {} has no subnet to take an address from", d.network)));
+            }
+            pick = ips.is_empty();
+            let mac = match (&mac, ips.iter().find_map(|a| if let IpAddr::V4(v4) = a { Some(*v4) } else { None })) {
+                (Some(m), _) => m.clone(),
+                (None, Some(v4)) => addressing::mac_for_ip(v4),
+                (None, None) if pick => String::new(),
+                (None, None) => addressing::mac_for_name(&name),
+            };
+            Addressing::Static { mac, ips }
+        }
+    };
+    d.prefixes.clear();
+    for cidr in claim.spec.ip_requests.iter().chain(claim.status_ips()) {
+        if let Ok(net) = cidr.parse::<ipnet::IpNet>() {
+            d.prefixes.entry(net.addr()).or_insert(net.prefix_len());
+        }
+    }
+    let mut ids = BTreeMap::new();
+    ids.insert(names::OWNER.to_string(), names::OWNER_CONTROLLER.to_string());
+    ids.insert(names::IPAMCLAIM.to_string(), format!("{ns}/{claim_name}"));
+    ids.insert(names::IPAMCLAIM_UID.to_string(), claim.uid_str().to_string());
+    ids.insert(names::VM.to_string(), vm_key.clone());
+    ids.insert(names::VMI_UID.to_string(), vm.uid.clone());
+    ids.insert(names::NETWORK.to_string(), d.network.to_string());
+    ids.insert(names::INTERFACE.to_string(), sel.interface.clone());
+    d.external_ids = ids;
+    d.options = BTreeMap::from([(model::names::IFACE_ID_VER.to_string(), vm.uid.clone())]);
+    d.name = name;
+    d.iface_id_ver = Some(vm.uid);
+    d.vm = Some(vm_key);
+    d.claim = Some(ClaimBinding {
+        namespace: ns.to_string(),
+        name: claim_name.to_string(),
+        uid: claim.uid_str().to_string(),
+        status_ips: claim.status_ips().to_vec(),
+        owner_pod: claim.owner_pod().map(str::to_string),
+        pick,
+        mac,
+    });
+    Ok(())
 }
 
 fn desired_port(
@@ -223,6 +471,9 @@ fn desired_port(
         mtu: config.kubetron.mtu,
         dhcp: config.kubetron.dhcp,
         cni_network: config.name,
+        claim: None,
+        iface_id_ver: None,
+        vm: None,
     }))
 }
 

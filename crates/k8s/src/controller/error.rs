@@ -47,6 +47,14 @@ pub enum PodError {
     IpExcluded { network: NetworkRef, interface: String, ip: IpAddr, entry: String },
     #[error("logical switch port {port:?} already exists and was not made by kubetron for this pod (owner: {owner}); remove or rename it")]
     PortNameTaken { port: String, owner: String },
+    #[error("IPAMClaim {namespace}/{claim} named by interface {interface} (\"ipam-claim-reference\") does not exist yet; waiting for it")]
+    ClaimNotFound { namespace: String, claim: String, interface: String },
+    #[error("IPAMClaim {namespace}/{claim} cannot be used by interface {interface}: {problem}")]
+    ClaimRefused { namespace: String, claim: String, interface: String, problem: String },
+    #[error("IPAMClaim {namespace}/{claim} is in use by VM {holder}, which is still running; interface {interface} of VM {vm} cannot take it")]
+    ClaimInUse { namespace: String, claim: String, interface: String, holder: String, vm: String },
+    #[error("network {network} has no free address left for IPAMClaim {claim}")]
+    ClaimNoAddress { network: NetworkRef, claim: String },
     #[error("OVN Northbound transaction failed: {0}")]
     Ovsdb(#[from] ovsdb::Error),
     #[error("not the leader: writes are stopped")]
@@ -70,6 +78,10 @@ impl PodError {
             PodError::IpConflict { .. } => "StaticIPConflict",
             PodError::MacConflict { .. } => "StaticMACConflict",
             PodError::PortNameTaken { .. } => "PortNameConflict",
+            PodError::ClaimNotFound { .. } => "IPAMClaimNotFound",
+            PodError::ClaimRefused { .. } => "IPAMClaimRefused",
+            PodError::ClaimInUse { .. } => "IPAMClaimInUse",
+            PodError::ClaimNoAddress { .. } => "IPAMClaimNoAddress",
             PodError::Ovsdb(_) => "OVNTransactionFailed",
             PodError::NotLeader => "NotLeader",
             PodError::Stopped => "Stopped",
@@ -79,7 +91,9 @@ impl PodError {
     /// Whether retrying without any change elsewhere may succeed (connection trouble, a race).
     /// Other errors wait for the pod, a NAD or the Northbound contents to change.
     pub fn is_transient(&self) -> bool {
-        matches!(self, PodError::Ovsdb(_) | PodError::NotLeader | PodError::Stopped)
+        // A missing IPAMClaim is usually being created (KubeVirt makes it with the VM): retried
+        // with backoff, and at once when it appears.
+        matches!(self, PodError::Ovsdb(_) | PodError::NotLeader | PodError::Stopped | PodError::ClaimNotFound { .. })
     }
 }
 

@@ -12,6 +12,10 @@
 //!   port whose pod was deleted, or re-created under the same name with a new UID, is therefore
 //!   removed one grace period after it was first seen orphaned; a port of a live pod (a
 //!   standalone NAD under a cluster with the controller) is never removed.
+//! - Persistent-IP ports (`owner=controller` with `kubetron.io/ipamclaim-uid`, named
+//!   `claim:{ns}/{claim}`): they outlive their pods, so the pod rule does not apply; they are
+//!   removed when their claim's UID is not in the complete set of IPAMClaim UIDs (from a synced
+//!   claim list), and kept while that list is not known.
 //! - Every other port (no `kubetron.io/owner`, an unknown owner, CNI ports without a pod
 //!   identity: the runtime called the plugin without Kubernetes) is never touched here; CNI GC
 //!   and DEL own those.
@@ -49,11 +53,22 @@ pub struct Orphan {
 /// kubetron's ports whose pod UID is not in `live` (controller ports, and CNI ports with a pod
 /// identity), regardless of the grace period.
 pub fn orphans(view: &NbView, live: &HashSet<String>) -> Vec<Orphan> {
+    orphans_with_claims(view, live, None)
+}
+
+/// [`orphans`], and persistent-IP ports whose IPAMClaim UID is not in `live_claims` (`None`: the
+/// claim list is not known, every such port is kept).
+pub fn orphans_with_claims(view: &NbView, live: &HashSet<String>, live_claims: Option<&HashSet<String>>) -> Vec<Orphan> {
     view.snapshot()
         .rows(LSP)
         .filter_map(|(u, r)| {
             let id = |k: &str| r.map_str("external_ids", k).filter(|v| !v.is_empty());
             let cni = match r.map_str("external_ids", names::OWNER) {
+                Some(names::OWNER_CONTROLLER) if id(names::IPAMCLAIM_UID).is_some() => {
+                    let uid = id(names::IPAMCLAIM_UID).unwrap_or("");
+                    let gone = live_claims.is_some_and(|c| !c.contains(uid));
+                    return gone.then(|| Orphan { uuid: *u, name: r.str("name").to_string(), pod_uid: String::new(), cni: false });
+                }
                 Some(names::OWNER_CONTROLLER) => false,
                 Some(names::OWNER_CNI)
                     if id(model::names::POD_NAMESPACE).is_some()
@@ -123,7 +138,18 @@ impl Collector {
 /// returns what was removed. `live` must be the complete set of pod UIDs (from a synced pod
 /// list), or live pods lose their ports.
 pub async fn gc(nb: &Nb, collector: &Collector, live: &HashSet<String>) -> Result<Vec<Orphan>, ovsdb::Error> {
-    let found = collector.due(orphans(&nb.view(), live), Instant::now());
+    gc_with_claims(nb, collector, live, None).await
+}
+
+/// [`gc`], also removing persistent-IP ports whose claim UID is not in `live_claims` (see
+/// [`orphans_with_claims`]).
+pub async fn gc_with_claims(
+    nb: &Nb,
+    collector: &Collector,
+    live: &HashSet<String>,
+    live_claims: Option<&HashSet<String>>,
+) -> Result<Vec<Orphan>, ovsdb::Error> {
+    let found = collector.due(orphans_with_claims(&nb.view(), live, live_claims), Instant::now());
     for chunk in found.chunks(GC_CHUNK) {
         let mut ops: Vec<_> = chunk.iter().map(|o| detach(o.uuid)).collect();
         ops.push(ovsdb::ops::Operation::comment(format!("kubetron: gc of {} ports", chunk.len())));

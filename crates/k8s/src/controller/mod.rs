@@ -33,10 +33,13 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::watch;
 
-pub use desired::{desired, Addressing, DesiredPort, NadLookup, NadMap, PodRef};
+pub use desired::{
+    desired, desired_with_claims, Addressing, ClaimBinding, ClaimLookup, ClaimMap, DesiredPort, NadLookup, NadMap, NoClaims, PodRef,
+    VmIdentity,
+};
 pub use error::PodError;
 pub use nb::{Nb, NbView};
-pub use reconcile::{plan, Changes, Claims, Guard, PodPlan};
+pub use reconcile::{allocate, plan, Changes, Claims, Guard, PodPlan};
 pub use status::PodStatus;
 
 /// How long to wait for the replica to show our own writes.
@@ -60,6 +63,7 @@ pub struct Reconciled {
 pub struct Controller {
     nb: Nb,
     nads: Arc<dyn NadLookup + Send + Sync>,
+    claims: Arc<dyn ClaimLookup + Send + Sync>,
     leader: watch::Receiver<bool>,
     collector: Arc<gc::Collector>,
 }
@@ -69,7 +73,13 @@ impl Controller {
     pub fn new(nb: Nb, nads: Arc<dyn NadLookup + Send + Sync>) -> Controller {
         // A receiver keeps the last value after its sender is gone.
         let (_, leader) = watch::channel(true);
-        Controller { nb, nads, leader, collector: Arc::new(gc::Collector::default()) }
+        Controller { nb, nads, claims: Arc::new(NoClaims), leader, collector: Arc::new(gc::Collector::default()) }
+    }
+
+    /// Reads IPAMClaims from `claims` (default: none, every `ipam-claim-reference` waits).
+    pub fn with_claims(mut self, claims: Arc<dyn ClaimLookup + Send + Sync>) -> Controller {
+        self.claims = claims;
+        self
     }
 
     /// How long a CNI-made port must have been seen orphaned before GC removes it (default
@@ -94,7 +104,15 @@ impl Controller {
 
     /// The ports `pod` should have, against the current replica.
     pub fn desired(&self, pod: &Pod) -> Result<Vec<DesiredPort>, PodError> {
-        desired(pod, self.nads.as_ref(), &self.nb.view())
+        desired_with_claims(pod, self.nads.as_ref(), self.claims.as_ref(), &self.nb.view())
+    }
+
+    /// The desired ports against `view`, persistent-IP ports given their addresses (`claims`
+    /// carries what earlier plans of a batch took).
+    fn desired_in(&self, pod: &Pod, view: &NbView, claims: &mut Claims) -> Result<Vec<DesiredPort>, PodError> {
+        let mut want = desired_with_claims(pod, self.nads.as_ref(), self.claims.as_ref(), view)?;
+        allocate(view, claims, &mut want)?;
+        Ok(want)
     }
 
     /// Brings one pod's ports to the desired state in at most one transaction (none when
@@ -110,8 +128,9 @@ impl Controller {
         let (p, want) = loop {
             attempt += 1;
             let view = self.nb.view();
-            let want = desired(pod, self.nads.as_ref(), &view)?;
-            let p = plan(&view, &pod_ref, &want, &mut Claims::new())?;
+            let mut claims = Claims::new();
+            let want = self.desired_in(pod, &view, &mut claims)?;
+            let p = plan(&view, &pod_ref, &want, &mut claims)?;
             match self.commit(std::slice::from_ref(&p)).await {
                 Err(PodError::Ovsdb(e)) if ovn::nb::is_guard_failure(&e) && attempt < ADDRESS_ATTEMPTS => {
                     tracing::info!(pod = %pod_ref, attempt, "a switch changed since the address check; planning again");
@@ -155,7 +174,7 @@ impl Controller {
         let mut plans: Vec<(usize, PodPlan, Vec<DesiredPort>)> = Vec::new();
         for (i, pod) in pods.iter().enumerate() {
             let r = PodRef::of(pod).ok_or(PodError::NoIdentity).and_then(|pr| {
-                let want = desired(pod, self.nads.as_ref(), &view)?;
+                let want = self.desired_in(pod, &view, &mut claims)?;
                 let p = plan(&view, &pr, &want, &mut claims)?;
                 Ok((p, want))
             });
@@ -284,5 +303,38 @@ impl Controller {
             return Err(PodError::NotLeader);
         }
         Ok(gc::gc(&self.nb, &self.collector, live).await?)
+    }
+
+    /// [`Controller::gc`], and persistent-IP ports whose IPAMClaim UID is not in `live_claims`
+    /// (the complete set from a synced claim list; `None`: not known, such ports are kept).
+    pub async fn gc_with_claims(&self, live: &HashSet<String>, live_claims: Option<&HashSet<String>>) -> Result<Vec<gc::Orphan>, PodError> {
+        if !self.is_leader() {
+            return Err(PodError::NotLeader);
+        }
+        Ok(gc::gc_with_claims(&self.nb, &self.collector, live, live_claims).await?)
+    }
+
+    /// Removes the persistent-IP port of IPAMClaim `namespace/name` with UID `uid` (the claim was
+    /// deleted): its addresses are free again. A port of another claim of that name (made again,
+    /// another UID) is left alone. Returns whether a port was removed.
+    pub async fn delete_claim(&self, namespace: &str, name: &str, uid: &str) -> Result<bool, PodError> {
+        if !self.is_leader() {
+            return Err(PodError::NotLeader);
+        }
+        let port = model::names::claim_port(namespace, name);
+        let view = self.nb.view();
+        let Some((u, row)) = view.port_by_name(&port) else { return Ok(false) };
+        if row.map_str("external_ids", ovn::names::OWNER) != Some(ovn::names::OWNER_CONTROLLER)
+            || row.map_str("external_ids", ovn::names::IPAMCLAIM_UID) != Some(uid)
+        {
+            return Ok(false);
+        }
+        self.nb
+            .transact(vec![reconcile::detach(u), ovsdb::ops::Operation::comment(format!("kubetron: IPAMClaim {namespace}/{name} deleted"))])
+            .await?;
+        let gone = |s: &ovsdb::replica::Snapshot| NbView(s.clone()).port_by_name(&port).is_none();
+        self.nb.replica().wait_until(ECHO_TIMEOUT, gone).await?;
+        tracing::info!(port = %port, "removed the port of a deleted IPAMClaim");
+        Ok(true)
     }
 }

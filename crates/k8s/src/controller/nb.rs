@@ -94,6 +94,11 @@ pub trait SwitchLookup {
     fn switches(&self, name: &str) -> Vec<SwitchInfo>;
     /// The `DHCP_Options` row whose `cidr` is `subnet`.
     fn dhcpv4(&self, subnet: &Ipv4Net) -> Option<Uuid>;
+    /// The logical switch port named `name`: its `addresses` and `external_ids` (persistent-IP
+    /// ports keep their addresses across pods). Default: none.
+    fn port_entry(&self, _name: &str) -> Option<(Vec<String>, std::collections::BTreeMap<String, String>)> {
+        None
+    }
 }
 
 /// A consistent snapshot of the replicated Northbound tables.
@@ -168,6 +173,10 @@ impl SwitchLookup for NbView {
     }
     fn dhcpv4(&self, subnet: &Ipv4Net) -> Option<Uuid> {
         self.0.find_one(DHCP, "cidr", subnet.to_string()).map(|(u, _)| u)
+    }
+    fn port_entry(&self, name: &str) -> Option<(Vec<String>, std::collections::BTreeMap<String, String>)> {
+        let (_, row) = self.port_by_name(name)?;
+        Some((ovn::columns::string_set(&row, "addresses"), ovn::columns::string_map(&row, "external_ids")))
     }
 }
 

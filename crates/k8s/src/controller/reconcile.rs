@@ -148,6 +148,32 @@ fn uuid_name() -> String {
     format!("kt_lsp{}", NAMES.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Gives the persistent-IP ports of `want` that have no address yet ([`super::desired::ClaimBinding::pick`])
+/// the first free address of their switch ([`model::addressing::first_free`]): not held by any
+/// port of the snapshot, not claimed by an earlier plan of the batch (`claims`) or another port
+/// of this pod, not the network's DHCP router. The plan that follows checks and guards it like
+/// any fixed address, so two claims never get one IP.
+pub fn allocate(view: &NbView, claims: &mut Claims, want: &mut [DesiredPort]) -> Result<(), PodError> {
+    let mut picked: Vec<(Uuid, IpAddr)> = Vec::new();
+    for d in want.iter_mut() {
+        let Some(binding) = d.claim.as_mut().filter(|b| b.pick) else { continue };
+        let router: Option<IpAddr> = d.dhcpv4_options.and_then(|u| view.dhcp_router(&u)).and_then(|r| r.parse().ok());
+        let held = claims.switch(view, d.switch);
+        let free = addressing::first_free(&held.rules, |ip| {
+            let ip = IpAddr::V4(ip);
+            held.ips.contains_key(&ip) || router == Some(ip) || picked.contains(&(d.switch, ip))
+        });
+        let Some(ip) = free else {
+            return Err(PodError::ClaimNoAddress { network: d.network.clone(), claim: format!("{}/{}", binding.namespace, binding.name) });
+        };
+        picked.push((d.switch, IpAddr::V4(ip)));
+        let mac = binding.mac.clone().unwrap_or_else(|| addressing::mac_for_ip(ip));
+        binding.pick = false;
+        d.addressing = Addressing::Static { mac, ips: vec![IpAddr::V4(ip)] };
+    }
+    Ok(())
+}
+
 /// Plans `pod`'s transaction. `claims` carries static IPs of earlier plans of the same batch.
 pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut Claims) -> Result<PodPlan, PodError> {
     let mut ops = Vec::new();
@@ -159,7 +185,7 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
 
     for d in desired {
         let existing = match view.port_by_name(&d.name) {
-            Some((uuid, row)) => match check_owner(pod, &d.name, &row)? {
+            Some((uuid, row)) => match check_owner(pod, d, &row)? {
                 Take::Replace => {
                     // A port of an earlier pod of this name (deleted, perhaps while the
                     // database was down): never shared across pod generations. It leaves its
@@ -302,9 +328,22 @@ enum Take {
     Replace,
 }
 
-/// Whether and how the existing port `row` named `name` may be used for `pod`.
-fn check_owner(pod: &PodRef, name: &str, row: &Row) -> Result<Take, PodError> {
+/// Whether and how the existing port `row` named `d.name` may be used for `pod`. A
+/// persistent-IP port belongs to its claim, not to a pod: kept while the claim (by UID) is the
+/// same, replaced when the claim was deleted and made again.
+fn check_owner(pod: &PodRef, d: &DesiredPort, row: &Row) -> Result<Take, PodError> {
+    let name = d.name.as_str();
     let owner = row.map_str("external_ids", names::OWNER);
+    if let Some(c) = &d.claim {
+        let same_claim = row.map_str("external_ids", names::IPAMCLAIM) == Some(format!("{}/{}", c.namespace, c.name).as_str());
+        return match owner {
+            Some(names::OWNER_CONTROLLER) if same_claim && row.map_str("external_ids", names::IPAMCLAIM_UID) == Some(c.uid.as_str()) => {
+                Ok(Take::Keep)
+            }
+            Some(names::OWNER_CONTROLLER) if same_claim => Ok(Take::Replace),
+            other => Err(PodError::PortNameTaken { port: name.to_string(), owner: other.unwrap_or("none").to_string() }),
+        };
+    }
     let uid = row.map_str("external_ids", names::POD_UID).filter(|u| !u.is_empty());
     let same_pod = row.map_str("external_ids", model::names::POD_NAMESPACE) == Some(pod.namespace.as_str())
         && row.map_str("external_ids", model::names::POD_NAME) == Some(pod.name.as_str());

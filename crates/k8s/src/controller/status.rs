@@ -76,6 +76,8 @@ pub fn interface(view: &NbView, d: &DesiredPort) -> Option<Attachment> {
         routes,
         mtu: d.mtu,
         addressing,
+        iface_id_ver: d.iface_id_ver.clone(),
+        vm: d.vm.clone(),
     })
 }
 
@@ -196,6 +198,8 @@ mod tests {
             routes: vec![],
             mtu: model::netconf::DEFAULT_MTU,
             addressing: handoff::Addressing::Static,
+            iface_id_ver: None,
+            vm: None,
         }
     }
 

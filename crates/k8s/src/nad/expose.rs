@@ -106,8 +106,8 @@ pub enum Refusal {
         /// The address asked for.
         mac: String,
     },
-    /// `ipam-claim-reference` on a kubetron network.
-    #[error("network {network} cannot honour \"ipam-claim-reference\" ({claim}) asked for interface {interface}: kubetron does not use IPAMClaims; use \"ips\" for fixed addresses")]
+    /// `ipam-claim-reference` on a network whose config does not allow persistent IPs.
+    #[error("network {network} does not allow persistent IPs (its config does not set \"allowPersistentIPs\": true), but interface {interface} names IPAMClaim {claim} in \"ipam-claim-reference\"; use a network that allows them, or \"ips\" for fixed addresses")]
     IpamClaim {
         /// `ns/name`.
         network: String,
@@ -148,8 +148,9 @@ pub fn authorize(pod_ns: &str, selection: &NetworkSelection, nad: &NetworkAttach
 
 /// Does the network's config grant and honour what the selection asks for? Static IPs and MAC
 /// need kubetron's `capabilities.ips` / `capabilities.mac`; `portMappings`, `bandwidth` and
-/// `infiniband-guid` need a chained plugin declaring that capability; `ipam-claim-reference` is
-/// never honoured. Anything else would be silently ignored, which the spec forbids.
+/// `infiniband-guid` need a chained plugin declaring that capability; `ipam-claim-reference`
+/// needs `"allowPersistentIPs": true`. Anything else would be silently ignored, which the spec
+/// forbids.
 pub fn check_capabilities(selection: &NetworkSelection, config: &NadConfig) -> Result<(), Refusal> {
     const CHAINED: &[(&str, &str, &str)] = &[
         ("infiniband-guid", "infinibandGUID", "ib-sriov"),
@@ -175,7 +176,7 @@ pub fn check_capabilities(selection: &NetworkSelection, config: &NadConfig) -> R
             mac: mac.clone(),
         });
     }
-    if let Some(claim) = &selection.ipam_claim_reference {
+    if let (Some(claim), false) = (&selection.ipam_claim_reference, config.allow_persistent_ips) {
         return Err(Refusal::IpamClaim {
             network: selection.network().to_string(),
             interface: selection.interface.clone(),

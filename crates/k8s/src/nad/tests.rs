@@ -84,9 +84,38 @@ fn unhonourable_requests_are_refused() {
     assert!(matches!(check_capabilities(&guid, &alone), Err(Refusal::Unhonoured { capability: "infinibandGUID", .. })));
     let e = check_capabilities(&claim, &chained).unwrap_err();
     assert!(matches!(e, Refusal::IpamClaim { .. }) && e.to_string().contains("vm1"), "{e}");
+    assert!(e.to_string().contains("allowPersistentIPs"), "{e}");
     assert_eq!(check_capabilities(&empty, &alone), Ok(()), "empty requests ask for nothing");
     let ib = parse(r#"[{"name":"n","mac":"80:00:00:48:fe:80:00:00:00:00:00:00:02:c9:03:00:00:0f:f0:11"}]"#, "ns").unwrap().remove(0);
     assert!(matches!(check_capabilities(&ib, &alone), Err(Refusal::InfinibandMac { .. })));
+}
+
+/// M6: `ipam-claim-reference` needs `"allowPersistentIPs": true` in the NAD config (top level of
+/// a single plugin config or of a conflist, or kubetron's plugin object); `ips` with it stays refused
+/// by the annotation rules.
+#[test]
+fn claim_reference_needs_allow_persistent_ips() {
+    let claim = parse(r#"[{"name":"n","ipam-claim-reference":"vm1.n"}]"#, "ns").unwrap().remove(0);
+    let without = parse_config(BLUE, "n");
+    assert!(!without.allow_persistent_ips);
+    let e = check_capabilities(&claim, &without).unwrap_err();
+    assert!(matches!(&e, Refusal::IpamClaim { claim, .. } if claim == "vm1.n"), "{e:?}");
+    assert!(e.to_string().contains("does not allow persistent IPs"), "{e}");
+    for config in [
+        r#"{"cniVersion":"1.0.0","name":"n","type":"kubetron","allowPersistentIPs":true}"#,
+        r#"{"cniVersion":"1.0.0","name":"n","allowPersistentIPs":true,"plugins":[{"type":"kubetron"}]}"#,
+        r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"kubetron","allowPersistentIPs":true}]}"#,
+    ] {
+        let with = parse_config(config, "n");
+        assert!(with.allow_persistent_ips, "{config}");
+        assert_eq!(check_capabilities(&claim, &with), Ok(()), "{config}");
+    }
+    let off = parse_config(r#"{"cniVersion":"1.0.0","name":"n","type":"kubetron","allowPersistentIPs":false}"#, "n");
+    assert!(check_capabilities(&claim, &off).is_err());
+    assert!(model::netconf::NadConfig::parse(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"kubetron"}],"allowPersistentIPs":"yes"}"#, "n").is_err());
+    // "ips" together with a claim is refused before any network is looked at.
+    let e = parse(r#"[{"name":"n","ips":["10.0.0.5"],"ipam-claim-reference":"vm1.n"}]"#, "ns").unwrap_err();
+    assert!(e.to_string().contains("ipam-claim-reference"), "{e}");
 }
 
 #[test]

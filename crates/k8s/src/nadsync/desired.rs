@@ -130,6 +130,8 @@ pub fn desired_nads(switches: &[MarkedSwitch], all_namespaces: &[String], settin
             capabilities: Some(Capabilities { ips: true, mac: true }.to_map()),
             subnet: s.subnet.clone(),
             exclude_ips: s.exclude_ips.clone(),
+            // A switch with a subnet can hold an IPAMClaim's addresses in a port of its own.
+            allow_persistent_ips: s.subnet.is_some(),
             ..KubetronNetConf::default()
         };
         let mut config = Map::from_iter([
@@ -216,10 +218,11 @@ mod tests {
             nads.iter().map(|n| format!("{}/{}", n.metadata.namespace.as_deref().unwrap(), n.metadata.name.as_deref().unwrap())).collect();
         assert_eq!(ids, ["x/net-a", "x/phys", "y/net-a", "z/phys"]);
         let xa = &nads[0];
-        // The shape NADs already written by the sync have (a changed string would rewrite them all).
+        // The shape NADs written by the sync have (a changed string rewrites them all once: NADs of
+        // switches with a subnet gained "allowPersistentIPs" for IPAMClaims).
         assert_eq!(
             xa.spec.config,
-            r#"{"cniVersion":"1.0.0","name":"net-a","type":"kubetron","logical_switch":"net_a","capabilities":{"ips":true,"mac":true},"subnet":"10.1.0.0/24","exclude_ips":"10.1.0.1..10.1.0.9"}"#
+            r#"{"cniVersion":"1.0.0","name":"net-a","type":"kubetron","logical_switch":"net_a","capabilities":{"ips":true,"mac":true},"subnet":"10.1.0.0/24","exclude_ips":"10.1.0.1..10.1.0.9","allowPersistentIPs":true}"#
         );
         let cfg = xa.kubetron_config().unwrap().unwrap();
         assert_eq!(cfg.logical_switch(), "net_a");
@@ -228,7 +231,9 @@ mod tests {
         assert_eq!((&cfg.kubetron.nb, cfg.kubetron.mode), (&None, None), "{}", xa.spec.config);
         assert_eq!(cfg.kubetron.subnet.as_deref(), Some("10.1.0.0/24"));
         assert_eq!(cfg.kubetron.exclude_ips.as_deref(), Some("10.1.0.1..10.1.0.9"));
+        assert!(cfg.allow_persistent_ips);
         assert!(nads[1].kubetron_config().unwrap().unwrap().kubetron.subnet.is_none());
+        assert!(!nads[1].kubetron_config().unwrap().unwrap().allow_persistent_ips, "no subnet: no persistent IPs");
         assert_eq!(xa.resource_name(), None);
         assert_eq!(xa.metadata.labels.as_ref().unwrap().get(SYNCED_LABEL).map(String::as_str), Some(SYNCED_VALUE));
         assert_eq!(nads[1].resource_name(), Some("kubetron.io/physnet1"));

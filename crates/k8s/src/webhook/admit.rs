@@ -7,7 +7,8 @@
 //! - for kubetron NADs: the config must parse, the pod's namespace must be allowed to use it
 //!   ([`crate::nad::authorize`], 403), static IPs/MAC need the network's capabilities, and
 //!   requests the network cannot honour (`portMappings`, `bandwidth`, `infiniband-guid` without
-//!   a chained plugin declaring that capability; `ipam-claim-reference`) are refused (403,
+//!   a chained plugin declaring that capability; `ipam-claim-reference` on a network whose config
+//!   does not set `"allowPersistentIPs": true`) are refused (403,
 //!   [`crate::nad::check_capabilities`]) instead of being silently ignored.
 //!
 //! NADs of other CNI plugins are Multus's business: they are neither authorized nor given env

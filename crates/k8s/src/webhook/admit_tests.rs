@@ -90,6 +90,7 @@ fn npwg_selection_rules() {
     let rt = runtime();
     let m = nads();
     m.insert(new_nad("app", "red.net", KT, &[]));
+    m.insert(new_nad("app", "vmnet", r#"{"cniVersion":"1.0.0","type":"kubetron","allowPersistentIPs":true,"capabilities":{"mac":true}}"#, &[]));
     m.insert(new_nad(
         "app",
         "ported",
@@ -106,7 +107,11 @@ fn npwg_selection_rules() {
         (r#"[{"name":"blue","portMappings":[{"hostPort":80,"containerPort":80}]}]"#, 403, "portMappings"),
         (r#"[{"name":"ported","portMappings":[{"hostPort":80,"containerPort":80}]}]"#, 0, ""),
         (r#"[{"name":"ported","bandwidth":{"ingressRate":1}}]"#, 403, "bandwidth"),
-        (r#"[{"name":"blue","ipam-claim-reference":"c"}]"#, 403, "IPAMClaims"),
+        // Persistent IPs: only on networks whose config allows them; never with "ips".
+        (r#"[{"name":"blue","ipam-claim-reference":"c"}]"#, 403, "does not allow persistent IPs"),
+        (r#"[{"name":"vmnet","ipam-claim-reference":"vm1.vmnet"}]"#, 0, ""),
+        (r#"[{"name":"vmnet","interface":"podb1f51a511f1","mac":"02:00:00:00:00:01","ipam-claim-reference":"vm1.vmnet"}]"#, 0, ""),
+        (r#"[{"name":"vmnet","ips":["10.0.0.5"],"ipam-claim-reference":"c"}]"#, 400, "ipam-claim-reference"),
         // Other plugins' networks: what they can honour is Multus's and that plugin's business.
         (r#"[{"name":"mv","portMappings":[{"hostPort":80,"containerPort":80}]}]"#, 0, ""),
     ];

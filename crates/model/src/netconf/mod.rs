@@ -186,6 +186,11 @@ pub struct KubetronNetConf {
     /// Address the pod by OVN native DHCP instead of static IPs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dhcp: bool,
+    /// `"allowPersistentIPs": true` (the key KubeVirt's ipam-extensions reads from a NAD config):
+    /// pods may name an IPAMClaim (`ipam-claim-reference`, NPWG v1.3) whose addresses the
+    /// controller keeps in a port of the claim's own, across pods, until the claim is deleted.
+    #[serde(rename = "allowPersistentIPs", default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_persistent_ips: bool,
     /// How long ADD waits for the logical switch port to be up (0: do not wait).
     #[serde(default = "default_port_up_timeout", skip_serializing_if = "is_default_port_up_timeout")]
     pub port_up_timeout_ms: u64,
@@ -261,6 +266,7 @@ impl Default for KubetronNetConf {
             bridge: default_bridge(),
             mtu: DEFAULT_MTU,
             dhcp: false,
+            allow_persistent_ips: false,
             port_up_timeout_ms: DEFAULT_PORT_UP_TIMEOUT_MS,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             nb_private_key: None,

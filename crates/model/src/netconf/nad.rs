@@ -20,6 +20,10 @@ pub struct NadConfig {
     /// conflist declare (`"capabilities": {"portMappings": true}`): requests for them can be
     /// honoured by those plugins. kubetron itself honours only `ips` and `mac`.
     pub chain_capabilities: BTreeSet<String>,
+    /// `"allowPersistentIPs": true` at the top of the config (where KubeVirt's ipam-extensions
+    /// reads it; for a single plugin config that is kubetron's object) or in kubetron's plugin
+    /// object of a conflist: pods may use IPAMClaims on this network.
+    pub allow_persistent_ips: bool,
 }
 
 /// A NAD config that cannot be used.
@@ -114,8 +118,14 @@ impl NadConfig {
                 parse_requested_ip(ip)?;
             }
         }
+        let allow_persistent_ips = match top.get("allowPersistentIPs") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(field("allowPersistentIPs", "must be a boolean")),
+        };
         let kubetron = KubetronNetConf::from_plugin(plugin)?;
-        Ok(Some(NadConfig { cni_version, name, kubetron, chain_capabilities }))
+        let allow_persistent_ips = allow_persistent_ips || kubetron.allow_persistent_ips;
+        Ok(Some(NadConfig { cni_version, name, kubetron, chain_capabilities, allow_persistent_ips }))
     }
 
     /// The OVN logical switch: `logical_switch`, or the network name.
