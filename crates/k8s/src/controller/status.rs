@@ -127,6 +127,25 @@ pub fn pod_status(view: &NbView, pod_uid: &str, desired: &[DesiredPort]) -> PodS
     PodStatus { interfaces: interfaces.map(|l| Handoff::new(pod_uid, l)), network_status }
 }
 
+/// The IPAMClaim status writes a pod's hand-off calls for: for each persistent-IP port whose
+/// claim's `status.ips` (CIDR strings) or `status.ownerPod` differ from the hand-off's addresses
+/// and `pod_name`, the claim and the values to write.
+pub fn claim_status_updates<'a>(
+    desired: &'a [DesiredPort],
+    handoff: &Handoff,
+    pod_name: &str,
+) -> Vec<(&'a super::desired::ClaimBinding, Vec<String>)> {
+    desired
+        .iter()
+        .filter_map(|d| {
+            let c = d.claim.as_ref()?;
+            let a = handoff.interfaces.iter().find(|a| a.logical_port == d.name)?;
+            let ips: Vec<String> = a.ips.iter().map(|n| n.to_string()).collect();
+            (c.status_ips != ips || c.owner_pod.as_deref() != Some(pod_name)).then_some((c, ips))
+        })
+        .collect()
+}
+
 /// The pod's IPs as the kubelet reports them: `status.podIPs`, else `status.podIP`; empty until
 /// the pod's sandbox has its network.
 pub fn pod_ips(pod: &Pod) -> Vec<String> {

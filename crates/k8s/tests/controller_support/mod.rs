@@ -65,7 +65,7 @@ impl Ovn {
         self.nbctl(&["--if-exists", "get", "Logical_Switch_Port", port, column])
     }
     pub fn port_exists(&self, port: &str) -> bool {
-        !self.nbctl(&["--bare", "--columns=_uuid", "find", "Logical_Switch_Port", &format!("name={port}")]).is_empty()
+        !self.nbctl(&["--bare", "--columns=_uuid", "find", "Logical_Switch_Port", &format!("name=\"{port}\"")]).is_empty()
     }
     pub fn ports_of(&self, switch: &str) -> Vec<String> {
         let out = self.nbctl(&["lsp-list", switch]);
