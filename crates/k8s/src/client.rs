@@ -100,6 +100,25 @@ pub async fn install_nad_crd(client: &Client, crd_yaml: &str, timeout: Duration)
     Ok(established)
 }
 
+/// Creates the IPAMClaim CRD from `crd_yaml` (`deploy/crd-ipamclaims.yaml`; an existing one is
+/// left as it is) and waits until it is Established and the IPAMClaim API answers.
+pub async fn install_ipamclaim_crd(client: &Client, crd_yaml: &str, timeout: Duration) -> Result<CustomResourceDefinition, ClientError> {
+    let doc = yaml_documents(crd_yaml)?.into_iter().next().ok_or_else(|| ClientError::Yaml("the CRD manifest holds no document".into()))?;
+    let crd: CustomResourceDefinition = serde_json::from_value(doc).map_err(|e| ClientError::Yaml(format!("not a CRD: {e}")))?;
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    create_or_exists(&api, &crd).await?;
+    let established = wait_for("the IPAMClaim CRD to be Established", timeout, EVERY, || async {
+        let c = api.get(&name).await.ok()?;
+        let ok = c.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+        ok.then_some(c)
+    })
+    .await?;
+    let claims: Api<crate::ipamclaim::IPAMClaim> = Api::all(client.clone());
+    wait_for("the IPAMClaim API to be served", timeout, EVERY, || async { claims.list(&Default::default()).await.ok() }).await?;
+    Ok(established)
+}
+
 /// Creates each RBAC object among `docs` (ServiceAccount, ClusterRole, ClusterRoleBinding, Role,
 /// RoleBinding; existing ones are left as they are); namespaced objects without a namespace go to
 /// `default_ns`.

@@ -37,14 +37,20 @@ pub const CRD_NAME: &str = "ipamclaims.k8s.cni.cncf.io";
 #[serde(rename_all = "camelCase")]
 pub struct IPAMClaimSpec {
     /// The CNI network name (the NAD config's `name`) the claim is for.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub network: String,
-    /// The pod interface the claim is for; may be empty (ipam-extensions leaves it so).
-    #[serde(default)]
+    /// The pod interface the claim is for; may be empty (ipam-extensions leaves it so). Empty is
+    /// not written: the v1.20 apiserver here reads `""` in a custom resource as null and refuses it
+    /// for a `type: string` field (observed), so our CRD does not require it and allows null.
+    #[serde(default, deserialize_with = "null_as_empty", skip_serializing_if = "String::is_empty")]
     pub interface: String,
     /// Addresses asked for (CIDRs, at most two).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_requests: Vec<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `status` of an IPAMClaim.
@@ -121,10 +127,10 @@ pub fn crd() -> CustomResourceDefinition {
             "metadata": {"type": "object"},
             "spec": {
                 "type": "object",
-                "required": ["interface", "network"],
+                "required": ["network"],
                 "properties": {
                     "network": {"description": "The CNI network name (the NAD config's name).", "type": "string"},
-                    "interface": {"description": "The pod interface name.", "type": "string"},
+                    "interface": {"description": "The pod interface name (may be empty or absent).", "type": "string", "nullable": true},
                     "ipRequests": {"description": "Addresses asked for (CIDRs).", "type": "array", "maxItems": 2, "items": {"type": "string"}}
                 }
             },
@@ -167,6 +173,10 @@ mod tests {
         let back = serde_json::to_value(new_claim("ns", "c", "red", "net1")).unwrap();
         assert_eq!(back["apiVersion"], "k8s.cni.cncf.io/v1alpha1");
         assert_eq!(back["spec"], json!({"network": "red", "interface": "net1"}));
+        // An empty interface is not written; null and absent read as empty.
+        assert_eq!(serde_json::to_value(new_claim("ns", "c", "red", "")).unwrap()["spec"], json!({"network": "red"}));
+        let n: IPAMClaimSpec = serde_json::from_value(json!({"network": "red", "interface": null})).unwrap();
+        assert_eq!(n.interface, "");
         assert_eq!(status_patch(&["10.1.0.7/24".into()], "p")["status"]["ownerPod"], "p");
         assert_eq!(status_patch_object_owner(&[], "p")["status"]["ownerPod"]["name"], "p");
     }

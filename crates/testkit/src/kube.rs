@@ -78,11 +78,21 @@ pub fn deploy_docs(file: &str) -> Vec<Value> {
     k8s::client::yaml_documents(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
-/// Installs deploy/crd.yaml (idempotent) and waits until it is Established and the NAD API is served.
+/// Installs deploy/crd.yaml and deploy/crd-ipamclaims.yaml (idempotent) and waits until both are
+/// Established and served; returns the NAD CRD.
 pub async fn install_crd(client: &Client) -> CustomResourceDefinition {
+    install_ipamclaim_crd(client).await;
     let text = std::fs::read_to_string(deploy_dir().join("crd.yaml")).expect("deploy/crd.yaml");
     assert_eq!(deploy_docs("crd.yaml").len(), 1, "crd.yaml holds one CRD");
     k8s::client::install_nad_crd(client, &text, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Installs deploy/crd-ipamclaims.yaml (idempotent) and waits until it is Established and the
+/// IPAMClaim API is served.
+pub async fn install_ipamclaim_crd(client: &Client) -> CustomResourceDefinition {
+    let text = std::fs::read_to_string(deploy_dir().join("crd-ipamclaims.yaml")).expect("deploy/crd-ipamclaims.yaml");
+    assert_eq!(deploy_docs("crd-ipamclaims.yaml").len(), 1, "crd-ipamclaims.yaml holds one CRD");
+    k8s::client::install_ipamclaim_crd(client, &text, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The `kubetron` namespace as deploy/namespace.yaml makes it (with its labels), and every object of

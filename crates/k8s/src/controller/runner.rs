@@ -11,7 +11,12 @@
 //!   reconcile does nothing and waits for the next change;
 //! - failures are retried with exponential backoff (attempts kept per pod) and reported as a
 //!   Warning Event once per distinct message;
-//! - garbage collection runs as its own periodic task once the pod list is complete.
+//! - garbage collection runs as its own periodic task once the pod list is complete;
+//! - IPAMClaims (persistent IPs) are reflected too: a claim event requeues the pods naming it
+//!   ([`pods_claiming`]), a deleted claim's port is removed at once (and by GC, once the claim
+//!   list is complete, when its UID is gone), and the claim's `status.ips` / `status.ownerPod`
+//!   are written through ipamclaims/status once the pod's hand-off is known. Without the CRD the
+//!   claim watch keeps failing (logged) and references to claims wait.
 //!
 //! kube-runtime's scheduler never runs two reconciles of one pod at once and runs different pods
 //! concurrently (up to [`RunnerConfig::concurrency`]), so one slow pod never stalls the rest.
@@ -32,6 +37,8 @@ use super::batcher::Batcher;
 use super::desired::{pod_is_active, PodRef};
 use super::events::{EventType, PodWriter};
 use super::{Controller, Nb, PodError};
+use super::desired::{ClaimLookup, VmIdentity};
+use crate::ipamclaim::{self, IPAMClaim};
 use crate::nad::NetworkAttachmentDefinition;
 use crate::status::{write_pod_annotations, WriteOutcome};
 use model::status::ClusterNetwork;
@@ -111,6 +118,32 @@ struct Ctx<W> {
     retries: Mutex<HashMap<Key, Retry>>,
     /// Pods whose status annotations wait for the Northbound database (allocation, port up).
     waiting: Arc<Mutex<HashSet<Key>>>,
+    /// The IPAMClaims, and whether their list is complete (GC of claim ports needs it).
+    claims: Store<IPAMClaim>,
+    claims_listed: watch::Receiver<bool>,
+    /// Claims whose `status.ownerPod` is an object in the installed CRD (R4: a 422 on the string
+    /// form), by CRD: remembered for the process.
+    owner_pod_object: std::sync::atomic::AtomicBool,
+}
+
+/// The runner's [`ClaimLookup`]: the claim reflector, and the pod reflector for living VMs.
+struct StoreClaims {
+    claims: Store<IPAMClaim>,
+    pods: Store<Pod>,
+}
+
+impl ClaimLookup for StoreClaims {
+    fn claim(&self, namespace: &str, name: &str) -> Option<Arc<IPAMClaim>> {
+        self.claims.get(&ObjectRef::new(name).within(namespace))
+    }
+    fn vm_is_living(&self, namespace: &str, vm: &str) -> bool {
+        self.pods.state().iter().any(|p| {
+            p.metadata.namespace.as_deref() == Some(namespace)
+                && p.metadata.deletion_timestamp.is_none()
+                && pod_is_active(p)
+                && PodRef::of(p).is_some_and(|r| VmIdentity::of(p, &r).name == vm)
+        })
+    }
 }
 
 /// Runs the controller until the pod watcher ends (it retries forever; this returns only on a
@@ -119,13 +152,17 @@ struct Ctx<W> {
 pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W, leader: watch::Receiver<bool>, cfg: RunnerConfig) {
     let (nad_store, nad_writer) = reflector::store::<NetworkAttachmentDefinition>();
     let (pod_store, pod_writer) = reflector::store::<Pod>();
-    let ctl = Controller::new(nb.clone(), Arc::new(nad_store.clone())).with_leadership(leader.clone());
+    let (claim_store, claim_writer) = reflector::store::<IPAMClaim>();
+    let ctl = Controller::new(nb.clone(), Arc::new(nad_store.clone()))
+        .with_claims(Arc::new(StoreClaims { claims: claim_store.clone(), pods: pod_store.clone() }))
+        .with_leadership(leader.clone());
     let waiting = Arc::new(Mutex::new(HashSet::new()));
     let mut tasks = Tasks(Vec::new());
     let (batcher, batching) = Batcher::start(ctl.clone(), cfg.batch_window);
     tasks.0.push(batching);
     let (nads_listed_tx, nads_listed) = watch::channel(false);
     let (pods_listed_tx, pods_listed) = watch::channel(false);
+    let (claims_listed_tx, claims_listed) = watch::channel(false);
     let ctx = Arc::new(Ctx {
         ctl,
         batcher,
@@ -135,6 +172,9 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
         cfg: cfg.clone(),
         retries: Mutex::new(HashMap::new()),
         waiting: waiting.clone(),
+        claims: claim_store.clone(),
+        claims_listed,
+        owner_pod_object: std::sync::atomic::AtomicBool::new(false),
     });
 
     // Pods: deletions go to their own task, a completed (re)list asks for garbage collection
@@ -169,6 +209,23 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
         })
         .touched_objects();
 
+    let (claim_deleted_tx, claim_deleted_rx) = mpsc::unbounded_channel::<IPAMClaim>();
+    let claims = watcher(Api::<IPAMClaim>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(claim_writer)
+        .inspect(move |ev| match ev {
+            Ok(watcher::Event::Delete(c)) => {
+                let _ = claim_deleted_tx.send(c.clone());
+            }
+            Ok(watcher::Event::InitDone) => {
+                claims_listed_tx.send_replace(true);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("IPAMClaim watch (is the CRD {} installed?): {e}", ipamclaim::CRD_NAME),
+        })
+        .touched_objects();
+    tasks.0.push(tokio::spawn(claim_deletions(claim_deleted_rx, ctx.clone())));
+
     let (again_tx, again_rx) = mpsc::unbounded_channel::<Key>();
     tasks.0.push(tokio::spawn(deletions(deleted_rx, ctx.clone(), pod_store.clone(), again_tx)));
     let mut gained = Box::pin(leader_gained(leader.clone()));
@@ -181,9 +238,11 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
     tasks.0.push(tokio::spawn(collect_garbage(ctx.clone(), pod_store.clone(), pods_listed, collect)));
 
     let users = pod_store.clone();
+    let claimers = pod_store.clone();
     krc::Controller::for_stream(pods, pod_store)
         .with_config(krc::Config::default().debounce(cfg.debounce).concurrency(cfg.concurrency))
         .watches_stream(nads, move |nad: NetworkAttachmentDefinition| pods_using(&users.state(), &nad))
+        .watches_stream(claims, move |claim: IPAMClaim| pods_claiming(&claimers.state(), &claim))
         .reconcile_on(waiting_pods(nb, waiting, cfg.debounce))
         .reconcile_on(stream::unfold(again_rx, |mut rx| async move { rx.recv().await.map(|k| (k, rx)) }))
         .reconcile_all_on(leader_gained(leader))
@@ -213,6 +272,32 @@ pub fn pods_using(pods: &[Arc<Pod>], nad: &NetworkAttachmentDefinition) -> Vec<O
         .filter(|p| crate::annotation::from_pod(p).is_ok_and(|sels| sels.iter().any(|s| s.namespace == ns && s.name == name)))
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
+}
+
+/// The pods (among `pods`) whose networks annotation names IPAMClaim `claim` (same namespace,
+/// `ipam-claim-reference`).
+pub fn pods_claiming(pods: &[Arc<Pod>], claim: &IPAMClaim) -> Vec<ObjectRef<Pod>> {
+    let (ns, name) = (claim.namespace_str(), claim.name_str());
+    pods.iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+        .filter(|p| {
+            crate::annotation::from_pod(p).is_ok_and(|sels| sels.iter().any(|s| s.ipam_claim_reference.as_deref() == Some(name)))
+        })
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
+
+/// Removes the port of each deleted IPAMClaim (its addresses are free again). While not the
+/// leader nothing is removed: GC does it later.
+async fn claim_deletions<W: PodWriter>(mut rx: mpsc::UnboundedReceiver<IPAMClaim>, ctx: Arc<Ctx<W>>) {
+    while let Some(c) = rx.recv().await {
+        if !ctx.ctl.is_leader() || c.uid_str().is_empty() {
+            continue;
+        }
+        if let Err(e) = ctx.ctl.delete_claim(c.namespace_str(), c.name_str(), c.uid_str()).await {
+            tracing::warn!(claim = %format!("{}/{}", c.namespace_str(), c.name_str()), "removing the port of a deleted IPAMClaim (garbage collection retries): {e}");
+        }
+    }
 }
 
 /// Yields `()` each time leadership goes from false to true.
@@ -286,7 +371,9 @@ async fn collect_garbage<W: PodWriter>(ctx: Arc<Ctx<W>>, pods: Store<Pod>, mut l
             continue;
         }
         let live: HashSet<String> = pods.state().iter().filter(|p| pod_is_active(p)).filter_map(|p| p.metadata.uid.clone()).collect();
-        match ctx.ctl.gc(&live).await {
+        let live_claims: Option<HashSet<String>> =
+            (*ctx.claims_listed.borrow()).then(|| ctx.claims.state().iter().filter_map(|c| c.metadata.uid.clone()).collect());
+        match ctx.ctl.gc_with_claims(&live, live_claims.as_ref()).await {
             Ok(removed) if !removed.is_empty() => tracing::info!(count = removed.len(), "garbage-collected logical switch ports"),
             Ok(_) => {}
             Err(e) => tracing::warn!("garbage collection: {e}"),
@@ -376,11 +463,44 @@ impl<W: PodWriter> Ctx<W> {
                 Action::requeue(self.cfg.backoff_min)
             }
         };
+        if let Some(h) = &status.interfaces {
+            self.write_claim_status(&rec.desired, h, &rec.pod.name).await;
+        }
         if !rec.changes.created.is_empty() {
             let msg = format!("created OVN logical switch ports {}", rec.changes.created.join(", "));
             let _ = self.writer.emit_event(&rec.pod, EventType::Normal, "LogicalPortsCreated", &msg).await;
         }
         next
+    }
+}
+
+impl<W: PodWriter> Ctx<W> {
+    /// Writes `status.ips` and `status.ownerPod` of the claims whose ports this pod uses, where
+    /// they differ (ipamclaims/status, merge patch). `ownerPod` is the string of upstream's
+    /// `types.go`; a CRD that declares it an object answers 422 and gets `{"name": ...}` instead
+    /// (remembered). Failures are logged; the next reconcile of the pod tries again.
+    async fn write_claim_status(&self, desired: &[super::DesiredPort], h: &model::handoff::Handoff, pod_name: &str) {
+        use std::sync::atomic::Ordering;
+        for (c, ips) in super::status::claim_status_updates(desired, h, pod_name) {
+            let api: Api<IPAMClaim> = Api::namespaced(self.client.clone(), &c.namespace);
+            let pp = kube::api::PatchParams::default();
+            let object = self.owner_pod_object.load(Ordering::Relaxed);
+            let body = if object { ipamclaim::status_patch_object_owner(&ips, pod_name) } else { ipamclaim::status_patch(&ips, pod_name) };
+            let mut r = api.patch_status(&c.name, &pp, &kube::api::Patch::Merge(&body)).await;
+            if let (Err(kube::Error::Api(e)), false) = (&r, object) {
+                if e.code == 422 {
+                    let body = ipamclaim::status_patch_object_owner(&ips, pod_name);
+                    r = api.patch_status(&c.name, &pp, &kube::api::Patch::Merge(&body)).await;
+                    if r.is_ok() {
+                        self.owner_pod_object.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            match r {
+                Ok(_) => tracing::info!(claim = %format!("{}/{}", c.namespace, c.name), ?ips, owner_pod = pod_name, "IPAMClaim status written"),
+                Err(e) => tracing::warn!(claim = %format!("{}/{}", c.namespace, c.name), "writing IPAMClaim status: {e}"),
+            }
+        }
     }
 }
 
@@ -402,6 +522,21 @@ mod tests {
         let mut v: Vec<String> = refs.into_iter().map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name)).collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_claim_change_concerns_only_the_pods_naming_it_in_its_namespace() {
+        let pods = vec![
+            pod("a", "vm1", Some(r#"[{"name":"red","ipam-claim-reference":"vm1.red"}]"#)),
+            pod("a", "vm1-target", Some(r#"[{"name":"blue"},{"name":"red","interface":"pod1","ipam-claim-reference":"vm1.red"}]"#)),
+            pod("b", "vm1", Some(r#"[{"name":"red","ipam-claim-reference":"vm1.red"}]"#)),
+            pod("a", "vm2", Some(r#"[{"name":"red","ipam-claim-reference":"vm2.red"}]"#)),
+            pod("a", "plain", Some("red")),
+            pod("a", "broken", Some("[{")),
+        ];
+        let c = crate::ipamclaim::new_claim("a", "vm1.red", "red", "");
+        assert_eq!(names(pods_claiming(&pods, &c)), ["a/vm1", "a/vm1-target"]);
+        assert!(pods_claiming(&pods, &crate::ipamclaim::new_claim("a", "vm3.red", "red", "")).is_empty());
     }
 
     #[test]
