@@ -1,6 +1,8 @@
 //! The pods of this node, as the CNI server needs them: a reflector of pod metadata (field
 //! selector `spec.nodeName`, metadata-only requests) trimmed to the two annotations kubetron
-//! reads, and a way to wait for a pod to reach a state without polling.
+//! reads (plus KubeVirt's `kubevirt.io/domain` annotation and `kubevirt.io/created-by` label, which
+//! bound the claim ports a launcher pod may use), and a way to wait for a pod to reach a state
+//! without polling.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -176,13 +178,57 @@ where
     synced
 }
 
-/// Drops what the agent never reads: managed fields and every annotation but [`KEPT_ANNOTATIONS`]
-/// (a pod then costs about a kilobyte, however large its spec and annotations).
+/// Labels the agent keeps: KubeVirt's launcher label naming the VMI UID (the only `iface_id_ver`
+/// besides the pod UID a hand-off may name).
+pub const KEPT_LABELS: [&str; 1] = ["kubevirt.io/created-by"];
+/// Annotations the agent keeps besides [`KEPT_ANNOTATIONS`]: KubeVirt's `kubevirt.io/domain` (the
+/// VMI name of a launcher pod).
+pub const KEPT_VM_ANNOTATIONS: [&str; 1] = ["kubevirt.io/domain"];
+
+/// Drops what the agent never reads: managed fields, every label but [`KEPT_LABELS`] and every
+/// annotation but [`KEPT_ANNOTATIONS`] and [`KEPT_VM_ANNOTATIONS`] (a pod then costs about a
+/// kilobyte, however large its spec and annotations).
 fn trim(p: &mut PodMeta) {
     p.metadata.managed_fields = None;
-    p.metadata.labels = None;
     p.metadata.owner_references = None;
+    if let Some(l) = p.metadata.labels.as_mut() {
+        l.retain(|k, _| KEPT_LABELS.contains(&k.as_str()));
+    }
+    if p.metadata.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        p.metadata.labels = None;
+    }
     if let Some(a) = p.metadata.annotations.as_mut() {
-        a.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()));
+        a.retain(|k, _| KEPT_ANNOTATIONS.contains(&k.as_str()) || KEPT_VM_ANNOTATIONS.contains(&k.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// N2: the cache keeps what the agent checks hand-offs against (the networks request, the
+    /// hand-off, a launcher's `kubevirt.io/created-by` and `kubevirt.io/domain`) and drops the rest.
+    #[test]
+    fn trim_keeps_domain_and_created_by() {
+        let mut p: PodMeta = serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "virt-launcher-vm1-x", "namespace": "ns", "uid": "u1",
+                "labels": {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "vmi-1", "vm.kubevirt.io/name": "vm1", "app": "x"},
+                "annotations": {"kubevirt.io/domain": "vm1", "k8s.v1.cni.cncf.io/networks": "red", "kubetron.io/interfaces": "{}",
+                                "kubectl.kubernetes.io/last-applied-configuration": "big"},
+                "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": "vm1", "uid": "vmi-1"}],
+                "managedFields": [{"manager": "virt-controller"}]}}))
+        .unwrap();
+        trim(&mut p);
+        let labels: Vec<&str> = p.metadata.labels.as_ref().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(labels, ["kubevirt.io/created-by"]);
+        let annotations: Vec<&str> = p.metadata.annotations.as_ref().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(annotations, ["k8s.v1.cni.cncf.io/networks", "kubetron.io/interfaces", "kubevirt.io/domain"]);
+        assert!(p.metadata.owner_references.is_none() && p.metadata.managed_fields.is_none());
+        // An ordinary pod keeps no labels at all.
+        let mut q: PodMeta = serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "ns", "labels": {"app": "web"}}}))
+        .unwrap();
+        trim(&mut q);
+        assert!(q.metadata.labels.is_none());
     }
 }

@@ -167,13 +167,44 @@ fn from_handoff<T>(pod: &PodId, p: &PodMeta, pick: impl FnOnce(&handoff::Handoff
     }
 }
 
-/// `from_handoff` for one interface (cluster mode: `CNI_IFNAME`).
-fn interface_of(pod: &PodId, p: &PodMeta, ifname: &str) -> Step<Attachment, CniError> {
+/// `from_handoff` for one interface (cluster mode: `CNI_IFNAME`), with what the cached pod says
+/// about the ports it may use ([`PodPorts`]).
+fn interface_of(pod: &PodId, p: &PodMeta, ifname: &str) -> Step<(Attachment, PodPorts), CniError> {
+    let ports = PodPorts::of(pod, p);
     from_handoff(pod, p, |h| {
-        h.interface(ifname).cloned().ok_or_else(|| {
+        h.interface(ifname).cloned().map(|a| (a, ports)).ok_or_else(|| {
             format!("it hands over {:?}, not {ifname}", h.interfaces.iter().map(|a| a.interface.as_str()).collect::<Vec<_>>())
         })
     })
+}
+
+/// KubeVirt's launcher pod label naming its VMI's UID (kubevirt.io/api core/v1).
+pub const CREATED_BY_LABEL: &str = "kubevirt.io/created-by";
+
+/// What the agent's cached pod (never the hand-off, which a forger could write) says about the
+/// logical ports beyond its own `pod_port`s it may be plugged into: the IPAMClaim each networks
+/// element names (`ipam-claim-reference`, by interface) and the VMI UID of a KubeVirt launcher
+/// pod (label `kubevirt.io/created-by`), the only `iface_id_ver` other than the pod UID accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodPorts {
+    /// `(interface, claim)` of every networks element with `ipam-claim-reference`.
+    pub claims: Vec<(String, String)>,
+    /// The `kubevirt.io/created-by` label.
+    pub created_by: Option<String>,
+}
+
+impl PodPorts {
+    fn of(pod: &PodId, p: &PodMeta) -> PodPorts {
+        let networks = p.metadata.annotations.as_ref().and_then(|a| a.get(model::request::NETWORKS_ANNOTATION));
+        let claims = networks
+            .and_then(|n| model::request::parse(n, pod.namespace).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| s.ipam_claim_reference.map(|c| (s.interface, c)))
+            .collect();
+        let created_by = p.metadata.labels.as_ref().and_then(|l| l.get(CREATED_BY_LABEL)).filter(|v| !v.is_empty()).cloned();
+        PodPorts { claims, created_by }
+    }
 }
 
 /// What ADD made so far (undone when it fails).
@@ -309,8 +340,8 @@ async fn add(
     }
     serialized(agent, req, cancel, until, async move {
         let ifname = req.ifname().to_string();
-        let att = call.wait_pod(|pod, p| interface_of(pod, p, &ifname)).await?;
-        check_attachment(req, &call.pod, &att, true)?;
+        let (att, ports) = call.wait_pod(|pod, p| interface_of(pod, p, &ifname)).await?;
+        check_attachment(req, &call.pod, &att, true, &ports)?;
         Ok(call.plug_all(std::slice::from_ref(&att)).await?.remove(0))
     })
     .await
@@ -361,11 +392,12 @@ async fn add_chained(mut call: AddCall<'_>) -> Result<CniResult, CniError> {
     if ours == 0 {
         return Ok(prev);
     }
-    let handoff = call
+    let (handoff, ports) = call
         .wait_pod(|pod, p| {
+            let ports = PodPorts::of(pod, p);
             from_handoff(pod, p, |h| {
                 if h.interfaces.len() >= ours {
-                    Ok(h.interfaces.clone())
+                    Ok((h.interfaces.clone(), ports))
                 } else {
                     Err(format!("it hands over {} of the pod's {ours} kubetron networks", h.interfaces.len()))
                 }
@@ -373,7 +405,7 @@ async fn add_chained(mut call: AddCall<'_>) -> Result<CniResult, CniError> {
         })
         .await?;
     for att in &handoff {
-        check_attachment(req, &call.pod, att, false)?;
+        check_attachment(req, &call.pod, att, false, &ports)?;
     }
     let results = call.plug_all(&handoff).await?;
     Ok(append_results(prev, results))
@@ -405,14 +437,33 @@ impl Drop for Unregister<'_> {
     }
 }
 
-/// The hand-off must name this pod's own port (and, one attachment per call, this network).
-fn check_attachment(req: &Request, pod: &PodId, att: &Attachment, same_network: bool) -> Result<(), CniError> {
+/// The hand-off must name this pod's own port (and, one attachment per call, this network): its
+/// `pod_port`, or the `claim_port` of the IPAMClaim its own networks element names for that
+/// interface (`ports`, from the agent's cache). An `iface_id_ver` other than the pod UID must be
+/// the pod's `kubevirt.io/created-by` label. So a forged hand-off cannot reach another
+/// namespace's, another pod's or another claim's port.
+fn check_attachment(req: &Request, pod: &PodId, att: &Attachment, same_network: bool, ports: &PodPorts) -> Result<(), CniError> {
     let own = model::names::pod_port(pod.namespace, pod.name, &att.interface);
-    if att.logical_port != own {
+    let claimed = ports
+        .claims
+        .iter()
+        .find(|(ifname, _)| *ifname == att.interface)
+        .map(|(_, claim)| model::names::claim_port(pod.namespace, claim));
+    if att.logical_port != own && Some(&att.logical_port) != claimed.as_ref() {
+        let also = claimed.as_ref().map(|c| format!(" (or its IPAMClaim's port {c:?})")).unwrap_or_default();
         return Err(CniError::invalid_config(format!(
-            "the hand-off of pod {pod} names logical port {:?} for {}, but this pod's port is {own:?}; refusing to plug it",
+            "the hand-off of pod {pod} names logical port {:?} for {}, but this pod's port is {own:?}{also}; refusing to plug it",
             att.logical_port, att.interface
         )));
+    }
+    if let Some(ver) = att.iface_id_ver.as_deref() {
+        let pod_uid = pod.uid.unwrap_or("");
+        if ver != pod_uid && Some(ver) != ports.created_by.as_deref() {
+            return Err(CniError::invalid_config(format!(
+                "the hand-off of pod {pod} binds {} with iface-id-ver {ver:?}, which is neither the pod's UID nor its {CREATED_BY_LABEL} label; refusing to plug it",
+                att.interface
+            )));
+        }
     }
     if same_network && att.cni_network != req.config.name {
         return Err(CniError::invalid_config(format!(
@@ -480,7 +531,10 @@ async fn plug(
     tags.insert(names::NETWORK.to_string(), att.network.clone());
     tags.insert(names::NODE.to_string(), agent.config.node_name.clone());
     tags.insert(names::POD_UID.to_string(), uid.to_string());
-    made.ports.push(plumb::plug(ovs, &bridge, &host_if, lsp, &att.mac, Some(uid), &tags).await?);
+    // `iface-id-ver`: the pod UID, or what the hand-off names for a port that outlives the pod
+    // (an IPAMClaim's: the VMI UID), checked by `check_attachment`.
+    let ver = att.iface_id_ver.as_deref().unwrap_or(uid);
+    made.ports.push(plumb::plug(ovs, &bridge, &host_if, lsp, &att.mac, Some(ver), &tags).await?);
     drop(permit);
 
     // An explicit `port_up_timeout_ms` bounds the wait (0: no wait); without one the agent waits
@@ -657,12 +711,71 @@ mod tests {
     fn attachments_must_name_the_pods_own_port_and_this_network() {
         let r = req("red", "net1");
         let pod = PodId::of(&r).unwrap();
-        assert!(check_attachment(&r, &pod, &attachment("team-a_web-0_net1"), true).is_ok());
-        let e = check_attachment(&r, &pod, &attachment("team-b_db-0_net1"), true).unwrap_err();
+        let none = PodPorts::default();
+        assert!(check_attachment(&r, &pod, &attachment("team-a_web-0_net1"), true, &none).is_ok());
+        let e = check_attachment(&r, &pod, &attachment("team-b_db-0_net1"), true, &none).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{e:?}");
         assert!(e.msg.contains("team-b_db-0_net1") && e.msg.contains("refusing"), "{e:?}");
-        let e = check_attachment(&req("blue", "net1"), &pod, &attachment("team-a_web-0_net1"), true).unwrap_err();
+        let e = check_attachment(&req("blue", "net1"), &pod, &attachment("team-a_web-0_net1"), true, &none).unwrap_err();
         assert!(e.msg.contains("\"blue\""), "{e:?}");
+    }
+
+    /// A launcher pod as the agent caches it: its networks element names IPAMClaim `vm1.red` for
+    /// net1, its VMI UID label.
+    fn launcher_meta(uid: &str, created_by: Option<&str>, networks: &str) -> PodMeta {
+        let mut labels = serde_json::Map::new();
+        labels.insert("kubevirt.io".into(), json!("virt-launcher"));
+        if let Some(c) = created_by {
+            labels.insert(CREATED_BY_LABEL.into(), json!(c));
+        }
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-0", "namespace": "team-a", "uid": uid, "labels": labels,
+                         "annotations": {"kubevirt.io/domain": "vm1", model::request::NETWORKS_ANNOTATION: networks}}}))
+        .unwrap()
+    }
+
+    /// N1: the agent accepts a claim port only when the pod's own cached networks element names
+    /// that claim for that interface, and an `iface_id_ver` only when it is the pod UID or the
+    /// pod's cached `kubevirt.io/created-by`.
+    #[test]
+    fn agent_accepts_only_its_own_claim_ports() {
+        let r = req("red", "net1");
+        let pod = PodId::of(&r).unwrap();
+        let own = launcher_meta("u1", Some("vmi-1"), r#"[{"name":"red","ipam-claim-reference":"vm1.red"},{"name":"blue"}]"#);
+        let ports = PodPorts::of(&pod, &own);
+        assert_eq!(ports.claims, vec![("net1".to_string(), "vm1.red".to_string())]);
+        assert_eq!(ports.created_by.as_deref(), Some("vmi-1"));
+        let with = |port: &str, ver: Option<&str>| {
+            let mut a = attachment(port);
+            a.iface_id_ver = ver.map(str::to_string);
+            a
+        };
+        // Its own claim port, bound with the VMI UID or the pod UID.
+        assert!(check_attachment(&r, &pod, &with("claim:team-a/vm1.red", Some("vmi-1")), true, &ports).is_ok());
+        assert!(check_attachment(&r, &pod, &with("claim:team-a/vm1.red", Some("u1")), true, &ports).is_ok());
+        assert!(check_attachment(&r, &pod, &with("claim:team-a/vm1.red", None), true, &ports).is_ok());
+        // Its pod_port is still fine.
+        assert!(check_attachment(&r, &pod, &with("team-a_web-0_net1", None), true, &ports).is_ok());
+        let refused = |a: Attachment, ports: &PodPorts| {
+            let e = check_attachment(&r, &pod, &a, true, ports).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{e:?}");
+            assert!(e.msg.contains("refusing"), "{e:?}");
+            e.msg
+        };
+        // Another claim, another namespace's claim of the same name, another interface's claim.
+        assert!(refused(with("claim:team-a/vm2.red", Some("vmi-1")), &ports).contains("vm2.red"));
+        refused(with("claim:team-b/vm1.red", Some("vmi-1")), &ports);
+        let mut net2 = with("claim:team-a/vm1.red", None);
+        net2.interface = "net2".into();
+        refused(net2, &ports);
+        // iface_id_ver that is neither the pod UID nor the created-by label.
+        assert!(refused(with("claim:team-a/vm1.red", Some("vmi-other")), &ports).contains("kubevirt.io/created-by"));
+        assert!(refused(with("team-a_web-0_net1", Some("u-other")), &ports).contains("iface-id-ver"));
+        // A pod without the claim in its own networks element (a forged hand-off on a plain pod).
+        let plain = PodPorts::of(&pod, &launcher_meta("u1", None, r#"[{"name":"red"}]"#));
+        assert!(plain.claims.is_empty() && plain.created_by.is_none());
+        refused(with("claim:team-a/vm1.red", None), &plain);
+        refused(with("team-a_web-0_net1", Some("vmi-1")), &plain);
     }
 
     /// The waiter's decisions: wait for the pod and the hand-off; fail once the pod is deleted or
@@ -674,12 +787,12 @@ mod tests {
         let none = |_: &str| false;
         let pick = |p: &PodMeta| interface_of(&pod, p, "net1");
         let mut seen = None;
-        let wait_text = |s: Step<Attachment, CniError>| match s {
+        let wait_text = |s: Step<(Attachment, PodPorts), CniError>| match s {
             Step::Wait(w) => w,
             Step::Ready(_) => panic!("ready"),
             Step::Fail(e) => panic!("fail {e:?}"),
         };
-        let fail = |s: Step<Attachment, CniError>| match s {
+        let fail = |s: Step<(Attachment, PodPorts), CniError>| match s {
             Step::Fail(e) => e,
             Step::Ready(_) => panic!("ready"),
             Step::Wait(w) => panic!("wait {w}"),
@@ -706,7 +819,10 @@ mod tests {
         assert!(wait_text(decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours))), |p| interface_of(&pod, p, "net2")))
             .contains("[\"net1\"]"));
         match decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours))), |p| interface_of(&pod, p, "net1")) {
-            Step::Ready(a) => assert_eq!(a.logical_port, "team-a_web-0_net1"),
+            Step::Ready((a, ports)) => {
+                assert_eq!(a.logical_port, "team-a_web-0_net1");
+                assert_eq!(ports, PodPorts::default());
+            }
             _ => panic!("not ready"),
         }
         // A newer writer's value, or garbage: refused (7), no waiting.
