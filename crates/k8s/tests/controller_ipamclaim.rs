@@ -14,7 +14,8 @@ use k8s::ipamclaim::{new_claim, IPAMClaim};
 use k8s::nad::new_nad;
 use k8s_openapi::api::core::v1::Pod;
 
-const VMS_CONFIG: &str = r#"{"cniVersion":"1.0.0","type":"kubetron","name":"vms","logical_switch":"vms","allowPersistentIPs":true,"capabilities":{"mac":true}}"#;
+const VMS_CONFIG: &str =
+    r#"{"cniVersion":"1.0.0","type":"kubetron","name":"vms","logical_switch":"vms","allowPersistentIPs":true,"capabilities":{"mac":true}}"#;
 
 /// `vms`: 10.30.0.0/24, DHCP router .1, .1-.9 excluded: the first free address is .10.
 fn vm_switch(ovn: &Ovn) {
@@ -47,7 +48,8 @@ fn ctl_with(nb: &k8s::controller::Nb, claims: ClaimMap) -> Controller {
 /// A KubeVirt launcher pod of VMI `vmi` (UID `vmi_uid`), as virt-controller makes it.
 fn launcher(name: &str, uid: &str, vmi: &str, vmi_uid: &str, networks: &str) -> Pod {
     let mut p = pod("ns1", name, uid, networks);
-    p.metadata.labels = Some([("kubevirt.io".to_string(), "virt-launcher".to_string()), ("kubevirt.io/created-by".into(), vmi_uid.into())].into());
+    p.metadata.labels =
+        Some([("kubevirt.io".to_string(), "virt-launcher".to_string()), ("kubevirt.io/created-by".into(), vmi_uid.into())].into());
     p.metadata.annotations.get_or_insert_with(Default::default).insert("kubevirt.io/domain".into(), vmi.into());
     p
 }
@@ -218,7 +220,15 @@ async fn batch_of_20_claims_never_share_an_ip() {
     let list: Vec<IPAMClaim> = (0..20).map(|i| claim("ns1", &format!("vm{i}.vms"), &format!("c-uid-{i}"))).collect();
     let ctl = ctl_with(&nb, claims_of(&list, &[]));
     let pods: Vec<Pod> = (0..20)
-        .map(|i| launcher(&format!("virt-launcher-vm{i}-x"), &format!("pod-uid-{i}"), &format!("vm{i}"), &format!("vmi-{i}"), &claim_net(&format!("vm{i}.vms"))))
+        .map(|i| {
+            launcher(
+                &format!("virt-launcher-vm{i}-x"),
+                &format!("pod-uid-{i}"),
+                &format!("vm{i}"),
+                &format!("vmi-{i}"),
+                &claim_net(&format!("vm{i}.vms")),
+            )
+        })
         .collect();
     // Half in one batch (one snapshot: the batch's claims must keep them apart), half one by one
     // concurrently (guards: a planned address taken meanwhile fails the write and re-plans; a
@@ -244,7 +254,8 @@ async fn batch_of_20_claims_never_share_an_ip() {
     let mut ips = HashSet::new();
     for i in 0..20 {
         let a = ovn.port_col(&format!("claim:ns1/vm{i}.vms"), "addresses");
-        let ip = a.trim_matches(|c| c == '[' || c == ']' || c == '"').split_whitespace().nth(1).unwrap_or_else(|| panic!("{a}")).to_string();
+        let ip =
+            a.trim_matches(|c| c == '[' || c == ']' || c == '"').split_whitespace().nth(1).unwrap_or_else(|| panic!("{a}")).to_string();
         assert!(ips.insert(ip.clone()), "{ip} given twice");
     }
     let want: HashSet<String> = (10..30).map(|i| format!("10.30.0.{i}")).collect();

@@ -51,8 +51,12 @@ fn ipamclaim_crd_applies_on_v1_20() {
         assert!(made.status.is_none(), "status is a subresource: not set on create");
         // The schema (no CEL) still bounds ipRequests.
         let e = claims
-            .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "k8s.cni.cncf.io/v1alpha1", "kind": "IPAMClaim",
-                "metadata": {"name": "bad"}, "spec": {"ipRequests": ["a", "b", "c"], "network": "x", "interface": ""}})).unwrap())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"apiVersion": "k8s.cni.cncf.io/v1alpha1", "kind": "IPAMClaim",
+                "metadata": {"name": "bad"}, "spec": {"ipRequests": ["a", "b", "c"], "network": "x", "interface": ""}}))
+                .unwrap(),
+            )
             .await;
         expect_code(e, 422, "three ipRequests (maxItems 2)");
 
@@ -139,7 +143,12 @@ fn launcher_pod_gets_claim_ip_and_status() {
     ctl_rt.block_on(async {
         let ovsdb = ovsdb::Client::connect_to(&central.nb_remote()).await.expect("connect NB");
         let nb = Nb::start(ovsdb).await.expect("NB replica");
-        let cfg = RunnerConfig { backoff_min: Duration::from_millis(200), backoff_max: Duration::from_secs(2), gc_interval: Duration::from_secs(2), ..Default::default() };
+        let cfg = RunnerConfig {
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(2),
+            gc_interval: Duration::from_secs(2),
+            ..Default::default()
+        };
         tokio::spawn(run(ctl_client.clone(), nb, KubePodWriter::new(ctl_client, "e2e-ctl"), leader, cfg));
     });
 
@@ -183,7 +192,8 @@ fn launcher_pod_gets_claim_ip_and_status() {
 
         // 3. The VM restarts: the launcher goes, the port stays; the new launcher gets the same IP and MAC.
         pods.delete("virt-launcher-vm1-aaaaa", &gone).await.expect("delete launcher");
-        wait_for("the launcher to go", wait, || async { pods.get_opt("virt-launcher-vm1-aaaaa").await.ok()?.is_none().then_some(()) }).await;
+        wait_for("the launcher to go", wait, || async { pods.get_opt("virt-launcher-vm1-aaaaa").await.ok()?.is_none().then_some(()) })
+            .await;
         // A GC pass (every 2 s) and the deletion have run once the next launcher is served; the port is still there.
         let p2 = pods.create(&pp, &launcher("virt-launcher-vm1-bbbbb", "vm1", "vmi-uid-2", net)).await.expect("second launcher");
         let uid2 = p2.metadata.uid.clone().unwrap();

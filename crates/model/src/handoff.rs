@@ -380,7 +380,11 @@ mod tests {
             (any::<u32>(), addressing, proptest::option::of("[a-z0-9-]{1,36}"), proptest::option::of("[a-z0-9-]{1,20}/[a-z0-9.-]{1,20}")),
         )
             .prop_map(
-                |((interface, network, cni_network, logical_switch, logical_port, mac), (ips, gateways, routes), (mtu, addressing, iface_id_ver, vm))| {
+                |(
+                    (interface, network, cni_network, logical_switch, logical_port, mac),
+                    (ips, gateways, routes),
+                    (mtu, addressing, iface_id_ver, vm),
+                )| {
                     Attachment {
                         interface,
                         network,

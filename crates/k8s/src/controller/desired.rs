@@ -365,7 +365,12 @@ fn claim_port(
                     .ok_or_else(|| refused(format!("{cidr:?} is not an IP address")))?;
                 if let (IpAddr::V4(v4), Some(s)) = (ip, d.subnet) {
                     if !s.contains(&v4) || (s.prefix_len() < 31 && (v4 == s.network() || v4 == s.broadcast())) {
-                        return Err(PodError::IpOutsideSubnet { network: d.network.clone(), interface: sel.interface.clone(), ip, subnet: s });
+                        return Err(PodError::IpOutsideSubnet {
+                            network: d.network.clone(),
+                            interface: sel.interface.clone(),
+                            ip,
+                            subnet: s,
+                        });
                     }
                 }
                 if !ips.contains(&ip) {

@@ -51,7 +51,9 @@ pub enum PodError {
     ClaimNotFound { namespace: String, claim: String, interface: String },
     #[error("IPAMClaim {namespace}/{claim} cannot be used by interface {interface}: {problem}")]
     ClaimRefused { namespace: String, claim: String, interface: String, problem: String },
-    #[error("IPAMClaim {namespace}/{claim} is in use by VM {holder}, which is still running; interface {interface} of VM {vm} cannot take it")]
+    #[error(
+        "IPAMClaim {namespace}/{claim} is in use by VM {holder}, which is still running; interface {interface} of VM {vm} cannot take it"
+    )]
     ClaimInUse { namespace: String, claim: String, interface: String, holder: String, vm: String },
     #[error("network {network} has no free address left for IPAMClaim {claim}")]
     ClaimNoAddress { network: NetworkRef, claim: String },

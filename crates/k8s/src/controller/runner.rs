@@ -35,9 +35,9 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::batcher::Batcher;
 use super::desired::{pod_is_active, PodRef};
+use super::desired::{ClaimLookup, VmIdentity};
 use super::events::{EventType, PodWriter};
 use super::{Controller, Nb, PodError};
-use super::desired::{ClaimLookup, VmIdentity};
 use crate::ipamclaim::{self, IPAMClaim};
 use crate::nad::NetworkAttachmentDefinition;
 use crate::status::{write_pod_annotations, WriteOutcome};
@@ -280,9 +280,7 @@ pub fn pods_claiming(pods: &[Arc<Pod>], claim: &IPAMClaim) -> Vec<ObjectRef<Pod>
     let (ns, name) = (claim.namespace_str(), claim.name_str());
     pods.iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
-        .filter(|p| {
-            crate::annotation::from_pod(p).is_ok_and(|sels| sels.iter().any(|s| s.ipam_claim_reference.as_deref() == Some(name)))
-        })
+        .filter(|p| crate::annotation::from_pod(p).is_ok_and(|sels| sels.iter().any(|s| s.ipam_claim_reference.as_deref() == Some(name))))
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
 }
@@ -497,7 +495,9 @@ impl<W: PodWriter> Ctx<W> {
                 }
             }
             match r {
-                Ok(_) => tracing::info!(claim = %format!("{}/{}", c.namespace, c.name), ?ips, owner_pod = pod_name, "IPAMClaim status written"),
+                Ok(_) => {
+                    tracing::info!(claim = %format!("{}/{}", c.namespace, c.name), ?ips, owner_pod = pod_name, "IPAMClaim status written")
+                }
                 Err(e) => tracing::warn!(claim = %format!("{}/{}", c.namespace, c.name), "writing IPAMClaim status: {e}"),
             }
         }

@@ -112,7 +112,11 @@ fn claim_reference_needs_allow_persistent_ips() {
     }
     let off = parse_config(r#"{"cniVersion":"1.0.0","name":"n","type":"kubetron","allowPersistentIPs":false}"#, "n");
     assert!(check_capabilities(&claim, &off).is_err());
-    assert!(model::netconf::NadConfig::parse(r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"kubetron"}],"allowPersistentIPs":"yes"}"#, "n").is_err());
+    assert!(model::netconf::NadConfig::parse(
+        r#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"kubetron"}],"allowPersistentIPs":"yes"}"#,
+        "n"
+    )
+    .is_err());
     // "ips" together with a claim is refused before any network is looked at.
     let e = parse(r#"[{"name":"n","ips":["10.0.0.5"],"ipam-claim-reference":"vm1.n"}]"#, "ns").unwrap_err();
     assert!(e.to_string().contains("ipam-claim-reference"), "{e}");

@@ -90,7 +90,12 @@ fn npwg_selection_rules() {
     let rt = runtime();
     let m = nads();
     m.insert(new_nad("app", "red.net", KT, &[]));
-    m.insert(new_nad("app", "vmnet", r#"{"cniVersion":"1.0.0","type":"kubetron","allowPersistentIPs":true,"capabilities":{"mac":true}}"#, &[]));
+    m.insert(new_nad(
+        "app",
+        "vmnet",
+        r#"{"cniVersion":"1.0.0","type":"kubetron","allowPersistentIPs":true,"capabilities":{"mac":true}}"#,
+        &[],
+    ));
     m.insert(new_nad(
         "app",
         "ported",

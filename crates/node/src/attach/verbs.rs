@@ -444,11 +444,8 @@ impl Drop for Unregister<'_> {
 /// namespace's, another pod's or another claim's port.
 fn check_attachment(req: &Request, pod: &PodId, att: &Attachment, same_network: bool, ports: &PodPorts) -> Result<(), CniError> {
     let own = model::names::pod_port(pod.namespace, pod.name, &att.interface);
-    let claimed = ports
-        .claims
-        .iter()
-        .find(|(ifname, _)| *ifname == att.interface)
-        .map(|(_, claim)| model::names::claim_port(pod.namespace, claim));
+    let claimed =
+        ports.claims.iter().find(|(ifname, _)| *ifname == att.interface).map(|(_, claim)| model::names::claim_port(pod.namespace, claim));
     if att.logical_port != own && Some(&att.logical_port) != claimed.as_ref() {
         let also = claimed.as_ref().map(|c| format!(" (or its IPAMClaim's port {c:?})")).unwrap_or_default();
         return Err(CniError::invalid_config(format!(
