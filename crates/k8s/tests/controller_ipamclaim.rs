@@ -261,3 +261,43 @@ async fn batch_of_20_claims_never_share_an_ip() {
     let want: HashSet<String> = (10..30).map(|i| format!("10.30.0.{i}")).collect();
     assert_eq!(ips, want, "the first 20 free addresses, each once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_ip_pod_refused_while_stopped_vm_holds_claim() {
+    let ovn = Ovn::start();
+    standard_switches(&ovn);
+    vm_switch(&ovn);
+    let nb = ovn.nb().await;
+    // The claim asks for an address (spec.ipRequests): its port takes exactly that one.
+    let mut c = claim("ns1", "vm1.vms", "c-uid-1");
+    c.spec.ip_requests = vec!["10.30.0.50/24".into()];
+    let ctl = ctl_with(&nb, claims_of(std::slice::from_ref(&c), &[]));
+    let p1 = launcher("virt-launcher-vm1-a", "pod-uid-1", "vm1", "vmi-uid-1", &claim_net("vm1.vms"));
+    let rec = ctl.reconcile_pod(&p1).await.expect("vm1");
+    assert_eq!(ovn.port_col("claim:ns1/vm1.vms", "addresses"), r#"["0a:58:0a:1e:00:32 10.30.0.50"]"#);
+    let h = ctl.wait_status(&pr(&p1), &rec.desired, WAIT).await.interfaces.expect("hand-off");
+    assert_eq!(h.interfaces[0].ips, vec!["10.30.0.50/24".parse().unwrap()]);
+    // The VM stops: its address stays held. A pod asking for that address statically is refused,
+    // naming the claim's port.
+    ctl.delete_pod(&pr(&p1)).await.expect("delete pod");
+    let mut nads = nads();
+    nads.insert(new_nad(
+        "ns1",
+        "vms-static",
+        r#"{"cniVersion":"1.0.0","type":"kubetron","name":"vms","logical_switch":"vms","capabilities":{"ips":true}}"#,
+        &[],
+    ));
+    let static_ctl = Controller::new(nb.clone(), Arc::new(nads));
+    let squatter = pod("ns1", "squatter", "pod-uid-s", r#"[{"name":"vms-static","ips":["10.30.0.50/24"]}]"#);
+    let e = static_ctl.reconcile_pod(&squatter).await.unwrap_err();
+    assert_eq!(e.reason(), "StaticIPConflict", "{e}");
+    assert!(e.to_string().contains("claim:ns1/vm1.vms"), "{e}");
+    // A second claim asking for the same address is refused the same way.
+    let mut c2 = claim("ns1", "vm2.vms", "c-uid-2");
+    c2.spec.ip_requests = vec!["10.30.0.50/24".into()];
+    let ctl = ctl_with(&nb, claims_of(&[c, c2], &[]));
+    let e = ctl.reconcile_pod(&launcher("virt-launcher-vm2-a", "pod-uid-2", "vm2", "vmi-uid-2", &claim_net("vm2.vms"))).await.unwrap_err();
+    assert_eq!(e.reason(), "StaticIPConflict", "{e}");
+    assert!(e.to_string().contains("claim:ns1/vm1.vms"), "{e}");
+    assert!(!ovn.port_exists("claim:ns1/vm2.vms"));
+}
