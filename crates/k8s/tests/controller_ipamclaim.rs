@@ -74,7 +74,7 @@ async fn claim_port_first_free_ip_mac_for_ip() {
     let port = "claim:ns1/vm1.vms";
     assert_eq!(rec.changes.created, vec![port.to_string()]);
     assert_eq!(ovn.port_col(port, "addresses"), r#"["0a:58:0a:1e:00:0a 10.30.0.10"]"#);
-    assert_eq!(ovn.port_col(port, "options"), "{iface-id-ver=vmi-uid-1}");
+    assert_eq!(ovn.port_col(port, "options"), "{iface-id-ver=vmi-uid-1, requested-chassis=node1}");
     let ids = ovn.port_col(port, "external_ids");
     for want in [
         "\"kubetron.io/ipamclaim\"=\"ns1/vm1.vms\"",
@@ -154,7 +154,7 @@ async fn claim_port_survives_pod_and_is_reused_by_new_pod() {
     assert!(rec.changes.created.is_empty() && rec.changes.replaced.is_empty(), "{:?}", rec.changes);
     assert_eq!(ovn.port_col(port, "addresses"), addresses);
     assert_eq!(ovn.nbctl(&["--bare", "--columns=_uuid", "find", "Logical_Switch_Port", &format!("name=\"{port}\"")]), uuid, "same row");
-    assert_eq!(ovn.port_col(port, "options"), "{iface-id-ver=vmi-uid-2}", "iface-id-ver follows the new VMI UID");
+    assert_eq!(ovn.port_col(port, "options"), "{iface-id-ver=vmi-uid-2, requested-chassis=node1}", "iface-id-ver follows the new VMI UID");
     assert!(ovn.port_col(port, "external_ids").contains("\"kubetron.io/vmi-uid\"=vmi-uid-2"));
     let h = ctl.wait_status(&pr(&p2), &rec.desired, WAIT).await.interfaces.expect("hand-off");
     assert_eq!(h.interfaces[0].logical_port, port);
@@ -167,7 +167,7 @@ async fn claim_port_survives_pod_and_is_reused_by_new_pod() {
     let e = ctl.reconcile_pod(&other).await.unwrap_err();
     assert_eq!(e.reason(), "IPAMClaimInUse", "{e}");
     assert!(e.to_string().contains("ns1/vm1"), "{e}");
-    assert_eq!(ovn.port_col(port, "options"), "{iface-id-ver=vmi-uid-2}");
+    assert_eq!(ovn.port_col(port, "options"), "{iface-id-ver=vmi-uid-2, requested-chassis=node1}");
     // A claim of another network is refused too.
     let mut wrong = claim("ns1", "wrong", "c-uid-w");
     wrong.spec.network = "red".into();
@@ -300,4 +300,74 @@ async fn static_ip_pod_refused_while_stopped_vm_holds_claim() {
     assert_eq!(e.reason(), "StaticIPConflict", "{e}");
     assert!(e.to_string().contains("claim:ns1/vm1.vms"), "{e}");
     assert!(!ovn.port_exists("claim:ns1/vm2.vms"));
+}
+
+/// A launcher pod on `node`, created at `created`, with extra labels/annotations.
+fn launcher_at(name: &str, uid: &str, node: &str, created: &str, target_ready: bool) -> Pod {
+    let mut p = launcher(name, uid, "vm1", "vmi-uid-1", &claim_net("vm1.vms"));
+    p.spec.as_mut().unwrap().node_name = Some(node.into());
+    p.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created.parse().unwrap()));
+    if target_ready {
+        p.metadata.annotations.get_or_insert_with(Default::default).insert(model::kubevirt::TARGET_READY_ANNOTATION.into(), created.into());
+    }
+    p
+}
+
+/// K6: the claim port's chassis options follow KubeVirt's launcher pods through a live migration
+/// (source only, source + target with rarp, target only; a failed target gives it back), and in
+/// `switch` mode the port moves only when the target is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_options_follow_pod_states() {
+    use model::kubevirt::MigrationMode;
+    let ovn = Ovn::start();
+    standard_switches(&ovn);
+    vm_switch(&ovn);
+    let nb = ovn.nb().await;
+    let c = claim("ns1", "vm1.vms", "c-uid-1");
+    let port = "claim:ns1/vm1.vms";
+    let src = launcher_at("virt-launcher-vm1-aaaaa", "pod-uid-1", "node1", "2026-11-30T10:00:00Z", false);
+    let dst = launcher_at("virt-launcher-vm1-bbbbb", "pod-uid-2", "node2", "2026-11-30T10:05:00Z", false);
+    let dst_ready = launcher_at("virt-launcher-vm1-bbbbb", "pod-uid-2", "node2", "2026-11-30T10:05:00Z", true);
+    let run = |pods: Vec<&Pod>, mode: MigrationMode, who: &Pod| {
+        let mut m = claims_of(std::slice::from_ref(&c), &[("ns1", "vm1")]);
+        m.pods = pods.into_iter().map(|p| Arc::new(p.clone())).collect();
+        m.migration = mode;
+        let ctl = ctl_with(&nb, m);
+        let who = who.clone();
+        async move { ctl.reconcile_pod(&who).await.expect("reconcile") }
+    };
+    let options = || ovn.port_col(port, "options");
+
+    run(vec![&src], MigrationMode::Rarp, &src).await;
+    assert_eq!(options(), "{iface-id-ver=vmi-uid-1, requested-chassis=node1}");
+    // The target is scheduled on node2: both chassis, activated by the VM's RARP.
+    let rec = run(vec![&src, &dst], MigrationMode::Rarp, &dst).await;
+    assert_eq!(options(), "{activation-strategy=rarp, iface-id-ver=vmi-uid-1, requested-chassis=\"node1,node2\"}");
+    // The target's hand-off names the same port and VMI UID as the source's.
+    let h = ctl_with(&nb, claims_of(std::slice::from_ref(&c), &[])).wait_status(&pr(&dst), &rec.desired, WAIT).await.interfaces.unwrap();
+    assert_eq!((h.interfaces[0].logical_port.as_str(), h.interfaces[0].iface_id_ver.as_deref()), (port, Some("vmi-uid-1")));
+    // The domain runs on the target: the target only, no strategy left behind.
+    run(vec![&src, &dst_ready], MigrationMode::Rarp, &src).await;
+    assert_eq!(options(), "{iface-id-ver=vmi-uid-1, requested-chassis=node2}");
+    // The source finished: still the target.
+    run(vec![&finished(src.clone()), &dst_ready], MigrationMode::Rarp, &dst_ready).await;
+    assert_eq!(options(), "{iface-id-ver=vmi-uid-1, requested-chassis=node2}");
+
+    // A migration whose target fails: back to the source.
+    run(vec![&src], MigrationMode::Rarp, &src).await;
+    run(vec![&src, &dst], MigrationMode::Rarp, &dst).await;
+    assert!(options().contains("activation-strategy=rarp"));
+    run(vec![&src, &finished(dst.clone())], MigrationMode::Rarp, &src).await;
+    assert_eq!(options(), "{iface-id-ver=vmi-uid-1, requested-chassis=node1}");
+
+    // Switch mode: the source keeps the port until the target is ready.
+    run(vec![&src, &dst], MigrationMode::Switch, &dst).await;
+    assert_eq!(options(), "{iface-id-ver=vmi-uid-1, requested-chassis=node1}");
+    run(vec![&src, &dst_ready], MigrationMode::Switch, &dst_ready).await;
+    assert_eq!(options(), "{iface-id-ver=vmi-uid-1, requested-chassis=node2}");
+
+    // Three living launcher pods (not a state KubeVirt makes): the options are left as they are.
+    let third = launcher_at("virt-launcher-vm1-ccccc", "pod-uid-3", "node3", "2026-11-30T10:06:00Z", false);
+    run(vec![&src, &dst_ready, &third], MigrationMode::Rarp, &third).await;
+    assert_eq!(options(), "{iface-id-ver=vmi-uid-1, requested-chassis=node2}");
 }

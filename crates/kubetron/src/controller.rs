@@ -39,6 +39,12 @@ pub struct ControllerArgs {
     /// (Multus) has one. For chained mode without Multus; empty: off.
     #[arg(long, env = "KUBETRON_DEFAULT_NETWORK_NAME", default_value = "")]
     default_network_name: String,
+    /// How a VM's port (persistent IPs, IPAMClaim) follows a KubeVirt live migration: `rarp`
+    /// binds it to the source and target nodes while both launcher pods live and lets OVN
+    /// activate the target on the VM's first RARP there; `switch` moves it to the target when
+    /// KubeVirt marks the target ready.
+    #[arg(long, env = "KUBETRON_VM_MIGRATION", default_value = "rarp")]
+    vm_migration: model::kubevirt::MigrationMode,
 }
 
 fn hostname() -> String {
@@ -90,7 +96,12 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
     if let Some(name) = &default_network_name {
         tracing::info!(network = %name, "writing the cluster network's eth0 entry in network-status");
     }
-    let rcfg = RunnerConfig { gc_interval: Duration::from_secs(a.gc_interval_secs.max(1)), default_network_name, ..Default::default() };
+    let rcfg = RunnerConfig {
+        gc_interval: Duration::from_secs(a.gc_interval_secs.max(1)),
+        default_network_name,
+        vm_migration: a.vm_migration,
+        ..Default::default()
+    };
     let nadsync = (!a.no_nad_sync).then(|| {
         let settings = k8s::nadsync::SyncSettings::new();
         let resync = Duration::from_secs(a.nad_resync_secs.max(1));

@@ -67,3 +67,10 @@ mod tests {
         assert_ne!(container_port("abc", "net1"), pod_port("abc", "x", "net1"));
     }
 }
+
+/// `Logical_Switch_Port` option (ovn-nb(5)): the chassis (name or host name) the port may be
+/// bound on; two, comma separated, during a VM's live migration.
+pub const REQUESTED_CHASSIS: &str = "requested-chassis";
+/// `Logical_Switch_Port` option (ovn-nb(5)): `rarp` keeps the additional chassis' binding
+/// inactive until the VM sends a RARP from there.
+pub const ACTIVATION_STRATEGY: &str = "activation-strategy";

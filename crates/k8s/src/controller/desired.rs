@@ -16,6 +16,7 @@ use super::nb::SwitchLookup;
 use crate::annotation;
 use crate::ipamclaim::IPAMClaim;
 use crate::nad::{authorize, check_capabilities, NetworkAttachmentDefinition};
+use model::kubevirt::{ChassisOptions, MigrationMode};
 use model::request::{NetworkRef, NetworkSelection};
 
 /// The identity of a pod.
@@ -85,6 +86,11 @@ pub trait ClaimLookup {
     /// Whether VM `vm` (a [`VmIdentity::name`]) of `namespace` has a living pod (scheduled, not
     /// finished, not being deleted).
     fn vm_is_living(&self, namespace: &str, vm: &str) -> bool;
+    /// The chassis options of the ports of `pod`'s VM (see [`super::vm`]); `None`: leave them as
+    /// they are. By default from `pod` alone (bound to its node).
+    fn chassis_options(&self, pod: &Pod) -> Option<ChassisOptions> {
+        super::vm::chassis_options(&[], pod, MigrationMode::default())
+    }
 }
 
 /// No claims at all (callers that do not watch IPAMClaims): every reference is "not found".
@@ -106,6 +112,9 @@ impl ClaimLookup for NoClaims {
 pub struct ClaimMap {
     pub claims: HashMap<(String, String), Arc<IPAMClaim>>,
     pub living: std::collections::HashSet<(String, String)>,
+    /// All launcher pods, for the VM placement ([`ClaimLookup::chassis_options`]).
+    pub pods: Vec<Arc<Pod>>,
+    pub migration: MigrationMode,
 }
 
 impl ClaimMap {
@@ -121,6 +130,9 @@ impl ClaimLookup for ClaimMap {
     }
     fn vm_is_living(&self, namespace: &str, vm: &str) -> bool {
         self.living.contains(&(namespace.to_string(), vm.to_string()))
+    }
+    fn chassis_options(&self, pod: &Pod) -> Option<ChassisOptions> {
+        super::vm::chassis_options(&self.pods, pod, self.migration)
     }
 }
 
@@ -240,6 +252,9 @@ pub struct DesiredPort {
     pub iface_id_ver: Option<String>,
     /// The hand-off's `vm` (`namespace/name`), for persistent-IP ports.
     pub vm: Option<String>,
+    /// `options` keys the controller manages that must be absent (removed from an existing port):
+    /// the live-migration keys of a VM's port when its placement does not want them.
+    pub unset_options: Vec<String>,
 }
 
 impl DesiredPort {
@@ -406,6 +421,21 @@ fn claim_port(
     ids.insert(names::INTERFACE.to_string(), sel.interface.clone());
     d.external_ids = ids;
     d.options = BTreeMap::from([(model::names::IFACE_ID_VER.to_string(), vm.uid.clone())]);
+    // Where the port is bound: the VM's node, both nodes during a live migration (the target
+    // activated by the VM's RARP), or left alone when the launcher pods are ambiguous.
+    if let Some(chassis) = claims.chassis_options(pod) {
+        for (key, value) in [
+            (names::REQUESTED_CHASSIS, chassis.requested_chassis),
+            (names::ACTIVATION_STRATEGY, chassis.activation_strategy.map(str::to_string)),
+        ] {
+            match value {
+                Some(v) => {
+                    d.options.insert(key.to_string(), v);
+                }
+                None => d.unset_options.push(key.to_string()),
+            }
+        }
+    }
     d.name = name;
     d.iface_id_ver = Some(vm.uid);
     d.vm = Some(vm_key);
@@ -479,6 +509,7 @@ fn desired_port(
         claim: None,
         iface_id_ver: None,
         vm: None,
+        unset_options: Vec::new(),
     }))
 }
 

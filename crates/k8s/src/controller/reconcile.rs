@@ -227,7 +227,7 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                         name: d.name.clone(),
                         addresses: d.addresses(),
                         dhcpv4_options: d.dhcpv4_options,
-                        options: merged(&row, "options", &d.options),
+                        options: merged_options(&row, d),
                         external_ids: merged_ids(&row, &d.external_ids),
                         ..Default::default()
                     };
@@ -258,7 +258,7 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                 }
                 // `iface-id-ver` (the pod UID) is drift-corrected like the addresses: a port
                 // adopted from the CNI plugin, or edited by hand, gets it back.
-                let options = merged(&row, "options", &d.options);
+                let options = merged_options(&row, d);
                 if options != row_map(&row, "options") {
                     update.insert("options", map_datum(&options));
                 }
@@ -360,6 +360,16 @@ fn check_owner(pod: &PodRef, d: &DesiredPort, row: &Row) -> Result<Take, PodErro
 /// (the CNI plugin's container ID, an administrator's notes) are kept.
 fn merged_ids(row: &Row, desired: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     merged(row, "external_ids", desired)
+}
+
+/// The port's options with the controller's keys set and its unwanted managed keys removed
+/// ([`DesiredPort::unset_options`]); other keys are kept.
+fn merged_options(row: &Row, d: &DesiredPort) -> BTreeMap<String, String> {
+    let mut map = merged(row, "options", &d.options);
+    for k in &d.unset_options {
+        map.remove(k);
+    }
+    map
 }
 
 /// The map column `col` of `row` with the desired keys set; other keys are kept.

@@ -64,6 +64,8 @@ pub struct RunnerConfig {
     /// entry (the pod's IPs, `"default": true`) first, unless another writer (Multus) has one
     /// (the rule: [`model::status`]). For chained mode without Multus; `None`: off.
     pub default_network_name: Option<String>,
+    /// How a VM's ports follow a live migration ([`model::kubevirt::MigrationMode`]).
+    pub vm_migration: model::kubevirt::MigrationMode,
 }
 
 impl Default for RunnerConfig {
@@ -77,6 +79,7 @@ impl Default for RunnerConfig {
             concurrency: 64,
             batch_window: Duration::from_millis(2),
             default_network_name: None,
+            vm_migration: model::kubevirt::MigrationMode::Rarp,
         }
     }
 }
@@ -130,6 +133,7 @@ struct Ctx<W> {
 struct StoreClaims {
     claims: Store<IPAMClaim>,
     pods: Store<Pod>,
+    migration: model::kubevirt::MigrationMode,
 }
 
 impl ClaimLookup for StoreClaims {
@@ -144,6 +148,9 @@ impl ClaimLookup for StoreClaims {
                 && PodRef::of(p).is_some_and(|r| VmIdentity::of(p, &r).name == vm)
         })
     }
+    fn chassis_options(&self, pod: &Pod) -> Option<model::kubevirt::ChassisOptions> {
+        super::vm::chassis_options(&self.pods.state(), pod, self.migration)
+    }
 }
 
 /// Runs the controller until the pod watcher ends (it retries forever; this returns only on a
@@ -154,7 +161,7 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let (claim_store, claim_writer) = reflector::store::<IPAMClaim>();
     let ctl = Controller::new(nb.clone(), Arc::new(nad_store.clone()))
-        .with_claims(Arc::new(StoreClaims { claims: claim_store.clone(), pods: pod_store.clone() }))
+        .with_claims(Arc::new(StoreClaims { claims: claim_store.clone(), pods: pod_store.clone(), migration: cfg.vm_migration }))
         .with_leadership(leader.clone());
     let waiting = Arc::new(Mutex::new(HashSet::new()));
     let mut tasks = Tasks(Vec::new());
@@ -182,13 +189,24 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
     let (deleted_tx, deleted_rx) = mpsc::unbounded_channel::<Pod>();
     let collect = Arc::new(Notify::new());
     let listed = collect.clone();
+    // A launcher pod's change (a migration target scheduled or ready, a source finished or
+    // deleted) moves the ports of its whole VM: its sibling launcher pods are reconciled too.
+    let (again_tx, again_rx) = mpsc::unbounded_channel::<Key>();
+    let (siblings_tx, sibling_pods) = (again_tx.clone(), pod_store.clone());
+    let requeue_siblings = move |p: &Pod| {
+        for key in super::vm::sibling_refs(&sibling_pods.state(), p) {
+            let _ = siblings_tx.send(key);
+        }
+    };
     let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(pod_writer)
         .inspect(move |ev| match ev {
             Ok(watcher::Event::Delete(p)) => {
+                requeue_siblings(p);
                 let _ = deleted_tx.send(p.clone());
             }
+            Ok(watcher::Event::Apply(p)) => requeue_siblings(p),
             Ok(watcher::Event::InitDone) => {
                 pods_listed_tx.send_replace(true);
                 listed.notify_one()
@@ -226,7 +244,6 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
         .touched_objects();
     tasks.0.push(tokio::spawn(claim_deletions(claim_deleted_rx, ctx.clone())));
 
-    let (again_tx, again_rx) = mpsc::unbounded_channel::<Key>();
     tasks.0.push(tokio::spawn(deletions(deleted_rx, ctx.clone(), pod_store.clone(), again_tx)));
     let mut gained = Box::pin(leader_gained(leader.clone()));
     let on_lead = collect.clone();
