@@ -168,6 +168,15 @@ async fn claim_port_survives_pod_and_is_reused_by_new_pod() {
     assert_eq!(e.reason(), "IPAMClaimInUse", "{e}");
     assert!(e.to_string().contains("ns1/vm1"), "{e}");
     assert_eq!(ovn.port_col(port, "options"), "{iface-id-ver=vmi-uid-2, requested-chassis=node1}");
+    // The claim's spec is edited (immutable upstream; our CEL-less CRD cannot stop it): refused,
+    // the port keeps what it was made for.
+    let mut edited = c.clone();
+    edited.spec.ip_requests = vec!["10.30.0.77/24".into()];
+    let ctl = ctl_with(&nb, claims_of(std::slice::from_ref(&edited), &[]));
+    let e = ctl.reconcile_pod(&p2).await.unwrap_err();
+    assert_eq!(e.reason(), "IPAMClaimChanged", "{e}");
+    assert!(e.to_string().contains("10.30.0.77/24"), "{e}");
+    assert_eq!(ovn.port_col(port, "addresses"), addresses);
     // A claim of another network is refused too.
     let mut wrong = claim("ns1", "wrong", "c-uid-w");
     wrong.spec.network = "red".into();

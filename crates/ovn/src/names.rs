@@ -21,6 +21,9 @@ pub const POD_UID: &str = "kubetron.io/pod-uid";
 pub const CONTAINER_ID: &str = "kubetron.io/container-id";
 /// On a persistent-IP port (`claim:{ns}/{claim}`): the IPAMClaim it belongs to, `namespace/name`.
 pub const IPAMCLAIM: &str = "kubetron.io/ipamclaim";
+/// On a persistent-IP port: its IPAMClaim's `spec` when the port was made (`spec` is immutable;
+/// the CRD kubetron ships cannot enforce it on Kubernetes < 1.25, the controller does).
+pub const IPAMCLAIM_SPEC: &str = "kubetron.io/ipamclaim-spec";
 /// On a persistent-IP port: the UID of its IPAMClaim (a claim deleted and made again is another).
 pub const IPAMCLAIM_UID: &str = "kubetron.io/ipamclaim-uid";
 /// On a persistent-IP port: the VM using it, `namespace/name` (KubeVirt's `kubevirt.io/domain`, or

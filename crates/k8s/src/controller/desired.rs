@@ -344,7 +344,11 @@ fn claim_port(
     let vm_key = format!("{ns}/{}", vm.name);
     let name = model::names::claim_port(ns, claim_name);
     let existing = switches.port_entry(&name).filter(|(_, ids)| ids.get(names::IPAMCLAIM_UID).map(String::as_str) == Some(claim.uid_str()));
+    let spec = serde_json::to_string(&claim.spec).unwrap_or_default();
     if let Some((_, ids)) = &existing {
+        if let Some(was) = ids.get(names::IPAMCLAIM_SPEC).filter(|was| **was != spec) {
+            return Err(PodError::ClaimChanged { namespace: ns.to_string(), claim: claim_name.to_string(), was: was.clone(), now: spec });
+        }
         if let Some(holder) = ids.get(names::VM).filter(|h| **h != vm_key) {
             let holder_vm = holder.split_once('/').map_or(holder.as_str(), |(_, n)| n);
             if claims.vm_is_living(ns, holder_vm) {
@@ -415,6 +419,7 @@ fn claim_port(
     ids.insert(names::OWNER.to_string(), names::OWNER_CONTROLLER.to_string());
     ids.insert(names::IPAMCLAIM.to_string(), format!("{ns}/{claim_name}"));
     ids.insert(names::IPAMCLAIM_UID.to_string(), claim.uid_str().to_string());
+    ids.insert(names::IPAMCLAIM_SPEC.to_string(), spec);
     ids.insert(names::VM.to_string(), vm_key.clone());
     ids.insert(names::VMI_UID.to_string(), vm.uid.clone());
     ids.insert(names::NETWORK.to_string(), d.network.to_string());

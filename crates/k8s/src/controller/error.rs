@@ -55,6 +55,8 @@ pub enum PodError {
         "IPAMClaim {namespace}/{claim} is in use by VM {holder}, which is still running; interface {interface} of VM {vm} cannot take it"
     )]
     ClaimInUse { namespace: String, claim: String, interface: String, holder: String, vm: String },
+    #[error("IPAMClaim {namespace}/{claim} changed its spec to {now} after its port was made for {was}; the spec of an IPAMClaim is immutable: delete and re-create the claim (its addresses are then given anew)")]
+    ClaimChanged { namespace: String, claim: String, was: String, now: String },
     #[error("network {network} has no free address left for IPAMClaim {claim}")]
     ClaimNoAddress { network: NetworkRef, claim: String },
     #[error("OVN Northbound transaction failed: {0}")]
@@ -83,6 +85,7 @@ impl PodError {
             PodError::ClaimNotFound { .. } => "IPAMClaimNotFound",
             PodError::ClaimRefused { .. } => "IPAMClaimRefused",
             PodError::ClaimInUse { .. } => "IPAMClaimInUse",
+            PodError::ClaimChanged { .. } => "IPAMClaimChanged",
             PodError::ClaimNoAddress { .. } => "IPAMClaimNoAddress",
             PodError::Ovsdb(_) => "OVNTransactionFailed",
             PodError::NotLeader => "NotLeader",

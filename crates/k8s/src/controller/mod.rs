@@ -103,8 +103,9 @@ impl Controller {
     }
 
     /// The ports `pod` should have, against the current replica.
+    /// Persistent-IP ports without an address get the switch's first free one ([`allocate`]).
     pub fn desired(&self, pod: &Pod) -> Result<Vec<DesiredPort>, PodError> {
-        desired_with_claims(pod, self.nads.as_ref(), self.claims.as_ref(), &self.nb.view())
+        self.desired_in(pod, &self.nb.view(), &mut Claims::new())
     }
 
     /// The desired ports against `view`, persistent-IP ports given their addresses (`claims`

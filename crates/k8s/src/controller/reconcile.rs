@@ -184,6 +184,13 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
     let mut claiming: Vec<&DesiredPort> = Vec::new();
 
     for d in desired {
+        if let Some(c) = d.claim.as_ref().filter(|c| c.pick) {
+            // [`allocate`] was not run: never write a port without its address.
+            return Err(PodError::ClaimNoAddress {
+                network: d.network.clone(),
+                claim: format!("{}/{} (not allocated)", c.namespace, c.name),
+            });
+        }
         let existing = match view.port_by_name(&d.name) {
             Some((uuid, row)) => match check_owner(pod, d, &row)? {
                 Take::Replace => {
