@@ -58,6 +58,13 @@ pub fn container_port(container_id: &str, ifname: &str) -> String {
     format!("cni_{container_id}_{ifname}")
 }
 
+/// `Logical_Switch_Port` option (ovn-nb(5)): the chassis (name or host name) the port may be
+/// bound on; two, comma separated, during a VM's live migration.
+pub const REQUESTED_CHASSIS: &str = "requested-chassis";
+/// `Logical_Switch_Port` option (ovn-nb(5)): `rarp` keeps the additional chassis' binding
+/// inactive until the VM sends a RARP from there.
+pub const ACTIVATION_STRATEGY: &str = "activation-strategy";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,9 +78,3 @@ mod tests {
     }
 }
 
-/// `Logical_Switch_Port` option (ovn-nb(5)): the chassis (name or host name) the port may be
-/// bound on; two, comma separated, during a VM's live migration.
-pub const REQUESTED_CHASSIS: &str = "requested-chassis";
-/// `Logical_Switch_Port` option (ovn-nb(5)): `rarp` keeps the additional chassis' binding
-/// inactive until the VM sends a RARP from there.
-pub const ACTIVATION_STRATEGY: &str = "activation-strategy";

@@ -136,13 +136,6 @@ impl ClaimLookup for ClaimMap {
     }
 }
 
-/// KubeVirt's launcher pod metadata (kubevirt.io/api core/v1): label `kubevirt.io=virt-launcher`,
-/// annotation `kubevirt.io/domain` (the VMI name), label `kubevirt.io/created-by` (the VMI UID).
-const KUBEVIRT_LABEL: &str = "kubevirt.io";
-const VIRT_LAUNCHER: &str = "virt-launcher";
-const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
-const CREATED_BY_LABEL: &str = "kubevirt.io/created-by";
-
 /// Which VM a pod is, for persistent IPs: a KubeVirt launcher pod is its VMI (name from the
 /// `kubevirt.io/domain` annotation, UID from the `kubevirt.io/created-by` label); any other pod
 /// is a VM of its own (its name and UID).
@@ -154,21 +147,11 @@ pub struct VmIdentity {
 
 impl VmIdentity {
     pub fn of(pod: &Pod, pod_ref: &PodRef) -> VmIdentity {
-        match launcher_domain(pod) {
-            Some(domain) => {
-                let uid = pod.metadata.labels.as_ref().and_then(|l| l.get(CREATED_BY_LABEL)).filter(|u| !u.is_empty());
-                VmIdentity { name: domain.to_string(), uid: uid.cloned().unwrap_or_else(|| pod_ref.uid.clone()) }
-            }
+        match super::vm::launcher(pod) {
+            Some(l) => VmIdentity { name: l.domain, uid: l.vmi_uid.unwrap_or_else(|| pod_ref.uid.clone()) },
             None => VmIdentity { name: pod_ref.name.clone(), uid: pod_ref.uid.clone() },
         }
     }
-}
-
-/// The VMI name of a KubeVirt launcher pod (`None` for other pods).
-pub fn launcher_domain(pod: &Pod) -> Option<&str> {
-    let launcher = pod.metadata.labels.as_ref().and_then(|l| l.get(KUBEVIRT_LABEL)).is_some_and(|v| v == VIRT_LAUNCHER);
-    let domain = pod.metadata.annotations.as_ref().and_then(|a| a.get(DOMAIN_ANNOTATION)).filter(|d| !d.is_empty());
-    domain.filter(|_| launcher).map(String::as_str)
 }
 
 /// The IPAMClaim a desired port holds the addresses of.

@@ -180,10 +180,10 @@ where
 
 /// Labels the agent keeps: KubeVirt's launcher label naming the VMI UID (the only `iface_id_ver`
 /// besides the pod UID a hand-off may name).
-pub const KEPT_LABELS: [&str; 1] = ["kubevirt.io/created-by"];
+pub const KEPT_LABELS: [&str; 1] = [model::kubevirt::CREATED_BY_LABEL];
 /// Annotations the agent keeps besides [`KEPT_ANNOTATIONS`]: KubeVirt's `kubevirt.io/domain` (the
 /// VMI name of a launcher pod).
-pub const KEPT_VM_ANNOTATIONS: [&str; 1] = ["kubevirt.io/domain"];
+pub const KEPT_VM_ANNOTATIONS: [&str; 1] = [model::kubevirt::DOMAIN_ANNOTATION];
 
 /// Drops what the agent never reads: managed fields, every label but [`KEPT_LABELS`] and every
 /// annotation but [`KEPT_ANNOTATIONS`] and [`KEPT_VM_ANNOTATIONS`] (a pod then costs about a

@@ -21,6 +21,7 @@ use cni::agent::AgentRequest;
 use cni::plumb;
 use cni::{CniError, CniResult, Command, Env, ErrorCode, Request};
 use model::handoff::{self, Addressing, Attachment, HandoffError};
+use model::kubevirt::CREATED_BY_LABEL;
 use model::netconf::{cleanup_reserve_ms, Mode, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS};
 use netdev::{host_ifname, IpNet, MacAddr, Netns};
 use ovn::names;
@@ -177,9 +178,6 @@ fn interface_of(pod: &PodId, p: &PodMeta, ifname: &str) -> Step<(Attachment, Pod
         })
     })
 }
-
-/// KubeVirt's launcher pod label naming its VMI's UID (kubevirt.io/api core/v1).
-pub const CREATED_BY_LABEL: &str = "kubevirt.io/created-by";
 
 /// What the agent's cached pod (never the hand-off, which a forger could write) says about the
 /// logical ports beyond its own `pod_port`s it may be plugged into: the IPAMClaim each networks
