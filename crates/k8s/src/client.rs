@@ -83,39 +83,35 @@ pub fn yaml_documents(text: &str) -> Result<Vec<Value>, ClientError> {
 /// Installs the NAD CRD from its manifest (idempotent), waits until it is Established and the NAD
 /// API answers, and returns the CRD as the API server has it.
 pub async fn install_nad_crd(client: &Client, crd_yaml: &str, timeout: Duration) -> Result<CustomResourceDefinition, ClientError> {
-    let doc = yaml_documents(crd_yaml)?.into_iter().next().ok_or_else(|| ClientError::Yaml("the CRD manifest holds no document".into()))?;
-    let crd: CustomResourceDefinition = serde_json::from_value(doc).map_err(|e| ClientError::Yaml(format!("not a CRD: {e}")))?;
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    create_or_exists(&api, &crd).await?;
-    let established = wait_for("the NAD CRD to be Established", timeout, EVERY, || async {
-        let c = api.get(&name).await.ok()?;
-        let ok = c.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Established" && c.status == "True");
-        ok.then_some(c)
-    })
-    .await?;
-    // Established can come a moment before the REST endpoint is served: list until it answers.
-    let nads: Api<NetworkAttachmentDefinition> = Api::all(client.clone());
-    wait_for("the NAD API to be served", timeout, EVERY, || async { nads.list(&Default::default()).await.ok() }).await?;
-    Ok(established)
+    install_crd::<NetworkAttachmentDefinition>(client, crd_yaml, "NAD", timeout).await
 }
 
 /// Creates the IPAMClaim CRD from `crd_yaml` (`deploy/crd-ipamclaims.yaml`; an existing one is
 /// left as it is) and waits until it is Established and the IPAMClaim API answers.
 pub async fn install_ipamclaim_crd(client: &Client, crd_yaml: &str, timeout: Duration) -> Result<CustomResourceDefinition, ClientError> {
+    install_crd::<crate::ipamclaim::IPAMClaim>(client, crd_yaml, "IPAMClaim", timeout).await
+}
+
+/// Creates the CRD of `K` from `crd_yaml` (its first document; an existing one is left as it is)
+/// and waits until it is Established and `K`'s API answers a list (Established can come a moment
+/// before the REST endpoint is served). `what` names the kind in timeout errors.
+async fn install_crd<K>(client: &Client, crd_yaml: &str, what: &str, timeout: Duration) -> Result<CustomResourceDefinition, ClientError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let doc = yaml_documents(crd_yaml)?.into_iter().next().ok_or_else(|| ClientError::Yaml("the CRD manifest holds no document".into()))?;
     let crd: CustomResourceDefinition = serde_json::from_value(doc).map_err(|e| ClientError::Yaml(format!("not a CRD: {e}")))?;
     let name = crd.metadata.name.clone().unwrap_or_default();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     create_or_exists(&api, &crd).await?;
-    let established = wait_for("the IPAMClaim CRD to be Established", timeout, EVERY, || async {
+    let established = wait_for(&format!("the {what} CRD to be Established"), timeout, EVERY, || async {
         let c = api.get(&name).await.ok()?;
         let ok = c.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Established" && c.status == "True");
         ok.then_some(c)
     })
     .await?;
-    let claims: Api<crate::ipamclaim::IPAMClaim> = Api::all(client.clone());
-    wait_for("the IPAMClaim API to be served", timeout, EVERY, || async { claims.list(&Default::default()).await.ok() }).await?;
+    let objects: Api<K> = Api::all(client.clone());
+    wait_for(&format!("the {what} API to be served"), timeout, EVERY, || async { objects.list(&Default::default()).await.ok() }).await?;
     Ok(established)
 }
 
