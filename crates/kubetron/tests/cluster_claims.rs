@@ -11,8 +11,6 @@
 mod kube_support;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use k8s::ipamclaim::{new_claim, IPAMClaim};
@@ -27,12 +25,6 @@ use testkit::cni::CniInvocation;
 const SUBNET: &str = "10.67.0.0/24";
 const IFNAME: &str = "podb1f51a511f1";
 
-fn shim_bin() -> PathBuf {
-    let p = Path::new(kubetron_bin()).with_file_name("kubetron-cni");
-    assert!(p.exists(), "{} is missing: build it with `cargo build -p cni --bin kubetron-cni`", p.display());
-    p
-}
-
 fn launcher(name: &str, node: &str, vmi_uid: &str) -> Pod {
     let networks = format!(r#"[{{"name":"vms","interface":"{IFNAME}","ipam-claim-reference":"vm1.vms"}}]"#);
     serde_json::from_value(json!({
@@ -42,10 +34,6 @@ fn launcher(name: &str, node: &str, vmi_uid: &str) -> Pod {
         "spec": {"nodeName": node, "containers": [{"name": "compute", "image": "example.invalid/virt-launcher:1"}]}
     }))
     .expect("pod json")
-}
-
-fn args(ns: &str, name: &str, uid: &str, container: &str) -> String {
-    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name};K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={container}")
 }
 
 #[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
@@ -84,28 +72,8 @@ fn launcher_keeps_claim_ip_and_mac_across_recreation() {
         admin
     });
 
-    let mut cmd = Command::new(kubetron_bin());
-    cmd.args(["controller", "--nb", &nb, "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--gc-interval-secs", "2", "--identity", "cc-controller"])
-        .env("KUBECONFIG", &controller_kc)
-        .env_remove("KUBETRON_OVN_NB")
-        .env("KUBETRON_LOG", "info");
-    let mut controller = Proc::spawn("controller", &dir, cmd);
-    let node = world.chassis[0].name().to_string();
-    let socket_dir = dir.join(format!("cni-{node}"));
-    let mut cmd = Command::new(kubetron_bin());
-    cmd.args(["node", "--node-name", &node, "--ovs-remote", &world.chassis[0].db_remote()])
-        .arg("--cni-socket-dir")
-        .arg(&socket_dir)
-        .arg("--device-plugin-dir")
-        .arg(dir.join(format!("dp-{node}")))
-        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--host-netns", &format!("/run/netns/{}", world.chassis[0].netns())])
-        .env("KUBECONFIG", &node_kc)
-        .env_remove("KUBETRON_OVN_NB")
-        .env("KUBETRON_LOG", "info,node=debug");
-    let mut agent = Proc::spawn(&format!("agent-{node}"), &dir, cmd);
-    let socket = socket_dir.join("kubetron.sock");
+    let mut controller = spawn_controller(&dir, &nb, &controller_kc, "cc-controller", &[]);
+    let Agent { node, socket, proc: mut agent } = spawn_agent(&dir, &world.chassis[0], &node_kc);
     let mut conf = vms.clone();
     conf["agent_socket"] = json!(socket.display().to_string());
     conf["timeout_ms"] = json!(30_000);
@@ -145,7 +113,7 @@ fn launcher_keeps_claim_ip_and_mac_across_recreation() {
                 .container_id(&p.id)
                 .netns(p.netns_path())
                 .ifname(IFNAME)
-                .args(&args(&ns, name, &uid, &p.id))
+                .args(&cni_args(&ns, name, &uid, &p.id))
                 .config(&conf)
                 .run()
                 .expect("run the shim");
@@ -178,7 +146,7 @@ fn launcher_keeps_claim_ip_and_mac_across_recreation() {
                 .container_id(&p.id)
                 .netns(p.netns_path())
                 .ifname(IFNAME)
-                .args(&args(&ns, name, &uid, &p.id))
+                .args(&cni_args(&ns, name, &uid, &p.id))
                 .config(&conf)
                 .run()
                 .expect("run the shim");

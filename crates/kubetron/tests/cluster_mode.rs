@@ -17,8 +17,7 @@
 mod kube_support;
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
@@ -30,12 +29,6 @@ use support::{Pod as PodNetns, World};
 use testkit::cni::{CniInvocation, CniOutcome};
 
 const SUBNET: &str = "10.66.0.0/24";
-
-fn shim_bin() -> PathBuf {
-    let p = Path::new(kubetron_bin()).with_file_name("kubetron-cni");
-    assert!(p.exists(), "{} is missing: build it with `cargo build -p cni --bin kubetron-cni`", p.display());
-    p
-}
 
 fn pod(name: &str, node: &str, networks: &str) -> Pod {
     serde_json::from_value(json!({
@@ -72,10 +65,6 @@ fn shim(world: &World, node: &Node, command: &str, p: &PodNetns, args: &str, con
 /// Starts `call` on a blocking thread: the test goes on (creating or deleting the pod) while it runs.
 fn in_background(call: CniInvocation) -> tokio::task::JoinHandle<CniOutcome> {
     tokio::task::spawn_blocking(move || call.run().expect("run the shim"))
-}
-
-fn args(ns: &str, name: &str, uid: &str, container: &str) -> String {
-    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name};K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={container}")
 }
 
 #[cfg_attr(not(kube_tests), ignore = "needs KUBETRON_KUBE_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets both)")]
@@ -117,31 +106,11 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
     });
 
     // The controller: the only process given the Northbound address.
-    let mut cmd = Command::new(kubetron_bin());
-    cmd.args(["controller", "--nb", &nb, "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--gc-interval-secs", "2", "--identity", "cm-controller"])
-        .env("KUBECONFIG", &controller_kc)
-        .env_remove("KUBETRON_OVN_NB")
-        .env("KUBETRON_LOG", "info");
-    let mut controller = Proc::spawn("controller", &dir, cmd);
-    // One agent per chassis, from the root netns (where the apiserver listens), its host veth ends
-    // in the chassis' netns.
+    let mut controller = spawn_controller(&dir, &nb, &controller_kc, "cm-controller", &[]);
     let mut nodes: Vec<Node> = (0..2)
         .map(|i| {
-            let name = world.chassis[i].name().to_string();
-            let socket_dir = dir.join(format!("cni-{name}"));
-            let mut cmd = Command::new(kubetron_bin());
-            cmd.args(["node", "--node-name", &name, "--ovs-remote", &world.chassis[i].db_remote()])
-                .arg("--cni-socket-dir")
-                .arg(&socket_dir)
-                .arg("--device-plugin-dir")
-                .arg(dir.join(format!("dp-{name}")))
-                .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-                .args(["--host-netns", &format!("/run/netns/{}", world.chassis[i].netns())])
-                .env("KUBECONFIG", &node_kc)
-                .env_remove("KUBETRON_OVN_NB")
-                .env("KUBETRON_LOG", "info,node=debug");
-            Node { socket: socket_dir.join("kubetron.sock"), agent: Proc::spawn(&format!("agent-{name}"), &dir, cmd), name, index: i }
+            let a = spawn_agent(&dir, &world.chassis[i], &node_kc);
+            Node { name: a.node, socket: a.socket, agent: a.proc, index: i }
         })
         .collect();
     let conf = |net: &Value, node: &Node, timeout_ms: u64| {
@@ -184,7 +153,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
             let h = model::handoff::parse(&value).unwrap().handoff().unwrap().clone();
             assert_eq!(h.pod_uid, uid);
             let att = h.interface("net1").expect("net1 handed over").clone();
-            let add = shim(&world, n, "ADD", p, &args(&ns, name, &uid, &p.id), &conf(&red, n, 30_000));
+            let add = shim(&world, n, "ADD", p, &cni_args(&ns, name, &uid, &p.id), &conf(&red, n, 30_000));
             assert_eq!(add.exit_code, 0, "ADD of {name} on {}: {} {}", n.name, add.json, add.stderr);
             let r = &add.json;
             assert_eq!(r["interfaces"][1]["mac"], att.mac.as_str(), "{r}");
@@ -216,7 +185,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         // and fails at once when the pod is deleted.
         let pd = PodNetns::new();
         let stuck_uid = pods.create(&pp, &pod("stuck", &nodes[0].name, "blue")).await.expect("create stuck").metadata.uid.unwrap();
-        let stuck_args = args(&ns, "stuck", &stuck_uid, &pd.id);
+        let stuck_args = cni_args(&ns, "stuck", &stuck_uid, &pd.id);
         // A short ADD proves the agent has the pod (it waits for the hand-off, not for the pod).
         let short = wait_for("the agent to have pod stuck", wait, || {
             let o = shim(&world, &nodes[0], "ADD", &pd, &stuck_args, &conf(&blue, &nodes[0], 1_000));
@@ -250,7 +219,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
                 .container_id(&pe.id)
                 .netns(pe.netns_path())
                 .ifname("eth0")
-                .args(&args(&ns, "web-e", &uid_e, &pe.id))
+                .args(&cni_args(&ns, "web-e", &uid_e, &pe.id))
                 .config(&chained)
         };
         let add = in_background(chained_call("ADD")).await.expect("chained ADD task");
@@ -299,7 +268,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
                         &nodes[1],
                         command,
                         &burst_pods[i],
-                        &args(&ns, &names[i], &uids[i], &burst_pods[i].id),
+                        &cni_args(&ns, &names[i], &uids[i], &burst_pods[i].id),
                         &burst_conf,
                     ))
                 })
@@ -316,14 +285,14 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         // DEL: twice, and for a container the agent never knew.
         for (n, p, name) in [(&nodes[0], &pa, "web-a"), (&nodes[0], &pc, "web-c"), (&nodes[1], &pb, "web-b")] {
             for round in 0..2 {
-                let del = shim(&world, n, "DEL", p, &args(&ns, name, "", &p.id), &conf(&red, n, 30_000));
+                let del = shim(&world, n, "DEL", p, &cni_args(&ns, name, "", &p.id), &conf(&red, n, 30_000));
                 assert_eq!(del.exit_code, 0, "DEL {round} of {name}: {} {}", del.json, del.stderr);
             }
             let links = String::from_utf8_lossy(&p.exec(&["ip", "-o", "link"]).stdout).into_owned();
             assert!(!links.contains("net1"), "net1 left in {name}: {links}");
         }
         let ghost = PodNetns::new();
-        let del = shim(&world, &nodes[1], "DEL", &ghost, &args(&ns, "ghost", "", &ghost.id), &conf(&red, &nodes[1], 30_000));
+        let del = shim(&world, &nodes[1], "DEL", &ghost, &cni_args(&ns, "ghost", "", &ghost.id), &conf(&red, &nodes[1], 30_000));
         assert_eq!(del.exit_code, 0, "DEL of an unknown container: {} {}", del.json, del.stderr);
         for n in &nodes {
             let ports = world.chassis[n.index].vsctl(&["list-ports", "br-int"]).unwrap();

@@ -88,3 +88,55 @@ pub fn pid_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// The `kubetron-cni` shim built next to `kubetron`.
+pub fn shim_bin() -> PathBuf {
+    let p = Path::new(kubetron_bin()).with_file_name("kubetron-cni");
+    assert!(p.exists(), "{} is missing: build it with `cargo build -p cni --bin kubetron-cni`", p.display());
+    p
+}
+
+/// `CNI_ARGS` as a Kubernetes runtime passes them.
+pub fn cni_args(ns: &str, name: &str, uid: &str, container: &str) -> String {
+    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name};K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={container}")
+}
+
+/// `kubetron controller` on Northbound `nb` with `kubeconfig`, GC every 2 s, identity `identity`,
+/// plus `extra` arguments; its log in `dir`.
+pub fn spawn_controller(dir: &Path, nb: &str, kubeconfig: &Path, identity: &str, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(kubetron_bin());
+    cmd.args(["controller", "--nb", nb, "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--gc-interval-secs", "2", "--identity", identity])
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBETRON_OVN_NB")
+        .env("KUBETRON_LOG", "info");
+    Proc::spawn("controller", dir, cmd)
+}
+
+/// A node agent in the tests: its process and its CNI socket.
+pub struct Agent {
+    pub node: String,
+    pub socket: PathBuf,
+    pub proc: Proc,
+}
+
+/// `kubetron node` for `chassis` (node name = chassis name) with `kubeconfig`, run from the root
+/// netns (where the apiserver listens), its host veth ends in the chassis' netns; socket and
+/// device-plugin dirs and log under `dir`.
+pub fn spawn_agent(dir: &Path, chassis: &daemons::Chassis, kubeconfig: &Path) -> Agent {
+    let node = chassis.name().to_string();
+    let socket_dir = dir.join(format!("cni-{node}"));
+    let mut cmd = Command::new(kubetron_bin());
+    cmd.args(["node", "--node-name", &node, "--ovs-remote", &chassis.db_remote()])
+        .arg("--cni-socket-dir")
+        .arg(&socket_dir)
+        .arg("--device-plugin-dir")
+        .arg(dir.join(format!("dp-{node}")))
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--host-netns", &format!("/run/netns/{}", chassis.netns())])
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBETRON_OVN_NB")
+        .env("KUBETRON_LOG", "info,node=debug");
+    Agent { proc: Proc::spawn(&format!("agent-{node}"), dir, cmd), socket: socket_dir.join("kubetron.sock"), node }
+}
