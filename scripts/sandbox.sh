@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: builds kubetron, the kubetron-cni shim and the kubetron-sandbox tool, and runs
 # `kubetron-sandbox up` (real OVN, networks red and blue, two pods plugged into both by the CNI plugin,
-# pings). Extra arguments go to `up` (e.g. --nodes 2, --with-kube). `bash scripts/sandbox.sh down` and
+# pings). Extra arguments go to `up` (e.g. --nodes 2, --with-kube, --vm: a qemu VM shaped like KubeVirt's
+# on red and blue, live-migrated node1 -> node2 with --nodes 2). `bash scripts/sandbox.sh down` and
 # `bash scripts/sandbox.sh status` stop and show it. `bash scripts/sandbox.sh --cluster` instead installs
 # kubetron into a real one-node cluster with `kubectl apply -k` and runs the demo there (until Ctrl-C).
 set -euo pipefail
@@ -14,7 +15,11 @@ if [ "${1:-}" = --cluster ]; then
   exec "${CARGO_TARGET_DIR:-target}/release/kubetron-sandbox" cluster "${@:2}"
 fi
 
-KUBETRON_KUBE=0 bash scripts/install-deps.sh
+vm=0
+for a in "$@"; do [ "$a" = --vm ] && vm=1; done
+KUBETRON_KUBE=0 KUBETRON_VM=$vm bash scripts/install-deps.sh
+# --vm: the guest image is cached where the tests cache theirs.
+[ "$vm" = 1 ] && export KUBETRON_CACHE=${KUBETRON_CACHE:-$([ "$(id -u)" = 0 ] && echo /var/cache/kubetron || echo "$PWD/.cache")}
 cargo build --release --locked -q -p kubetron -p cni -p sandbox --bins
 # It runs the kubetron binary next to it (same target directory).
 bin="${CARGO_TARGET_DIR:-target}/release/kubetron-sandbox"

@@ -10,6 +10,10 @@ use crate::Error;
 
 pub fn down(dir: &Path) -> Result<(), Error> {
     let st = SandboxState::load(dir)?;
+    // qemu first (by its pid file), before its launcher netns and the bridges go.
+    if let Some(v) = st.as_ref().and_then(|s| s.vm.as_ref()) {
+        crate::vm::stop(dir, v);
+    }
     if let Some(st) = &st {
         // Bridges go while ovs-vswitchd still runs, so their tap devices go with them.
         for n in &st.nodes {
@@ -41,7 +45,8 @@ pub fn down(dir: &Path) -> Result<(), Error> {
         daemons::process::stop_pidfile(&f, Duration::from_secs(5))?;
     }
     if let Some(st) = &st {
-        let names = st.pods.iter().map(|p| &p.netns).chain(st.nodes.iter().map(|n| &n.netns));
+        let vm_netns = st.vm.iter().flat_map(|v| v.netns_all.iter());
+        let names = st.pods.iter().map(|p| &p.netns).chain(vm_netns).chain(st.nodes.iter().map(|n| &n.netns));
         for ns in names {
             if daemons::netns::exists(ns) {
                 daemons::process::run("ip", &["netns", "del", ns])?;

@@ -12,7 +12,8 @@
 //! (`mode: standalone`); with it, the pods are Kubernetes pods, `kubetron controller` hands them
 //! their addresses and the `kubetron-cni` shim has each chassis' `kubetron node` plug them
 //! (`mode: cluster`: no node-side process knows the Northbound address). `down` stops every daemon
-//! by its pid file and deletes the namespaces; `status` reports.
+//! by its pid file and deletes the namespaces; `status` reports. With `--vm` ([`vm`]), a qemu VM in a
+//! KubeVirt-shaped launcher pod on red and blue (DHCP from OVN), and with two nodes one live migration.
 //!
 //! Owns: the sandbox state directory and the namespaces whose names start with its prefix. Must not
 //! touch anything outside them.
@@ -25,6 +26,7 @@ mod progress;
 mod state;
 mod status;
 mod up;
+pub mod vm;
 
 pub use down::down;
 pub use state::{find_kubetron, AgentState, KubeState, Options, SandboxState, KUBETRON_NAME, SHIM_NAME};

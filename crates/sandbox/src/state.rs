@@ -20,6 +20,9 @@ pub struct Options {
     /// Also run etcd + kube-apiserver, `kubetron controller` and a `kubetron node` per chassis; the
     /// pods are Kubernetes pods, plugged in cluster mode by the `kubetron-cni` shim.
     pub with_kube: bool,
+    /// Also a VM the way KubeVirt runs one (launcher pod, bridge binding, qemu), on red and blue;
+    /// with two nodes, one live migration node1 -> node2 ([`crate::vm`]).
+    pub vm: bool,
 }
 
 /// File name of the cluster-mode CNI shim, built next to the kubetron binary.
@@ -49,7 +52,12 @@ pub fn find_kubetron(explicit: Option<&Path>, exe: &Path) -> Result<PathBuf, Err
 
 impl Options {
     pub fn new(dir: impl Into<PathBuf>, prefix: &str, nodes: usize, plugin: impl Into<PathBuf>) -> Options {
-        Options { dir: dir.into(), prefix: prefix.to_string(), nodes, plugin: plugin.into(), with_kube: false }
+        Options { dir: dir.into(), prefix: prefix.to_string(), nodes, plugin: plugin.into(), with_kube: false, vm: false }
+    }
+    /// With (or without) the VM.
+    pub fn with_vm(mut self, on: bool) -> Options {
+        self.vm = on;
+        self
     }
     /// The `kubetron-cni` shim: next to [`Options::plugin`].
     pub fn shim(&self) -> PathBuf {
@@ -127,6 +135,9 @@ pub struct SandboxState {
     /// Present with `--with-kube`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube: Option<KubeState>,
+    /// Present with `--vm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<crate::vm::VmState>,
 }
 
 impl SandboxState {

@@ -90,6 +90,9 @@ pub fn print(_dir: &Path, st: &SandboxState) -> Result<(), Error> {
             println!("{:<6} {:<6} {:<6} {:<8} {:<18} {:<16} {state}", pod.name, node, i.ifname, i.network, i.mac, i.ip);
         }
     }
+    if let Some(v) = &st.vm {
+        crate::vm::print(_dir, st, v);
+    }
     Ok(())
 }
 

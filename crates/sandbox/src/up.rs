@@ -21,11 +21,12 @@ const AGENT_SOCKET_NAME: &str = "kubetron.sock";
 /// How long one plugin run may take before it is killed (its own deadlines are shorter).
 const PLUGIN_BOUND: Duration = Duration::from_secs(120);
 
-fn install_packages(with_kube: bool) -> Result<(), Error> {
+fn install_packages(with_kube: bool, vm: bool) -> Result<(), Error> {
     use std::io::Write;
     let mut child = std::process::Command::new("bash")
         .arg("-s")
         .env("KUBETRON_KUBE", if with_kube { "1" } else { "0" })
+        .env("KUBETRON_VM", if vm { "1" } else { "0" })
         .stdin(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| Error::Step(format!("running bash: {e}")))?;
@@ -53,6 +54,9 @@ pub fn up(opts: &Options) -> Result<SandboxState, Error> {
         println!("A stopped sandbox was left in {}: cleaning it up first.", opts.dir.display());
         crate::down(&opts.dir)?;
     }
+    if opts.vm && opts.with_kube {
+        return Err(Error::Step("--vm plugs its launcher pod with the standalone plugin: not with --with-kube (yet)".into()));
+    }
     if !(1..=2).contains(&opts.nodes) {
         return Err(Error::Step(format!("--nodes must be 1 or 2, not {}", opts.nodes)));
     }
@@ -79,8 +83,14 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
         );
         return Err(Error::Missing { path: shim, hint });
     }
-    let mut p = Progress::new(if opts.with_kube { 11 } else { 6 });
-    p.step("Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, ...)", || install_packages(opts.with_kube))?;
+    let vm_steps = if opts.vm { 3 + usize::from(opts.nodes == 2) } else { 0 };
+    let mut p = Progress::new(if opts.with_kube { 11 } else { 6 } + vm_steps);
+    let pkgs = if opts.vm {
+        "Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, qemu-system-x86, ...)"
+    } else {
+        "Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, ...)"
+    };
+    p.step(pkgs, || install_packages(opts.with_kube, opts.vm))?;
     let central = p.step("Starting OVN central: Northbound and Southbound ovsdb-servers, ovn-northd", || {
         Central::start(&dir.join("central"), false)
     })?;
@@ -122,6 +132,7 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
             .collect(),
         pods: Vec::new(),
         kube: None,
+        vm: None,
     };
     let names: Vec<String> = (0..PODS).map(|i| format!("pod{}", i + 1)).collect();
     // With --with-kube: the API server, the controller, one node agent per chassis, and the pods as
@@ -229,6 +240,18 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
     }
     state.save(dir)?;
     p.step("Pinging pod2 from pod1 on both networks", || ping_all(&state))?;
+    if opts.vm {
+        if let Err(e) = vm_steps_run(opts, &mut state, &mut p) {
+            if let Some(v) = &state.vm {
+                crate::vm::stop(dir, v);
+                for ns in &v.netns_all {
+                    let _ = netdev::Netns::delete(ns);
+                }
+            }
+            return Err(e);
+        }
+        state.save(dir)?;
+    }
 
     // Everything stays up for the user; `down` stops it by pid file.
     std::mem::forget(guards);
@@ -247,6 +270,10 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
         println!("\n{} {}: {}", a.name, model::status::NETWORK_STATUS_ANNOTATION, a.network_status);
         println!("{} {}: {}", a.name, model::status::INTERFACES_ANNOTATION, a.handoff);
     }
+    if let Some(v) = &state.vm {
+        let vm_ip = v.interfaces[0].ip.split('/').next().unwrap_or("");
+        println!("\nTry: ip netns exec {}-pod1 ping {vm_ip}   (the VM; its console: {})", opts.prefix, v.console.display());
+    }
     let ip = state.pods[1].interfaces[0].ip.split('/').next().unwrap_or("");
     println!("\nTry: ip netns exec {}-pod1 ping {ip}", opts.prefix);
     if let Some(k) = &state.kube {
@@ -258,6 +285,43 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
     }
     println!("Stop it with: kubetron-sandbox down --dir {}", dir.display());
     Ok(state)
+}
+
+/// The `--vm` steps: guest image, launcher pod + qemu (leases, guest pings), pod1 -> VM pings and, with
+/// two nodes, one live migration. qemu keeps running when this returns successfully.
+fn vm_steps_run(opts: &Options, state: &mut SandboxState, p: &mut Progress) -> Result<(), Error> {
+    let dir = &opts.dir;
+    let img =
+        p.step("Guest image: Debian's cloud kernel + a busybox initramfs (built on the first run, then cached)", crate::vm::guest_image)?;
+    let launcher = format!("{}-{}", opts.prefix, crate::vm::LAUNCHER_POD);
+    let (mut vmst, mut v) = p.step(
+        &format!(
+            "Starting VM {} in launcher pod {} on node1: kubetron plugs it on red and blue ({}, {}), KubeVirt bridge binding, qemu (TCG) \
+             with the MACs the VM asks for; waiting for its DHCP leases from OVN and its pings to pod1",
+            crate::vm::VM_NAME,
+            launcher,
+            model::kubevirt::hashed_ifname("red"),
+            model::kubevirt::hashed_ifname("blue"),
+        ),
+        || crate::vm::start(&opts.plugin, dir, state, &img),
+    )?;
+    state.vm = Some(vmst.clone());
+    state.save(dir)?;
+    p.step(&format!("Pinging {} from pod1 on both networks", crate::vm::VM_NAME), || crate::vm::ping_from_pod1(state, &vmst))?;
+    if opts.nodes == 2 {
+        let st = state.clone();
+        let (nv, line) = p.step(
+            "Live migration of vm1 node1 -> node2 while pod1 pings it every 10 ms (ports bound to both chassis, activation-strategy=rarp)",
+            || crate::vm::migrate(&st, &mut vmst, dir, &img, v),
+        )?;
+        println!("{line}");
+        v = nv;
+        state.vm = Some(vmst.clone());
+        state.save(dir)?;
+    }
+    crate::vm::keep(v);
+    state.vm = Some(vmst);
+    Ok(())
 }
 
 /// What cluster-mode plugging needs: the shim, the NADs' configs by network, each chassis' agent socket.

@@ -123,10 +123,16 @@ impl World {
         Ok(out.json)
     }
     fn chassis_uuid(&self, node: usize) -> Result<String> {
-        Ok(self.sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", &format!("name={}", self.chassis[node].name())])?.trim().to_string())
+        Ok(self
+            .sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", &format!("name={}", self.chassis[node].name())])?
+            .trim()
+            .to_string())
     }
     fn binding(&self, lsp: &str, column: &str) -> Result<String> {
-        Ok(self.sbctl(&["--bare", &format!("--columns={column}"), "find", "Port_Binding", &format!("logical_port={lsp}")])?.trim().to_string())
+        Ok(self
+            .sbctl(&["--bare", &format!("--columns={column}"), "find", "Port_Binding", &format!("logical_port={lsp}")])?
+            .trim()
+            .to_string())
     }
     /// Writes the chassis options (absent keys removed), without waiting for the hypervisors.
     fn set_options(&self, lsp: &str, o: &ChassisOptions) -> Result<()> {
@@ -138,7 +144,9 @@ impl World {
         args.push("--".into());
         match o.activation_strategy {
             Some(s) => args.extend(["set".into(), "Logical_Switch_Port".into(), lsp.into(), format!("options:activation-strategy={s}")]),
-            None => args.extend(["remove".into(), "Logical_Switch_Port".into(), lsp.into(), "options".into(), "activation-strategy".into()]),
+            None => {
+                args.extend(["remove".into(), "Logical_Switch_Port".into(), lsp.into(), "options".into(), "activation-strategy".into()])
+            }
         }
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         self.nbctl(&a)?;
@@ -216,7 +224,8 @@ fn main() -> Result<()> {
     let mut chassis = Vec::new();
     for i in 0..2 {
         let name = format!("node{}", i + 1);
-        let cfg = ChassisConfig::new(&name, dir.path().join(&name), &format!("ktmig{tag}-{}", i + 1), &sb, &format!("198.51.100.{}", i + 1));
+        let cfg =
+            ChassisConfig::new(&name, dir.path().join(&name), &format!("ktmig{tag}-{}", i + 1), &sb, &format!("198.51.100.{}", i + 1));
         chassis.push(Chassis::start(cfg)?);
     }
     daemons::link_underlay(&chassis[0], &chassis[1])?;
@@ -229,7 +238,13 @@ fn main() -> Result<()> {
 
     let base = SUBNET.rsplit_once('.').map(|(b, _)| b).unwrap_or("10.90.0");
     w.nbctl(&["ls-add", "red"])?;
-    w.nbctl(&["set", "Logical_Switch", "red", &format!("other_config:subnet={SUBNET}"), &format!("other_config:exclude_ips={base}.1..{base}.9")])?;
+    w.nbctl(&[
+        "set",
+        "Logical_Switch",
+        "red",
+        &format!("other_config:subnet={SUBNET}"),
+        &format!("other_config:exclude_ips={base}.1..{base}.9"),
+    ])?;
     w.nbctl(&[
         "create",
         "DHCP_Options",
@@ -291,7 +306,9 @@ fn main() -> Result<()> {
         w.set_options(&lsp, &migrating.chassis_options(mode).unwrap_or_default())?;
         w.sync()?;
         if mode == MigrationMode::Rarp {
-            poll("SB additional_chassis = target", Duration::from_secs(30), || Ok((w.binding(&lsp, "additional_chassis")? == uuids[dst]).then_some(())))?;
+            poll("SB additional_chassis = target", Duration::from_secs(30), || {
+                Ok((w.binding(&lsp, "additional_chassis")? == uuids[dst]).then_some(()))
+            })?;
         }
         let name = format!("vm1-{}", i + 1);
         let mut cfg = VmConfig::new(&name, target.ns.path(), &vmdir, vec![Nic { tap, mac: VM_MAC.into() }]);
@@ -324,7 +341,9 @@ fn main() -> Result<()> {
             Ok((w.binding(&lsp, "chassis")? == uuids[dst] && w.binding(&lsp, "additional_chassis")?.is_empty()).then_some(()))
         })?;
         let since = report.t_dst_resume_ms.unwrap_or(report.t_completed_ms);
-        poll("pings answered by the target VM", Duration::from_secs(60), || Ok((pinger.snapshot().answered_after(since) >= 30).then_some(())))?;
+        poll("pings answered by the target VM", Duration::from_secs(60), || {
+            Ok((pinger.snapshot().answered_after(since) >= 30).then_some(()))
+        })?;
         eprintln!(
             "[migration-bench] #{} {:?} {} -> {}: total {} ms, downtime {} ms",
             i + 1,

@@ -38,6 +38,11 @@ enum Cmd {
         /// binary) from the controller's hand-off (the first run builds kube-apiserver: minutes).
         #[arg(long)]
         with_kube: bool,
+        /// Also a VM the way KubeVirt runs one: a launcher pod plugged on red and blue, KubeVirt's bridge
+        /// binding, a qemu guest (TCG) that gets its addresses from OVN's DHCP and pings the pods; with
+        /// `--nodes 2`, one live migration node1 -> node2 while pod1 pings it (needs qemu: installed when missing).
+        #[arg(long)]
+        vm: bool,
         /// The kubetron binary (CNI plugin, controller, node agent); without it, the `kubetron` next to this executable.
         #[arg(long = "kubetron", env = "KUBETRON_BIN", value_name = "PATH")]
         kubetron: Option<PathBuf>,
@@ -76,10 +81,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Cmd::Up { at, nodes, prefix, with_kube, kubetron } => {
+        Cmd::Up { at, nodes, prefix, with_kube, vm, kubetron } => {
             let exe = std::env::current_exe().context("finding the kubetron-sandbox executable")?;
             let plugin = sandbox::find_kubetron(kubetron.as_deref(), &exe)?;
-            let opts = sandbox::Options::new(at.dir, &prefix, nodes, plugin).with_kube(with_kube);
+            let opts = sandbox::Options::new(at.dir, &prefix, nodes, plugin).with_kube(with_kube).with_vm(vm);
             sandbox::up(&opts).context("sandbox up")?;
         }
         Cmd::Cluster { dir, images, no_wait } => cluster(dir, images, no_wait)?,
