@@ -77,4 +77,3 @@ mod tests {
         assert_ne!(container_port("abc", "net1"), pod_port("abc", "x", "net1"));
     }
 }
-
