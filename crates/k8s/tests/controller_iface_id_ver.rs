@@ -6,24 +6,12 @@
 
 mod controller_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use controller_support::*;
 use daemons::{Chassis, ChassisConfig};
 
 const UP_WAIT: Duration = Duration::from_secs(30);
-
-/// Polls `f` every 50 ms until it returns `Some`, up to `bound`.
-fn poll<T>(what: &str, bound: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {bound:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Plugs an internal interface `name` into br-int as the OVN port `port`, with `iface-id-ver` if given.
 fn plug(chassis: &Chassis, name: &str, port: &str, ver: Option<&str>) {
@@ -67,12 +55,12 @@ async fn only_an_interface_with_the_pods_iface_id_ver_binds_the_port() {
     plug(&chassis, "kvadm", "admin-port", Some("whatever"));
 
     let up = |p: &str| ovn.port_col(p, "up") == "true";
-    poll("b's port up", UP_WAIT, || up(pb).then_some(()));
-    poll("the admin port (no iface-id-ver option) up", UP_WAIT, || up("admin-port").then_some(()));
-    poll("ovn-installed on b's interface", UP_WAIT, || iface_ids(&chassis, "kvb").contains("ovn-installed").then_some(()));
+    testkit::poll("b's port up", UP_WAIT, || up(pb).then_some(()));
+    testkit::poll("the admin port (no iface-id-ver option) up", UP_WAIT, || up("admin-port").then_some(()));
+    testkit::poll("ovn-installed on b's interface", UP_WAIT, || iface_ids(&chassis, "kvb").contains("ovn-installed").then_some(()));
     // ovn-controller handled kva before kvb (plugged first, one main loop): it refused it.
     let log = chassis.dir().join("ovn-controller.log");
-    let refused = poll("ovn-controller to refuse kva", UP_WAIT, || {
+    let refused = testkit::poll("ovn-controller to refuse kva", UP_WAIT, || {
         let text = std::fs::read_to_string(&log).ok()?;
         text.lines().find(|l| l.contains("Mismatch iface-id-ver") && l.contains(pa)).map(str::to_string)
     });
@@ -84,7 +72,7 @@ async fn only_an_interface_with_the_pods_iface_id_ver_binds_the_port() {
 
     // The same Interface with a's UID binds it: the version was the only thing missing.
     chassis.vsctl(&["set", "Interface", "kva", "external_ids:iface-id-ver=uid-a"]).expect("fix kva");
-    poll("a's port up once the versions match", UP_WAIT, || up(pa).then_some(()));
+    testkit::poll("a's port up once the versions match", UP_WAIT, || up(pa).then_some(()));
 
     for i in ["kva", "kvb", "kvadm"] {
         chassis.vsctl(&["del-port", "br-int", i]).expect("unplug");

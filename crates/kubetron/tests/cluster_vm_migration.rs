@@ -18,10 +18,8 @@
 mod kube_support;
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s::ipamclaim::{new_claim, IPAMClaim};
@@ -30,7 +28,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_support::*;
 use model::handoff::{Addressing, Attachment};
-use netdev::Netns;
 use serde_json::{json, Value};
 use support::{Pod as PodNetns, World};
 use testkit::cni::{CniInvocation, CniOutcome};
@@ -44,12 +41,6 @@ const VMI_UID: &str = "vmi-uid-mig-1";
 const SRC: &str = "virt-launcher-vm1-aaaaa";
 const DST: &str = "virt-launcher-vm1-bbbbb";
 const BOOT: Duration = Duration::from_secs(120);
-
-fn shim_bin() -> PathBuf {
-    let p = Path::new(kubetron_bin()).with_file_name("kubetron-cni");
-    assert!(p.exists(), "{} is missing: build it with `cargo build -p cni --bin kubetron-cni`", p.display());
-    p
-}
 
 /// A virt-launcher pod of VMI `vm1` on `node` (a migration target when `migration_job` is set), its
 /// network-selection element as virt-controller writes it: hashed interface name, the VM's MAC, the claim.
@@ -76,10 +67,6 @@ fn plain_pod(name: &str, node: &str, networks: &str) -> Pod {
     .expect("pod json")
 }
 
-fn args(ns: &str, name: &str, uid: &str, container: &str) -> String {
-    format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name};K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={container}")
-}
-
 /// One node of the test cluster.
 struct Node {
     name: String,
@@ -103,18 +90,6 @@ fn shim(world: &World, node: &Node, command: &str, p: &PodNetns, ifname: &str, a
         .config(&conf)
         .run()
         .expect("run the shim")
-}
-
-/// Polls `f` every 100 ms until it gives `Some` (within `bound`).
-fn poll<T>(what: &str, bound: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "timed out after {bound:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The claim port's chassis options in NB: (`requested-chassis`, `activation-strategy`).
@@ -166,51 +141,6 @@ fn await_options(world: &World, port: &str, step: &str, want: (Option<&str>, Opt
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn sb_port_binding(world: &World, port: &str, column: &str) -> String {
-    world
-        .central
-        .sbctl(&["--bare", &format!("--columns={column}"), "find", "Port_Binding", &format!("logical_port=\"{port}\"")])
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-fn chassis_uuid(world: &World, name: &str) -> String {
-    world.central.sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", &format!("name={name}")]).unwrap().trim().to_string()
-}
-
-/// Sends `len` bytes to port 7 of `ip` from inside `ns` and reads them back.
-fn tcp_echo(ns: &Netns, ip: Ipv4Addr, len: usize) {
-    let data: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    let sent = data.clone();
-    let got = ns
-        .run(move || {
-            let addr = SocketAddr::from((ip, 7));
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let mut s = loop {
-                match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-                    Ok(s) => break s,
-                    Err(e) => {
-                        assert!(Instant::now() < deadline, "connect {addr}: {e}");
-                        std::thread::sleep(Duration::from_millis(200));
-                    }
-                }
-            };
-            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-            let mut w = s.try_clone().unwrap();
-            let writer = std::thread::spawn(move || {
-                w.write_all(&sent).unwrap();
-                w.shutdown(std::net::Shutdown::Write).unwrap();
-            });
-            let mut back = Vec::new();
-            s.read_to_end(&mut back).unwrap();
-            writer.join().unwrap();
-            back
-        })
-        .unwrap();
-    assert!(got == data, "TCP echo via {ip}:7 returned {} of {} bytes (or different bytes)", got.len(), data.len());
 }
 
 /// Waits for the controller's hand-off of pod `name` (with UID `uid`) and returns its attachment `ifname`.
@@ -271,30 +201,11 @@ fn controller_drives_vm_live_migration_rarp() {
     });
 
     // The controller in its default migration mode (rarp).
-    let mut cmd = Command::new(kubetron_bin());
-    cmd.args(["controller", "--nb", &nb, "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--gc-interval-secs", "2", "--identity", "cvm-controller"])
-        .env("KUBECONFIG", &controller_kc)
-        .env_remove("KUBETRON_OVN_NB")
-        .env_remove("KUBETRON_VM_MIGRATION")
-        .env("KUBETRON_LOG", "info,k8s=debug");
-    let mut controller = Proc::spawn("controller", &dir, cmd);
+    let mut controller = spawn_controller(&dir, &nb, &controller_kc, "cvm-controller", &[]);
     let mut nodes: Vec<Node> = (0..2)
         .map(|i| {
-            let name = world.chassis[i].name().to_string();
-            let socket_dir = dir.join(format!("cni-{name}"));
-            let mut cmd = Command::new(kubetron_bin());
-            cmd.args(["node", "--node-name", &name, "--ovs-remote", &world.chassis[i].db_remote()])
-                .arg("--cni-socket-dir")
-                .arg(&socket_dir)
-                .arg("--device-plugin-dir")
-                .arg(dir.join(format!("dp-{name}")))
-                .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
-                .args(["--host-netns", &format!("/run/netns/{}", world.chassis[i].netns())])
-                .env("KUBECONFIG", &node_kc)
-                .env_remove("KUBETRON_OVN_NB")
-                .env("KUBETRON_LOG", "info,node=debug");
-            Node { socket: socket_dir.join("kubetron.sock"), agent: Proc::spawn(&format!("agent-{name}"), &dir, cmd), name, index: i }
+            let a = spawn_agent(&dir, &world.chassis[i], &node_kc);
+            Node { name: a.node, socket: a.socket, agent: a.proc, index: i }
         })
         .collect();
     let (n1, n2) = (nodes[0].name.clone(), nodes[1].name.clone());
@@ -309,7 +220,7 @@ fn controller_drives_vm_live_migration_rarp() {
     for n in &mut nodes {
         let status = json!({"cniVersion": "1.1.0", "name": NET, "type": "kubetron", "agent_socket": n.socket.display().to_string()});
         let agent = &mut n.agent;
-        poll(&format!("STATUS of the agent on {}", n.name), Duration::from_secs(30), || {
+        testkit::poll(&format!("STATUS of the agent on {}", n.name), Duration::from_secs(30), || {
             agent.assert_running();
             CniInvocation::new(&shim_path, "STATUS").config(&status).run().expect("shim STATUS").success().then_some(())
         });
@@ -322,7 +233,7 @@ fn controller_drives_vm_live_migration_rarp() {
         handoff(&pods, "pinger", &uid, "net1").await;
         uid
     });
-    let add = shim(&world, &nodes[0], "ADD", &pinger, "net1", &args(&ns, "pinger", &pinger_uid, &pinger.id), &plain);
+    let add = shim(&world, &nodes[0], "ADD", &pinger, "net1", &cni_args(&ns, "pinger", &pinger_uid, &pinger.id), &plain);
     assert_eq!(add.exit_code, 0, "ADD of the pinger: {} {}", add.json, add.stderr);
 
     // The source launcher on node1: the claim port, DHCP addressing, the VM's MAC, bound to node1.
@@ -340,7 +251,7 @@ fn controller_drives_vm_live_migration_rarp() {
         other => panic!("the claim port's IPv4 address: {other:?} ({src_att:?})"),
     };
     await_options(&world, &port, "source launcher created", (Some(n1.as_str()), None), Duration::from_secs(30), &mut history);
-    let src_args = args(&ns, SRC, &src_uid, &src.id);
+    let src_args = cni_args(&ns, SRC, &src_uid, &src.id);
     let add = shim(&world, &nodes[0], "ADD", &src, &ifname, &src_args, &vms);
     assert_eq!(add.exit_code, 0, "ADD of the source launcher: {} {}", add.json, add.stderr);
     assert_eq!(add.json["interfaces"][1]["mac"], VM_MAC, "{}", add.json);
@@ -377,9 +288,9 @@ fn controller_drives_vm_live_migration_rarp() {
         Duration::from_secs(30),
         &mut history,
     );
-    let (n1_uuid, n2_uuid) = (chassis_uuid(&world, &n1), chassis_uuid(&world, &n2));
+    let (n1_uuid, n2_uuid) = (&world.chassis_uuid(&n1), &world.chassis_uuid(&n2));
     // The agent on node2 returns once ovn-installed is set, which OVN does on the additional chassis.
-    let dst_args = args(&ns, DST, &dst_uid, &dst.id);
+    let dst_args = cni_args(&ns, DST, &dst_uid, &dst.id);
     let add = shim(&world, &nodes[1], "ADD", &dst, &ifname, &dst_args, &vms);
     assert_eq!(add.exit_code, 0, "ADD of the target launcher: {} {}", add.json, add.stderr);
     let host_if = add.json["interfaces"][0]["name"].as_str().expect("host interface").to_string();
@@ -387,10 +298,10 @@ fn controller_drives_vm_live_migration_rarp() {
     assert_eq!(vsctl("iface-id").trim().trim_matches('"'), port);
     assert_eq!(vsctl("iface-id-ver").trim().trim_matches('"'), VMI_UID);
     assert_eq!(vsctl("ovn-installed").trim().trim_matches('"'), "true");
-    poll("SB additional_chassis = node2", Duration::from_secs(30), || {
-        (sb_port_binding(&world, &port, "additional_chassis") == n2_uuid).then_some(())
+    testkit::poll("SB additional_chassis = node2", Duration::from_secs(30), || {
+        (&world.sb_port_binding(&port, "additional_chassis") == n2_uuid).then_some(())
     });
-    assert_eq!(sb_port_binding(&world, &port, "chassis"), n1_uuid, "node1 stays the main chassis until the RARP");
+    assert_eq!(&world.sb_port_binding(&port, "chassis"), n1_uuid, "node1 stays the main chassis until the RARP");
     let dst_tap = vm::bridge_binding(dst.ns.path(), &ifname, 1400).expect("bridge binding (target)");
     let mut tcfg = VmConfig::new("vm1-dst", dst.ns.path(), vmdir.path(), vec![Nic { tap: dst_tap, mac: VM_MAC.into() }]);
     tcfg.incoming = true;
@@ -399,7 +310,7 @@ fn controller_drives_vm_live_migration_rarp() {
     // The migration, with the pinger at 10 ms; on completion virt-handler marks the target ready and the
     // source's pod finishes.
     let ping = Pinger::start(pinger.ns.path(), IpAddr::V4(claim_ip)).expect("pinger");
-    poll("pings answered by the source VM", Duration::from_secs(60), || (ping.snapshot().answered() >= 20).then_some(()));
+    testkit::poll("pings answered by the source VM", Duration::from_secs(60), || (ping.snapshot().answered() >= 20).then_some(()));
     let mut handed_over_ms = 0;
     let report = v1
         .migrate_to(&v2, || {
@@ -421,11 +332,10 @@ fn controller_drives_vm_live_migration_rarp() {
     assert_eq!(report.status, "completed", "{report:?}");
     let resumed = report.t_dst_resume_ms.expect("target RESUME event");
     await_options(&world, &port, "target ready, source Succeeded", (Some(n2.as_str()), None), Duration::from_secs(30), &mut history);
-    poll("SB chassis = node2 and no additional chassis", Duration::from_secs(30), || {
-        (sb_port_binding(&world, &port, "chassis") == n2_uuid && sb_port_binding(&world, &port, "additional_chassis").is_empty())
-            .then_some(())
+    testkit::poll("SB chassis = node2 and no additional chassis", Duration::from_secs(30), || {
+        (&world.sb_port_binding(&port, "chassis") == n2_uuid && world.sb_port_binding(&port, "additional_chassis").is_empty()).then_some(())
     });
-    poll("pings answered by the target VM", Duration::from_secs(60), || {
+    testkit::poll("pings answered by the target VM", Duration::from_secs(60), || {
         (ping.snapshot().answered_after(resumed.max(handed_over_ms)) >= 20).then_some(())
     });
     assert_eq!(v2.qmp().unwrap().execute("query-status", None).unwrap()["status"], "running");
@@ -439,7 +349,7 @@ fn controller_drives_vm_live_migration_rarp() {
         wait_for("the source pod to go", Duration::from_secs(30), || async { pods.get_opt(SRC).await.ok()?.is_none().then_some(()) }).await;
     });
     let after_delete = vm::epoch_ms();
-    poll("pings answered after the source pod went", Duration::from_secs(60), || {
+    testkit::poll("pings answered after the source pod went", Duration::from_secs(60), || {
         (ping.snapshot().answered_after(after_delete) >= 20).then_some(())
     });
     let log = ping.stop();
@@ -455,13 +365,13 @@ fn controller_drives_vm_live_migration_rarp() {
         report.total_ms
     );
     assert_eq!(log.dups(), 0, "duplicate replies");
-    tcp_echo(&pinger.ns, claim_ip, 256 << 10);
+    vm::tcp_echo(&pinger.ns, claim_ip, 256 << 10);
     let now = nb_options(&world, &port);
     history.last = None;
     history.record("source pod deleted, TCP echo done", &now);
     eprintln!("NB options of {port} over time (ms since the agents started):\n{}", history.lines.join("\n"));
     assert_eq!((now.0.as_deref(), now.1.as_deref()), (Some(n2.as_str()), None), "the port stays on node2");
-    assert_eq!(sb_port_binding(&world, &port, "chassis"), n2_uuid);
+    assert_eq!(&world.sb_port_binding(&port, "chassis"), n2_uuid);
     let ips_after = rt.block_on(async { claims.get(CLAIM).await.expect("claim").status_ips().to_vec() });
     assert_eq!(ips_after, ips_before, "the claim's status.ips after the migration");
     controller.assert_running();
@@ -474,7 +384,7 @@ fn controller_drives_vm_live_migration_rarp() {
     for (n, p, name, uid, ifn, net) in
         [(1, &dst, DST, &dst_uid, ifname.as_str(), &vms), (0, &pinger, "pinger", &pinger_uid, "net1", &plain)]
     {
-        let del = shim(&world, &nodes[n], "DEL", p, ifn, &args(&ns, name, uid, &p.id), net);
+        let del = shim(&world, &nodes[n], "DEL", p, ifn, &cni_args(&ns, name, uid, &p.id), net);
         assert_eq!(del.exit_code, 0, "DEL of {name}: {} {}", del.json, del.stderr);
     }
     rt.block_on(async {

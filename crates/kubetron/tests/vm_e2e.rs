@@ -9,8 +9,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -24,18 +23,6 @@ use testkit::vm::{self, GuestImage, Nic, Pinger, Vm, VmConfig};
 const RED_IF: &str = "podb1f51a511f1";
 const BOOT: Duration = Duration::from_secs(120);
 
-/// Polls `f` until it gives `Some` (every 100 ms, within `bound`).
-fn poll<T>(what: &str, bound: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + bound;
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "timed out after {bound:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The launcher pod's CNI config on `network`: DHCP mode (the VM asks OVN, the pod interface gets no IP)
 /// and the VM's MAC, as Multus passes the network-selection element's `mac`.
 fn launcher_conf(w: &World, network: &str, node: usize, mac: &str) -> Value {
@@ -48,43 +35,10 @@ fn launcher_conf(w: &World, network: &str, node: usize, mac: &str) -> Value {
 
 /// The port's address as OVN allocated it (`dynamic_addresses` = "MAC IP").
 fn port_ip(w: &World, lsp: &str) -> Ipv4Addr {
-    poll("the port's dynamic address", Duration::from_secs(30), || {
+    testkit::poll("the port's dynamic address", Duration::from_secs(30), || {
         let d = w.nbctl(&["get", "Logical_Switch_Port", lsp, "dynamic_addresses"]);
         d.trim().trim_matches('"').split_whitespace().nth(1).and_then(|ip| ip.parse().ok())
     })
-}
-
-/// Sends `len` bytes to port 7 of `ip` from inside `ns` and reads them back (writer and reader concurrently).
-fn tcp_echo(ns: &Netns, ip: Ipv4Addr, len: usize) -> Vec<u8> {
-    let data: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    let sent = data.clone();
-    let got = ns
-        .run(move || {
-            let addr = SocketAddr::from((ip, 7));
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let mut s = loop {
-                match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-                    Ok(s) => break s,
-                    Err(e) => {
-                        assert!(Instant::now() < deadline, "connect {addr}: {e}");
-                        std::thread::sleep(Duration::from_millis(200));
-                    }
-                }
-            };
-            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-            let mut w = s.try_clone().unwrap();
-            let writer = std::thread::spawn(move || {
-                w.write_all(&sent).unwrap();
-                w.shutdown(std::net::Shutdown::Write).unwrap();
-            });
-            let mut back = Vec::new();
-            s.read_to_end(&mut back).unwrap();
-            writer.join().unwrap();
-            back
-        })
-        .unwrap();
-    assert!(got == data, "TCP echo via {ip}:7 returned {} of {} bytes (or different bytes)", got.len(), data.len());
-    got
 }
 
 /// A launcher pod on chassis `node`, plugged by kubetron on `network` with the VM's MAC; returns the pod,
@@ -214,7 +168,7 @@ fn vm_bridge_binding_dhcp_tcp_icmp() {
     assert!(String::from_utf8_lossy(&fdb.stdout).contains(vm_mac), "VM MAC learned on the tap");
 
     // TCP through port 7 (needs TX checksum offload off on the pod interface).
-    tcp_echo(&client.ns, lease.ip, 1 << 20);
+    vm::tcp_echo(&client.ns, lease.ip, 1 << 20);
 
     v.stop();
     let d = launcher.cni(&w, 0, "DEL", "net1", &launcher_conf(&w, "blue", 0, blue_mac), Some(&launcher_args("virt-launcher-vm1-x7k2p")));
@@ -223,18 +177,6 @@ fn vm_bridge_binding_dhcp_tcp_icmp() {
     assert_eq!(d.exit_code, 0, "{d:?}");
     del_pods(&w, &launcher, "virt-launcher-vm1-x7k2p", vm_mac, &client, "client");
     assert!(w.lsps().is_empty(), "ports left: {:?}", w.lsps());
-}
-
-fn sb_port_binding(w: &World, lsp: &str, column: &str) -> String {
-    w.central
-        .sbctl(&["--bare", &format!("--columns={column}"), "find", "Port_Binding", &format!("logical_port={lsp}")])
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-fn chassis_uuid(w: &World, name: &str) -> String {
-    w.central.sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", &format!("name={name}")]).unwrap().trim().to_string()
 }
 
 fn iface_external_ids(w: &World, node: usize, iface: &str) -> String {
@@ -279,18 +221,18 @@ fn vm_live_migration_rarp_no_duplicates() {
     let dst_tap = vm::bridge_binding(dst.ns.path(), RED_IF, 1400).unwrap();
     // node2's ovn-controller has seen the interface once the hypervisors caught up with NB.
     w.nbctl(&["--wait=hv", "sync"]);
-    let n2_uuid = chassis_uuid(&w, &n2);
-    let n1_uuid = chassis_uuid(&w, &n1);
-    assert_eq!(sb_port_binding(&w, &lsp, "chassis"), n1_uuid, "requested-chassis={n1} keeps node2 from claiming");
+    let n2_uuid = &w.chassis_uuid(&n2);
+    let n1_uuid = &w.chassis_uuid(&n1);
+    assert_eq!(&w.sb_port_binding(&lsp, "chassis"), n1_uuid, "requested-chassis={n1} keeps node2 from claiming");
     let ids2_pinned = iface_external_ids(&w, 1, &host);
 
     // Migration starts: both chassis, target activated by the RARP qemu sends on resume.
     w.nbctl(&["set", "Logical_Switch_Port", &lsp, &format!("options:requested-chassis={n1},{n2}"), "options:activation-strategy=rarp"]);
     w.nbctl(&["--wait=hv", "sync"]);
-    poll("SB additional_chassis = node2", Duration::from_secs(30), || {
-        (sb_port_binding(&w, &lsp, "additional_chassis") == n2_uuid).then_some(())
+    testkit::poll("SB additional_chassis = node2", Duration::from_secs(30), || {
+        (&w.sb_port_binding(&lsp, "additional_chassis") == n2_uuid).then_some(())
     });
-    assert_eq!(sb_port_binding(&w, &lsp, "chassis"), n1_uuid);
+    assert_eq!(&w.sb_port_binding(&lsp, "chassis"), n1_uuid);
     // Spike (plan R2): does node2's ovn-controller mark the additional chassis' interface ovn-installed
     // before the RARP? Observed, not asserted: the answer decides whether the agent may wait for it.
     let spike_deadline = Instant::now() + Duration::from_secs(15);
@@ -314,12 +256,12 @@ fn vm_live_migration_rarp_no_duplicates() {
     assert_eq!(v2.qmp().unwrap().execute("query-status", None).unwrap()["status"], "inmigrate");
 
     let pinger = Pinger::start(client.ns.path(), IpAddr::V4(vm_ip)).unwrap();
-    poll("pings answered by the source VM", Duration::from_secs(60), || (pinger.snapshot().answered() >= 20).then_some(()));
+    testkit::poll("pings answered by the source VM", Duration::from_secs(60), || (pinger.snapshot().answered() >= 20).then_some(()));
     let report = v1.migrate_to(&v2, || {}).expect("live migration");
     eprintln!("migration {report:?}");
     assert_eq!(report.status, "completed", "{report:?}");
     let resumed = report.t_dst_resume_ms.expect("target RESUME event");
-    poll("pings answered by the target VM after resume", Duration::from_secs(60), || {
+    testkit::poll("pings answered by the target VM after resume", Duration::from_secs(60), || {
         (pinger.snapshot().answered_after(resumed) >= 20).then_some(())
     });
     assert_eq!(v2.qmp().unwrap().execute("query-status", None).unwrap()["status"], "running");
@@ -330,10 +272,10 @@ fn vm_live_migration_rarp_no_duplicates() {
     w.nbctl(&["remove", "Logical_Switch_Port", &lsp, "options", "activation-strategy"]);
     w.nbctl(&["--wait=hv", "sync"]);
     let switched = vm::epoch_ms();
-    poll("SB chassis = node2 and no additional chassis", Duration::from_secs(30), || {
-        (sb_port_binding(&w, &lsp, "chassis") == n2_uuid && sb_port_binding(&w, &lsp, "additional_chassis").is_empty()).then_some(())
+    testkit::poll("SB chassis = node2 and no additional chassis", Duration::from_secs(30), || {
+        (&w.sb_port_binding(&lsp, "chassis") == n2_uuid && w.sb_port_binding(&lsp, "additional_chassis").is_empty()).then_some(())
     });
-    poll("pings answered after the switch to node2 only", Duration::from_secs(60), || {
+    testkit::poll("pings answered after the switch to node2 only", Duration::from_secs(60), || {
         (pinger.snapshot().answered_after(switched) >= 20).then_some(())
     });
     let log = pinger.stop();
@@ -350,7 +292,7 @@ fn vm_live_migration_rarp_no_duplicates() {
     );
     assert_eq!(log.dups(), 0, "duplicate replies (queued in the target's tap and replayed?)");
     // The target VM serves TCP too, across the tunnel from node1.
-    tcp_echo(&client.ns, vm_ip, 256 << 10);
+    vm::tcp_echo(&client.ns, vm_ip, 256 << 10);
 
     drop(v2);
     drop(v1);

@@ -110,6 +110,7 @@ pub fn spawn_controller(dir: &Path, nb: &str, kubeconfig: &Path, identity: &str,
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .env_remove("KUBETRON_OVN_NB")
+        .env_remove("KUBETRON_VM_MIGRATION")
         .env("KUBETRON_LOG", "info");
     Proc::spawn("controller", dir, cmd)
 }

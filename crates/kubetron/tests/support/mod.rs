@@ -91,6 +91,18 @@ impl World {
         CniInvocation::new(kubetron_bin(), command).in_named_netns(self.chassis[node].netns())
     }
 
+    /// Column `column` of the SB Port_Binding of logical port `lsp` (bare).
+    pub fn sb_port_binding(&self, lsp: &str, column: &str) -> String {
+        self.central
+            .sbctl(&["--bare", &format!("--columns={column}"), "find", "Port_Binding", &format!("logical_port=\"{lsp}\"")])
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+    /// The SB Chassis row UUID of chassis `name`.
+    pub fn chassis_uuid(&self, name: &str) -> String {
+        self.central.sbctl(&["--bare", "--columns=_uuid", "find", "Chassis", &format!("name={name}")]).unwrap().trim().to_string()
+    }
     /// Logical switch port names in NB.
     pub fn lsps(&self) -> Vec<String> {
         self.nbctl(&["--bare", "--columns=name", "list", "Logical_Switch_Port"]).split_whitespace().map(str::to_string).collect()

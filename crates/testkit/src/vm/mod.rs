@@ -176,3 +176,41 @@ pub fn slot() -> SlotGuard {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Sends `len` bytes (a fixed pseudo-random pattern) to the guest's TCP echo (port 7 of `ip`, see
+/// [`GuestImage`]) from inside `ns`, writing and reading concurrently, and returns what came
+/// back; panics (a test helper) when connecting fails for 60 s or the echo differs.
+pub fn tcp_echo(ns: &netdev::Netns, ip: std::net::Ipv4Addr, len: usize) -> Vec<u8> {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Instant;
+    let data: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let sent = data.clone();
+    let got = ns
+        .run(move || {
+            let addr = SocketAddr::from((ip, 7));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut s = loop {
+                match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+                    Ok(s) => break s,
+                    Err(e) => {
+                        assert!(Instant::now() < deadline, "connect {addr}: {e}");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            };
+            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            let mut w = s.try_clone().unwrap();
+            let writer = std::thread::spawn(move || {
+                w.write_all(&sent).unwrap();
+                w.shutdown(std::net::Shutdown::Write).unwrap();
+            });
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).unwrap();
+            writer.join().unwrap();
+            back
+        })
+        .unwrap();
+    assert!(got == data, "TCP echo via {ip}:7 returned {} of {} bytes (or different bytes)", got.len(), data.len());
+    got
+}
