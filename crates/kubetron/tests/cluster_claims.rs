@@ -16,7 +16,7 @@ use std::time::Duration;
 use k8s::ipamclaim::{new_claim, IPAMClaim};
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube_support::*;
 use serde_json::json;
 use support::{Pod as PodNetns, World};
@@ -46,30 +46,17 @@ fn launcher_keeps_claim_ip_and_mac_across_recreation() {
     let world = World::new(1);
     world.network("vms", Some(SUBNET));
     let dir = world.dir.path().to_path_buf();
-    let mut kas =
-        daemons::kube::KubeApiServer::start(daemons::kube::KubeConfig::with_default_bin(dir.join("kube")).expect("kube-apiserver"))
-            .expect("start kube-apiserver");
     let nb = world.central.nb_remote();
     let rt = runtime();
     let ns = format!("cc-{}", std::process::id());
     let vms = json!({"cniVersion": "1.0.0", "name": "vms", "type": "kubetron", "logical_switch": "vms", "allowPersistentIPs": true});
-    let controller_kc = kas.make_user_kubeconfig(CONTROLLER_USER, SA_GROUPS).expect("controller kubeconfig");
-    let node_kc = kas.make_user_kubeconfig(NODE_USER, SA_GROUPS).expect("node kubeconfig");
-    let admin = rt.block_on(async {
-        let admin = client_from(&kas.kubeconfig_path()).await;
-        install_crd(&admin).await;
-        apply_rbac(&admin).await;
-        create_namespace(&admin, &ns, &[]).await;
+    let mut k = KubeSide::start(&rt, &dir, &ns);
+    let (controller_kc, node_kc, admin) = (k.controller_kc.clone(), k.node_kc.clone(), k.admin.clone());
+    rt.block_on(async {
         let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
         nads.create(&PostParams::default(), &new_nad(&ns, "vms", &vms.to_string(), &[])).await.expect("create NAD");
         let claims: Api<IPAMClaim> = Api::namespaced(admin.clone(), &ns);
         claims.create(&PostParams::default(), &new_claim(&ns, "vm1.vms", "vms", "")).await.expect("create claim");
-        let pods = Api::<Pod>::all(client_from(&node_kc).await);
-        wait_for("the node identity to be authorized", Duration::from_secs(20), || async {
-            pods.list(&ListParams::default().limit(1)).await.ok().map(|_| ())
-        })
-        .await;
-        admin
     });
 
     let mut controller = spawn_controller(&dir, &nb, &controller_kc, "cc-controller", &[]);
@@ -163,5 +150,5 @@ fn launcher_keeps_claim_ip_and_mac_across_recreation() {
     });
     controller.stop();
     agent.stop();
-    kas.stop().ok();
+    k.kas.stop().ok();
 }

@@ -77,32 +77,18 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
     let world = World::new(2);
     world.network("red", Some(SUBNET));
     let dir = world.dir.path().to_path_buf();
-    let mut kas =
-        daemons::kube::KubeApiServer::start(daemons::kube::KubeConfig::with_default_bin(dir.join("kube")).expect("kube-apiserver"))
-            .expect("start kube-apiserver");
     let nb = world.central.nb_remote();
     let rt = runtime();
     let ns = format!("cm-{}", std::process::id());
     let red = json!({"cniVersion": "1.0.0", "name": "red", "type": "kubetron", "logical_switch": "red"});
     let blue = json!({"cniVersion": "1.0.0", "name": "blue", "type": "kubetron", "logical_switch": "no-such-switch"});
-    let controller_kc = kas.make_user_kubeconfig(CONTROLLER_USER, SA_GROUPS).expect("controller kubeconfig");
-    let node_kc = kas.make_user_kubeconfig(NODE_USER, SA_GROUPS).expect("node kubeconfig");
-    let admin = rt.block_on(async {
-        let admin = client_from(&kas.kubeconfig_path()).await;
-        install_crd(&admin).await;
-        apply_rbac(&admin).await;
-        create_namespace(&admin, &ns, &[]).await;
+    let mut k = KubeSide::start(&rt, &dir, &ns);
+    let (controller_kc, node_kc, admin) = (k.controller_kc.clone(), k.node_kc.clone(), k.admin.clone());
+    rt.block_on(async {
         let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
         for (name, c) in [("red", &red), ("blue", &blue)] {
             nads.create(&PostParams::default(), &new_nad(&ns, name, &c.to_string(), &[])).await.expect("create NAD");
         }
-        // The node identity may list pods only once its RBAC binding is in effect.
-        let pods = Api::<Pod>::all(client_from(&node_kc).await);
-        wait_for("the node identity to be authorized", Duration::from_secs(20), || async {
-            pods.list(&ListParams::default().limit(1)).await.ok().map(|_| ())
-        })
-        .await;
-        admin
     });
 
     // The controller: the only process given the Northbound address.
@@ -310,5 +296,5 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
     for n in &mut nodes {
         n.agent.stop();
     }
-    kas.stop().ok();
+    k.kas.stop().ok();
 }

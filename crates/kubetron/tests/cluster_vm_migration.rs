@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use k8s::ipamclaim::{new_claim, IPAMClaim};
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube_support::*;
 use model::handoff::{Addressing, Attachment};
 use serde_json::{json, Value};
@@ -169,9 +169,6 @@ fn controller_drives_vm_live_migration_rarp() {
     let world = World::new(2);
     world.network(NET, Some(SUBNET));
     let dir = world.dir.path().to_path_buf();
-    let mut kas =
-        daemons::kube::KubeApiServer::start(daemons::kube::KubeConfig::with_default_bin(dir.join("kube")).expect("kube-apiserver"))
-            .expect("start kube-apiserver");
     let nb = world.central.nb_remote();
     let rt = runtime();
     let ns = format!("cvm-{}", std::process::id());
@@ -179,25 +176,15 @@ fn controller_drives_vm_live_migration_rarp() {
     let vms = json!({"cniVersion": "1.0.0", "name": NET, "type": "kubetron", "logical_switch": NET, "dhcp": true,
                      "allowPersistentIPs": true, "capabilities": {"mac": true}});
     let plain = json!({"cniVersion": "1.0.0", "name": "plain", "type": "kubetron", "logical_switch": NET});
-    let controller_kc = kas.make_user_kubeconfig(CONTROLLER_USER, SA_GROUPS).expect("controller kubeconfig");
-    let node_kc = kas.make_user_kubeconfig(NODE_USER, SA_GROUPS).expect("node kubeconfig");
-    let admin = rt.block_on(async {
-        let admin = client_from(&kas.kubeconfig_path()).await;
-        install_crd(&admin).await;
-        apply_rbac(&admin).await;
-        create_namespace(&admin, &ns, &[]).await;
+    let mut k = KubeSide::start(&rt, &dir, &ns);
+    let (controller_kc, node_kc, admin) = (k.controller_kc.clone(), k.node_kc.clone(), k.admin.clone());
+    rt.block_on(async {
         let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
         for (name, c) in [(NET, &vms), ("plain", &plain)] {
             nads.create(&PostParams::default(), &new_nad(&ns, name, &c.to_string(), &[])).await.expect("create NAD");
         }
         let claims: Api<IPAMClaim> = Api::namespaced(admin.clone(), &ns);
         claims.create(&PostParams::default(), &new_claim(&ns, CLAIM, NET, "")).await.expect("create claim");
-        let pods = Api::<Pod>::all(client_from(&node_kc).await);
-        wait_for("the node identity to be authorized", Duration::from_secs(20), || async {
-            pods.list(&ListParams::default().limit(1)).await.ok().map(|_| ())
-        })
-        .await;
-        admin
     });
 
     // The controller in its default migration mode (rarp).
@@ -402,5 +389,5 @@ fn controller_drives_vm_live_migration_rarp() {
     for n in &mut nodes {
         n.agent.stop();
     }
-    kas.stop().ok();
+    k.kas.stop().ok();
 }

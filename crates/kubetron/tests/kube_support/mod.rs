@@ -141,3 +141,37 @@ pub fn spawn_agent(dir: &Path, chassis: &daemons::Chassis, kubeconfig: &Path) ->
         .env("KUBETRON_LOG", "info,node=debug");
     Agent { proc: Proc::spawn(&format!("agent-{node}"), dir, cmd), socket: socket_dir.join("kubetron.sock"), node }
 }
+
+/// The Kubernetes side of a cluster-mode test: a real kube-apiserver (state under `dir/kube`),
+/// deploy/'s CRDs and RBAC applied, namespace `ns`, kubeconfigs for the controller's and the node
+/// agents' identities, and an admin client. Returns once the node identity may list pods (its
+/// RBAC binding in effect).
+pub struct KubeSide {
+    pub kas: daemons::kube::KubeApiServer,
+    pub controller_kc: PathBuf,
+    pub node_kc: PathBuf,
+    pub admin: kube::Client,
+}
+
+impl KubeSide {
+    pub fn start(rt: &tokio::runtime::Runtime, dir: &Path, ns: &str) -> KubeSide {
+        let kas =
+            daemons::kube::KubeApiServer::start(daemons::kube::KubeConfig::with_default_bin(dir.join("kube")).expect("kube-apiserver"))
+                .expect("start kube-apiserver");
+        let controller_kc = kas.make_user_kubeconfig(CONTROLLER_USER, SA_GROUPS).expect("controller kubeconfig");
+        let node_kc = kas.make_user_kubeconfig(NODE_USER, SA_GROUPS).expect("node kubeconfig");
+        let admin = rt.block_on(async {
+            let admin = client_from(&kas.kubeconfig_path()).await;
+            install_crd(&admin).await;
+            apply_rbac(&admin).await;
+            create_namespace(&admin, ns, &[]).await;
+            let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::all(client_from(&node_kc).await);
+            wait_for("the node identity to be authorized", Duration::from_secs(20), || async {
+                pods.list(&kube::api::ListParams::default().limit(1)).await.ok().map(|_| ())
+            })
+            .await;
+            admin
+        });
+        KubeSide { kas, controller_kc, node_kc, admin }
+    }
+}
