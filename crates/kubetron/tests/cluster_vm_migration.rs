@@ -340,17 +340,8 @@ fn controller_drives_vm_live_migration_rarp() {
         (ping.snapshot().answered_after(after_delete) >= 20).then_some(())
     });
     let log = ping.stop();
-    let outage = log.outage_around(report.t_completed_ms, Duration::from_secs(3));
-    eprintln!(
-        "pings: {} transmitted, {} answered, {} duplicates; outage around completion {:.0} ms ({} lost); qemu downtime {} ms, total {} ms",
-        log.transmitted.unwrap_or(0),
-        log.answered(),
-        log.dups(),
-        outage.duration_ms,
-        outage.lost,
-        report.downtime_ms,
-        report.total_ms
-    );
+    let (_, line) = vm::migration_pings(&log, &report);
+    eprintln!("{line}");
     assert_eq!(log.dups(), 0, "duplicate replies");
     vm::tcp_echo(&pinger.ns, claim_ip, 256 << 10);
     let now = nb_options(&world, &port);

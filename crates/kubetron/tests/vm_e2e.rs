@@ -279,17 +279,8 @@ fn vm_live_migration_rarp_no_duplicates() {
         (pinger.snapshot().answered_after(switched) >= 20).then_some(())
     });
     let log = pinger.stop();
-    let outage = log.outage_around(report.t_completed_ms, Duration::from_secs(3));
-    eprintln!(
-        "pings: {} transmitted, {} answered, {} duplicates; outage around completion {:.0} ms ({} lost); qemu downtime {} ms, total {} ms",
-        log.transmitted.unwrap_or(0),
-        log.answered(),
-        log.dups(),
-        outage.duration_ms,
-        outage.lost,
-        report.downtime_ms,
-        report.total_ms
-    );
+    let (_, line) = vm::migration_pings(&log, &report);
+    eprintln!("{line}");
     assert_eq!(log.dups(), 0, "duplicate replies (queued in the target's tap and replayed?)");
     // The target VM serves TCP too, across the tunnel from node1.
     vm::tcp_echo(&client.ns, vm_ip, 256 << 10);

@@ -214,3 +214,21 @@ pub fn tcp_echo(ns: &netdev::Netns, ip: std::net::Ipv4Addr, len: usize) -> Vec<u
     assert!(got == data, "TCP echo via {ip}:7 returned {} of {} bytes (or different bytes)", got.len(), data.len());
     got
 }
+
+/// What a pinger saw of a live migration: the outage around its completion (3 s either side,
+/// [`PingLog::outage_around`]) and one line for the test output (pings, duplicates, outage, qemu's
+/// downtime and total).
+pub fn migration_pings(log: &PingLog, report: &MigrationReport) -> (Outage, String) {
+    let outage = log.outage_around(report.t_completed_ms, Duration::from_secs(3));
+    let line = format!(
+        "pings: {} transmitted, {} answered, {} duplicates; outage around completion {:.0} ms ({} lost); qemu downtime {} ms, total {} ms",
+        log.transmitted.unwrap_or(0),
+        log.answered(),
+        log.dups(),
+        outage.duration_ms,
+        outage.lost,
+        report.downtime_ms,
+        report.total_ms
+    );
+    (outage, line)
+}
