@@ -60,7 +60,7 @@ fn launcher_keeps_claim_ip_and_mac_across_recreation() {
     });
 
     let mut controller = spawn_controller(&dir, &nb, &controller_kc, "cc-controller", &[]);
-    let Agent { node, socket, proc: mut agent } = spawn_agent(&dir, &world.chassis[0], &node_kc);
+    let Node { name: node, socket, mut agent, .. } = spawn_agent(&dir, 0, &world.chassis[0], &node_kc);
     let mut conf = vms.clone();
     conf["agent_socket"] = json!(socket.display().to_string());
     conf["timeout_ms"] = json!(30_000);
@@ -95,15 +95,8 @@ fn launcher_keeps_claim_ip_and_mac_across_recreation() {
             assert_eq!(att.logical_port, port);
             assert_eq!(att.iface_id_ver.as_deref(), Some(vmi_uid));
             let p = PodNetns::new();
-            let add = CniInvocation::new(&shim_path, "ADD")
-                .in_named_netns(world.chassis[0].netns())
-                .container_id(&p.id)
-                .netns(p.netns_path())
-                .ifname(IFNAME)
-                .args(&cni_args(&ns, name, &uid, &p.id))
-                .config(&conf)
-                .run()
-                .expect("run the shim");
+            let add =
+                p.call(&world, &shim_path, 0, "ADD", IFNAME, &conf).args(&cni_args(&ns, name, &uid, &p.id)).run().expect("run the shim");
             assert_eq!(add.exit_code, 0, "ADD of {name}: {} {}", add.json, add.stderr);
             let r = &add.json;
             assert_eq!(r["interfaces"][1]["mac"], att.mac.as_str(), "{r}");
@@ -128,15 +121,8 @@ fn launcher_keeps_claim_ip_and_mac_across_recreation() {
             .await;
             assert_eq!(st.status_ips(), ["10.67.0.10/24"]);
             // The VM stops: DEL, then the launcher pod goes. The claim's port stays.
-            let del = CniInvocation::new(&shim_path, "DEL")
-                .in_named_netns(world.chassis[0].netns())
-                .container_id(&p.id)
-                .netns(p.netns_path())
-                .ifname(IFNAME)
-                .args(&cni_args(&ns, name, &uid, &p.id))
-                .config(&conf)
-                .run()
-                .expect("run the shim");
+            let del =
+                p.call(&world, &shim_path, 0, "DEL", IFNAME, &conf).args(&cni_args(&ns, name, &uid, &p.id)).run().expect("run the shim");
             assert_eq!(del.exit_code, 0, "DEL of {name}: {} {}", del.json, del.stderr);
             pods.delete(name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("delete launcher");
             wait_for("the launcher to go", wait, || async { pods.get_opt(name).await.ok()?.is_none().then_some(()) }).await;

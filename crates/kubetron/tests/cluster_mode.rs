@@ -17,7 +17,6 @@
 mod kube_support;
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
@@ -30,31 +29,9 @@ use testkit::cni::{CniInvocation, CniOutcome};
 
 const SUBNET: &str = "10.66.0.0/24";
 
-fn pod(name: &str, node: &str, networks: &str) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "annotations": {"k8s.v1.cni.cncf.io/networks": networks}},
-        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "example.invalid/c:1"}]}
-    }))
-    .expect("pod json")
-}
-
-/// One node of the test cluster: its chassis index, agent process and socket.
-struct Node {
-    name: String,
-    index: usize,
-    socket: PathBuf,
-    agent: Proc,
-}
-
 /// A call of the shim on `node` for `pod` as a runtime makes it.
 fn shim_call(world: &World, node: &Node, command: &str, p: &PodNetns, args: &str, conf: &Value) -> CniInvocation {
-    CniInvocation::new(shim_bin(), command)
-        .in_named_netns(world.chassis[node.index].netns())
-        .container_id(&p.id)
-        .netns(p.netns_path())
-        .ifname("net1")
-        .args(args)
-        .config(conf)
+    p.call(world, &shim_bin(), node.index, command, "net1", conf).args(args)
 }
 
 /// [`shim_call`], run.
@@ -93,12 +70,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
 
     // The controller: the only process given the Northbound address.
     let mut controller = spawn_controller(&dir, &nb, &controller_kc, "cm-controller", &[]);
-    let mut nodes: Vec<Node> = (0..2)
-        .map(|i| {
-            let a = spawn_agent(&dir, &world.chassis[i], &node_kc);
-            Node { name: a.node, socket: a.socket, agent: a.proc, index: i }
-        })
-        .collect();
+    let mut nodes: Vec<Node> = (0..2).map(|i| spawn_agent(&dir, i, &world.chassis[i], &node_kc)).collect();
     let conf = |net: &Value, node: &Node, timeout_ms: u64| {
         let mut c = net.clone();
         c["agent_socket"] = json!(node.socket.display().to_string());
@@ -128,7 +100,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         let (pa, pb) = (PodNetns::new(), PodNetns::new());
         let mut ips = Vec::new();
         for (name, n, p) in [("web-a", &nodes[0], &pa), ("web-b", &nodes[1], &pb)] {
-            let uid = pods.create(&pp, &pod(name, &n.name, "red")).await.expect("create pod").metadata.uid.expect("uid");
+            let uid = pods.create(&pp, &pod_on(name, &n.name, "red")).await.expect("create pod").metadata.uid.expect("uid");
             controller.assert_running();
             let value = wait_for(&format!("the hand-off of {name}"), wait, || async {
                 let a = pods.get(name).await.ok()?.metadata.annotations?;
@@ -162,7 +134,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         let pc = PodNetns::new();
         let early_args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME=web-c");
         let early = in_background(shim_call(&world, &nodes[0], "ADD", &pc, &early_args, &conf(&red, &nodes[0], 60_000)));
-        pods.create(&pp, &pod("web-c", &nodes[0].name, "red")).await.expect("create web-c");
+        pods.create(&pp, &pod_on("web-c", &nodes[0].name, "red")).await.expect("create web-c");
         let early = early.await.expect("ADD task");
         assert_eq!(early.exit_code, 0, "early ADD: {} {}", early.json, early.stderr);
         assert!(pc.ping_retry(&ips[1]), "web-c reaches web-b");
@@ -170,7 +142,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         // A pod whose hand-off never comes (its network's switch does not exist): its ADD waits,
         // and fails at once when the pod is deleted.
         let pd = PodNetns::new();
-        let stuck_uid = pods.create(&pp, &pod("stuck", &nodes[0].name, "blue")).await.expect("create stuck").metadata.uid.unwrap();
+        let stuck_uid = pods.create(&pp, &pod_on("stuck", &nodes[0].name, "blue")).await.expect("create stuck").metadata.uid.unwrap();
         let stuck_args = cni_args(&ns, "stuck", &stuck_uid, &pd.id);
         // A short ADD proves the agent has the pod (it waits for the hand-off, not for the pod).
         let short = wait_for("the agent to have pod stuck", wait, || {
@@ -192,7 +164,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         // Chained mode (no Multus): the runtime calls kubetron after the default plugin with eth0's
         // result and the pod's annotations; every kubetron network of the pod is added in one call.
         let pe = PodNetns::new();
-        let uid_e = pods.create(&pp, &pod("web-e", &nodes[0].name, "red")).await.expect("create web-e").metadata.uid.unwrap();
+        let uid_e = pods.create(&pp, &pod_on("web-e", &nodes[0].name, "red")).await.expect("create web-e").metadata.uid.unwrap();
         let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": pe.netns_path().display().to_string()}],
                           "ips": [{"address": "10.244.0.5/24", "interface": 0}]});
         let chained = json!({"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "kubetron", "mode": "chained",
@@ -227,7 +199,7 @@ fn cluster_mode_plugs_from_the_handoff_without_any_node_nb_access() {
         const BURST: usize = 40;
         let names: Vec<String> = (0..BURST).map(|i| format!("burst-{i}")).collect();
         for n in &names {
-            pods.create(&pp, &pod(n, &nodes[1].name, "red")).await.expect("create burst pod");
+            pods.create(&pp, &pod_on(n, &nodes[1].name, "red")).await.expect("create burst pod");
         }
         let uids: Vec<String> = wait_for("every burst pod handed over", Duration::from_secs(120), || async {
             let list = pods.list(&ListParams::default()).await.ok()?;

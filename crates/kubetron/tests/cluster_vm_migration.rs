@@ -19,7 +19,6 @@ mod kube_support;
 mod support;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s::ipamclaim::{new_claim, IPAMClaim};
@@ -59,37 +58,13 @@ fn launcher(name: &str, node: &str, migration_job: Option<&str>) -> Pod {
     .expect("pod json")
 }
 
-fn plain_pod(name: &str, node: &str, networks: &str) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "annotations": {"k8s.v1.cni.cncf.io/networks": networks}},
-        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "example.invalid/c:1"}]}
-    }))
-    .expect("pod json")
-}
-
-/// One node of the test cluster.
-struct Node {
-    name: String,
-    index: usize,
-    socket: PathBuf,
-    agent: Proc,
-}
-
 /// The shim run on `node` for pod netns `p` as a runtime runs it.
 fn shim(world: &World, node: &Node, command: &str, p: &PodNetns, ifname: &str, args: &str, net: &Value) -> CniOutcome {
     let mut conf = net.clone();
     conf["agent_socket"] = json!(node.socket.display().to_string());
     conf["timeout_ms"] = json!(60_000);
     conf["port_up_timeout_ms"] = json!(30_000);
-    CniInvocation::new(shim_bin(), command)
-        .in_named_netns(world.chassis[node.index].netns())
-        .container_id(&p.id)
-        .netns(p.netns_path())
-        .ifname(ifname)
-        .args(args)
-        .config(&conf)
-        .run()
-        .expect("run the shim")
+    p.call(world, &shim_bin(), node.index, command, ifname, &conf).args(args).run().expect("run the shim")
 }
 
 /// The claim port's chassis options in NB: (`requested-chassis`, `activation-strategy`).
@@ -189,12 +164,7 @@ fn controller_drives_vm_live_migration_rarp() {
 
     // The controller in its default migration mode (rarp).
     let mut controller = spawn_controller(&dir, &nb, &controller_kc, "cvm-controller", &[]);
-    let mut nodes: Vec<Node> = (0..2)
-        .map(|i| {
-            let a = spawn_agent(&dir, &world.chassis[i], &node_kc);
-            Node { name: a.node, socket: a.socket, agent: a.proc, index: i }
-        })
-        .collect();
+    let mut nodes: Vec<Node> = (0..2).map(|i| spawn_agent(&dir, i, &world.chassis[i], &node_kc)).collect();
     let (n1, n2) = (nodes[0].name.clone(), nodes[1].name.clone());
     assert_eq!((n1.as_str(), n2.as_str()), ("node1", "node2"), "chassis names are node names");
 
@@ -216,7 +186,7 @@ fn controller_drives_vm_live_migration_rarp() {
     // The pinger: an ordinary pod on node1, on the VM's switch.
     let pinger = PodNetns::new();
     let pinger_uid = rt.block_on(async {
-        let uid = pods.create(&pp, &plain_pod("pinger", &n1, "plain")).await.expect("create pinger").metadata.uid.expect("uid");
+        let uid = pods.create(&pp, &pod_on("pinger", &n1, "plain")).await.expect("create pinger").metadata.uid.expect("uid");
         handoff(&pods, "pinger", &uid, "net1").await;
         uid
     });

@@ -96,6 +96,16 @@ pub fn shim_bin() -> PathBuf {
     p
 }
 
+/// A pod object (namespace set by the API it is created through) scheduled to `node`, asking for
+/// `networks`.
+pub fn pod_on(name: &str, node: &str, networks: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "annotations": {"k8s.v1.cni.cncf.io/networks": networks}},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "example.invalid/c:1"}]}
+    }))
+    .expect("pod json")
+}
+
 /// `CNI_ARGS` as a Kubernetes runtime passes them.
 pub fn cni_args(ns: &str, name: &str, uid: &str, container: &str) -> String {
     format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name};K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={container}")
@@ -115,17 +125,18 @@ pub fn spawn_controller(dir: &Path, nb: &str, kubeconfig: &Path, identity: &str,
     Proc::spawn("controller", dir, cmd)
 }
 
-/// A node agent in the tests: its process and its CNI socket.
-pub struct Agent {
-    pub node: String,
+/// One node of a cluster-mode test: its chassis index, node agent process and CNI socket.
+pub struct Node {
+    pub name: String,
+    pub index: usize,
     pub socket: PathBuf,
-    pub proc: Proc,
+    pub agent: Proc,
 }
 
-/// `kubetron node` for `chassis` (node name = chassis name) with `kubeconfig`, run from the root
+/// `kubetron node` for `chassis` (the test world's chassis `index`; node name = chassis name) with `kubeconfig`, run from the root
 /// netns (where the apiserver listens), its host veth ends in the chassis' netns; socket and
 /// device-plugin dirs and log under `dir`.
-pub fn spawn_agent(dir: &Path, chassis: &daemons::Chassis, kubeconfig: &Path) -> Agent {
+pub fn spawn_agent(dir: &Path, index: usize, chassis: &daemons::Chassis, kubeconfig: &Path) -> Node {
     let node = chassis.name().to_string();
     let socket_dir = dir.join(format!("cni-{node}"));
     let mut cmd = Command::new(kubetron_bin());
@@ -139,7 +150,7 @@ pub fn spawn_agent(dir: &Path, chassis: &daemons::Chassis, kubeconfig: &Path) ->
         .env("KUBECONFIG", kubeconfig)
         .env_remove("KUBETRON_OVN_NB")
         .env("KUBETRON_LOG", "info,node=debug");
-    Agent { proc: Proc::spawn(&format!("agent-{node}"), dir, cmd), socket: socket_dir.join("kubetron.sock"), node }
+    Node { agent: Proc::spawn(&format!("agent-{node}"), dir, cmd), socket: socket_dir.join("kubetron.sock"), name: node, index }
 }
 
 /// The Kubernetes side of a cluster-mode test: a real kube-apiserver (state under `dir/kube`),

@@ -154,9 +154,20 @@ impl Pod {
         self.ns.path().to_path_buf()
     }
 
+    /// A call of CNI binary `bin` (the plugin, or the cluster-mode shim) for this pod inside chassis
+    /// `node`'s netns, as a runtime makes it.
+    pub fn call(&self, world: &World, bin: &std::path::Path, node: usize, command: &str, ifname: &str, conf: &Value) -> CniInvocation {
+        CniInvocation::new(bin, command)
+            .in_named_netns(world.chassis[node].netns())
+            .container_id(&self.id)
+            .netns(self.netns_path())
+            .ifname(ifname)
+            .config(conf)
+    }
+
     /// Runs the plugin binary inside chassis `node`'s netns, as a runtime would.
     pub fn cni(&self, world: &World, node: usize, command: &str, ifname: &str, conf: &Value, args: Option<&str>) -> CniOutcome {
-        let mut call = world.plugin(node, command).container_id(&self.id).netns(self.netns_path()).ifname(ifname).config(conf);
+        let mut call = self.call(world, std::path::Path::new(kubetron_bin()), node, command, ifname, conf);
         if let Some(a) = args {
             call = call.args(a);
         }
