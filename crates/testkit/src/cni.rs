@@ -229,7 +229,19 @@ impl CniInvocation {
     pub fn run(&self) -> Result<CniOutcome, InvokeError> {
         let mut cmd = self.command_line();
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|source| InvokeError::Spawn { program: self.plugin.clone(), source })?;
+        // A plugin a test has just written can be "text file busy" for a moment: another test thread
+        // forked while the file was open for writing, and the child holds that descriptor until it
+        // execs. Transient; retried within a bound (a runtime runs installed plugins, never this).
+        let mut busy = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && busy < 100 => {
+                    busy += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => break r.map_err(|source| InvokeError::Spawn { program: self.plugin.clone(), source })?,
+            }
+        };
         let stdin = child.stdin.take();
         let (status, stdout, stderr) = match self.timeout {
             None => {
