@@ -21,7 +21,7 @@ pub mod ovn;
 pub mod ovsdb_server;
 pub mod process;
 
-pub use ovn::{link_underlay, Central, Chassis, ChassisConfig};
+pub use ovn::{link_underlay, Central, CentralOptions, Chassis, ChassisConfig};
 pub use ovsdb_server::{Allocator, OvsdbServer, OvsdbServerConfig, RaftCluster, Ssl};
 pub use process::{free_tcp_port, DaemonSpec};
 

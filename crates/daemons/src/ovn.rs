@@ -9,11 +9,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::netns::{self, NetnsGuard};
-use crate::ovsdb_server::{OvsdbServer, OvsdbServerConfig, Ssl};
+use crate::ovsdb_server::{Allocator, OvsdbServer, OvsdbServerConfig, Ssl};
 use crate::process::{run, stop_pidfile, wait_for_unix_socket, DaemonSpec};
 use crate::{schemas, Error};
 
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to run [`Central`] beyond its directory.
+#[derive(Debug, Clone, Default)]
+pub struct CentralOptions {
+    /// NB and SB also listen on TCP 127.0.0.1 (a free port each).
+    pub tcp: bool,
+    /// NB also listens on `pssl:PORT:127.0.0.1` with these files ([`Central::nb_ssl_remote`];
+    /// northd and `nbctl` keep using the unix socket).
+    pub nb_ssl: Option<Ssl>,
+    /// The allocator of both ovsdb-servers and ovn-northd; `None`: [`Allocator::from_env`].
+    pub allocator: Option<Allocator>,
+}
 
 /// Northbound + Southbound databases and ovn-northd.
 #[derive(Debug)]
@@ -28,32 +40,40 @@ pub struct Central {
 impl Central {
     /// Starts NB, SB (unix sockets in `dir`, plus TCP on 127.0.0.1 when `tcp`) and ovn-northd.
     pub fn start(dir: &Path, tcp: bool) -> Result<Central, Error> {
-        Self::start_with_nb_ssl(dir, tcp, None)
+        Self::start_with(dir, CentralOptions { tcp, ..Default::default() })
     }
 
-    /// As [`Central::start`]; with `nb_ssl`, NB also listens on `pssl:PORT:127.0.0.1` with those
-    /// files ([`Central::nb_ssl_remote`]; northd and `nbctl` keep using the unix socket).
-    pub fn start_with_nb_ssl(dir: &Path, tcp: bool, nb_ssl: Option<Ssl>) -> Result<Central, Error> {
+    /// As [`Central::start`], with [`CentralOptions`].
+    pub fn start_with(dir: &Path, opts: CentralOptions) -> Result<Central, Error> {
+        let CentralOptions { tcp, nb_ssl, allocator } = opts;
+        let allocator = match allocator {
+            Some(a) => a,
+            None => Allocator::from_env()?,
+        };
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
-        let mut nb_cfg = OvsdbServerConfig::new("nb", dir, schemas::NB).tcp(tcp);
+        let mut nb_cfg = OvsdbServerConfig::new("nb", dir, schemas::NB).tcp(tcp).allocator(allocator);
         if let Some(ssl) = nb_ssl {
             nb_cfg = nb_cfg.ssl(ssl);
         }
         let nb = OvsdbServer::start(nb_cfg)?;
-        let sb = OvsdbServer::start(OvsdbServerConfig::new("sb", dir, schemas::SB).tcp(tcp))?;
+        let sb = OvsdbServer::start(OvsdbServerConfig::new("sb", dir, schemas::SB).tcp(tcp).allocator(allocator))?;
         run("ovn-nbctl", &[&format!("--db={}", nb.unix_remote()), "--no-wait", "init"])?;
         run("ovn-sbctl", &[&format!("--db={}", sb.unix_remote()), "init"])?;
         let northd_pidfile = dir.join("northd.pid");
-        DaemonSpec::new("ovn-northd", &northd_pidfile, dir.join("northd.log"))
+        let northd = DaemonSpec::new("ovn-northd", &northd_pidfile, dir.join("northd.log"))
             .arg(format!("--ovnnb-db={}", nb.unix_remote()))
             .arg(format!("--ovnsb-db={}", sb.unix_remote()))
             .arg(format!("--unixctl={}", dir.join("northd.ctl").display()))
-            .arg("-vconsole:off")
-            .spawn()?;
+            .arg("-vconsole:off");
+        allocator.apply(northd)?.spawn()?;
         Ok(Central { dir: dir.to_path_buf(), nb, sb, northd_pidfile, stopped: false })
     }
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+    /// ovn-northd's pid (from its pid file).
+    pub fn northd_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.northd_pidfile).ok()?.trim().parse().ok()
     }
     pub fn nb(&self) -> &OvsdbServer {
         &self.nb

@@ -16,12 +16,13 @@ pub struct Ssl {
     pub ca_cert: PathBuf,
 }
 
-/// The memory allocator ovsdb-server runs with.
+/// The memory allocator ovsdb-server and ovn-northd run with.
 ///
-/// glibc's malloc makes ovsdb-server's per-row work grow several times over once the database
-/// holds ~100k rows (measured by `bench/controller`: most of its CPU goes to malloc); Open
-/// vSwitch's install guide suggests jemalloc for ovsdb-server. [`Allocator::Jemalloc`] preloads
-/// Debian's `libjemalloc.so.2` (package `libjemalloc2`) into the unchanged Debian binary.
+/// glibc's malloc makes ovsdb-server's and ovn-northd's per-row work grow several times over once
+/// the database holds ~100k rows (measured by `bench/controller`: most of their CPU goes to
+/// `_int_malloc` in a large heap); Open vSwitch's install guide suggests jemalloc for
+/// ovsdb-server. [`Allocator::Jemalloc`] preloads Debian's `libjemalloc.so.2` (package
+/// `libjemalloc2`) into the unchanged Debian binaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Allocator {
     /// As the binary was built (glibc malloc for Debian's).
@@ -32,7 +33,8 @@ pub enum Allocator {
 }
 
 impl Allocator {
-    /// Environment variable naming the default allocator: `system` (the default) or `jemalloc`.
+    /// Environment variable naming the default allocator of ovsdb-servers and ovn-northd: `system`
+    /// (the default) or `jemalloc`.
     pub const ENV: &'static str = "KUBETRON_OVSDB_ALLOCATOR";
 
     /// The allocator [`Allocator::ENV`] names (unset or empty: [`Allocator::System`]).
@@ -42,6 +44,14 @@ impl Allocator {
             "jemalloc" => Ok(Allocator::Jemalloc),
             other => Err(Error::Missing(format!("{}={other}: expected system or jemalloc", Self::ENV))),
         }
+    }
+
+    /// `spec` running with this allocator.
+    pub(crate) fn apply(self, mut spec: DaemonSpec) -> Result<DaemonSpec, Error> {
+        for (k, v) in self.env()? {
+            spec = spec.env(&k, &v);
+        }
+        Ok(spec)
     }
 
     /// Environment for a daemon using this allocator.
@@ -189,10 +199,7 @@ impl OvsdbServer {
                 .arg(format!("--certificate={}", ssl.certificate.display()))
                 .arg(format!("--ca-cert={}", ssl.ca_cert.display()));
         }
-        for (k, v) in allocator.env()? {
-            spec = spec.env(&k, &v);
-        }
-        Ok(spec.args(self.config.extra_args.iter().cloned()))
+        Ok(allocator.apply(spec)?.args(self.config.extra_args.iter().cloned()))
     }
 
     fn launch(&mut self) -> Result<(), Error> {

@@ -88,3 +88,17 @@ fn allocator_preloads_jemalloc() {
     assert!(maps(daemons::Allocator::Jemalloc, "je").contains("libjemalloc.so.2"));
     assert!(!maps(daemons::Allocator::System, "sys").contains("libjemalloc"));
 }
+
+/// `CentralOptions::allocator` reaches both databases and ovn-northd.
+#[test]
+fn central_allocator_reaches_northd() {
+    let dir = tempfile::tempdir().unwrap();
+    let maps = |pid: Option<i32>| std::fs::read_to_string(format!("/proc/{}/maps", pid.expect("pid"))).unwrap();
+    for (a, name, want) in [(daemons::Allocator::Jemalloc, "je", true), (daemons::Allocator::System, "sys", false)] {
+        let opts = daemons::CentralOptions { allocator: Some(a), ..Default::default() };
+        let central = daemons::Central::start_with(&dir.path().join(name), opts).unwrap();
+        for (who, pid) in [("NB", central.nb().pid()), ("SB", central.sb().pid()), ("ovn-northd", central.northd_pid())] {
+            assert_eq!(maps(pid).contains("libjemalloc.so.2"), want, "{who} with {a:?}");
+        }
+    }
+}

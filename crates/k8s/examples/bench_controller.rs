@@ -2,7 +2,8 @@
 //! (real ovsdb-server + ovn-northd), pods fed straight to the core (no API server).
 //!
 //! `bench_controller --pods N [--batch K] [--prefill-switches S --prefill-ports P]`
-//! (ovsdb-server's allocator from `KUBETRON_OVSDB_ALLOCATOR`, see [`daemons::Allocator`]): K = 1
+//! (the allocator of ovsdb-server and ovn-northd from `KUBETRON_OVSDB_ALLOCATOR`, see
+//! [`daemons::Allocator`]; this process runs on mimalloc like the `kubetron` binary): K = 1
 //! (default) is the controller's normal path, one `reconcile_pod` (one transaction, then wait for
 //! the replica to show it) after another; K > 1 uses `reconcile_batch` with K pods per
 //! transaction. With `--prefill-switches`, the NB first gets S other logical switches (each with a
@@ -32,6 +33,10 @@ use ovn::names;
 use ovn::nb::{add_port, create_switch, NewPort};
 use ovsdb::datum::{Datum, Uuid};
 use ovsdb::ops::{Mutation, Operation, Where};
+
+/// The allocator of the `kubetron` binary, whose controller this measures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Rows per prefill transaction.
 const PREFILL_ROWS: usize = 1000;
@@ -176,7 +181,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let nb_pid = central.nb().pid().map(|p| p.to_string()).unwrap_or_default();
     let sb_pid = central.sb().pid().map(|p| p.to_string()).unwrap_or_default();
-    let northd_pid = std::fs::read_to_string(tmp.path().join("central/northd.pid")).unwrap_or_default().trim().to_string();
+    let northd_pid = central.northd_pid().map(|p| p.to_string()).unwrap_or_default();
     let cpus = move || [cpu_s("self"), cpu_s(&nb_pid), cpu_s(&northd_pid), cpu_s(&sb_pid)];
     rt.block_on(async move {
         let client = ovsdb::Client::connect_to(&central.nb_remote()).await?;

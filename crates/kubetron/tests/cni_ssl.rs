@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use daemons::kube::Pki;
-use daemons::{Central, Chassis, ChassisConfig, Ssl};
+use daemons::{Central, CentralOptions, Chassis, ChassisConfig, Ssl};
 use serde_json::json;
 use support::{result_ip, unique, Pod, World};
 
@@ -63,7 +63,8 @@ fn ssl_world() -> (World, Pki) {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::create(&dir.path().join("pki")).expect("test PKI (openssl)");
     let ssl = Ssl { private_key: pki.serving.key.clone(), certificate: pki.serving.cert.clone(), ca_cert: pki.ca.cert.clone() };
-    let central = Central::start_with_nb_ssl(&dir.path().join("central"), false, Some(ssl)).expect("central");
+    let central =
+        Central::start_with(&dir.path().join("central"), CentralOptions { nb_ssl: Some(ssl), ..Default::default() }).expect("central");
     let sb = central.sb_remote();
     let cfg = ChassisConfig::new("node1", dir.path().join("node1"), &unique("ktn"), &sb, "198.51.100.1");
     let chassis = Chassis::start(cfg).expect("chassis");
