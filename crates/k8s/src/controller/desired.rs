@@ -48,8 +48,12 @@ impl PodRef {
 /// Whether a pod should have ports at all: scheduled to a node and not finished.
 pub fn pod_is_active(pod: &Pod) -> bool {
     let scheduled = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
-    scheduled && phase != "Succeeded" && phase != "Failed"
+    scheduled && !pod_is_finished(pod)
+}
+
+/// Whether the pod's containers are done for good (phase `Succeeded` or `Failed`).
+pub fn pod_is_finished(pod: &Pod) -> bool {
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }
 
 /// Finds NetworkAttachmentDefinitions by namespace and name.

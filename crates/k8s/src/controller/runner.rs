@@ -143,7 +143,7 @@ impl ClaimLookup for StoreClaims {
     fn vm_is_living(&self, namespace: &str, vm: &str) -> bool {
         self.pods.state().iter().any(|p| {
             p.metadata.namespace.as_deref() == Some(namespace)
-                && p.metadata.deletion_timestamp.is_none()
+                && super::vm::is_living(p)
                 && pod_is_active(p)
                 && PodRef::of(p).is_some_and(|r| VmIdentity::of(p, &r).name == vm)
         })

@@ -28,15 +28,20 @@ pub fn launcher(pod: &Pod) -> Option<Launcher> {
     })
 }
 
+/// Whether a launcher pod still runs its VM (or will): not being deleted, not finished. The one
+/// rule for both the VM's placement and the "claim in use" check.
+pub fn is_living(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none() && !super::desired::pod_is_finished(pod)
+}
+
 /// `pod` as [`kubevirt::placement`] reads it.
 pub fn launcher_pod(pod: &Pod) -> LauncherPod {
     let m = &pod.metadata;
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
     LauncherPod {
         name: m.name.clone().unwrap_or_default(),
         node: pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()),
         created: m.creation_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default(),
-        living: m.deletion_timestamp.is_none() && phase != "Succeeded" && phase != "Failed",
+        living: is_living(pod),
         target_ready: m.annotations.as_ref().is_some_and(|a| a.contains_key(kubevirt::TARGET_READY_ANNOTATION)),
     }
 }
