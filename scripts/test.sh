@@ -43,6 +43,11 @@ if [ "${KUBETRON_VM:-1}" = 1 ]; then
   export KUBETRON_VM_TESTS=1
 fi
 
+# The real-Neutron tests (a private PostgreSQL and neutron-server; daemons::neutron) unless KUBETRON_NEUTRON=0.
+if [ "${KUBETRON_NEUTRON:-1}" = 1 ]; then
+  export KUBETRON_NEUTRON_TESTS=1
+fi
+
 # Gates first: formatting (rustfmt.toml) and lints, warnings as errors.
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

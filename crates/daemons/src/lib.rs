@@ -10,13 +10,15 @@
 //! Modules: [`process`] (generic: spawn detached with pid/log files, optionally in a netns; stop
 //! by pid; wait for sockets), [`ovsdb_server`] (standalone servers and raft clusters),
 //! [`kube`] (etcd + kube-apiserver on loopback for tests: test PKI, kubeconfigs, readiness, teardown),
-//! [`cluster`] (a real one-node cluster: control plane, containerd, kubelet; puts the host back).
+//! [`cluster`] (a real one-node cluster: control plane, containerd, kubelet; puts the host back),
+//! [`neutron`] (a private PostgreSQL and Debian's neutron-server with ML2/OVN, no Keystone).
 
 use std::path::PathBuf;
 
 pub mod cluster;
 pub mod kube;
 pub mod netns;
+pub mod neutron;
 pub mod ovn;
 pub mod ovsdb_server;
 pub mod process;

@@ -1,0 +1,339 @@
+//! A real OpenStack Neutron for tests: a private PostgreSQL cluster ([`Postgres`]) and Debian's
+//! `neutron-server` (ML2 with the OVN mechanism driver) against a [`crate::Central`]'s NB and SB
+//! over TCP on 127.0.0.1 ([`NeutronServer`]). No Keystone (`auth_strategy = noauth`: every request
+//! is an admin of `fake_project_id`), no message bus (`transport_url = fake:/`).
+//!
+//! Everything lives under one state directory: PostgreSQL's data directory and socket, the two
+//! config files, logs, locks and pid files. Both stop by their own pid (PostgreSQL with `pg_ctl`
+//! on its data directory; neutron-server by its process group, which its workers share), never by
+//! name. Traps this follows (shared/neutron-on-these-machines.md): start the chassis before the
+//! server (a chassis registered later is "dead" to it and its ports fail to bind); `service_plugins =
+//! ovn-router` (empty, its maintenance worker crashes); DNS servers set (else the host's resolvers
+//! leak into pods' DHCP).
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::process::{free_tcp_port, run};
+use crate::Error;
+
+/// PostgreSQL's binaries (Debian's `postgresql-15`).
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The database, user and password neutron-server uses.
+const DB: &str = "neutron";
+
+/// Whether neutron-server and PostgreSQL are installed (`scripts/install-deps.sh` installs them
+/// when Neutron tests are on).
+pub fn available() -> bool {
+    Path::new("/usr/bin/neutron-server").exists()
+        && Path::new("/usr/bin/neutron-db-manage").exists()
+        && Path::new(PG_BIN).join("initdb").exists()
+}
+
+/// A private PostgreSQL cluster on 127.0.0.1 (a free port) with its socket in its directory,
+/// `fsync` off (tests only).
+#[derive(Debug)]
+pub struct Postgres {
+    data: PathBuf,
+    sock_dir: PathBuf,
+    port: u16,
+    stopped: bool,
+}
+
+impl Postgres {
+    /// Makes the cluster in `dir` (owned by the `postgres` user: initdb refuses root; so `dir`'s
+    /// ancestors must let other users through), starts it, and creates the user and database
+    /// `neutron`.
+    pub fn start(dir: &Path) -> Result<Postgres, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.into(), source: e })?;
+        run("chown", &["postgres:", &dir.display().to_string()])?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::Io { path: dir.into(), source: e })?;
+        let data = dir.join("data");
+        let port = free_tcp_port()?;
+        let mut pg = Postgres { data, sock_dir: dir.to_path_buf(), port, stopped: true };
+        pg.as_postgres("initdb", &["-D", &pg.data.display().to_string(), "-A", "trust", "-U", "postgres", "-E", "UTF8"])?;
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200",
+            pg.sock_dir.display()
+        );
+        let log = dir.join("server.log").display().to_string();
+        pg.stopped = false;
+        pg.as_postgres("pg_ctl", &["-D", &pg.data.display().to_string(), "-l", &log, "-w", "-t", "60", "-o", &opts, "start"])?;
+        pg.sql(&format!("CREATE USER {DB} PASSWORD '{DB}'"))?;
+        pg.sql(&format!("CREATE DATABASE {DB} OWNER {DB}"))?;
+        Ok(pg)
+    }
+
+    /// Runs one of PostgreSQL's programs as the `postgres` user.
+    fn as_postgres(&self, program: &str, args: &[&str]) -> Result<String, Error> {
+        let bin = Path::new(PG_BIN).join(program).display().to_string();
+        let mut argv = vec!["-u", "postgres", "--", bin.as_str()];
+        argv.extend_from_slice(args);
+        run("runuser", &argv)
+    }
+
+    /// Runs one SQL statement as the superuser.
+    pub fn sql(&self, statement: &str) -> Result<String, Error> {
+        let (sock, port) = (self.sock_dir.display().to_string(), self.port.to_string());
+        self.as_postgres("psql", &["-h", &sock, "-p", &port, "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c", statement])
+    }
+
+    /// The SQLAlchemy URL of the `neutron` database.
+    pub fn url(&self) -> String {
+        format!("postgresql+psycopg2://{DB}:{DB}@127.0.0.1:{}/{DB}", self.port)
+    }
+
+    /// Stops the cluster (idempotent).
+    pub fn stop(&mut self) -> Result<(), Error> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        self.as_postgres("pg_ctl", &["-D", &self.data.display().to_string(), "-m", "fast", "-w", "-t", "60", "stop"]).map(|_| ())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!("stopping PostgreSQL in {}: {e}", self.data.display());
+        }
+    }
+}
+
+/// How to run [`NeutronServer`].
+#[derive(Debug, Clone)]
+pub struct NeutronConfig {
+    /// State directory (configs, logs, locks, pid file).
+    pub dir: PathBuf,
+    /// The database URL ([`Postgres::url`]).
+    pub database: String,
+    /// The OVN Northbound and Southbound databases, `tcp:127.0.0.1:PORT`.
+    pub nb: String,
+    pub sb: String,
+    /// DNS servers OVN's DHCP hands out when a subnet names none (never the host's).
+    pub dns_servers: String,
+}
+
+/// A running neutron-server (its process group: the parent and its workers).
+#[derive(Debug)]
+pub struct NeutronServer {
+    dir: PathBuf,
+    port: u16,
+    child: Child,
+    stopped: bool,
+}
+
+impl NeutronServer {
+    /// Writes the configuration, migrates the database (`neutron-db-manage upgrade heads`), starts
+    /// neutron-server and waits until `GET /v2.0/networks` answers (up to `timeout`).
+    pub fn start(cfg: &NeutronConfig, timeout: Duration) -> Result<NeutronServer, Error> {
+        let dir = &cfg.dir;
+        for d in [dir.clone(), dir.join("lock"), dir.join("log")] {
+            std::fs::create_dir_all(&d).map_err(|e| Error::Io { path: d.clone(), source: e })?;
+        }
+        let port = free_tcp_port()?;
+        let conf = dir.join("neutron.conf");
+        let ml2 = dir.join("ml2_conf.ini");
+        let write = |path: &Path, text: String| std::fs::write(path, text).map_err(|e| Error::Io { path: path.into(), source: e });
+        write(&conf, neutron_conf(dir, port, &cfg.database))?;
+        write(&ml2, ml2_conf(&cfg.nb, &cfg.sb, &cfg.dns_servers))?;
+        let files = ["--config-file".to_string(), conf.display().to_string(), "--config-file".into(), ml2.display().to_string()];
+        let mut migrate: Vec<&str> = files.iter().map(String::as_str).collect();
+        migrate.extend(["upgrade", "heads"]);
+        run("neutron-db-manage", &migrate)?;
+
+        let log = dir.join("log/server.stdout");
+        let out = std::fs::File::create(&log).map_err(|e| Error::Io { path: log.clone(), source: e })?;
+        let err = out.try_clone().map_err(|e| Error::Io { path: log.clone(), source: e })?;
+        let child = Command::new("neutron-server")
+            .args(&files)
+            .arg("--log-file")
+            .arg(dir.join("log/server.log"))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Its own process group: the workers it forks are stopped with it.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::Spawn { cmd: "neutron-server".into(), source: e })?;
+        let pidfile = dir.join("server.pid");
+        let mut server = NeutronServer { dir: dir.clone(), port, child, stopped: false };
+        write(&pidfile, format!("{}\n", server.pid()))?;
+        server.wait_ready(timeout)?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return Err(Error::NotReady(format!("neutron-server exited; see {}", self.dir.join("log/server.log").display())));
+            }
+            if let Ok((200, _)) = http("GET", self.port, "/v2.0/networks", None) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::NotReady(format!("neutron-server did not answer within {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The API endpoint, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The API port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's pid (the leader of its process group).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// One API call (`path` from `/v2.0/...`, JSON body): status and body. For tests and setup.
+    pub fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, serde_json::Value), Error> {
+        let (status, text) = http(method, self.port, path, body.map(|b| b.to_string()).as_deref())?;
+        let value = if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        Ok((status, value))
+    }
+
+    /// Stops the process group: SIGTERM, then SIGKILL after 20 s (idempotent).
+    pub fn stop(&mut self) -> Result<(), Error> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let group = Pid::from_raw(self.pid());
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Whatever of the group is left (the parent after 20 s, workers outliving it) is killed.
+        let _ = killpg(group, Signal::SIGKILL);
+        self.child.wait().map(|_| ()).map_err(|e| Error::NotReady(format!("waiting for neutron-server {}: {e}", self.pid())))
+    }
+}
+
+impl Drop for NeutronServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!("stopping neutron-server: {e}");
+        }
+    }
+}
+
+/// `neutron.conf` (oslo.config does not expand variables: literal paths).
+fn neutron_conf(dir: &Path, port: u16, database: &str) -> String {
+    let d = dir.display();
+    format!(
+        "[DEFAULT]
+core_plugin = ml2
+service_plugins = ovn-router
+auth_strategy = noauth
+bind_host = 127.0.0.1
+bind_port = {port}
+api_workers = 1
+rpc_workers = 1
+rpc_state_report_workers = 0
+transport_url = fake:/
+api_paste_config = /etc/neutron/api-paste.ini
+state_path = {d}
+notify_nova_on_port_status_changes = false
+notify_nova_on_port_data_changes = false
+dhcp_agent_notification = false
+use_stderr = false
+debug = false
+
+[database]
+connection = {database}
+
+[oslo_concurrency]
+lock_path = {d}/lock
+"
+    )
+}
+
+/// `ml2_conf.ini`: geneve overlays, VLAN and flat on `physnet1`, the OVN driver.
+fn ml2_conf(nb: &str, sb: &str, dns: &str) -> String {
+    format!(
+        "[ml2]
+type_drivers = geneve,vlan,flat
+tenant_network_types = geneve
+mechanism_drivers = ovn
+extension_drivers = port_security
+overlay_ip_version = 4
+
+[ml2_type_geneve]
+vni_ranges = 1:65536
+max_header_size = 38
+
+[ml2_type_vlan]
+network_vlan_ranges = physnet1:100:199
+
+[ml2_type_flat]
+flat_networks = physnet1
+
+[securitygroup]
+enable_security_group = true
+
+[ovn]
+ovn_nb_connection = {nb}
+ovn_sb_connection = {sb}
+ovn_metadata_enabled = false
+neutron_sync_mode = off
+dns_servers = {dns}
+"
+    )
+}
+
+/// A plain HTTP/1.1 request to 127.0.0.1:`port` (JSON body): status and body.
+fn http(method: &str, port: u16, path: &str, body: Option<&str>) -> Result<(u16, String), Error> {
+    use std::io::{Read, Write};
+    let io = |e: std::io::Error| Error::NotReady(format!("{method} {path} on 127.0.0.1:{port}: {e}"));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(io)?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).map_err(io)?;
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(io)?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(io)?;
+    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((out.as_str(), ""));
+    let status =
+        head.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| Error::NotReady(format!("bad HTTP answer: {head:?}")))?;
+    let chunked =
+        head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
+    Ok((status, if chunked { dechunk(rest) } else { rest.to_string() }))
+}
+
+/// The body of a chunked transfer.
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
