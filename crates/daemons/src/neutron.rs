@@ -238,6 +238,73 @@ impl Drop for NeutronServer {
     }
 }
 
+/// PostgreSQL and neutron-server in `dir/pg` and `dir/neutron`, for `central` (whose NB and SB
+/// must listen on TCP: [`crate::CentralOptions::tcp`]). Start the chassis first.
+#[derive(Debug)]
+pub struct Stack {
+    // Field order: the server stops before its database.
+    pub server: NeutronServer,
+    pub pg: Postgres,
+}
+
+impl Stack {
+    /// Starts both (`dir`'s ancestors must let the `postgres` user through); DNS servers for
+    /// subnets that name none: 10.255.255.53 (never the host's).
+    pub fn start(dir: &Path, central: &crate::Central) -> Result<Stack, Error> {
+        let tcp = |remote: Option<String>, what: &str| {
+            remote.ok_or_else(|| Error::Missing(format!("the {what} database listens on no TCP port (CentralOptions::tcp)")))
+        };
+        let (nb, sb) = (tcp(central.nb().tcp_remote(), "Northbound")?, tcp(central.sb().tcp_remote(), "Southbound")?);
+        let pg = Postgres::start(&dir.join("pg"))?;
+        let cfg = NeutronConfig { dir: dir.join("neutron"), database: pg.url(), nb, sb, dns_servers: "10.255.255.53".into() };
+        let server = NeutronServer::start(&cfg, Duration::from_secs(180))?;
+        Ok(Stack { server, pg })
+    }
+
+    /// Stops the server, then the database.
+    pub fn stop(&mut self) -> Result<(), Error> {
+        self.server.stop()?;
+        self.pg.stop()
+    }
+}
+
+/// A whole test deployment in one directory: OVN central (NB and SB also on TCP), one chassis,
+/// then PostgreSQL and neutron-server (the chassis first: see the module doc). Stops in reverse.
+#[derive(Debug)]
+pub struct Deployment {
+    // Field order is drop order.
+    pub stack: Stack,
+    pub chassis: crate::Chassis,
+    pub central: crate::Central,
+}
+
+impl Deployment {
+    /// Starts it in `dir` (made traversable for the `postgres` user) with chassis `chassis` (its
+    /// hostname, what ports' `binding:host_id` names) in netns `netns`, tunnel address 198.51.100.1.
+    pub fn start(dir: &Path, chassis: &str, netns: &str) -> Result<Deployment, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.into(), source: e })?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(|e| Error::Io { path: dir.into(), source: e })?;
+        let central = crate::Central::start_with(&dir.join("central"), crate::CentralOptions { tcp: true, ..Default::default() })?;
+        let sb = central.sb_remote();
+        let chassis = crate::Chassis::start(crate::ChassisConfig::new(chassis, dir.join(chassis), netns, &sb, "198.51.100.1"))?;
+        chassis.wait_registered(&sb, Duration::from_secs(20))?;
+        let stack = Stack::start(dir, &central)?;
+        Ok(Deployment { stack, chassis, central })
+    }
+}
+
+/// Whether the real-Neutron test `test` runs: `KUBETRON_NEUTRON_TESTS=1` (scripts/test.sh sets
+/// it), and then the packages must be there (panics otherwise); without it, prints that the test
+/// is skipped.
+pub fn tests_enabled(test: &str) -> bool {
+    if std::env::var("KUBETRON_NEUTRON_TESTS").as_deref() != Ok("1") {
+        eprintln!("SKIPPED {test}: KUBETRON_NEUTRON_TESTS=1 is not set (scripts/test.sh sets it)");
+        return false;
+    }
+    assert!(available(), "{test}: neutron-server and PostgreSQL 15 must be installed (scripts/install-deps.sh)");
+    true
+}
+
 /// `neutron.conf` (oslo.config does not expand variables: literal paths).
 fn neutron_conf(dir: &Path, port: u16, database: &str) -> String {
     let d = dir.display();

@@ -8,12 +8,10 @@
 //! `scripts/install-deps.sh` installs neutron-server and PostgreSQL then), and fails if the
 //! packages are missing then; otherwise it is skipped, saying so.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use daemons::neutron::{NeutronConfig, NeutronServer, Postgres};
+use daemons::neutron::{Deployment, NeutronServer};
 use daemons::process::{is_running, run};
-use daemons::{Central, CentralOptions, Chassis, ChassisConfig};
 use serde_json::json;
 
 fn until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -29,29 +27,14 @@ fn until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> 
 
 #[test]
 fn neutron_networks_and_ports_land_in_ovn_and_bind() {
-    if std::env::var("KUBETRON_NEUTRON_TESTS").as_deref() != Ok("1") {
-        eprintln!("SKIPPED neutron_networks_and_ports_land_in_ovn_and_bind: KUBETRON_NEUTRON_TESTS=1 is not set (scripts/test.sh sets it)");
+    if !daemons::neutron::tests_enabled("neutron_networks_and_ports_land_in_ovn_and_bind") {
         return;
     }
-    assert!(daemons::neutron::available(), "neutron-server and PostgreSQL 15 must be installed (scripts/install-deps.sh)");
     let tmp = tempfile::tempdir().unwrap();
-    // PostgreSQL runs as its own user: it must get through the test's directory.
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let central = Central::start_with(&tmp.path().join("central"), CentralOptions { tcp: true, ..Default::default() }).expect("central");
-    let sb = central.sb_remote();
     let ns = format!("ktnt{}", std::process::id() % 100000);
-    // The chassis first: one that registers after neutron-server starts is "dead" to it.
-    let chassis = Chassis::start(ChassisConfig::new("nt-node1", tmp.path().join("node1"), &ns, &sb, "198.51.100.1")).expect("chassis");
-    chassis.wait_registered(&sb, Duration::from_secs(20)).unwrap();
-    let mut pg = Postgres::start(&tmp.path().join("pg")).expect("postgres");
-    let cfg = NeutronConfig {
-        dir: tmp.path().join("neutron"),
-        database: pg.url(),
-        nb: central.nb().tcp_remote().expect("NB on TCP"),
-        sb: central.sb().tcp_remote().expect("SB on TCP"),
-        dns_servers: "10.1.0.53".into(),
-    };
-    let mut neutron = NeutronServer::start(&cfg, Duration::from_secs(180)).expect("neutron-server");
+    let mut world = Deployment::start(tmp.path(), "nt-node1", &ns).expect("OVN, PostgreSQL and neutron-server");
+    let (central, chassis) = (&world.central, &world.chassis);
+    let neutron = &world.stack.server;
 
     // A network and its subnet.
     let (st, net) = neutron.call("POST", "/v2.0/networks", Some(&json!({"network": {"name": "red"}}))).unwrap();
@@ -93,7 +76,7 @@ fn neutron_networks_and_ports_land_in_ovn_and_bind() {
         let (_, p) = neutron.call("GET", &format!("/v2.0/ports/{port_id}"), None).unwrap();
         p["port"]["status"].as_str().unwrap_or("").to_string()
     };
-    until("the port ACTIVE in Neutron", Duration::from_secs(60), || (status(&neutron) == "ACTIVE").then_some(()));
+    until("the port ACTIVE in Neutron", Duration::from_secs(60), || (status(neutron) == "ACTIVE").then_some(()));
     let listed = neutron.call("GET", "/v2.0/ports?device_owner=compute:kubetron&fields=id&fields=device_id", None).unwrap().1;
     assert_eq!(listed["ports"].as_array().map(Vec::len), Some(1), "{listed}");
 
@@ -109,11 +92,10 @@ fn neutron_networks_and_ports_land_in_ovn_and_bind() {
 
     // Stopping: the server's process group and PostgreSQL are gone.
     let pid = neutron.pid();
-    neutron.stop().unwrap();
+    world.stack.stop().unwrap();
     assert!(!is_running(pid), "neutron-server {pid} still running");
     let workers = run("pgrep", &["-g", &pid.to_string()]).unwrap_or_default();
     assert!(workers.trim().is_empty(), "workers of neutron-server left: {workers}");
-    pg.stop().unwrap();
     let pg_pid = std::fs::read_to_string(tmp.path().join("pg/data/postmaster.pid")).ok();
     assert!(pg_pid.is_none(), "PostgreSQL still running: {pg_pid:?}");
 }
