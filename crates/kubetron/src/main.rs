@@ -84,6 +84,11 @@ struct NodeArgs {
     /// run one agent per chassis namespace).
     #[arg(long, hide = true)]
     host_netns: Option<PathBuf>,
+    /// The cluster's hand-off key: a file of at least 16 random bytes (deploy/ mounts the optional
+    /// Secret kubetron-handoff-key). With it the agent also plugs ports the controller signed for a
+    /// pod (a backend's own port IDs); a path that does not exist means no key.
+    #[arg(long, env = "KUBETRON_HANDOFF_KEY_FILE")]
+    handoff_key_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -164,6 +169,12 @@ fn main() -> anyhow::Result<()> {
                         c.plug_concurrency = a.cni_plug_concurrency;
                         c.max_requests = a.cni_max_requests;
                         c.host_netns = a.host_netns.clone();
+                        if let Some(path) = &a.handoff_key_file {
+                            c.handoff_key = node::attach::read_handoff_key(path)?;
+                            if c.handoff_key.is_none() {
+                                tracing::info!(path = %path.display(), "no hand-off key: only ports named after a pod or its IPAMClaim are plugged");
+                            }
+                        }
                         let client = kube::Client::try_default().await.context("kube client (KUBECONFIG or in-cluster)")?;
                         let stop = stop.clone();
                         // A CNI server that cannot run (socket directory, OVS remote) stops the agent.

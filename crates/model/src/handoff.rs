@@ -99,6 +99,29 @@ pub struct Attachment {
     /// Informational: the KubeVirt VM (`namespace/VMI name`) this attachment serves, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm: Option<String>,
+    /// The controller's signature ([`Attachment::sign`]) of a `logical_port` that does not derive
+    /// from the pod (a backend's own port ID): the node agent plugs such a port only when the
+    /// signature checks under the cluster's hand-off key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+}
+
+impl Attachment {
+    /// What is signed: the pod UID, the interface, the logical port and the MAC, NUL-separated.
+    fn signed_text(&self, pod_uid: &str) -> Vec<u8> {
+        [pod_uid, &self.interface, &self.logical_port, &self.mac].join("\0").into_bytes()
+    }
+
+    /// Signs this attachment of pod `pod_uid` with `key` (hex HMAC-SHA256 in [`Attachment::sig`]).
+    pub fn sign(&mut self, key: &[u8], pod_uid: &str) {
+        self.sig = Some(crate::hmac::hex(&crate::hmac::hmac_sha256(key, &self.signed_text(pod_uid))));
+    }
+
+    /// Whether [`Attachment::sig`] is this attachment's signature for pod `pod_uid` under `key`.
+    pub fn signed_by(&self, key: &[u8], pod_uid: &str) -> bool {
+        let want = crate::hmac::hex(&crate::hmac::hmac_sha256(key, &self.signed_text(pod_uid)));
+        self.sig.as_deref().is_some_and(|s| crate::hmac::constant_time_eq(s.as_bytes(), want.as_bytes()))
+    }
 }
 
 fn default_mtu() -> u32 {
@@ -236,6 +259,7 @@ mod tests {
                     addressing: Addressing::Static,
                     iface_id_ver: None,
                     vm: None,
+                    sig: None,
                 },
                 Attachment {
                     interface: "net2".into(),
@@ -251,6 +275,7 @@ mod tests {
                     addressing: Addressing::Dhcp,
                     iface_id_ver: None,
                     vm: None,
+                    sig: None,
                 },
             ],
         )
@@ -377,13 +402,19 @@ mod tests {
         (
             ("[a-z0-9]{1,15}", "[a-z0-9-]{1,20}/[a-z0-9-]{1,20}", "\\PC{0,20}", "\\PC{0,20}", "\\PC{0,30}", "[0-9a-f:]{0,17}"),
             (proptest::collection::vec(net, 0..3), proptest::collection::vec(addr, 0..3), proptest::collection::vec(route, 0..3)),
-            (any::<u32>(), addressing, proptest::option::of("[a-z0-9-]{1,36}"), proptest::option::of("[a-z0-9-]{1,20}/[a-z0-9.-]{1,20}")),
+            (
+                any::<u32>(),
+                addressing,
+                proptest::option::of("[a-z0-9-]{1,36}"),
+                proptest::option::of("[a-z0-9-]{1,20}/[a-z0-9.-]{1,20}"),
+                proptest::option::of("[0-9a-f]{64}"),
+            ),
         )
             .prop_map(
                 |(
                     (interface, network, cni_network, logical_switch, logical_port, mac),
                     (ips, gateways, routes),
-                    (mtu, addressing, iface_id_ver, vm),
+                    (mtu, addressing, iface_id_ver, vm, sig),
                 )| {
                     Attachment {
                         interface,
@@ -399,9 +430,39 @@ mod tests {
                         addressing,
                         iface_id_ver,
                         vm,
+                        sig,
                     }
                 },
             )
+    }
+
+    /// A signature checks for its own pod, interface, port and MAC under its key, and for nothing
+    /// else; it survives the annotation's round trip.
+    #[test]
+    fn signed_attachments() {
+        let key = b"0123456789abcdef0123456789abcdef";
+        let uid = "5b0e6f6c-3c51-4f0e-9d1c-2a7e6c1b9a10";
+        let mut h = example();
+        let a = &mut h.interfaces[0];
+        assert!(!a.signed_by(key, uid), "unsigned");
+        a.logical_port = "0d8b0c4e-6a53-4d2b-9b8c-3f1a2e7d5c10".into();
+        a.sign(key, uid);
+        assert_eq!(a.sig.as_ref().map(String::len), Some(64));
+        assert!(a.signed_by(key, uid));
+        let back = parse(&render(&h)).unwrap();
+        let b = &back.handoff().unwrap().interfaces[0];
+        assert!(b.signed_by(key, uid), "after the round trip");
+        assert!(!b.signed_by(b"another key of thirty-two bytes!", uid));
+        assert!(!b.signed_by(key, "another-pod-uid"));
+        for change in [
+            |a: &mut Attachment| a.logical_port.push('x'),
+            |a: &mut Attachment| a.mac = "0a:58:0a:01:00:0d".into(),
+            |a: &mut Attachment| a.interface = "net9".into(),
+        ] {
+            let mut c = b.clone();
+            change(&mut c);
+            assert!(!c.signed_by(key, uid), "{c:?}");
+        }
     }
 
     proptest! {

@@ -32,6 +32,7 @@ pub mod addr;
 pub mod addressing;
 pub mod env;
 pub mod handoff;
+pub mod hmac;
 pub mod kubevirt;
 pub mod mac;
 pub mod names;

@@ -1,5 +1,6 @@
-//! SHA-256 (FIPS 180-4), for names derived from a hash (KubeVirt's interface names). Not for
-//! anything secret: no constant-time guarantees are needed or given.
+//! SHA-256 (FIPS 180-4): names derived from a hash (KubeVirt's interface names) and
+//! [`crate::hmac`]. The compression has no branch or table lookup on the data, so its time does not
+//! depend on what it hashes (comparing digests is [`crate::hmac::constant_time_eq`]'s job).
 
 const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be,

@@ -297,6 +297,7 @@ mod tests {
             addressing: crate::handoff::Addressing::Static,
             iface_id_ver: None,
             vm: None,
+            sig: None,
         };
         let st = attachment_network_status(&a);
         assert_eq!(st.name, "ns/blue");

@@ -78,6 +78,7 @@ pub fn interface(view: &NbView, d: &DesiredPort) -> Option<Attachment> {
         addressing,
         iface_id_ver: d.iface_id_ver.clone(),
         vm: d.vm.clone(),
+        sig: None,
     })
 }
 
@@ -219,6 +220,7 @@ mod tests {
             addressing: handoff::Addressing::Static,
             iface_id_ver: None,
             vm: None,
+            sig: None,
         }
     }
 

@@ -57,6 +57,27 @@ pub struct AttachConfig {
     /// The network namespace of the node side (host veth ends); `None`: the agent's own. Tests
     /// run an agent per chassis namespace from the root namespace (where the API server is).
     pub host_netns: Option<PathBuf>,
+    /// The cluster's hand-off key ([`read_handoff_key`]): with it, ports the controller signed for
+    /// a pod are plugged too (a backend's own port IDs); without, only ports named after the pod
+    /// or its IPAMClaim.
+    pub handoff_key: Option<Arc<[u8]>>,
+}
+
+/// The hand-off key in `path` (a mounted Secret): `None` when the file does not exist (the
+/// Secret is optional); an error when it cannot be read or is shorter than
+/// [`model::hmac::MIN_KEY_LEN`] bytes.
+pub fn read_handoff_key(path: &std::path::Path) -> Result<Option<Arc<[u8]>>> {
+    match std::fs::read(path) {
+        Ok(k) if k.len() >= model::hmac::MIN_KEY_LEN => Ok(Some(k.into())),
+        Ok(k) => Err(Error::Config(format!(
+            "hand-off key {} has {} bytes; at least {} are needed (e.g. head -c 32 /dev/urandom)",
+            path.display(),
+            k.len(),
+            model::hmac::MIN_KEY_LEN
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Config(format!("hand-off key {}: {e}", path.display()))),
+    }
 }
 
 impl AttachConfig {
@@ -70,6 +91,7 @@ impl AttachConfig {
             plug_concurrency: 8,
             max_requests: 1024,
             host_netns: None,
+            handoff_key: None,
         }
     }
 
@@ -134,6 +156,11 @@ impl Agent {
         self.pods.synced() && self.ovs.ready()
     }
 
+    /// The cluster's hand-off key, if the agent has one.
+    pub(crate) fn handoff_key(&self) -> Option<&[u8]> {
+        self.config.handoff_key.as_deref()
+    }
+
     /// The node side's netns, `None` for the agent's own.
     pub(crate) fn host(&self) -> Option<&Netns> {
         self.host.as_deref()
@@ -191,4 +218,21 @@ impl Drop for ContainerGuard<'_> {
 pub async fn serve(config: AttachConfig, client: kube::Client, shutdown: CancellationToken) -> Result<()> {
     let agent = Agent::start(config, client, &shutdown)?;
     http::serve(agent, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handoff_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_handoff_key(&dir.path().join("absent")).unwrap().is_none(), "an absent (optional) Secret: no key");
+        std::fs::write(dir.path().join("short"), b"too short").unwrap();
+        let e = read_handoff_key(&dir.path().join("short")).unwrap_err().to_string();
+        assert!(e.contains("9 bytes") && e.contains("at least 16"), "{e}");
+        std::fs::write(dir.path().join("key"), [7u8; 32]).unwrap();
+        assert_eq!(read_handoff_key(&dir.path().join("key")).unwrap().as_deref(), Some(&[7u8; 32][..]));
+        assert!(read_handoff_key(dir.path()).is_err(), "a directory is an error");
+    }
 }

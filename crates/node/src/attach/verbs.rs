@@ -189,6 +189,8 @@ pub struct PodPorts {
     pub claims: Vec<(String, String)>,
     /// The `kubevirt.io/created-by` label.
     pub created_by: Option<String>,
+    /// The cached pod's UID (what a hand-off signature is checked for).
+    pub uid: String,
 }
 
 impl PodPorts {
@@ -201,7 +203,7 @@ impl PodPorts {
             .filter_map(|s| s.ipam_claim_reference.map(|c| (s.interface, c)))
             .collect();
         let created_by = p.metadata.labels.as_ref().and_then(|l| l.get(CREATED_BY_LABEL)).filter(|v| !v.is_empty()).cloned();
-        PodPorts { claims, created_by }
+        PodPorts { claims, created_by, uid: p.metadata.uid.clone().unwrap_or_default() }
     }
 }
 
@@ -339,7 +341,7 @@ async fn add(
     serialized(agent, req, cancel, until, async move {
         let ifname = req.ifname().to_string();
         let (att, ports) = call.wait_pod(|pod, p| interface_of(pod, p, &ifname)).await?;
-        check_attachment(req, &call.pod, &att, true, &ports)?;
+        check_attachment(req, &call.pod, &att, true, &ports, agent.handoff_key())?;
         Ok(call.plug_all(std::slice::from_ref(&att)).await?.remove(0))
     })
     .await
@@ -403,7 +405,7 @@ async fn add_chained(mut call: AddCall<'_>) -> Result<CniResult, CniError> {
         })
         .await?;
     for att in &handoff {
-        check_attachment(req, &call.pod, att, false, &ports)?;
+        check_attachment(req, &call.pod, att, false, &ports, call.agent.handoff_key())?;
     }
     let results = call.plug_all(&handoff).await?;
     Ok(append_results(prev, results))
@@ -437,17 +439,32 @@ impl Drop for Unregister<'_> {
 
 /// The hand-off must name this pod's own port (and, one attachment per call, this network): its
 /// `pod_port`, or the `claim_port` of the IPAMClaim its own networks element names for that
-/// interface (`ports`, from the agent's cache). An `iface_id_ver` other than the pod UID must be
-/// the pod's `kubevirt.io/created-by` label. So a forged hand-off cannot reach another
-/// namespace's, another pod's or another claim's port.
-fn check_attachment(req: &Request, pod: &PodId, att: &Attachment, same_network: bool, ports: &PodPorts) -> Result<(), CniError> {
+/// interface (`ports`, from the agent's cache), or a port the controller signed for this pod
+/// ([`Attachment::sign`]; checked only with the cluster's hand-off `key`: a backend's own port
+/// IDs, e.g. Neutron's, derive from nothing the agent can check). An `iface_id_ver` other than
+/// the pod UID must be the pod's `kubevirt.io/created-by` label. So a forged hand-off cannot reach
+/// another namespace's, another pod's or another claim's port.
+fn check_attachment(
+    req: &Request,
+    pod: &PodId,
+    att: &Attachment,
+    same_network: bool,
+    ports: &PodPorts,
+    key: Option<&[u8]>,
+) -> Result<(), CniError> {
     let own = model::names::pod_port(pod.namespace, pod.name, &att.interface);
     let claimed =
         ports.claims.iter().find(|(ifname, _)| *ifname == att.interface).map(|(_, claim)| model::names::claim_port(pod.namespace, claim));
-    if att.logical_port != own && Some(&att.logical_port) != claimed.as_ref() {
+    let signed = || !ports.uid.is_empty() && key.is_some_and(|k| att.signed_by(k, &ports.uid));
+    if att.logical_port != own && Some(&att.logical_port) != claimed.as_ref() && !signed() {
         let also = claimed.as_ref().map(|c| format!(" (or its IPAMClaim's port {c:?})")).unwrap_or_default();
+        let sig = match (&att.sig, key) {
+            (None, _) => "",
+            (Some(_), None) => "; it is signed, but this agent has no hand-off key (--handoff-key-file)",
+            (Some(_), Some(_)) => "; its signature does not check under this agent's hand-off key",
+        };
         return Err(CniError::invalid_config(format!(
-            "the hand-off of pod {pod} names logical port {:?} for {}, but this pod's port is {own:?}{also}; refusing to plug it",
+            "the hand-off of pod {pod} names logical port {:?} for {}, but this pod's port is {own:?}{also}{sig}; refusing to plug it",
             att.logical_port, att.interface
         )));
     }
@@ -707,12 +724,49 @@ mod tests {
         let r = req("red", "net1");
         let pod = PodId::of(&r).unwrap();
         let none = PodPorts::default();
-        assert!(check_attachment(&r, &pod, &attachment("team-a_web-0_net1"), true, &none).is_ok());
-        let e = check_attachment(&r, &pod, &attachment("team-b_db-0_net1"), true, &none).unwrap_err();
+        assert!(check_attachment(&r, &pod, &attachment("team-a_web-0_net1"), true, &none, None).is_ok());
+        let e = check_attachment(&r, &pod, &attachment("team-b_db-0_net1"), true, &none, None).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{e:?}");
         assert!(e.msg.contains("team-b_db-0_net1") && e.msg.contains("refusing"), "{e:?}");
-        let e = check_attachment(&req("blue", "net1"), &pod, &attachment("team-a_web-0_net1"), true, &none).unwrap_err();
+        let e = check_attachment(&req("blue", "net1"), &pod, &attachment("team-a_web-0_net1"), true, &none, None).unwrap_err();
         assert!(e.msg.contains("\"blue\""), "{e:?}");
+    }
+
+    /// A port named after nothing the agent can check (a backend's own port ID) is plugged only
+    /// when the controller signed it for this pod and the agent holds the same hand-off key.
+    #[test]
+    fn foreign_port_only_when_signed_for_this_pod() {
+        let r = req("red", "net1");
+        let pod = PodId::of(&r).unwrap();
+        let ports = PodPorts::of(&pod, &pod_meta("u1", None));
+        assert_eq!(ports.uid, "u1");
+        let key: &[u8] = b"0123456789abcdef0123456789abcdef";
+        let neutron_port = "0d8b0c4e-6a53-4d2b-9b8c-3f1a2e7d5c10";
+        let mut a = attachment(neutron_port);
+        let refused = |a: &Attachment, key: Option<&[u8]>| {
+            let e = check_attachment(&r, &pod, a, true, &ports, key).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{e:?}");
+            assert!(e.msg.contains(neutron_port) && e.msg.contains("refusing"), "{e:?}");
+            e.msg
+        };
+        // Unsigned: refused, with or without a key.
+        refused(&a, None);
+        refused(&a, Some(key));
+        a.sign(key, "u1");
+        assert!(check_attachment(&r, &pod, &a, true, &ports, Some(key)).is_ok());
+        assert!(refused(&a, None).contains("no hand-off key"));
+        assert!(refused(&a, Some(b"another key, also 32 bytes long!")).contains("does not check"));
+        // Signed for another pod (copied from its hand-off), or changed after signing.
+        let mut other = attachment(neutron_port);
+        other.sign(key, "u2");
+        refused(&other, Some(key));
+        let mut moved = a.clone();
+        moved.mac = "0a:58:0a:01:00:0d".into();
+        refused(&moved, Some(key));
+        // The signature does not lift the other checks.
+        let mut ver = a.clone();
+        ver.iface_id_ver = Some("someone-else".into());
+        assert!(check_attachment(&r, &pod, &ver, true, &ports, Some(key)).unwrap_err().msg.contains("iface-id-ver"));
     }
 
     /// A launcher pod as the agent caches it: its networks element names IPAMClaim `vm1.red` for
@@ -746,13 +800,13 @@ mod tests {
             a
         };
         // Its own claim port, bound with the VMI UID or the pod UID.
-        assert!(check_attachment(&r, &pod, &with("claim:team-a/vm1.red", Some("vmi-1")), true, &ports).is_ok());
-        assert!(check_attachment(&r, &pod, &with("claim:team-a/vm1.red", Some("u1")), true, &ports).is_ok());
-        assert!(check_attachment(&r, &pod, &with("claim:team-a/vm1.red", None), true, &ports).is_ok());
+        assert!(check_attachment(&r, &pod, &with("claim:team-a/vm1.red", Some("vmi-1")), true, &ports, None).is_ok());
+        assert!(check_attachment(&r, &pod, &with("claim:team-a/vm1.red", Some("u1")), true, &ports, None).is_ok());
+        assert!(check_attachment(&r, &pod, &with("claim:team-a/vm1.red", None), true, &ports, None).is_ok());
         // Its pod_port is still fine.
-        assert!(check_attachment(&r, &pod, &with("team-a_web-0_net1", None), true, &ports).is_ok());
+        assert!(check_attachment(&r, &pod, &with("team-a_web-0_net1", None), true, &ports, None).is_ok());
         let refused = |a: Attachment, ports: &PodPorts| {
-            let e = check_attachment(&r, &pod, &a, true, ports).unwrap_err();
+            let e = check_attachment(&r, &pod, &a, true, ports, None).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidNetworkConfig, "{e:?}");
             assert!(e.msg.contains("refusing"), "{e:?}");
             e.msg
@@ -816,7 +870,7 @@ mod tests {
         match decide(&pod, "n1", &mut seen, none, Some(&pod_meta("u1", Some(&ours))), |p| interface_of(&pod, p, "net1")) {
             Step::Ready((a, ports)) => {
                 assert_eq!(a.logical_port, "team-a_web-0_net1");
-                assert_eq!(ports, PodPorts::default());
+                assert_eq!(ports, PodPorts { uid: "u1".into(), ..PodPorts::default() });
             }
             _ => panic!("not ready"),
         }
