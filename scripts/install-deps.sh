@@ -14,10 +14,11 @@ fi
 if [ "${KUBETRON_VM:-1}" = 1 ]; then
   pkgs+=(qemu-system-x86 lz4 xz-utils gzip)
 fi
-# A real OpenStack Neutron (issue 12; daemons::neutron): Debian's neutron-server (Zed, ML2/OVN) and
-# PostgreSQL 15; the tests start their own private instances (the packages' services stay down).
+# A real OpenStack Neutron (issue 12; daemons::neutron, daemons::keystone): Debian's neutron-server
+# (Zed, ML2/OVN), PostgreSQL 15, Keystone served by uwsgi; the tests start their own private
+# instances (the packages' services stay down).
 if [ "${KUBETRON_NEUTRON:-1}" = 1 ]; then
-  pkgs+=(neutron-server postgresql-15)
+  pkgs+=(neutron-server postgresql-15 keystone uwsgi-core uwsgi-plugin-python3)
 fi
 
 missing=()

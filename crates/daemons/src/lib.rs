@@ -11,11 +11,14 @@
 //! by pid; wait for sockets), [`ovsdb_server`] (standalone servers and raft clusters),
 //! [`kube`] (etcd + kube-apiserver on loopback for tests: test PKI, kubeconfigs, readiness, teardown),
 //! [`cluster`] (a real one-node cluster: control plane, containerd, kubelet; puts the host back),
-//! [`neutron`] (a private PostgreSQL and Debian's neutron-server with ML2/OVN, no Keystone).
+//! [`neutron`] (a private PostgreSQL and Debian's neutron-server with ML2/OVN, noauth or Keystone),
+//! [`keystone`] (Debian's Keystone under uwsgi, sqlite), [`http`] (the harness's own HTTP calls).
 
 use std::path::PathBuf;
 
 pub mod cluster;
+pub mod http;
+pub mod keystone;
 pub mod kube;
 pub mod netns;
 pub mod neutron;

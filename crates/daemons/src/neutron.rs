@@ -1,7 +1,8 @@
 //! A real OpenStack Neutron for tests: a private PostgreSQL cluster ([`Postgres`]) and Debian's
 //! `neutron-server` (ML2 with the OVN mechanism driver) against a [`crate::Central`]'s NB and SB
-//! over TCP on 127.0.0.1 ([`NeutronServer`]). No Keystone (`auth_strategy = noauth`: every request
-//! is an admin of `fake_project_id`), no message bus (`transport_url = fake:/`).
+//! over TCP on 127.0.0.1 ([`NeutronServer`]). Authentication: none (`auth_strategy = noauth`: every
+//! request is an admin of `fake_project_id`) or a real Keystone ([`crate::keystone`],
+//! [`ServiceUser`]); no message bus (`transport_url = fake:/`).
 //!
 //! Everything lives under one state directory: PostgreSQL's data directory and socket, the two
 //! config files, logs, locks and pid files. Both stop by their own pid (PostgreSQL with `pg_ctl`
@@ -17,9 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-
+use crate::http;
 use crate::process::{free_tcp_port, run};
 use crate::Error;
 
@@ -119,6 +118,19 @@ pub struct NeutronConfig {
     pub sb: String,
     /// DNS servers OVN's DHCP hands out when a subnet names none (never the host's).
     pub dns_servers: String,
+    /// Keystone's URL and neutron's service user: `auth_strategy = keystone`; `None`: noauth.
+    pub keystone: Option<ServiceUser>,
+}
+
+/// How neutron-server checks tokens with Keystone (`[keystone_authtoken]`).
+#[derive(Debug, Clone)]
+pub struct ServiceUser {
+    /// Keystone's URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The service user (admin of `project`, domain `Default`).
+    pub user: String,
+    pub password: String,
+    pub project: String,
 }
 
 /// A running neutron-server (its process group: the parent and its workers).
@@ -142,7 +154,7 @@ impl NeutronServer {
         let conf = dir.join("neutron.conf");
         let ml2 = dir.join("ml2_conf.ini");
         let write = |path: &Path, text: String| std::fs::write(path, text).map_err(|e| Error::Io { path: path.into(), source: e });
-        write(&conf, neutron_conf(dir, port, &cfg.database))?;
+        write(&conf, neutron_conf(dir, port, &cfg.database, cfg.keystone.as_ref()))?;
         write(&ml2, ml2_conf(&cfg.nb, &cfg.sb, &cfg.dns_servers))?;
         let files = ["--config-file".to_string(), conf.display().to_string(), "--config-file".into(), ml2.display().to_string()];
         let mut migrate: Vec<&str> = files.iter().map(String::as_str).collect();
@@ -176,8 +188,11 @@ impl NeutronServer {
             if !matches!(self.child.try_wait(), Ok(None)) {
                 return Err(Error::NotReady(format!("neutron-server exited; see {}", self.dir.join("log/server.log").display())));
             }
-            if let Ok((200, _)) = http("GET", self.port, "/v2.0/networks", None) {
-                return Ok(());
+            // The version list answers without a token (under Keystone, /v2.0/networks is 401).
+            if let Ok(a) = http::call("GET", self.port, "/", &[], None) {
+                if a.status == 200 || a.status == 300 {
+                    return Ok(());
+                }
             }
             if Instant::now() > deadline {
                 return Err(Error::NotReady(format!("neutron-server did not answer within {timeout:?}")));
@@ -203,13 +218,8 @@ impl NeutronServer {
 
     /// One API call (`path` from `/v2.0/...`, JSON body): status and body. For tests and setup.
     pub fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, serde_json::Value), Error> {
-        let (status, text) = http(method, self.port, path, body.map(|b| b.to_string()).as_deref())?;
-        let value = if text.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-        };
-        Ok((status, value))
+        let a = http::call(method, self.port, path, &[], body)?;
+        Ok((a.status, a.json()))
     }
 
     /// Stops the process group: SIGTERM, then SIGKILL after 20 s (idempotent).
@@ -218,15 +228,7 @@ impl NeutronServer {
             return Ok(());
         }
         self.stopped = true;
-        let group = Pid::from_raw(self.pid());
-        let _ = killpg(group, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Whatever of the group is left (the parent after 20 s, workers outliving it) is killed.
-        let _ = killpg(group, Signal::SIGKILL);
-        self.child.wait().map(|_| ()).map_err(|e| Error::NotReady(format!("waiting for neutron-server {}: {e}", self.pid())))
+        crate::process::stop_group(&mut self.child, Duration::from_secs(20))
     }
 }
 
@@ -250,13 +252,13 @@ pub struct Stack {
 impl Stack {
     /// Starts both (`dir`'s ancestors must let the `postgres` user through); DNS servers for
     /// subnets that name none: 10.255.255.53 (never the host's).
-    pub fn start(dir: &Path, central: &crate::Central) -> Result<Stack, Error> {
+    pub fn start(dir: &Path, central: &crate::Central, keystone: Option<ServiceUser>) -> Result<Stack, Error> {
         let tcp = |remote: Option<String>, what: &str| {
             remote.ok_or_else(|| Error::Missing(format!("the {what} database listens on no TCP port (CentralOptions::tcp)")))
         };
         let (nb, sb) = (tcp(central.nb().tcp_remote(), "Northbound")?, tcp(central.sb().tcp_remote(), "Southbound")?);
         let pg = Postgres::start(&dir.join("pg"))?;
-        let cfg = NeutronConfig { dir: dir.join("neutron"), database: pg.url(), nb, sb, dns_servers: "10.255.255.53".into() };
+        let cfg = NeutronConfig { dir: dir.join("neutron"), database: pg.url(), nb, sb, dns_servers: "10.255.255.53".into(), keystone };
         let server = NeutronServer::start(&cfg, Duration::from_secs(180))?;
         Ok(Stack { server, pg })
     }
@@ -280,15 +282,16 @@ pub struct Deployment {
 
 impl Deployment {
     /// Starts it in `dir` (made traversable for the `postgres` user) with chassis `chassis` (its
-    /// hostname, what ports' `binding:host_id` names) in netns `netns`, tunnel address 198.51.100.1.
-    pub fn start(dir: &Path, chassis: &str, netns: &str) -> Result<Deployment, Error> {
+    /// hostname, what ports' `binding:host_id` names) in netns `netns`, tunnel address 198.51.100.1;
+    /// neutron-server checks tokens with `keystone` (else noauth).
+    pub fn start(dir: &Path, chassis: &str, netns: &str, keystone: Option<ServiceUser>) -> Result<Deployment, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.into(), source: e })?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(|e| Error::Io { path: dir.into(), source: e })?;
         let central = crate::Central::start_with(&dir.join("central"), crate::CentralOptions { tcp: true, ..Default::default() })?;
         let sb = central.sb_remote();
         let chassis = crate::Chassis::start(crate::ChassisConfig::new(chassis, dir.join(chassis), netns, &sb, "198.51.100.1"))?;
         chassis.wait_registered(&sb, Duration::from_secs(20))?;
-        let stack = Stack::start(dir, &central)?;
+        let stack = Stack::start(dir, &central, keystone)?;
         Ok(Deployment { stack, chassis, central })
     }
 }
@@ -306,13 +309,36 @@ pub fn tests_enabled(test: &str) -> bool {
 }
 
 /// `neutron.conf` (oslo.config does not expand variables: literal paths).
-fn neutron_conf(dir: &Path, port: u16, database: &str) -> String {
+fn neutron_conf(dir: &Path, port: u16, database: &str, keystone: Option<&ServiceUser>) -> String {
     let d = dir.display();
+    let (strategy, authtoken) = match keystone {
+        None => ("noauth", String::new()),
+        Some(k) => (
+            "keystone",
+            format!(
+                "
+[keystone_authtoken]
+www_authenticate_uri = {url}
+auth_url = {url}
+auth_type = password
+username = {user}
+password = {password}
+project_name = {project}
+user_domain_name = Default
+project_domain_name = Default
+",
+                url = k.url,
+                user = k.user,
+                password = k.password,
+                project = k.project
+            ),
+        ),
+    };
     format!(
         "[DEFAULT]
 core_plugin = ml2
 service_plugins = ovn-router
-auth_strategy = noauth
+auth_strategy = {strategy}
 bind_host = 127.0.0.1
 bind_port = {port}
 api_workers = 1
@@ -332,7 +358,7 @@ connection = {database}
 
 [oslo_concurrency]
 lock_path = {d}/lock
-"
+{authtoken}"
     )
 }
 
@@ -367,40 +393,4 @@ neutron_sync_mode = off
 dns_servers = {dns}
 "
     )
-}
-
-/// A plain HTTP/1.1 request to 127.0.0.1:`port` (JSON body): status and body.
-fn http(method: &str, port: u16, path: &str, body: Option<&str>) -> Result<(u16, String), Error> {
-    use std::io::{Read, Write};
-    let io = |e: std::io::Error| Error::NotReady(format!("{method} {path} on 127.0.0.1:{port}: {e}"));
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(io)?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).map_err(io)?;
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).map_err(io)?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(io)?;
-    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((out.as_str(), ""));
-    let status =
-        head.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| Error::NotReady(format!("bad HTTP answer: {head:?}")))?;
-    let chunked =
-        head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
-    Ok((status, if chunked { dechunk(rest) } else { rest.to_string() }))
-}
-
-/// The body of a chunked transfer.
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }

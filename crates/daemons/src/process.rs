@@ -248,3 +248,17 @@ pub fn free_tcp_port() -> Result<u16, Error> {
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| Error::Io { path: PathBuf::from("127.0.0.1:0"), source: e })?;
     l.local_addr().map(|a| a.port()).map_err(|e| Error::Io { path: PathBuf::from("127.0.0.1:0"), source: e })
 }
+
+/// Stops `child` and the process group it leads (it was spawned with `process_group(0)`, its
+/// workers share the group): SIGTERM to the group, up to `grace` for the leader to exit, then
+/// SIGKILL to whatever of the group is left; reaps the leader.
+pub fn stop_group(child: &mut std::process::Child, grace: Duration) -> Result<(), Error> {
+    let group = Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+    child.wait().map(|_| ()).map_err(|e| Error::NotReady(format!("waiting for process {}: {e}", child.id())))
+}

@@ -32,7 +32,7 @@ fn neutron_networks_and_ports_land_in_ovn_and_bind() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let ns = format!("ktnt{}", std::process::id() % 100000);
-    let mut world = Deployment::start(tmp.path(), "nt-node1", &ns).expect("OVN, PostgreSQL and neutron-server");
+    let mut world = Deployment::start(tmp.path(), "nt-node1", &ns, None).expect("OVN, PostgreSQL and neutron-server");
     let (central, chassis) = (&world.central, &world.chassis);
     let neutron = &world.stack.server;
 

@@ -31,6 +31,59 @@ pub struct ClientConfig {
     pub tries: u32,
     /// The first pause between tries; doubled each time, at most 5 s.
     pub backoff: Duration,
+    /// How requests are authenticated.
+    pub auth: Auth,
+}
+
+/// How the client authenticates: not at all (Neutron's `noauth`), or with a Keystone v3 token
+/// (users and projects in domain `Default`). The token is cached and renewed before it expires
+/// (a quarter of its lifetime before, at most 2 minutes), and at once when Neutron answers 401.
+#[derive(Clone, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    /// A user's password, the token scoped to `project`.
+    Password { keystone: String, user: String, password: String, project: String },
+    /// An application credential (its project is its own).
+    ApplicationCredential { keystone: String, id: String, secret: String },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => write!(f, "None"),
+            Auth::Password { keystone, user, project, .. } => write!(f, "Password({user}@{project} at {keystone})"),
+            Auth::ApplicationCredential { keystone, id, .. } => write!(f, "ApplicationCredential({id} at {keystone})"),
+        }
+    }
+}
+
+impl Auth {
+    /// Keystone's `POST /v3/auth/tokens` URL and body.
+    fn request(&self) -> Option<(String, Value)> {
+        let url = |k: &str| format!("{}/v3/auth/tokens", k.trim_end_matches('/').trim_end_matches("/v3"));
+        match self {
+            Auth::None => None,
+            Auth::Password { keystone, user, password, project } => Some((
+                url(keystone),
+                json!({"auth": {"identity": {"methods": ["password"],
+                                             "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": password}}},
+                                "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}),
+            )),
+            Auth::ApplicationCredential { keystone, id, secret } => Some((
+                url(keystone),
+                json!({"auth": {"identity": {"methods": ["application_credential"],
+                                             "application_credential": {"id": id, "secret": secret}}}}),
+            )),
+        }
+    }
+}
+
+/// A cached token.
+#[derive(Clone)]
+struct Token {
+    value: String,
+    renew_at: tokio::time::Instant,
 }
 
 impl ClientConfig {
@@ -42,6 +95,7 @@ impl ClientConfig {
             write_concurrency: 8,
             tries: 6,
             backoff: Duration::from_millis(200),
+            auth: Auth::None,
         }
     }
 }
@@ -56,6 +110,9 @@ struct Inner {
     cfg: ClientConfig,
     http: HttpClient<HttpConnector, Full<Bytes>>,
     writes: Semaphore,
+    /// The current token; the lock makes concurrent callers wait for one renewal.
+    token: tokio::sync::Mutex<Option<Token>>,
+    token_requests: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -77,30 +134,102 @@ impl Client {
         }
         let http = HttpClient::builder(TokioExecutor::new()).build_http();
         let writes = Semaphore::new(cfg.write_concurrency.max(1));
-        Ok(Client { inner: Arc::new(Inner { cfg, http, writes }) })
+        let (token, token_requests) = (tokio::sync::Mutex::new(None), Default::default());
+        Ok(Client { inner: Arc::new(Inner { cfg, http, writes, token, token_requests }) })
     }
 
-    /// One exchange: the status and the body.
-    async fn exchange(&self, method: &Method, path: &str, body: Option<&Value>) -> Result<(u16, Bytes), Error> {
+    /// How many tokens this client asked Keystone for.
+    pub fn token_requests(&self) -> u64 {
+        self.inner.token_requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The token to send (`None` without Keystone): the cached one, else a new one.
+    async fn token(&self) -> Result<Option<String>, Error> {
+        let Some((url, body)) = self.inner.cfg.auth.request() else { return Ok(None) };
+        let mut cached = self.inner.token.lock().await;
+        if let Some(t) = cached.as_ref().filter(|t| tokio::time::Instant::now() < t.renew_at) {
+            return Ok(Some(t.value.clone()));
+        }
+        self.inner.token_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let asked = tokio::time::Instant::now();
+        let (status, headers, bytes) = self.raw(&Method::POST, &url, "/v3/auth/tokens", Some(&body), None).await?;
+        if status != 201 {
+            let message = String::from_utf8_lossy(&bytes).chars().take(300).collect();
+            return Err(Error::Auth { url, status, message });
+        }
+        let value = headers
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Auth { url: url.clone(), status, message: "no X-Subject-Token".into() })?
+            .to_string();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let at = |k: &str| body["token"][k].as_str().and_then(epoch_seconds);
+        let lifetime = match (at("issued_at"), at("expires_at")) {
+            (Some(i), Some(e)) if e > i => Duration::from_secs_f64(e - i),
+            _ => Duration::from_secs(60),
+        };
+        let renew_at = asked + lifetime - (lifetime / 4).min(Duration::from_secs(120));
+        *cached = Some(Token { value: value.clone(), renew_at });
+        Ok(Some(value))
+    }
+
+    /// Forgets `token` (Neutron refused it) unless it was renewed meanwhile.
+    async fn forget_token(&self, token: &str) {
+        let mut cached = self.inner.token.lock().await;
+        if cached.as_ref().is_some_and(|t| t.value == token) {
+            *cached = None;
+        }
+    }
+
+    /// One HTTP exchange with `base` + `path`: status, headers, body.
+    async fn raw(
+        &self,
+        method: &Method,
+        base_or_url: &str,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Result<(u16, hyper::HeaderMap, Bytes), Error> {
         let cfg = &self.inner.cfg;
-        let transport = |what: String| Error::Transport { url: cfg.url.clone(), method: method.to_string(), path: path.to_string(), what };
+        let transport =
+            |what: String| Error::Transport { url: base_or_url.to_string(), method: method.to_string(), path: path.to_string(), what };
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let req = Request::builder()
+        let uri = if base_or_url.ends_with(path) { base_or_url.to_string() } else { format!("{base_or_url}{path}") };
+        let mut req = Request::builder()
             .method(method.clone())
-            .uri(format!("{}{path}", cfg.url))
+            .uri(uri)
             .header("content-type", "application/json")
-            .header("accept", "application/json")
-            .body(Full::new(bytes))
-            .map_err(|e| transport(e.to_string()))?;
+            .header("accept", "application/json");
+        if let Some(t) = token {
+            req = req.header("x-auth-token", t);
+        }
+        let req = req.body(Full::new(bytes)).map_err(|e| transport(e.to_string()))?;
         let answer = async {
             let resp = self.inner.http.request(req).await.map_err(|e| transport(e.to_string()))?;
             let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
             let body = resp.into_body().collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
-            Ok((status, body))
+            Ok((status, headers, body))
         };
         match tokio::time::timeout(cfg.timeout, answer).await {
             Ok(r) => r,
             Err(_) => Err(transport(format!("no answer within {} ms", cfg.timeout.as_millis()))),
+        }
+    }
+
+    /// One exchange with Neutron (with the token; a 401 renews it and sends once more).
+    async fn exchange(&self, method: &Method, path: &str, body: Option<&Value>) -> Result<(u16, Bytes), Error> {
+        let url = &self.inner.cfg.url;
+        let token = self.token().await?;
+        let (status, _, bytes) = self.raw(method, url, path, body, token.as_deref()).await?;
+        match token {
+            Some(t) if status == 401 => {
+                self.forget_token(&t).await;
+                let token = self.token().await?;
+                let (status, _, bytes) = self.raw(method, url, path, body, token.as_deref()).await?;
+                Ok((status, bytes))
+            }
+            _ => Ok((status, bytes)),
         }
     }
 
@@ -276,6 +405,25 @@ impl Client {
     }
 }
 
+/// Seconds since the epoch of an ISO 8601 UTC time as Keystone writes it
+/// (`2026-11-30T19:41:46.000000Z`).
+fn epoch_seconds(s: &str) -> Option<f64> {
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>());
+    let (y, m, dd) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.splitn(3, ':');
+    let (hh, mm, ss) = (t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?);
+    // Days from the civil date (proleptic Gregorian), H. Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days as f64 * 86400.0 + hh * 3600.0 + mm * 60.0 + ss)
+}
+
 /// `v[key]` decoded.
 fn field<T: DeserializeOwned>(v: &Value, key: &str, path: &str) -> Result<T, Error> {
     let decode = |what: String| Error::Decode { method: String::new(), path: path.into(), what };
@@ -305,6 +453,37 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keystone_times() {
+        assert_eq!(epoch_seconds("1970-01-01T00:00:00.000000Z"), Some(0.0));
+        assert_eq!(epoch_seconds("2026-11-30T19:41:46.000000Z"), Some(1_796_067_706.0));
+        assert_eq!(epoch_seconds("2000-02-29T12:00:00.500000Z"), Some(951_825_600.5));
+        let (i, e) = (epoch_seconds("2026-11-30T23:59:50.000000Z").unwrap(), epoch_seconds("2026-12-01T00:00:10.000000Z").unwrap());
+        assert_eq!(e - i, 20.0);
+        assert_eq!(epoch_seconds("yesterday"), None);
+    }
+
+    #[test]
+    fn keystone_requests() {
+        let pw = Auth::Password {
+            keystone: "http://127.0.0.1:5000/v3".into(),
+            user: "u".into(),
+            password: "pw-secret-1".into(),
+            project: "kt".into(),
+        };
+        let (url, body) = pw.request().unwrap();
+        assert_eq!(url, "http://127.0.0.1:5000/v3/auth/tokens");
+        assert_eq!(body["auth"]["scope"]["project"]["name"], "kt");
+        assert_eq!(body["auth"]["identity"]["password"]["user"]["domain"]["name"], "Default");
+        let ac = Auth::ApplicationCredential { keystone: "http://127.0.0.1:5000".into(), id: "i".into(), secret: "ac-secret-2".into() };
+        let (url, body) = ac.request().unwrap();
+        assert_eq!(url, "http://127.0.0.1:5000/v3/auth/tokens");
+        assert!(body["auth"].get("scope").is_none(), "an application credential carries its project");
+        let shown = format!("{pw:?} {ac:?}");
+        assert!(!shown.contains("pw-secret-1") && !shown.contains("ac-secret-2"), "no secrets in Debug: {shown}");
+        assert!(Auth::None.request().is_none());
+    }
 
     #[test]
     fn encodes_query_values() {

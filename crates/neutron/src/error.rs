@@ -14,6 +14,9 @@ pub enum Error {
     /// An answer that is not what the API documents.
     #[error("unexpected answer from Neutron to {method} {path}: {what}")]
     Decode { method: String, path: String, what: String },
+    /// Keystone refused to issue a token (or answered without one).
+    #[error("Keystone at {url} refused a token ({status}): {message}")]
+    Auth { url: String, status: u16, message: String },
     /// The retries ran out; the last failure.
     #[error("{tries} tries failed; the last: {last}")]
     Exhausted { tries: u32, last: Box<Error> },
@@ -35,6 +38,7 @@ impl Error {
                 500 | 502 | 503 | 504 => true,
                 _ => false,
             },
+            Error::Auth { status, .. } => *status >= 500,
             Error::Decode { .. } | Error::Exhausted { .. } => false,
         }
     }

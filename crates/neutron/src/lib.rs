@@ -9,14 +9,16 @@
 //! is looked up by `device_id` and `name` before it is created, and looked up again after a
 //! create whose outcome is unknown, so a retry never makes a second port).
 //!
-//! Must not touch: Kubernetes objects, OVN databases, the node. Authentication is Neutron's
-//! `noauth` for now (requests carry no token; a project goes in the body as `project_id`).
+//! Authentication ([`Auth`]): Keystone v3 tokens (a password or an application credential; cached,
+//! renewed before they expire and when Neutron answers 401), or none for Neutron's `noauth`.
+//!
+//! Must not touch: Kubernetes objects, OVN databases, the node.
 
 pub mod types;
 
 mod client;
 mod error;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Auth, Client, ClientConfig};
 pub use error::Error;
 pub use types::{FixedIp, Network, NewPort, Port, Subnet};

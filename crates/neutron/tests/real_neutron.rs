@@ -22,7 +22,7 @@ fn client_against_a_real_neutron() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let ns = format!("ktnc{}", std::process::id() % 100000);
-    let mut world = Deployment::start(tmp.path(), "nc-node1", &ns).expect("OVN, PostgreSQL and neutron-server");
+    let mut world = Deployment::start(tmp.path(), "nc-node1", &ns, None).expect("OVN, PostgreSQL and neutron-server");
     let url = world.stack.server.url();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
