@@ -34,6 +34,7 @@ fn client_against_a_real_neutron() {
         let blue = client.create_network("blue", json!({})).await.expect("network blue");
         let sub = client.create_subnet(&red.id, "10.1.0.0/24", json!({"dns_nameservers": ["10.1.0.53"]})).await.expect("subnet");
         client.set_network_tags(&red.id, &["kubetron:expose", "kubetron:ns=team-a"]).await.expect("tags");
+        // The query the NAD sync lists with (k8s::nadsync::neutron::EXPOSED_QUERY).
         let tagged = client.networks("tags=kubetron:expose").await.unwrap();
         assert_eq!(tagged.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), [red.id.as_str()], "{tagged:?}");
         assert!(tagged[0].tags.contains(&"kubetron:ns=team-a".to_string()), "{tagged:?}");

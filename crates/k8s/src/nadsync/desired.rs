@@ -68,6 +68,9 @@ pub struct MarkedSwitch {
     /// webhook can refuse static addresses the network cannot give.
     pub subnet: Option<String>,
     pub exclude_ips: Option<String>,
+    /// Whether an IPAMClaim's addresses may live in a port of their own on it (NAD
+    /// `allowPersistentIPs`): switches with a subnet kubetron allocates from.
+    pub persistent_ips: bool,
 }
 
 /// A switch name made a valid object name (RFC 1123 subdomain): lower case, other characters to
@@ -110,7 +113,8 @@ pub fn marked_switches(view: &NbView) -> Vec<MarkedSwitch> {
         let other = string_map(row, "other_config");
         let subnet = other.get("subnet").filter(|v| !v.is_empty()).cloned();
         let exclude_ips = other.get("exclude_ips").filter(|v| !v.is_empty()).cloned();
-        out.push(MarkedSwitch { switch, nad_name, targets, physnet, vlan, subnet, exclude_ips });
+        let persistent_ips = subnet.is_some();
+        out.push(MarkedSwitch { switch, nad_name, targets, physnet, vlan, subnet, exclude_ips, persistent_ips });
     }
     out.sort_by(|a, b| a.switch.cmp(&b.switch));
     out
@@ -130,8 +134,7 @@ pub fn desired_nads(switches: &[MarkedSwitch], all_namespaces: &[String], settin
             capabilities: Some(Capabilities { ips: true, mac: true }.to_map()),
             subnet: s.subnet.clone(),
             exclude_ips: s.exclude_ips.clone(),
-            // A switch with a subnet can hold an IPAMClaim's addresses in a port of its own.
-            allow_persistent_ips: s.subnet.is_some(),
+            allow_persistent_ips: s.persistent_ips,
             ..KubetronNetConf::default()
         };
         let mut config = Map::from_iter([
@@ -192,6 +195,7 @@ mod tests {
                 vlan: None,
                 subnet: Some("10.1.0.0/24".into()),
                 exclude_ips: Some("10.1.0.1..10.1.0.9".into()),
+                persistent_ips: true,
             },
             MarkedSwitch {
                 switch: "phys".into(),
@@ -201,6 +205,7 @@ mod tests {
                 vlan: Some(100),
                 subnet: None,
                 exclude_ips: None,
+                persistent_ips: false,
             },
             // Same NAD name as the first in namespace x: the first by switch name wins.
             MarkedSwitch {
@@ -211,6 +216,7 @@ mod tests {
                 vlan: None,
                 subnet: None,
                 exclude_ips: None,
+                persistent_ips: false,
             },
         ];
         let nads = desired_nads(&switches, &["x".to_string(), "z".to_string()], &settings);

@@ -8,6 +8,7 @@
 //! carry `k8s.v1.cni.cncf.io/resourceName: kubetron.io/<options:network_name>`.
 //!
 //! - [`desired`]: the Northbound view -> the NADs that should exist (pure).
+//! - [`neutron`]: the same from Neutron networks marked with tags (the Neutron backend).
 //! - [`apply`]: makes the API match: creates, updates and deletes NADs that carry the sync label.
 //! - [`run`]: re-syncs on every Northbound change, on namespace and synced-NAD events (a new
 //!   namespace for `*`, a synced NAD edited or deleted by hand), and periodically, while this
@@ -18,6 +19,7 @@
 
 mod apply;
 mod desired;
+pub mod neutron;
 
 use std::time::Duration;
 
