@@ -7,15 +7,14 @@
 //! "database is locked"), an absolute `[oslo_policy] policy_dirs` of its own (else every
 //! policy-checked call is a 500). `password_hash_rounds = 4` keeps logins cheap (tests only).
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::http;
-use crate::process::{free_tcp_port, run};
+use crate::process::{free_tcp_port, run, GroupLeader};
 use crate::Error;
 
 /// The bootstrap admin's password.
@@ -31,8 +30,7 @@ pub fn available() -> bool {
 pub struct Keystone {
     dir: PathBuf,
     port: u16,
-    child: Child,
-    stopped: bool,
+    leader: GroupLeader,
 }
 
 impl Keystone {
@@ -76,25 +74,17 @@ impl Keystone {
             "RegionOne",
         ])?;
         let log = dir.join("log/uwsgi.stdout");
-        let out = std::fs::File::create(&log).map_err(|e| Error::Io { path: log.clone(), source: e })?;
-        let err = out.try_clone().map_err(|e| Error::Io { path: log.clone(), source: e })?;
-        let child = Command::new("uwsgi")
-            .args(["--plugin", "python3", "--http-socket", &format!("127.0.0.1:{port}"), "--wsgi-file", "/usr/bin/keystone-wsgi-public"])
+        let mut cmd = Command::new("uwsgi");
+        cmd.args(["--plugin", "python3", "--http-socket", &format!("127.0.0.1:{port}"), "--wsgi-file", "/usr/bin/keystone-wsgi-public"])
             .args(["--master", "--processes", "1", "--threads", "1", "--die-on-term", "--need-app", "--lazy-apps"])
             .args(["--env", &format!("OS_KEYSTONE_CONFIG_FILES={c}"), "--buffer-size", "65535", "--add-header", "Connection: close"])
             .arg("--chdir")
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| Error::Spawn { cmd: "uwsgi (keystone)".into(), source: e })?;
-        let mut k = Keystone { dir: dir.to_path_buf(), port, child, stopped: false };
-        write("uwsgi.pid", format!("{}\n", k.child.id()))?;
+            .arg(dir);
+        let leader = GroupLeader::spawn("keystone (uwsgi)", cmd, &log, &dir.join("uwsgi.pid"), Duration::from_secs(10))?;
+        let mut k = Keystone { dir: dir.to_path_buf(), port, leader };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if !matches!(k.child.try_wait(), Ok(None)) {
+            if !k.leader.running() {
                 return Err(Error::NotReady(format!("keystone (uwsgi) exited; see {}", log.display())));
             }
             if http::call("GET", port, "/v3", &[], None).is_ok_and(|a| a.status == 200) {
@@ -182,21 +172,9 @@ impl Keystone {
         }
     }
 
-    /// Stops uwsgi's process group: SIGTERM, then SIGKILL after 10 s (idempotent).
+    /// Stops uwsgi's process group: SIGTERM, then SIGKILL after 10 s (idempotent; also on drop).
     pub fn stop(&mut self) -> Result<(), Error> {
-        if self.stopped {
-            return Ok(());
-        }
-        self.stopped = true;
-        crate::process::stop_group(&mut self.child, Duration::from_secs(10))
-    }
-}
-
-impl Drop for Keystone {
-    fn drop(&mut self) {
-        if let Err(e) = self.stop() {
-            tracing::warn!("stopping keystone: {e}");
-        }
+        self.leader.stop()
     }
 }
 

@@ -13,13 +13,12 @@
 //! leak into pods' DHCP).
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::http;
-use crate::process::{free_tcp_port, run};
+use crate::process::{free_tcp_port, run, GroupLeader};
 use crate::Error;
 
 /// PostgreSQL's binaries (Debian's `postgresql-15`).
@@ -138,8 +137,7 @@ pub struct ServiceUser {
 pub struct NeutronServer {
     dir: PathBuf,
     port: u16,
-    child: Child,
-    stopped: bool,
+    leader: GroupLeader,
 }
 
 impl NeutronServer {
@@ -161,23 +159,12 @@ impl NeutronServer {
         migrate.extend(["upgrade", "heads"]);
         run("neutron-db-manage", &migrate)?;
 
-        let log = dir.join("log/server.stdout");
-        let out = std::fs::File::create(&log).map_err(|e| Error::Io { path: log.clone(), source: e })?;
-        let err = out.try_clone().map_err(|e| Error::Io { path: log.clone(), source: e })?;
-        let child = Command::new("neutron-server")
-            .args(&files)
-            .arg("--log-file")
-            .arg(dir.join("log/server.log"))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // Its own process group: the workers it forks are stopped with it.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| Error::Spawn { cmd: "neutron-server".into(), source: e })?;
-        let pidfile = dir.join("server.pid");
-        let mut server = NeutronServer { dir: dir.clone(), port, child, stopped: false };
-        write(&pidfile, format!("{}\n", server.pid()))?;
+        let mut cmd = Command::new("neutron-server");
+        cmd.args(&files).arg("--log-file").arg(dir.join("log/server.log"));
+        // Its own process group: the workers it forks are stopped with it.
+        let leader =
+            GroupLeader::spawn("neutron-server", cmd, &dir.join("log/server.stdout"), &dir.join("server.pid"), Duration::from_secs(20))?;
+        let mut server = NeutronServer { dir: dir.clone(), port, leader };
         server.wait_ready(timeout)?;
         Ok(server)
     }
@@ -185,7 +172,7 @@ impl NeutronServer {
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + timeout;
         loop {
-            if !matches!(self.child.try_wait(), Ok(None)) {
+            if !self.leader.running() {
                 return Err(Error::NotReady(format!("neutron-server exited; see {}", self.dir.join("log/server.log").display())));
             }
             // The version list answers without a token (under Keystone, /v2.0/networks is 401).
@@ -213,7 +200,7 @@ impl NeutronServer {
 
     /// The server's pid (the leader of its process group).
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.leader.pid()
     }
 
     /// One API call (`path` from `/v2.0/...`, JSON body): status and body. For tests and setup.
@@ -222,21 +209,9 @@ impl NeutronServer {
         Ok((a.status, a.json()))
     }
 
-    /// Stops the process group: SIGTERM, then SIGKILL after 20 s (idempotent).
+    /// Stops the process group: SIGTERM, then SIGKILL after 20 s (idempotent; also on drop).
     pub fn stop(&mut self) -> Result<(), Error> {
-        if self.stopped {
-            return Ok(());
-        }
-        self.stopped = true;
-        crate::process::stop_group(&mut self.child, Duration::from_secs(20))
-    }
-}
-
-impl Drop for NeutronServer {
-    fn drop(&mut self) {
-        if let Err(e) = self.stop() {
-            tracing::warn!("stopping neutron-server: {e}");
-        }
+        self.leader.stop()
     }
 }
 

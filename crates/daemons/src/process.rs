@@ -249,16 +249,67 @@ pub fn free_tcp_port() -> Result<u16, Error> {
     l.local_addr().map(|a| a.port()).map_err(|e| Error::Io { path: PathBuf::from("127.0.0.1:0"), source: e })
 }
 
-/// Stops `child` and the process group it leads (it was spawned with `process_group(0)`, its
-/// workers share the group): SIGTERM to the group, up to `grace` for the leader to exit, then
-/// SIGKILL to whatever of the group is left; reaps the leader.
-pub fn stop_group(child: &mut std::process::Child, grace: Duration) -> Result<(), Error> {
-    let group = Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+/// A child process that leads its own process group (the workers it forks share the group),
+/// its pid in `pidfile`; stopped with the group ([`GroupLeader::stop`], also on drop), never by name.
+#[derive(Debug)]
+pub struct GroupLeader {
+    name: &'static str,
+    child: std::process::Child,
+    grace: Duration,
+    stopped: bool,
+}
+
+impl GroupLeader {
+    /// Spawns `cmd` (stdin null, stdout and stderr to `log`) as the leader of a new process group
+    /// and writes its pid to `pidfile`; `grace` bounds the wait after SIGTERM.
+    pub fn spawn(name: &'static str, mut cmd: Command, log: &Path, pidfile: &Path, grace: Duration) -> Result<GroupLeader, Error> {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::File::create(log).map_err(|e| Error::Io { path: log.into(), source: e })?;
+        let err = out.try_clone().map_err(|e| Error::Io { path: log.into(), source: e })?;
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::Spawn { cmd: name.into(), source: e })?;
+        let leader = GroupLeader { name, child, grace, stopped: false };
+        std::fs::write(pidfile, format!("{}\n", leader.pid())).map_err(|e| Error::Io { path: pidfile.into(), source: e })?;
+        Ok(leader)
     }
-    let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
-    child.wait().map(|_| ()).map_err(|e| Error::NotReady(format!("waiting for process {}: {e}", child.id())))
+
+    /// The leader's pid (the group's ID).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Whether the leader still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM to the group, up to the grace for the leader to exit, then SIGKILL to whatever of
+    /// the group is left; reaps the leader (idempotent).
+    pub fn stop(&mut self) -> Result<(), Error> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let group = Pid::from_raw(self.pid());
+        let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + self.grace;
+        while self.running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+        self.child.wait().map(|_| ()).map_err(|e| Error::NotReady(format!("waiting for {} ({}): {e}", self.name, self.pid())))
+    }
+}
+
+impl Drop for GroupLeader {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!("stopping {}: {e}", self.name);
+        }
+    }
 }
