@@ -203,10 +203,20 @@ impl NeutronServer {
         self.leader.pid()
     }
 
-    /// One API call (`path` from `/v2.0/...`, JSON body): status and body. For tests and setup.
+    /// One API call (`path` from `/v2.0/...`, JSON body): status and body. For tests and setup:
+    /// a 5xx answer is tried again (up to 5 times, 1 s apart), as any client of Neutron must (its
+    /// first writes can race its own maintenance worker; a failed write is rolled back).
     pub fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, serde_json::Value), Error> {
-        let a = http::call(method, self.port, path, &[], body)?;
-        Ok((a.status, a.json()))
+        let mut tries = 0;
+        loop {
+            let a = http::call(method, self.port, path, &[], body)?;
+            tries += 1;
+            if a.status < 500 || tries == 5 {
+                return Ok((a.status, a.json()));
+            }
+            tracing::warn!(status = a.status, "neutron-server: {method} {path}: {}; trying again", a.body);
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 
     /// Stops the process group: SIGTERM, then SIGKILL after 20 s (idempotent; also on drop).
@@ -266,8 +276,31 @@ impl Deployment {
         let sb = central.sb_remote();
         let chassis = crate::Chassis::start(crate::ChassisConfig::new(chassis, dir.join(chassis), netns, &sb, "198.51.100.1"))?;
         chassis.wait_registered(&sb, Duration::from_secs(20))?;
+        let noauth = keystone.is_none();
         let stack = Stack::start(dir, &central, keystone)?;
-        Ok(Deployment { stack, chassis, central })
+        let d = Deployment { stack, chassis, central };
+        if noauth {
+            d.wait_agent_alive(Duration::from_secs(90))?;
+        }
+        Ok(d)
+    }
+
+    /// Waits until Neutron lists the chassis as a live OVN agent (its Southbound connection is up
+    /// and has seen the chassis: ports bound to it bind). noauth only (no token needed).
+    pub fn wait_agent_alive(&self, timeout: Duration) -> Result<(), Error> {
+        let host = self.chassis.name().to_string();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, agents) = self.stack.server.call("GET", "/v2.0/agents", None)?;
+            let alive = agents["agents"].as_array().is_some_and(|a| a.iter().any(|a| a["host"] == host.as_str() && a["alive"] == true));
+            if status == 200 && alive {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::NotReady(format!("neutron-server lists no live agent on {host} within {timeout:?}: {status} {agents}")));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
