@@ -7,9 +7,9 @@
 //! "database is locked"), an absolute `[oslo_policy] policy_dirs` of its own (else every
 //! policy-checked call is a 500). `password_hash_rounds = 4` keeps logins cheap (tests only).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -28,7 +28,6 @@ pub fn available() -> bool {
 /// A running Keystone.
 #[derive(Debug)]
 pub struct Keystone {
-    dir: PathBuf,
     port: u16,
     leader: GroupLeader,
 }
@@ -80,31 +79,18 @@ impl Keystone {
             .args(["--env", &format!("OS_KEYSTONE_CONFIG_FILES={c}"), "--buffer-size", "65535", "--add-header", "Connection: close"])
             .arg("--chdir")
             .arg(dir);
-        let leader = GroupLeader::spawn("keystone (uwsgi)", cmd, &log, &dir.join("uwsgi.pid"), Duration::from_secs(10))?;
-        let mut k = Keystone { dir: dir.to_path_buf(), port, leader };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if !k.leader.running() {
-                return Err(Error::NotReady(format!("keystone (uwsgi) exited; see {}", log.display())));
-            }
-            if http::call("GET", port, "/v3", &[], None).is_ok_and(|a| a.status == 200) {
-                return Ok(k);
-            }
-            if Instant::now() > deadline {
-                return Err(Error::NotReady("keystone did not answer GET /v3 within 120 s".into()));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut leader = GroupLeader::spawn("keystone (uwsgi)", cmd, &log, &dir.join("uwsgi.pid"), Duration::from_secs(10))?;
+        leader.wait_ready(Duration::from_secs(120), &log, || match http::call("GET", port, "/v3", &[], None) {
+            Ok(a) if a.status == 200 => Ok(()),
+            Ok(a) => Err(format!("GET /v3 answered {}", a.status)),
+            Err(e) => Err(e.to_string()),
+        })?;
+        Ok(Keystone { port, leader })
     }
 
     /// `http://127.0.0.1:PORT` (the identity API is under `/v3`).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The state directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// One identity API call with `token` (setup in tests).

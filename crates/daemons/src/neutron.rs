@@ -15,7 +15,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::http;
 use crate::process::{free_tcp_port, run, GroupLeader};
@@ -135,14 +135,16 @@ pub struct ServiceUser {
 /// A running neutron-server (its process group: the parent and its workers).
 #[derive(Debug)]
 pub struct NeutronServer {
-    dir: PathBuf,
     port: u16,
     leader: GroupLeader,
+    /// Its own log (where to look when it exits).
+    log: PathBuf,
 }
 
 impl NeutronServer {
     /// Writes the configuration, migrates the database (`neutron-db-manage upgrade heads`), starts
-    /// neutron-server and waits until `GET /v2.0/networks` answers (up to `timeout`).
+    /// neutron-server and waits until its version list (`GET /`, no token needed) answers (up to
+    /// `timeout`).
     pub fn start(cfg: &NeutronConfig, timeout: Duration) -> Result<NeutronServer, Error> {
         let dir = &cfg.dir;
         for d in [dir.clone(), dir.join("lock"), dir.join("log")] {
@@ -160,32 +162,18 @@ impl NeutronServer {
         run("neutron-db-manage", &migrate)?;
 
         let mut cmd = Command::new("neutron-server");
-        cmd.args(&files).arg("--log-file").arg(dir.join("log/server.log"));
+        let log = dir.join("log/server.log");
+        cmd.args(&files).arg("--log-file").arg(&log);
         // Its own process group: the workers it forks are stopped with it.
-        let leader =
+        let mut leader =
             GroupLeader::spawn("neutron-server", cmd, &dir.join("log/server.stdout"), &dir.join("server.pid"), Duration::from_secs(20))?;
-        let mut server = NeutronServer { dir: dir.clone(), port, leader };
-        server.wait_ready(timeout)?;
-        Ok(server)
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if !self.leader.running() {
-                return Err(Error::NotReady(format!("neutron-server exited; see {}", self.dir.join("log/server.log").display())));
-            }
-            // The version list answers without a token (under Keystone, /v2.0/networks is 401).
-            if let Ok(a) = http::call("GET", self.port, "/", &[], None) {
-                if a.status == 200 || a.status == 300 {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(Error::NotReady(format!("neutron-server did not answer within {timeout:?}")));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The version list answers without a token (under Keystone, /v2.0/networks is 401).
+        leader.wait_ready(timeout, &log, || match http::call("GET", port, "/", &[], None) {
+            Ok(a) if a.status == 200 || a.status == 300 => Ok(()),
+            Ok(a) => Err(format!("GET / answered {}", a.status)),
+            Err(e) => Err(e.to_string()),
+        })?;
+        Ok(NeutronServer { port, leader, log })
     }
 
     /// The API endpoint, `http://127.0.0.1:PORT`.
@@ -278,7 +266,7 @@ impl Deployment {
         chassis.wait_registered(&sb, Duration::from_secs(20))?;
         let noauth = keystone.is_none();
         let stack = Stack::start(dir, &central, keystone)?;
-        let d = Deployment { stack, chassis, central };
+        let mut d = Deployment { stack, chassis, central };
         if noauth {
             d.wait_agent_alive(Duration::from_secs(90))?;
         }
@@ -287,33 +275,28 @@ impl Deployment {
 
     /// Waits until Neutron lists the chassis as a live OVN agent (its Southbound connection is up
     /// and has seen the chassis: ports bound to it bind). noauth only (no token needed).
-    pub fn wait_agent_alive(&self, timeout: Duration) -> Result<(), Error> {
+    pub fn wait_agent_alive(&mut self, timeout: Duration) -> Result<(), Error> {
         let host = self.chassis.name().to_string();
-        let deadline = Instant::now() + timeout;
-        loop {
-            let (status, agents) = self.stack.server.call("GET", "/v2.0/agents", None)?;
+        let server = &mut self.stack.server;
+        let port = server.port;
+        server.leader.wait_ready(timeout, &server.log, || {
+            let a = http::call("GET", port, "/v2.0/agents", &[], None).map_err(|e| e.to_string())?;
+            let agents = a.json();
             let alive = agents["agents"].as_array().is_some_and(|a| a.iter().any(|a| a["host"] == host.as_str() && a["alive"] == true));
-            if status == 200 && alive {
-                return Ok(());
+            if a.status == 200 && alive {
+                Ok(())
+            } else {
+                Err(format!("no live agent on {host}: {} {agents}", a.status))
             }
-            if Instant::now() > deadline {
-                return Err(Error::NotReady(format!("neutron-server lists no live agent on {host} within {timeout:?}: {status} {agents}")));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        })
     }
 }
 
-/// Whether the real-Neutron test `test` runs: `KUBETRON_NEUTRON_TESTS=1` (scripts/test.sh sets
-/// it), and then the packages must be there (panics otherwise); without it, prints that the test
-/// is skipped.
-pub fn tests_enabled(test: &str) -> bool {
-    if std::env::var("KUBETRON_NEUTRON_TESTS").as_deref() != Ok("1") {
-        eprintln!("SKIPPED {test}: KUBETRON_NEUTRON_TESTS=1 is not set (scripts/test.sh sets it)");
-        return false;
-    }
+/// The real-Neutron tests are `#[ignore]`d without `KUBETRON_NEUTRON_TESTS=1` (`cfg(neutron_tests)`,
+/// set by scripts/test.sh); when they run, the packages must be there: panics naming `test` and
+/// the install script otherwise.
+pub fn require(test: &str) {
     assert!(available(), "{test}: neutron-server and PostgreSQL 15 must be installed (scripts/install-deps.sh)");
-    true
 }
 
 /// `neutron.conf` (oslo.config does not expand variables: literal paths).

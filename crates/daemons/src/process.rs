@@ -288,6 +288,26 @@ impl GroupLeader {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Polls `ready` (every 100 ms, up to `timeout`) until it answers `Ok`; its `Err` says what is
+    /// still missing (for the timeout's message). Fails at once when the leader exits (`log`: where
+    /// to look).
+    pub fn wait_ready(&mut self, timeout: Duration, log: &Path, mut ready: impl FnMut() -> Result<(), String>) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.running() {
+                return Err(Error::NotReady(format!("{} exited; see {}", self.name, log.display())));
+            }
+            let missing = match ready() {
+                Ok(()) => return Ok(()),
+                Err(m) => m,
+            };
+            if Instant::now() > deadline {
+                return Err(Error::NotReady(format!("{} not ready within {timeout:?}: {missing}", self.name)));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// SIGTERM to the group, up to the grace for the leader to exit, then SIGKILL to whatever of
     /// the group is left; reaps the leader (idempotent).
     pub fn stop(&mut self) -> Result<(), Error> {

@@ -7,7 +7,7 @@
 //! second one, and fails at once, without retrying, on a permanent conflict (an IP in use);
 //! `delete_port` twice is fine.
 //!
-//! Runs when `KUBETRON_NEUTRON_TESTS=1` (scripts/test.sh); otherwise skipped, saying so.
+//! Ignored without `KUBETRON_NEUTRON_TESTS=1` (scripts/test.sh sets it).
 
 use std::time::{Duration, Instant};
 
@@ -15,11 +15,10 @@ use daemons::neutron::Deployment;
 use neutron::{Client, ClientConfig, FixedIp, NewPort};
 use serde_json::json;
 
+#[cfg_attr(not(neutron_tests), ignore = "needs KUBETRON_NEUTRON_TESTS=1 (scripts/test.sh sets it)")]
 #[test]
 fn client_against_a_real_neutron() {
-    if !daemons::neutron::tests_enabled("client_against_a_real_neutron") {
-        return;
-    }
+    daemons::neutron::require("client_against_a_real_neutron");
     let tmp = tempfile::tempdir().unwrap();
     let ns = format!("ktnc{}", std::process::id() % 100000);
     let mut world = Deployment::start(tmp.path(), "nc-node1", &ns, None).expect("OVN, PostgreSQL and neutron-server");
