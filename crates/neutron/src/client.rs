@@ -59,9 +59,9 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// Keystone's `POST /v3/auth/tokens` URL and body.
+    /// Keystone's root URL (without `/v3`) and the body of `POST /v3/auth/tokens`.
     fn request(&self) -> Option<(String, Value)> {
-        let url = |k: &str| format!("{}/v3/auth/tokens", k.trim_end_matches('/').trim_end_matches("/v3"));
+        let url = |k: &str| k.trim_end_matches('/').trim_end_matches("/v3").to_string();
         match self {
             Auth::None => None,
             Auth::Password { keystone, user, password, project } => Some((
@@ -78,6 +78,9 @@ impl Auth {
         }
     }
 }
+
+/// Keystone's token path.
+const TOKENS: &str = "/v3/auth/tokens";
 
 /// A cached token.
 #[derive(Clone)]
@@ -145,14 +148,15 @@ impl Client {
 
     /// The token to send (`None` without Keystone): the cached one, else a new one.
     async fn token(&self) -> Result<Option<String>, Error> {
-        let Some((url, body)) = self.inner.cfg.auth.request() else { return Ok(None) };
+        let Some((keystone, body)) = self.inner.cfg.auth.request() else { return Ok(None) };
         let mut cached = self.inner.token.lock().await;
         if let Some(t) = cached.as_ref().filter(|t| tokio::time::Instant::now() < t.renew_at) {
             return Ok(Some(t.value.clone()));
         }
         self.inner.token_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let asked = tokio::time::Instant::now();
-        let (status, headers, bytes) = self.raw(&Method::POST, &url, "/v3/auth/tokens", Some(&body), None).await?;
+        let (status, headers, bytes) = self.raw(&Method::POST, &keystone, TOKENS, Some(&body), None).await?;
+        let url = format!("{keystone}{TOKENS}");
         if status != 201 {
             let message = String::from_utf8_lossy(&bytes).chars().take(300).collect();
             return Err(Error::Auth { url, status, message });
@@ -185,19 +189,17 @@ impl Client {
     async fn raw(
         &self,
         method: &Method,
-        base_or_url: &str,
+        base: &str,
         path: &str,
         body: Option<&Value>,
         token: Option<&str>,
     ) -> Result<(u16, hyper::HeaderMap, Bytes), Error> {
         let cfg = &self.inner.cfg;
-        let transport =
-            |what: String| Error::Transport { url: base_or_url.to_string(), method: method.to_string(), path: path.to_string(), what };
+        let transport = |what: String| Error::Transport { url: base.to_string(), method: method.to_string(), path: path.to_string(), what };
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let uri = if base_or_url.ends_with(path) { base_or_url.to_string() } else { format!("{base_or_url}{path}") };
         let mut req = Request::builder()
             .method(method.clone())
-            .uri(uri)
+            .uri(format!("{base}{path}"))
             .header("content-type", "application/json")
             .header("accept", "application/json");
         if let Some(t) = token {
@@ -473,12 +475,12 @@ mod tests {
             project: "kt".into(),
         };
         let (url, body) = pw.request().unwrap();
-        assert_eq!(url, "http://127.0.0.1:5000/v3/auth/tokens");
+        assert_eq!(url, "http://127.0.0.1:5000");
         assert_eq!(body["auth"]["scope"]["project"]["name"], "kt");
         assert_eq!(body["auth"]["identity"]["password"]["user"]["domain"]["name"], "Default");
         let ac = Auth::ApplicationCredential { keystone: "http://127.0.0.1:5000".into(), id: "i".into(), secret: "ac-secret-2".into() };
         let (url, body) = ac.request().unwrap();
-        assert_eq!(url, "http://127.0.0.1:5000/v3/auth/tokens");
+        assert_eq!(url, "http://127.0.0.1:5000");
         assert!(body["auth"].get("scope").is_none(), "an application credential carries its project");
         let shown = format!("{pw:?} {ac:?}");
         assert!(!shown.contains("pw-secret-1") && !shown.contains("ac-secret-2"), "no secrets in Debug: {shown}");
