@@ -112,14 +112,20 @@ impl Attachment {
         [pod_uid, &self.interface, &self.logical_port, &self.mac].join("\0").into_bytes()
     }
 
-    /// Signs this attachment of pod `pod_uid` with `key` (hex HMAC-SHA256 in [`Attachment::sig`]).
+    /// This attachment's signature for pod `pod_uid` under `key`: hex HMAC-SHA256 of
+    /// [`Attachment::signed_text`].
+    fn signature(&self, key: &[u8], pod_uid: &str) -> String {
+        crate::hmac::hex(&crate::hmac::hmac_sha256(key, &self.signed_text(pod_uid)))
+    }
+
+    /// Signs this attachment of pod `pod_uid` with `key` ([`Attachment::sig`]).
     pub fn sign(&mut self, key: &[u8], pod_uid: &str) {
-        self.sig = Some(crate::hmac::hex(&crate::hmac::hmac_sha256(key, &self.signed_text(pod_uid))));
+        self.sig = Some(self.signature(key, pod_uid));
     }
 
     /// Whether [`Attachment::sig`] is this attachment's signature for pod `pod_uid` under `key`.
     pub fn signed_by(&self, key: &[u8], pod_uid: &str) -> bool {
-        let want = crate::hmac::hex(&crate::hmac::hmac_sha256(key, &self.signed_text(pod_uid)));
+        let want = self.signature(key, pod_uid);
         self.sig.as_deref().is_some_and(|s| crate::hmac::constant_time_eq(s.as_bytes(), want.as_bytes()))
     }
 }
