@@ -88,7 +88,13 @@ impl World {
     /// The real `kubetron` binary run in chassis `node`'s netns as a runtime runs it (a clean
     /// environment, `CNI_COMMAND=command`); the rest of the request is up to the caller.
     pub fn plugin(&self, node: usize, command: &str) -> CniInvocation {
-        CniInvocation::new(kubetron_bin(), command).in_named_netns(self.chassis[node].netns())
+        self.cni_binary(std::path::Path::new(kubetron_bin()), node, command)
+    }
+
+    /// CNI binary `bin` (the plugin, or the cluster-mode shim) run in chassis `node`'s netns as a
+    /// runtime runs it.
+    pub fn cni_binary(&self, bin: &std::path::Path, node: usize, command: &str) -> CniInvocation {
+        CniInvocation::new(bin, command).in_named_netns(self.chassis[node].netns())
     }
 
     /// Column `column` of the SB Port_Binding of logical port `lsp` (bare).
@@ -157,12 +163,7 @@ impl Pod {
     /// A call of CNI binary `bin` (the plugin, or the cluster-mode shim) for this pod inside chassis
     /// `node`'s netns, as a runtime makes it.
     pub fn call(&self, world: &World, bin: &std::path::Path, node: usize, command: &str, ifname: &str, conf: &Value) -> CniInvocation {
-        CniInvocation::new(bin, command)
-            .in_named_netns(world.chassis[node].netns())
-            .container_id(&self.id)
-            .netns(self.netns_path())
-            .ifname(ifname)
-            .config(conf)
+        world.cni_binary(bin, node, command).container_id(&self.id).netns(self.netns_path()).ifname(ifname).config(conf)
     }
 
     /// Runs the plugin binary inside chassis `node`'s netns, as a runtime would.
