@@ -277,12 +277,20 @@ impl Deployment {
     /// and has seen the chassis: ports bound to it bind). noauth only (no token needed).
     pub fn wait_agent_alive(&mut self, timeout: Duration) -> Result<(), Error> {
         let host = self.chassis.name().to_string();
-        let server = &mut self.stack.server;
+        self.stack.wait_agent_alive(&host, timeout)
+    }
+}
+
+impl Stack {
+    /// Waits until Neutron lists chassis `host` as a live OVN agent (its Southbound connection is
+    /// up and has seen the chassis: ports bound to it bind). noauth only (no token needed).
+    pub fn wait_agent_alive(&mut self, host: &str, timeout: Duration) -> Result<(), Error> {
+        let server = &mut self.server;
         let port = server.port;
         server.leader.wait_ready(timeout, &server.log, || {
             let a = http::call("GET", port, "/v2.0/agents", &[], None).map_err(|e| e.to_string())?;
             let agents = a.json();
-            let alive = agents["agents"].as_array().is_some_and(|a| a.iter().any(|a| a["host"] == host.as_str() && a["alive"] == true));
+            let alive = agents["agents"].as_array().is_some_and(|a| a.iter().any(|a| a["host"] == host && a["alive"] == true));
             if a.status == 200 && alive {
                 Ok(())
             } else {

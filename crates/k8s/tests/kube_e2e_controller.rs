@@ -19,9 +19,10 @@ mod kube_e2e_support;
 use std::time::{Duration, Instant};
 
 use daemons::{Central, Chassis, ChassisConfig};
+use k8s::controller::backend::run_ovn as run;
 use k8s::controller::events::KubePodWriter;
 use k8s::controller::lease::{LeaderElector, LeaseConfig};
-use k8s::controller::runner::{run, RunnerConfig};
+use k8s::controller::runner::RunnerConfig;
 use k8s::controller::Nb;
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
 use k8s_openapi::api::coordination::v1::Lease;

@@ -18,8 +18,9 @@ mod kube_e2e_support;
 use std::time::Duration;
 
 use daemons::Central;
+use k8s::controller::backend::run_ovn as run;
 use k8s::controller::events::KubePodWriter;
-use k8s::controller::runner::{run, RunnerConfig};
+use k8s::controller::runner::RunnerConfig;
 use k8s::controller::Nb;
 use k8s::ipamclaim::{self, new_claim, IPAMClaim};
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};

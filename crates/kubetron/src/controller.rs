@@ -1,19 +1,37 @@
-//! `kubetron controller`: pods and NetworkAttachmentDefinitions -> OVN Northbound rows, with leader
-//! election on a Lease, garbage collection, and a telemetry endpoint.
+//! `kubetron controller`: pods and NetworkAttachmentDefinitions -> OVN Northbound rows (backend
+//! `ovn`) or Neutron ports (backend `neutron`), with leader election on a Lease, garbage
+//! collection, and a telemetry endpoint.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use k8s::controller::backend::run_ovn as run;
 use k8s::controller::events::KubePodWriter;
 use k8s::controller::lease::{LeaderElector, LeaseConfig};
 use k8s::controller::nb::Nb;
-use k8s::controller::runner::{run, RunnerConfig};
+use k8s::controller::neutron::{NeutronBackend, NeutronSettings};
+use k8s::controller::runner::RunnerConfig;
+
+/// Where the controller makes attachments.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Logical switch ports in the OVN Northbound database (`--nb`).
+    Ovn,
+    /// Ports made through OpenStack Neutron's API (`--neutron-url`); the Northbound database is
+    /// never opened.
+    Neutron,
+}
 
 #[derive(clap::Args)]
 pub struct ControllerArgs {
+    /// Where attachments are made.
+    #[arg(long, env = "KUBETRON_BACKEND", value_enum, default_value = "ovn")]
+    backend: BackendKind,
     #[command(flatten)]
     nb: crate::nb_args::NbArgs,
+    #[command(flatten)]
+    neutron: crate::neutron_args::NeutronArgs,
     /// Namespace and name of the coordination.k8s.io Lease the replicas elect a leader with.
     #[arg(long, env = "KUBETRON_NAMESPACE", default_value = "kubetron")]
     lease_namespace: String,
@@ -60,7 +78,7 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
         _ = shutdown.cancelled() => None,
         r = start(&a) => Some(r?),
     };
-    let Some((client, nb, identity)) = started else {
+    let Some((client, store, identity)) = started else {
         tracing::info!("controller stopped before it started");
         return Ok(());
     };
@@ -75,13 +93,15 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
     let leading = t.registry.gauge("kubetron_controller_leader", "1 while this replica holds the Lease.", &[]);
     let txns = t.registry.gauge("kubetron_controller_nb_transactions", "Northbound transactions sent.", &[]);
     let gauges = {
-        let (t, nb, mut leader) = (t.clone(), nb.clone(), leader.clone());
+        let (t, nb, mut leader) = (t.clone(), store.nb().cloned(), leader.clone());
         tokio::spawn(async move {
             loop {
                 let l = *leader.borrow();
                 leading.set(l as i64);
                 t.set_ready(l);
-                txns.set(nb.transactions() as i64);
+                if let Some(nb) = &nb {
+                    txns.set(nb.transactions() as i64);
+                }
                 tokio::select! {
                     _ = leader.changed() => {}
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -91,7 +111,7 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
     };
     let endpoint = tokio::spawn(telemetry::serve(a.metrics_addr, t, None, shutdown.clone().cancelled_owned()));
 
-    tracing::info!(%identity, nb = %a.nb.nb, "controller starting");
+    tracing::info!(%identity, backend = ?a.backend, "controller starting");
     let default_network_name = Some(a.default_network_name.trim().to_string()).filter(|n| !n.is_empty());
     if let Some(name) = &default_network_name {
         tracing::info!(network = %name, "writing the cluster network's eth0 entry in network-status");
@@ -102,14 +122,31 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
         vm_migration: a.vm_migration,
         ..Default::default()
     };
-    let nadsync = (!a.no_nad_sync).then(|| {
-        let settings = k8s::nadsync::SyncSettings::new();
-        let resync = Duration::from_secs(a.nad_resync_secs.max(1));
-        tokio::spawn(k8s::nadsync::run(client.clone(), nb.clone(), settings, leader.clone(), Duration::from_millis(200), resync))
-    });
+    let nadsync = match (&store, a.no_nad_sync) {
+        (Store::Ovn(nb), false) => {
+            let settings = k8s::nadsync::SyncSettings::new();
+            let resync = Duration::from_secs(a.nad_resync_secs.max(1));
+            Some(tokio::spawn(k8s::nadsync::run(client.clone(), nb.clone(), settings, leader.clone(), Duration::from_millis(200), resync)))
+        }
+        (Store::Neutron(..), false) => {
+            tracing::info!("the neutron backend does not sync NADs yet: write them by hand with \"network_id\"");
+            None
+        }
+        (_, true) => None,
+    };
     let writer = KubePodWriter::new(client.clone(), identity);
+    let runner = async {
+        match store {
+            Store::Ovn(nb) => run(client, nb, writer, leader, rcfg).await,
+            Store::Neutron(nc, settings) => {
+                let l = leader.clone();
+                let make = move |stores: &k8s::controller::Stores| NeutronBackend::from_stores(nc, stores, l, settings);
+                k8s::controller::runner::run(client, make, writer, leader, rcfg).await
+            }
+        }
+    };
     tokio::select! {
-        _ = run(client, nb, writer, leader, rcfg) => tracing::warn!("controller runner ended"),
+        _ = runner => tracing::warn!("controller runner ended"),
         _ = shutdown.cancelled() => {}
     }
     tracing::info!("controller stopping");
@@ -130,15 +167,38 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
     Ok(())
 }
 
-/// Connects to the API server and the Northbound database.
-async fn start(a: &ControllerArgs) -> anyhow::Result<(kube::Client, Nb, String)> {
+/// What the backend writes to.
+enum Store {
+    Ovn(Nb),
+    Neutron(neutron::Client, NeutronSettings),
+}
+
+impl Store {
+    fn nb(&self) -> Option<&Nb> {
+        match self {
+            Store::Ovn(nb) => Some(nb),
+            Store::Neutron(..) => None,
+        }
+    }
+}
+
+/// Connects to the API server and the backend's store (the Northbound database; for Neutron the
+/// options are checked and the key read, the first request tells whether Neutron answers).
+async fn start(a: &ControllerArgs) -> anyhow::Result<(kube::Client, Store, String)> {
     let identity = a.identity.clone().unwrap_or_else(hostname);
+    if a.backend == BackendKind::Neutron {
+        // Options first: a mistake is reported before any connection is tried.
+        let (nc, settings) = a.neutron.build()?;
+        let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
+        return Ok((client, Store::Neutron(nc, settings), identity));
+    }
     let client = kube::Client::try_default().await.context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
-    let mut cfg = ovsdb::ClientConfig::new(&a.nb.nb).context("--nb")?.database(ovn::nb::DB);
+    let remote = a.nb.remote()?;
+    let mut cfg = ovsdb::ClientConfig::new(remote).context("--nb")?.database(ovn::nb::DB);
     if let Some(tls) = a.nb.tls() {
         cfg = cfg.tls(tls);
     }
-    let ovsdb = ovsdb::Client::connect(cfg).await.with_context(|| format!("connecting to the Northbound database {}", a.nb.nb))?;
+    let ovsdb = ovsdb::Client::connect(cfg).await.with_context(|| format!("connecting to the Northbound database {remote}"))?;
     let nb = Nb::start(ovsdb).await.context("loading the Northbound database")?;
-    Ok((client, nb, identity))
+    Ok((client, Store::Ovn(nb), identity))
 }

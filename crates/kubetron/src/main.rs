@@ -6,6 +6,7 @@ use std::path::PathBuf;
 mod controller;
 mod install_cni_args;
 mod nb_args;
+mod neutron_args;
 mod webhook_args;
 
 use anyhow::Context;
@@ -31,7 +32,7 @@ enum Cmd {
     Cni,
     /// The controller: pods' network requests -> OVN logical switch ports, pod annotations,
     /// events, garbage collection; replicas elect a leader on a Lease.
-    Controller(controller::ControllerArgs),
+    Controller(Box<controller::ControllerArgs>),
     /// The admission webhook: validates pods' network requests, injects NETWORK_INTERFACE_<NET>
     /// variables and physical-network resource requests (HTTPS, AdmissionReview v1).
     Webhook(webhook_args::WebhookArgs),
@@ -145,7 +146,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Cni => run_cni(),
         Cmd::Controller(a) => {
             init_logging("info");
-            run_until_signal(|stop| controller::main(a, stop))?;
+            run_until_signal(|stop| controller::main(*a, stop))?;
         }
         Cmd::Webhook(args) => {
             init_logging("info");
@@ -209,7 +210,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Gc(a) => {
             init_logging("warn");
-            let mut opts = standalone::NodeGc::new(&a.nb.nb, &a.ovs);
+            let mut opts = standalone::NodeGc::new(a.nb.remote()?, &a.ovs);
             opts.network = a.network;
             opts.dry_run = a.dry_run;
             opts.nb_tls = a.nb.tls();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub struct NbArgs {
     /// The OVN Northbound database (`unix:`, `tcp:`, `ssl:`; comma-separated for a cluster).
     #[arg(long, env = "KUBETRON_OVN_NB")]
-    pub nb: String,
+    pub nb: Option<String>,
     /// Private key, certificate and CA certificate for `ssl:` remotes (PEM files).
     #[arg(long, env = "KUBETRON_OVN_NB_KEY", requires_all = ["nb_cert", "nb_ca"])]
     pub nb_key: Option<PathBuf>,
@@ -18,6 +18,11 @@ pub struct NbArgs {
 }
 
 impl NbArgs {
+    /// `--nb`, which this use needs.
+    pub fn remote(&self) -> anyhow::Result<&str> {
+        self.nb.as_deref().filter(|n| !n.trim().is_empty()).ok_or_else(|| anyhow::anyhow!("--nb (KUBETRON_OVN_NB) is required"))
+    }
+
     /// The TLS settings when all three files were given.
     pub fn tls(&self) -> Option<ovsdb::TlsConfig> {
         match (&self.nb_key, &self.nb_cert, &self.nb_ca) {

@@ -36,6 +36,27 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// The least length of a hand-off key, in bytes.
 pub const MIN_KEY_LEN: usize = 16;
 
+/// The hand-off key in `path` can not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("hand-off key {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("hand-off key {path} has {len} bytes; at least {MIN_KEY_LEN} are needed (e.g. head -c 32 /dev/urandom)")]
+    Short { path: String, len: usize },
+}
+
+/// The hand-off key in file `path` (a mounted Secret, read by the controller that signs and the
+/// node agents that check): `None` when the file does not exist (the Secret is optional).
+pub fn read_key_file(path: &std::path::Path) -> Result<Option<Vec<u8>>, KeyFileError> {
+    let shown = || path.display().to_string();
+    match std::fs::read(path) {
+        Ok(k) if k.len() >= MIN_KEY_LEN => Ok(Some(k)),
+        Ok(k) => Err(KeyFileError::Short { path: shown(), len: k.len() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(KeyFileError::Read { path: shown(), source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -317,6 +317,24 @@ impl Client {
         field(&v, "ports", &path)
     }
 
+    /// Every port kubetron made ([`DEVICE_OWNER`]), read in pages of [`PAGE`].
+    pub async fn owned_ports(&self) -> Result<Vec<Port>, Error> {
+        let mut all: Vec<Port> = Vec::new();
+        loop {
+            let mut path = format!("/v2.0/ports?device_owner={}&limit={PAGE}", encode(DEVICE_OWNER));
+            if let Some(last) = all.last() {
+                path.push_str(&format!("&marker={}", encode(&last.id)));
+            }
+            let v: Value = self.retried("listing kubetron's ports", || self.call(Method::GET, &path, None)).await?;
+            let page: Vec<Port> = field(&v, "ports", &path)?;
+            let full = page.len() >= PAGE;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Creates a port: one POST within the write bound, never retried (see [`Client::ensure_port`]).
     pub async fn create_port(&self, port: &NewPort) -> Result<Port, Error> {
         let _permit = self.inner.writes.acquire().await.expect("the write semaphore is never closed");
@@ -406,6 +424,9 @@ impl Client {
         self.retried("tagging a network", || self.call::<Value>(Method::PUT, &path, Some(&body))).await.map(|_| ())
     }
 }
+
+/// Ports per page of a listing.
+pub const PAGE: usize = 500;
 
 /// Seconds since the epoch of an ISO 8601 UTC time as Keystone writes it
 /// (`2026-11-30T19:41:46.000000Z`).

@@ -61,6 +61,12 @@ pub enum PodError {
     ClaimNoAddress { network: NetworkRef, claim: String },
     #[error("OVN Northbound transaction failed: {0}")]
     Ovsdb(#[from] ovsdb::Error),
+    #[error("Neutron: {0}")]
+    Neutron(#[from] neutron::Error),
+    #[error("network {network} has no network_id: under the neutron backend a kubetron network names its Neutron network (\"network_id\" in the NAD config)")]
+    NotNeutronNetwork { network: NetworkRef },
+    #[error("interface {interface}: {what} is not supported by the neutron backend")]
+    Unsupported { interface: String, what: &'static str },
     #[error("not the leader: writes are stopped")]
     NotLeader,
     #[error("the controller is stopping")]
@@ -88,6 +94,9 @@ impl PodError {
             PodError::ClaimChanged { .. } => "IPAMClaimChanged",
             PodError::ClaimNoAddress { .. } => "IPAMClaimNoAddress",
             PodError::Ovsdb(_) => "OVNTransactionFailed",
+            PodError::Neutron(_) => "NeutronRequestFailed",
+            PodError::NotNeutronNetwork { .. } => "NotANeutronNetwork",
+            PodError::Unsupported { .. } => "NotSupported",
             PodError::NotLeader => "NotLeader",
             PodError::Stopped => "Stopped",
         }
@@ -98,7 +107,11 @@ impl PodError {
     pub fn is_transient(&self) -> bool {
         // A missing IPAMClaim is usually being created (KubeVirt makes it with the VM): retried
         // with backoff, and at once when it appears.
-        matches!(self, PodError::Ovsdb(_) | PodError::NotLeader | PodError::Stopped | PodError::ClaimNotFound { .. })
+        match self {
+            // Retries inside the client ran out (a restarting server): the pod backs off and tries again.
+            PodError::Neutron(e) => e.is_transient() || matches!(e, neutron::Error::Exhausted { .. }),
+            e => matches!(e, PodError::Ovsdb(_) | PodError::NotLeader | PodError::Stopped | PodError::ClaimNotFound { .. }),
+        }
     }
 }
 

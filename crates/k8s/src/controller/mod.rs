@@ -10,10 +10,13 @@
 //! - [`runner`]: the Kubernetes side (watchers, reflectors, debounce, backoff).
 //! - [`nb`]: the Northbound client + replica + transaction counter.
 //! - [`vm`]: KubeVirt launcher pods: the pods of one VM and where its ports are bound.
+//! - [`backend`]: the seam the runner sees ([`backend::Backend`]); [`backend::OvnBackend`] is all
+//!   of the above, [`neutron::NeutronBackend`] makes Neutron's ports through Neutron's API instead.
 //!
 //! [`Controller`] ties the core together without Kubernetes I/O: it takes pod objects and a NAD
 //! lookup, and writes to the Northbound database only while it is the leader.
 
+pub mod backend;
 pub mod batcher;
 pub mod desired;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod events;
 pub mod gc;
 pub mod lease;
 pub mod nb;
+pub mod neutron;
 pub mod reconcile;
 pub mod runner;
 pub mod status;
@@ -33,6 +37,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::watch;
 
+pub use backend::{Backend, OvnBackend, Report, Stores};
 pub use desired::{
     desired, desired_with_claims, Addressing, ClaimBinding, ClaimLookup, ClaimMap, DesiredPort, NadLookup, NadMap, NoClaims, PodRef,
     VmIdentity,

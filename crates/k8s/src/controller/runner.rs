@@ -21,7 +21,7 @@
 //! kube-runtime's scheduler never runs two reconciles of one pod at once and runs different pods
 //! concurrently (up to [`RunnerConfig::concurrency`]), so one slow pod never stalls the rest.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,11 +33,10 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::batcher::Batcher;
+use super::backend::{Backend, Report, Stores};
 use super::desired::{pod_is_active, PodRef};
-use super::desired::{ClaimLookup, VmIdentity};
 use super::events::{EventType, PodWriter};
-use super::{Controller, Nb, PodError};
+use super::PodError;
 use crate::ipamclaim::{self, IPAMClaim};
 use crate::nad::NetworkAttachmentDefinition;
 use crate::status::{write_pod_annotations, WriteOutcome};
@@ -108,9 +107,8 @@ impl Drop for Tasks {
 }
 
 /// What reconciles share.
-struct Ctx<W> {
-    ctl: Controller,
-    batcher: Batcher,
+struct Ctx<B, W> {
+    backend: B,
     writer: W,
     /// Writes the status annotations (through pods/status, see [`crate::status::write_pod_annotations`]).
     client: kube::Client,
@@ -119,7 +117,7 @@ struct Ctx<W> {
     nads_listed: watch::Receiver<bool>,
     cfg: RunnerConfig,
     retries: Mutex<HashMap<Key, Retry>>,
-    /// Pods whose status annotations wait for the Northbound database (allocation, port up).
+    /// Pods whose status annotations wait for the backend (allocation, port up).
     waiting: Arc<Mutex<HashSet<Key>>>,
     /// The IPAMClaims, and whether their list is complete (GC of claim ports needs it).
     claims: Store<IPAMClaim>,
@@ -129,50 +127,29 @@ struct Ctx<W> {
     owner_pod_object: std::sync::atomic::AtomicBool,
 }
 
-/// The runner's [`ClaimLookup`]: the claim reflector, and the pod reflector for living VMs.
-struct StoreClaims {
-    claims: Store<IPAMClaim>,
-    pods: Store<Pod>,
-    migration: model::kubevirt::MigrationMode,
-}
-
-impl ClaimLookup for StoreClaims {
-    fn claim(&self, namespace: &str, name: &str) -> Option<Arc<IPAMClaim>> {
-        self.claims.get(&ObjectRef::new(name).within(namespace))
-    }
-    fn vm_is_living(&self, namespace: &str, vm: &str) -> bool {
-        self.pods.state().iter().any(|p| {
-            p.metadata.namespace.as_deref() == Some(namespace)
-                && super::vm::is_living(p)
-                && pod_is_active(p)
-                && PodRef::of(p).is_some_and(|r| VmIdentity::of(p, &r).name == vm)
-        })
-    }
-    fn chassis_options(&self, pod: &Pod) -> Option<model::kubevirt::ChassisOptions> {
-        super::vm::chassis_options(&self.pods.state(), pod, self.migration)
-    }
-}
-
 /// Runs the controller until the pod watcher ends (it retries forever; this returns only on a
-/// programming error such as a dropped store writer). To stop it (shutdown), drop the future:
-/// every task it spawned is aborted with it.
-pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W, leader: watch::Receiver<bool>, cfg: RunnerConfig) {
+/// programming error such as a dropped store writer). The backend is made by `backend` from the
+/// runner's caches. To stop it (shutdown), drop the future: every task it spawned is aborted
+/// with it.
+pub async fn run<B: Backend, W: PodWriter + 'static>(
+    client: kube::Client,
+    backend: impl FnOnce(&Stores) -> B,
+    writer: W,
+    leader: watch::Receiver<bool>,
+    cfg: RunnerConfig,
+) {
     let (nad_store, nad_writer) = reflector::store::<NetworkAttachmentDefinition>();
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let (claim_store, claim_writer) = reflector::store::<IPAMClaim>();
-    let ctl = Controller::new(nb.clone(), Arc::new(nad_store.clone()))
-        .with_claims(Arc::new(StoreClaims { claims: claim_store.clone(), pods: pod_store.clone(), migration: cfg.vm_migration }))
-        .with_leadership(leader.clone());
+    let backend = backend(&Stores { nads: nad_store.clone(), pods: pod_store.clone(), claims: claim_store.clone() });
+    let changes = backend.changes();
     let waiting = Arc::new(Mutex::new(HashSet::new()));
     let mut tasks = Tasks(Vec::new());
-    let (batcher, batching) = Batcher::start(ctl.clone(), cfg.batch_window);
-    tasks.0.push(batching);
     let (nads_listed_tx, nads_listed) = watch::channel(false);
     let (pods_listed_tx, pods_listed) = watch::channel(false);
     let (claims_listed_tx, claims_listed) = watch::channel(false);
     let ctx = Arc::new(Ctx {
-        ctl,
-        batcher,
+        backend,
         writer,
         client: client.clone(),
         nads_listed,
@@ -260,10 +237,10 @@ pub async fn run<W: PodWriter + 'static>(client: kube::Client, nb: Nb, writer: W
         .with_config(krc::Config::default().debounce(cfg.debounce).concurrency(cfg.concurrency))
         .watches_stream(nads, move |nad: NetworkAttachmentDefinition| pods_using(&users.state(), &nad))
         .watches_stream(claims, move |claim: IPAMClaim| pods_claiming(&claimers.state(), &claim))
-        .reconcile_on(waiting_pods(nb, waiting, cfg.debounce))
+        .reconcile_on(waiting_pods(changes, waiting, cfg.debounce))
         .reconcile_on(stream::unfold(again_rx, |mut rx| async move { rx.recv().await.map(|k| (k, rx)) }))
         .reconcile_all_on(leader_gained(leader))
-        .run(reconcile::<W>, error_policy::<W>, ctx)
+        .run(reconcile::<B, W>, error_policy::<B, W>, ctx)
         .for_each(|r| {
             match r {
                 Ok(_) => {}
@@ -304,12 +281,12 @@ pub fn pods_claiming(pods: &[Arc<Pod>], claim: &IPAMClaim) -> Vec<ObjectRef<Pod>
 
 /// Removes the port of each deleted IPAMClaim (its addresses are free again). While not the
 /// leader nothing is removed: GC does it later.
-async fn claim_deletions<W: PodWriter>(mut rx: mpsc::UnboundedReceiver<IPAMClaim>, ctx: Arc<Ctx<W>>) {
+async fn claim_deletions<B: Backend, W: PodWriter>(mut rx: mpsc::UnboundedReceiver<IPAMClaim>, ctx: Arc<Ctx<B, W>>) {
     while let Some(c) = rx.recv().await {
-        if !ctx.ctl.is_leader() || c.uid_str().is_empty() {
+        if !ctx.backend.is_leader() || c.uid_str().is_empty() {
             continue;
         }
-        if let Err(e) = ctx.ctl.delete_claim(c.namespace_str(), c.name_str(), c.uid_str()).await {
+        if let Err(e) = ctx.backend.delete_claim(c.namespace_str(), c.name_str(), c.uid_str()).await {
             tracing::warn!(claim = %format!("{}/{}", c.namespace_str(), c.name_str()), "removing the port of a deleted IPAMClaim (garbage collection retries): {e}");
         }
     }
@@ -327,16 +304,19 @@ fn leader_gained(rx: watch::Receiver<bool>) -> impl Stream<Item = ()> + Send + '
     })
 }
 
-/// After each Northbound replica change, the pods whose status waits for it; at most once per
-/// `pause` so that a busy database does not keep postponing them (the scheduler's debounce
+/// After each tick of the backend's changes, the pods whose status waits for it; at most once
+/// per `pause` so that a busy backend does not keep postponing them (the scheduler's debounce
 /// restarts with every request).
-fn waiting_pods(nb: Nb, waiting: Arc<Mutex<HashSet<Key>>>, pause: Duration) -> impl Stream<Item = Key> + Send + 'static {
-    let snaps = nb.replica().subscribe();
-    stream::unfold((snaps, waiting, false), move |(mut snaps, waiting, again)| async move {
+fn waiting_pods(
+    changes: futures::stream::BoxStream<'static, ()>,
+    waiting: Arc<Mutex<HashSet<Key>>>,
+    pause: Duration,
+) -> impl Stream<Item = Key> + Send + 'static {
+    stream::unfold((changes, waiting, false), move |(mut snaps, waiting, again)| async move {
         if again {
             tokio::time::sleep(pause).await;
         }
-        snaps.changed().await.ok()?;
+        snaps.next().await?;
         let keys: Vec<Key> = waiting.lock().expect("waiting set").iter().cloned().collect();
         Some((stream::iter(keys), (snaps, waiting, true)))
     })
@@ -346,9 +326,9 @@ fn waiting_pods(nb: Nb, waiting: Arc<Mutex<HashSet<Key>>>, pause: Duration) -> i
 /// Removes the ports of deleted pods, one pod after the other. While not the leader nothing is
 /// removed: the garbage collection after regaining leadership does it. A pod of the same name
 /// that exists again is reconciled after the removal (its ports have the same names).
-async fn deletions<W: PodWriter>(
+async fn deletions<B: Backend, W: PodWriter>(
     mut rx: mpsc::UnboundedReceiver<Pod>,
-    ctx: Arc<Ctx<W>>,
+    ctx: Arc<Ctx<B, W>>,
     pods: Store<Pod>,
     again: mpsc::UnboundedSender<Key>,
 ) {
@@ -357,10 +337,10 @@ async fn deletions<W: PodWriter>(
         ctx.retries.lock().expect("retries").remove(&key);
         ctx.waiting.lock().expect("waiting set").remove(&key);
         let Some(pr) = PodRef::of(&pod) else { continue };
-        if !ctx.ctl.is_leader() {
+        if !ctx.backend.is_leader() {
             continue;
         }
-        if let Err(e) = ctx.ctl.delete_pod(&pr).await {
+        if let Err(e) = ctx.backend.delete_pod(&pr).await {
             tracing::warn!(pod = %pr, "removing the ports of a deleted pod (garbage collection retries): {e}");
         }
         if pods.get(&key).is_some() {
@@ -371,7 +351,12 @@ async fn deletions<W: PodWriter>(
 
 /// Garbage collection: every `gc_interval`, and when `now` is notified (pod list complete,
 /// leadership regained); only once the pod list is complete and while leading.
-async fn collect_garbage<W: PodWriter>(ctx: Arc<Ctx<W>>, pods: Store<Pod>, mut listed: watch::Receiver<bool>, now: Arc<Notify>) {
+async fn collect_garbage<B: Backend, W: PodWriter>(
+    ctx: Arc<Ctx<B, W>>,
+    pods: Store<Pod>,
+    mut listed: watch::Receiver<bool>,
+    now: Arc<Notify>,
+) {
     if listed.wait_for(|l| *l).await.is_err() {
         return;
     }
@@ -382,14 +367,14 @@ async fn collect_garbage<W: PodWriter>(ctx: Arc<Ctx<W>>, pods: Store<Pod>, mut l
             _ = tick.tick() => {}
             _ = now.notified() => {}
         }
-        if !ctx.ctl.is_leader() {
+        if !ctx.backend.is_leader() {
             continue;
         }
         let live: HashSet<String> = pods.state().iter().filter(|p| pod_is_active(p)).filter_map(|p| p.metadata.uid.clone()).collect();
         let live_claims: Option<HashSet<String>> =
             (*ctx.claims_listed.borrow()).then(|| ctx.claims.state().iter().filter_map(|c| c.metadata.uid.clone()).collect());
-        match ctx.ctl.gc_with_claims(&live, live_claims.as_ref()).await {
-            Ok(removed) if !removed.is_empty() => tracing::info!(count = removed.len(), "garbage-collected logical switch ports"),
+        match ctx.backend.gc(&live, live_claims.as_ref()).await {
+            Ok(removed) if removed > 0 => tracing::info!(count = removed, "garbage-collected the attachments of pods that are gone"),
             Ok(_) => {}
             Err(e) => tracing::warn!("garbage collection: {e}"),
         }
@@ -398,8 +383,8 @@ async fn collect_garbage<W: PodWriter>(ctx: Arc<Ctx<W>>, pods: Store<Pod>, mut l
 
 /// One pod: its ports, then its status annotations. Not the leader: nothing (every pod is
 /// requeued when leadership comes back).
-async fn reconcile<W: PodWriter>(pod: Arc<Pod>, ctx: Arc<Ctx<W>>) -> Result<Action, PodError> {
-    if !ctx.ctl.is_leader() {
+async fn reconcile<B: Backend, W: PodWriter>(pod: Arc<Pod>, ctx: Arc<Ctx<B, W>>) -> Result<Action, PodError> {
+    if !ctx.backend.is_leader() {
         return Ok(Action::await_change());
     }
     // Until the NADs are listed every pod would fail with "network not found".
@@ -407,7 +392,7 @@ async fn reconcile<W: PodWriter>(pod: Arc<Pod>, ctx: Arc<Ctx<W>>) -> Result<Acti
         return Ok(Action::await_change());
     }
     let key = ObjectRef::from_obj(pod.as_ref());
-    match ctx.batcher.reconcile(&pod).await {
+    match ctx.backend.reconcile(&pod).await {
         Ok(rec) => {
             ctx.retries.lock().expect("retries").remove(&key);
             Ok(ctx.write_status(&key, &pod, &rec).await)
@@ -435,7 +420,7 @@ async fn reconcile<W: PodWriter>(pod: Arc<Pod>, ctx: Arc<Ctx<W>>) -> Result<Acti
 /// Retry after a failure: transient ones (database, leadership) after `backoff_min` doubled per
 /// attempt up to `backoff_max`, the others (the pod or its networks need fixing) after
 /// `backoff_max`, sooner if the pod or a NAD it uses changes.
-fn error_policy<W: PodWriter>(pod: Arc<Pod>, err: &PodError, ctx: Arc<Ctx<W>>) -> Action {
+fn error_policy<B: Backend, W: PodWriter>(pod: Arc<Pod>, err: &PodError, ctx: Arc<Ctx<B, W>>) -> Action {
     let key = ObjectRef::from_obj(pod.as_ref());
     let attempts = ctx.retries.lock().expect("retries").get(&key).map_or(1, |r| r.attempts);
     let delay = if err.is_transient() {
@@ -447,20 +432,19 @@ fn error_policy<W: PodWriter>(pod: Arc<Pod>, err: &PodError, ctx: Arc<Ctx<W>>) -
     Action::requeue(delay)
 }
 
-impl<W: PodWriter> Ctx<W> {
+impl<B: Backend, W: PodWriter> Ctx<B, W> {
     /// Writes the status annotations that differ from what the pod carries: the whole
     /// `kubetron.io/interfaces` (kubetron's own), and kubetron's entries of `network-status`
     /// merged into the entries other writers put there ([`super::status::annotation_patch`]),
     /// through pods/status with the pod's UID and resourceVersion as preconditions (re-merged on
     /// conflict). The cluster network's entry takes the IPs of `pod` (this reconcile's version;
     /// a newer one is reconciled again when it arrives).
-    async fn write_status(&self, key: &Key, pod: &Pod, rec: &super::Reconciled) -> Action {
-        let status = self.ctl.status(&rec.pod, &rec.desired);
-        let interfaces: BTreeSet<String> = rec.desired.iter().map(|d| d.interface.clone()).collect();
+    async fn write_status(&self, key: &Key, pod: &Pod, rec: &Report) -> Action {
+        let (status, interfaces) = (&rec.status, &rec.interfaces);
         let ips = super::status::pod_ips(pod);
         let cluster = self.cfg.default_network_name.as_deref().map(|name| ClusterNetwork { name, ips: &ips });
-        let change = |current: &BTreeMap<String, String>| super::status::annotation_patch(&status, &interfaces, cluster, current);
-        let pending = !rec.desired.is_empty() && (status.interfaces.is_none() || status.network_status.is_none()) && pod_is_active(pod);
+        let change = |current: &BTreeMap<String, String>| super::status::annotation_patch(status, interfaces, cluster, current);
+        let pending = !interfaces.is_empty() && (status.interfaces.is_none() || status.network_status.is_none()) && pod_is_active(pod);
         if pending {
             self.waiting.lock().expect("waiting set").insert(key.clone());
         } else {
@@ -478,33 +462,28 @@ impl<W: PodWriter> Ctx<W> {
                 Action::requeue(self.cfg.backoff_min)
             }
         };
-        if let Some(h) = &status.interfaces {
-            self.write_claim_status(&rec.desired, h, &rec.pod.name).await;
-        }
-        if !rec.changes.created.is_empty() {
-            let msg = format!("created OVN logical switch ports {}", rec.changes.created.join(", "));
-            let _ = self.writer.emit_event(&rec.pod, EventType::Normal, "LogicalPortsCreated", &msg).await;
+        self.write_claim_status(&rec.claims, &rec.pod.name).await;
+        if let Some((reason, msg)) = &rec.created {
+            let _ = self.writer.emit_event(&rec.pod, EventType::Normal, reason, msg).await;
         }
         next
     }
-}
 
-impl<W: PodWriter> Ctx<W> {
     /// Writes `status.ips` and `status.ownerPod` of the claims whose ports this pod uses, where
     /// they differ (ipamclaims/status, merge patch). `ownerPod` is the string of upstream's
     /// `types.go`; a CRD that declares it an object answers 422 and gets `{"name": ...}` instead
     /// (remembered). Failures are logged; the next reconcile of the pod tries again.
-    async fn write_claim_status(&self, desired: &[super::DesiredPort], h: &model::handoff::Handoff, pod_name: &str) {
+    async fn write_claim_status(&self, claims: &[(super::desired::ClaimBinding, Vec<String>)], pod_name: &str) {
         use std::sync::atomic::Ordering;
-        for (c, ips) in super::status::claim_status_updates(desired, h, pod_name) {
+        for (c, ips) in claims {
             let api: Api<IPAMClaim> = Api::namespaced(self.client.clone(), &c.namespace);
             let pp = kube::api::PatchParams::default();
             let object = self.owner_pod_object.load(Ordering::Relaxed);
-            let body = if object { ipamclaim::status_patch_object_owner(&ips, pod_name) } else { ipamclaim::status_patch(&ips, pod_name) };
+            let body = if object { ipamclaim::status_patch_object_owner(ips, pod_name) } else { ipamclaim::status_patch(ips, pod_name) };
             let mut r = api.patch_status(&c.name, &pp, &kube::api::Patch::Merge(&body)).await;
             if let (Err(kube::Error::Api(e)), false) = (&r, object) {
                 if e.code == 422 {
-                    let body = ipamclaim::status_patch_object_owner(&ips, pod_name);
+                    let body = ipamclaim::status_patch_object_owner(ips, pod_name);
                     r = api.patch_status(&c.name, &pp, &kube::api::Patch::Merge(&body)).await;
                     if r.is_ok() {
                         self.owner_pod_object.store(true, Ordering::Relaxed);

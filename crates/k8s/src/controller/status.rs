@@ -58,7 +58,7 @@ pub fn interface(view: &NbView, d: &DesiredPort) -> Option<Attachment> {
     }
     let ips = ips.iter().filter_map(|s| s.parse::<IpAddr>().ok()).filter_map(|ip| with_prefix(d, ip)).collect();
     let gateways: Vec<IpAddr> = d.dhcpv4_options.and_then(|u| view.dhcp_router(&u)).and_then(|g| g.parse().ok()).into_iter().collect();
-    let routes = default_gateways(d, &gateways).into_iter().map(|gw| Route { dst: default_dst(gw), gw }).collect();
+    let routes = default_routes(&d.default_route, &gateways);
     let addressing = match (&d.addressing, d.dhcp) {
         (_, true) => handoff::Addressing::Dhcp,
         (Addressing::MacOnly { .. }, false) => handoff::Addressing::None,
@@ -92,14 +92,19 @@ fn with_prefix(d: &DesiredPort, ip: IpAddr) -> Option<IpNet> {
     IpNet::new(ip, prefix).ok()
 }
 
-/// The gateways of the pod's default route through this interface: those the pod named, else
-/// the network's; none when it did not ask (`default-route` in its selection).
-fn default_gateways(d: &DesiredPort, network: &[IpAddr]) -> Vec<IpAddr> {
-    match &d.default_route {
+/// The gateways of the pod's default route through this interface: those the pod named
+/// (`asked`, its selection's `default-route`), else the network's; none when it did not ask.
+pub fn default_gateways(asked: &Option<Vec<IpAddr>>, network: &[IpAddr]) -> Vec<IpAddr> {
+    match asked {
         Some(named) if !named.is_empty() => named.clone(),
         Some(_) => network.to_vec(),
         None => Vec::new(),
     }
+}
+
+/// The hand-off's default routes for [`default_gateways`].
+pub fn default_routes(asked: &Option<Vec<IpAddr>>, network: &[IpAddr]) -> Vec<Route> {
+    default_gateways(asked, network).into_iter().map(|gw| Route { dst: default_dst(gw), gw }).collect()
 }
 
 fn default_dst(gw: IpAddr) -> IpNet {
@@ -113,7 +118,12 @@ fn default_dst(gw: IpAddr) -> IpNet {
 /// default network's); an interface that carries the pod's default route lists its gateways
 /// (those the pod named, else the network's) in `gateway` and `default-route`.
 pub fn network_status(a: &Attachment, d: &DesiredPort) -> NetworkStatus {
-    let gateways: Vec<String> = default_gateways(d, &a.gateways).iter().map(IpAddr::to_string).collect();
+    network_status_asking(a, &d.default_route)
+}
+
+/// [`network_status`] of an attachment whose selection asked for `default_route`.
+pub fn network_status_asking(a: &Attachment, default_route: &Option<Vec<IpAddr>>) -> NetworkStatus {
+    let gateways: Vec<String> = default_gateways(default_route, &a.gateways).iter().map(IpAddr::to_string).collect();
     NetworkStatus { gateway: gateways.clone(), default_route: gateways, ..attachment_network_status(a) }
 }
 

@@ -114,10 +114,18 @@ pub fn cni_args(ns: &str, name: &str, uid: &str, container: &str) -> String {
 /// `kubetron controller` on Northbound `nb` with `kubeconfig`, GC every 2 s, identity `identity`,
 /// plus `extra` arguments; its log in `dir`.
 pub fn spawn_controller(dir: &Path, nb: &str, kubeconfig: &Path, identity: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["--nb", nb];
+    args.extend_from_slice(extra);
+    spawn_controller_with(dir, kubeconfig, identity, &args)
+}
+
+/// `kubetron controller` with `kubeconfig`, GC every 2 s, identity `identity`, and `args` (the
+/// backend's); its log in `dir`.
+pub fn spawn_controller_with(dir: &Path, kubeconfig: &Path, identity: &str, args: &[&str]) -> Proc {
     let mut cmd = Command::new(kubetron_bin());
-    cmd.args(["controller", "--nb", nb, "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+    cmd.args(["controller", "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--gc-interval-secs", "2", "--identity", identity])
-        .args(extra)
+        .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env_remove("KUBETRON_OVN_NB")
         .env_remove("KUBETRON_VM_MIGRATION")
@@ -137,6 +145,11 @@ pub struct Node {
 /// netns (where the apiserver listens), its host veth ends in the chassis' netns; socket and
 /// device-plugin dirs and log under `dir`.
 pub fn spawn_agent(dir: &Path, index: usize, chassis: &daemons::Chassis, kubeconfig: &Path) -> Node {
+    spawn_agent_with(dir, index, chassis, kubeconfig, &[])
+}
+
+/// [`spawn_agent`] with `extra` arguments.
+pub fn spawn_agent_with(dir: &Path, index: usize, chassis: &daemons::Chassis, kubeconfig: &Path, extra: &[&str]) -> Node {
     let node = chassis.name().to_string();
     let socket_dir = dir.join(format!("cni-{node}"));
     let mut cmd = Command::new(kubetron_bin());
@@ -147,6 +160,7 @@ pub fn spawn_agent(dir: &Path, index: usize, chassis: &daemons::Chassis, kubecon
         .arg(dir.join(format!("dp-{node}")))
         .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--host-netns", &format!("/run/netns/{}", chassis.netns())])
+        .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .env_remove("KUBETRON_OVN_NB")
         .env("KUBETRON_LOG", "info,node=debug");

@@ -30,8 +30,13 @@ pub struct World {
 impl World {
     /// Central + `nodes` chassis (joined by an underlay when more than one), all registered.
     pub fn new(nodes: usize) -> World {
+        World::with_tcp(nodes, false)
+    }
+
+    /// [`World::new`], NB and SB also listening on TCP 127.0.0.1 when `tcp` (for neutron-server).
+    pub fn with_tcp(nodes: usize, tcp: bool) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let central = Central::start(&dir.path().join("central"), false).expect("central");
+        let central = Central::start(&dir.path().join("central"), tcp).expect("central");
         let sb = central.sb_remote();
         let mut chassis = Vec::new();
         for i in 0..nodes {

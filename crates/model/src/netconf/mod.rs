@@ -160,6 +160,12 @@ pub struct KubetronNetConf {
     /// OVN logical switch to plug into; default: the network name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logical_switch: Option<String>,
+    /// The Neutron network (its UUID) under the controller's `neutron` backend: its ports are
+    /// Neutron's, made through Neutron's API; the logical switch is Neutron's `neutron-<UUID>`.
+    /// Meaningless for the `ovn` backend and refused with `nb` (standalone mode writes the
+    /// Northbound database itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<String>,
     /// CNI `capabilities`: kubetron's own are `ips` and `mac` ([`KubetronNetConf::granted`]);
     /// others (`io.kubernetes.cri.pod-annotations`) are for the runtime, kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,6 +264,7 @@ impl Default for KubetronNetConf {
             mode: None,
             agent_socket: None,
             logical_switch: None,
+            network_id: None,
             capabilities: None,
             subnet: None,
             exclude_ips: None,
@@ -296,6 +303,9 @@ pub enum NetConfError {
     /// `logical_switch` is empty or blank.
     #[error("logical_switch is empty")]
     EmptyLogicalSwitch,
+    /// `network_id` is empty, or set together with `nb`.
+    #[error("network_id {0:?}: must be a Neutron network UUID, and is for the controller's neutron backend only (not with nb)")]
+    NetworkId(String),
     /// An OVSDB remote of the wrong shape.
     #[error("{field} {remote:?} is not an OVSDB remote (unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT)")]
     NotRemote {
@@ -402,6 +412,11 @@ impl KubetronNetConf {
     pub fn validate(&self) -> Result<(), NetConfError> {
         if self.logical_switch.as_deref().is_some_and(|ls| ls.trim().is_empty()) {
             return Err(NetConfError::EmptyLogicalSwitch);
+        }
+        if let Some(id) = &self.network_id {
+            if id.trim().is_empty() || id.contains(['/', '?', '&', ' ']) || self.nb.is_some() {
+                return Err(NetConfError::NetworkId(id.clone()));
+            }
         }
         check_remote("ovs_socket", &self.ovs_socket)?;
         if self.ovs_socket.starts_with("ssl:") {

@@ -63,6 +63,15 @@ fn config_errors() {
     assert!(matches!(parse(r#"{"type":"kubetron","logical_switch":5}"#, "x"), Err(NadConfigError::NetConf(NetConfError::Parse(_)))));
     assert_eq!(parse(r#"{"type":"kubetron","logical_switch":" "}"#, "x"), Err(NetConfError::EmptyLogicalSwitch.into()));
     assert_eq!(parse(r#"{"type":"kubetron","capabilities":{"ips":"yes"}}"#, "x"), Err(NetConfError::Capability("ips").into()));
+    assert_eq!(parse(r#"{"type":"kubetron","network_id":""}"#, "x"), Err(NetConfError::NetworkId(String::new()).into()));
+    assert_eq!(parse(r#"{"type":"kubetron","network_id":"a/b"}"#, "x"), Err(NetConfError::NetworkId("a/b".into()).into()));
+    assert_eq!(
+        parse(r#"{"type":"kubetron","network_id":"n1","nb":"tcp:127.0.0.1:6641"}"#, "x"),
+        Err(NetConfError::NetworkId("n1".into()).into())
+    );
+    let c = parse(r#"{"type":"kubetron","network_id":"9c2a"}"#, "x").unwrap().unwrap();
+    assert_eq!(c.kubetron.network_id.as_deref(), Some("9c2a"));
+    assert!(c.kubetron.extra.is_empty(), "network_id is a field, not an unknown key");
     assert!(matches!(parse(r#"{"type":"kubetron","capabilities":[1]}"#, "x"), Err(NadConfigError::NetConf(NetConfError::Parse(_)))));
     assert!(matches!(parse(r#"{"name":"a","plugins":{}}"#, "x"), Err(NadConfigError::Field { field: "plugins", .. })));
     assert!(matches!(parse(r#"{"type":"kubetron"}"#, ""), Err(NadConfigError::Field { field: "name", .. })));

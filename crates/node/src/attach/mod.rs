@@ -67,17 +67,7 @@ pub struct AttachConfig {
 /// Secret is optional); an error when it cannot be read or is shorter than
 /// [`model::hmac::MIN_KEY_LEN`] bytes.
 pub fn read_handoff_key(path: &std::path::Path) -> Result<Option<Arc<[u8]>>> {
-    match std::fs::read(path) {
-        Ok(k) if k.len() >= model::hmac::MIN_KEY_LEN => Ok(Some(k.into())),
-        Ok(k) => Err(Error::Config(format!(
-            "hand-off key {} has {} bytes; at least {} are needed (e.g. head -c 32 /dev/urandom)",
-            path.display(),
-            k.len(),
-            model::hmac::MIN_KEY_LEN
-        ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Config(format!("hand-off key {}: {e}", path.display()))),
-    }
+    model::hmac::read_key_file(path).map(|k| k.map(Into::into)).map_err(|e| Error::Config(e.to_string()))
 }
 
 impl AttachConfig {
