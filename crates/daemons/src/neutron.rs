@@ -119,6 +119,8 @@ pub struct NeutronConfig {
     pub dns_servers: String,
     /// Keystone's URL and neutron's service user: `auth_strategy = keystone`; `None`: noauth.
     pub keystone: Option<ServiceUser>,
+    /// API worker processes (`api_workers`; tests: 1, the benchmark: one per core).
+    pub api_workers: u32,
 }
 
 /// How neutron-server checks tokens with Keystone (`[keystone_authtoken]`).
@@ -139,6 +141,9 @@ pub struct NeutronServer {
     leader: GroupLeader,
     /// Its own log (where to look when it exits).
     log: PathBuf,
+    /// `--config-file` arguments and the state directory, to start it again.
+    files: Vec<String>,
+    dir: PathBuf,
 }
 
 impl NeutronServer {
@@ -154,26 +159,23 @@ impl NeutronServer {
         let conf = dir.join("neutron.conf");
         let ml2 = dir.join("ml2_conf.ini");
         let write = |path: &Path, text: String| std::fs::write(path, text).map_err(|e| Error::Io { path: path.into(), source: e });
-        write(&conf, neutron_conf(dir, port, &cfg.database, cfg.keystone.as_ref()))?;
+        write(&conf, neutron_conf(dir, port, &cfg.database, cfg.keystone.as_ref(), cfg.api_workers.max(1)))?;
         write(&ml2, ml2_conf(&cfg.nb, &cfg.sb, &cfg.dns_servers))?;
         let files = ["--config-file".to_string(), conf.display().to_string(), "--config-file".into(), ml2.display().to_string()];
         let mut migrate: Vec<&str> = files.iter().map(String::as_str).collect();
         migrate.extend(["upgrade", "heads"]);
         run("neutron-db-manage", &migrate)?;
-
-        let mut cmd = Command::new("neutron-server");
         let log = dir.join("log/server.log");
-        cmd.args(&files).arg("--log-file").arg(&log);
-        // Its own process group: the workers it forks are stopped with it.
-        let mut leader =
-            GroupLeader::spawn("neutron-server", cmd, &dir.join("log/server.stdout"), &dir.join("server.pid"), Duration::from_secs(20))?;
-        // The version list answers without a token (under Keystone, /v2.0/networks is 401).
-        leader.wait_ready(timeout, &log, || match http::call("GET", port, "/", &[], None) {
-            Ok(a) if a.status == 200 || a.status == 300 => Ok(()),
-            Ok(a) => Err(format!("GET / answered {}", a.status)),
-            Err(e) => Err(e.to_string()),
-        })?;
-        Ok(NeutronServer { port, leader, log })
+        let leader = launch(&files, dir, port, &log, timeout)?;
+        Ok(NeutronServer { port, leader, log, files: files.to_vec(), dir: dir.clone() })
+    }
+
+    /// Stops it and starts it again on the same port and database (a restart as an operator
+    /// makes it: requests in flight fail, clients must retry); returns once it answers.
+    pub fn restart(&mut self, timeout: Duration) -> Result<(), Error> {
+        self.leader.stop()?;
+        self.leader = launch(&self.files, &self.dir, self.port, &self.log, timeout)?;
+        Ok(())
     }
 
     /// The API endpoint, `http://127.0.0.1:PORT`.
@@ -213,6 +215,22 @@ impl NeutronServer {
     }
 }
 
+/// Starts neutron-server with `files` in its own process group (the workers it forks are stopped
+/// with it) and waits until its version list answers on `port` (no token needed; under Keystone,
+/// /v2.0/networks is 401).
+fn launch(files: &[String], dir: &Path, port: u16, log: &Path, timeout: Duration) -> Result<GroupLeader, Error> {
+    let mut cmd = Command::new("neutron-server");
+    cmd.args(files).arg("--log-file").arg(log);
+    let mut leader =
+        GroupLeader::spawn("neutron-server", cmd, &dir.join("log/server.stdout"), &dir.join("server.pid"), Duration::from_secs(20))?;
+    leader.wait_ready(timeout, log, || match http::call("GET", port, "/", &[], None) {
+        Ok(a) if a.status == 200 || a.status == 300 => Ok(()),
+        Ok(a) => Err(format!("GET / answered {}", a.status)),
+        Err(e) => Err(e.to_string()),
+    })?;
+    Ok(leader)
+}
+
 /// PostgreSQL and neutron-server in `dir/pg` and `dir/neutron`, for `central` (whose NB and SB
 /// must listen on TCP: [`crate::CentralOptions::tcp`]). Start the chassis first.
 #[derive(Debug)]
@@ -226,12 +244,25 @@ impl Stack {
     /// Starts both (`dir`'s ancestors must let the `postgres` user through); DNS servers for
     /// subnets that name none: 10.255.255.53 (never the host's).
     pub fn start(dir: &Path, central: &crate::Central, keystone: Option<ServiceUser>) -> Result<Stack, Error> {
+        Stack::start_with(dir, central, keystone, 1)
+    }
+
+    /// [`Stack::start`] with `api_workers` API worker processes.
+    pub fn start_with(dir: &Path, central: &crate::Central, keystone: Option<ServiceUser>, api_workers: u32) -> Result<Stack, Error> {
         let tcp = |remote: Option<String>, what: &str| {
             remote.ok_or_else(|| Error::Missing(format!("the {what} database listens on no TCP port (CentralOptions::tcp)")))
         };
         let (nb, sb) = (tcp(central.nb().tcp_remote(), "Northbound")?, tcp(central.sb().tcp_remote(), "Southbound")?);
         let pg = Postgres::start(&dir.join("pg"))?;
-        let cfg = NeutronConfig { dir: dir.join("neutron"), database: pg.url(), nb, sb, dns_servers: "10.255.255.53".into(), keystone };
+        let cfg = NeutronConfig {
+            dir: dir.join("neutron"),
+            database: pg.url(),
+            nb,
+            sb,
+            dns_servers: "10.255.255.53".into(),
+            keystone,
+            api_workers,
+        };
         let server = NeutronServer::start(&cfg, Duration::from_secs(180))?;
         Ok(Stack { server, pg })
     }
@@ -258,6 +289,17 @@ impl Deployment {
     /// hostname, what ports' `binding:host_id` names) in netns `netns`, tunnel address 198.51.100.1;
     /// neutron-server checks tokens with `keystone` (else noauth).
     pub fn start(dir: &Path, chassis: &str, netns: &str, keystone: Option<ServiceUser>) -> Result<Deployment, Error> {
+        Deployment::start_with(dir, chassis, netns, keystone, 1)
+    }
+
+    /// [`Deployment::start`] with `api_workers` neutron-server API workers.
+    pub fn start_with(
+        dir: &Path,
+        chassis: &str,
+        netns: &str,
+        keystone: Option<ServiceUser>,
+        api_workers: u32,
+    ) -> Result<Deployment, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.into(), source: e })?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(|e| Error::Io { path: dir.into(), source: e })?;
         let central = crate::Central::start_with(&dir.join("central"), crate::CentralOptions { tcp: true, ..Default::default() })?;
@@ -265,7 +307,7 @@ impl Deployment {
         let chassis = crate::Chassis::start(crate::ChassisConfig::new(chassis, dir.join(chassis), netns, &sb, "198.51.100.1"))?;
         chassis.wait_registered(&sb, Duration::from_secs(20))?;
         let noauth = keystone.is_none();
-        let stack = Stack::start(dir, &central, keystone)?;
+        let stack = Stack::start_with(dir, &central, keystone, api_workers)?;
         let mut d = Deployment { stack, chassis, central };
         if noauth {
             d.wait_agent_alive(Duration::from_secs(90))?;
@@ -308,7 +350,7 @@ pub fn require(test: &str) {
 }
 
 /// `neutron.conf` (oslo.config does not expand variables: literal paths).
-fn neutron_conf(dir: &Path, port: u16, database: &str, keystone: Option<&ServiceUser>) -> String {
+fn neutron_conf(dir: &Path, port: u16, database: &str, keystone: Option<&ServiceUser>, api_workers: u32) -> String {
     let d = dir.display();
     let (strategy, authtoken) = match keystone {
         None => ("noauth", String::new()),
@@ -340,7 +382,7 @@ service_plugins = ovn-router
 auth_strategy = {strategy}
 bind_host = 127.0.0.1
 bind_port = {port}
-api_workers = 1
+api_workers = {api_workers}
 rpc_workers = 1
 rpc_state_report_workers = 0
 transport_url = fake:/

@@ -21,4 +21,4 @@ mod error;
 
 pub use client::{Auth, Client, ClientConfig};
 pub use error::Error;
-pub use types::{FixedIp, Network, NewPort, Port, Subnet};
+pub use types::{FixedIp, Network, NewPort, Port, Subnet, DEVICE_OWNER};
