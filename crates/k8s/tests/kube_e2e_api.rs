@@ -570,7 +570,14 @@ fn nad_sync_mirrors_marked_switches() {
         let (_leader_tx, leader) = tokio::sync::watch::channel(true);
         let settings = k8s::nadsync::SyncSettings::new();
         // A periodic resync far beyond the test: everything below is driven by OVN and API events.
-        let task = tokio::spawn(k8s::nadsync::run(ctl, nb, settings, leader, Duration::from_millis(100), Duration::from_secs(600)));
+        let task = tokio::spawn(k8s::nadsync::run(
+            ctl,
+            k8s::nadsync::OvnSource::new(nb),
+            settings,
+            leader,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        ));
 
         let in_a: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &a);
         let in_b: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &b);

@@ -2,8 +2,9 @@
 //! neutron-server (daemons::neutron: Debian's, ML2/OVN, noauth, private PostgreSQL, a real OVN
 //! with one chassis), where the runner's retries are a loop here.
 //!
-//! Checks: 20 pods reconciled at once while neutron-server restarts in the middle all end with
-//! exactly one port each (nothing lost, nothing duplicated); a reconcile raced by the pod's
+//! Checks: twice 20 pods reconciled at once while neutron-server restarts in the middle (every
+//! request alone, then lookups and creates coalesced into bulk requests) all end with exactly one
+//! port each (nothing lost, nothing duplicated); a reconcile raced by the pod's
 //! deletion leaves no port once garbage collection has run (second sighting); reconciling again is
 //! a no-op (no new port); the hand-off names each pod's own port.
 //!
@@ -68,50 +69,66 @@ fn neutron_backend_survives_restarts_and_races() {
     let mut settings = NeutronSettings::new(Arc::from(vec![7u8; 32]));
     settings.gc_grace = Duration::ZERO;
     let nads = Arc::new(nads);
-    let backend = Arc::new(NeutronBackend::new(client.clone(), nads.clone(), leader, settings));
+    // Phase 1 with every request alone, phase 2 with lookups and creates coalesced (bulk POSTs).
+    let single =
+        neutron::Client::new(neutron::ClientConfig { coalesce_window: Duration::ZERO, ..neutron::ClientConfig::new(&url) }).unwrap();
+    let backends = [single, client.clone()].map(|c| Arc::new(NeutronBackend::new(c, nads.clone(), leader.clone(), settings.clone())));
+    let backend = backends[1].clone();
 
-    // 20 pods at once; neutron-server restarts once the first ports exist.
-    let pods: Vec<Pod> = (0..20).map(|i| pod(&format!("p{i}"), &format!("uid-{i}"), node)).collect();
-    let work = {
-        let (b, pods) = (backend.clone(), pods.clone());
-        rt.spawn(async move {
-            futures::stream::iter(pods.iter().cloned())
-                .map(|p| {
-                    let b = b.clone();
-                    async move { reconciled(&b, &p).await }
-                })
-                .buffer_unordered(64)
-                .collect::<Vec<Report>>()
-                .await
-        })
-    };
-    let before = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let n = client.owned_ports().await.map_or(0, |p| p.len());
-            if n >= 3 {
-                return n;
+    let mut pods: Vec<Pod> = Vec::new();
+    let mut reports: Vec<Report> = Vec::new();
+    for (phase, b) in backends.iter().enumerate() {
+        // 20 pods at once; neutron-server restarts while they are being set up: once the first
+        // ports exist (phase 1), or while the first bulk create is in flight (phase 2).
+        let batch: Vec<Pod> = (0..20).map(|i| pod(&format!("p{phase}-{i}"), &format!("uid-{phase}-{i}"), node)).collect();
+        let had = rt.block_on(client.owned_ports()).unwrap().len();
+        let work = {
+            let (b, batch) = (b.clone(), batch.clone());
+            rt.spawn(async move {
+                futures::stream::iter(batch)
+                    .map(|p| {
+                        let b = b.clone();
+                        async move { reconciled(&b, &p).await }
+                    })
+                    .buffer_unordered(64)
+                    .collect::<Vec<Report>>()
+                    .await
+            })
+        };
+        let before = rt.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            if phase == 1 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                return client.owned_ports().await.map_or(0, |p| p.len()) - had;
             }
-            assert!(Instant::now() < deadline, "the first ports within 60 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
-    let old_pid = world.stack.server.pid();
-    world.stack.server.restart(Duration::from_secs(120)).expect("restart neutron-server");
-    assert_ne!(world.stack.server.pid(), old_pid, "a new server");
-    assert!(!work.is_finished() && before < 20, "the restart came while pods were still being set up ({before} ports)");
-    world.wait_agent_alive(Duration::from_secs(90)).expect("the chassis alive again");
-    let reports = rt.block_on(work).expect("reconciles");
+            loop {
+                let n = client.owned_ports().await.map_or(0, |p| p.len()) - had;
+                if n >= 3 {
+                    return n;
+                }
+                assert!(Instant::now() < deadline, "the first ports within 60 s");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let old_pid = world.stack.server.pid();
+        world.stack.server.restart(Duration::from_secs(120)).expect("restart neutron-server");
+        assert_ne!(world.stack.server.pid(), old_pid, "a new server");
+        assert!(!work.is_finished() && before < 20, "phase {phase}: the restart came while pods were being set up ({before} ports)");
+        world.wait_agent_alive(Duration::from_secs(90)).expect("the chassis alive again");
+        reports.extend(rt.block_on(work).expect("reconciles"));
+        pods.extend(batch);
+    }
     rt.block_on(async {
         let owned = client.owned_ports().await.unwrap();
         let mut per_pod: HashMap<&str, usize> = HashMap::new();
         for p in &owned {
             *per_pod.entry(p.device_id.as_str()).or_default() += 1;
         }
-        for i in 0..20 {
-            assert_eq!(per_pod.get(format!("uid-{i}").as_str()), Some(&1), "exactly one port for pod {i}: {owned:?}");
+        for p in &pods {
+            let uid = p.metadata.uid.as_deref().unwrap();
+            assert_eq!(per_pod.get(uid), Some(&1), "exactly one port for pod {uid}: {owned:?}");
         }
-        assert_eq!(owned.len(), 20, "nothing else");
+        assert_eq!(owned.len(), 40, "nothing else");
         for r in &reports {
             let h = r.status.interfaces.as_ref().expect("hand-off");
             let port = owned.iter().find(|p| p.id == h.interfaces[0].logical_port).expect("the handed-over port exists");
@@ -121,7 +138,7 @@ fn neutron_backend_survives_restarts_and_races() {
         // Reconciling again makes nothing.
         let again = reconciled(&backend, &pods[0]).await;
         assert!(again.created.is_none(), "{:?}", again.created);
-        assert_eq!(client.owned_ports().await.unwrap().len(), 20);
+        assert_eq!(client.owned_ports().await.unwrap().len(), 40);
 
         // A pod deleted while its port is being made: whichever finishes last, GC leaves nothing.
         let racer = pod("racer", "uid-racer", node);
@@ -137,7 +154,7 @@ fn neutron_backend_survives_restarts_and_races() {
             backend.gc(&live, None).await.expect("gc");
         }
         assert!(client.ports_of_device("uid-racer").await.unwrap().is_empty(), "the racer's port is gone");
-        assert_eq!(client.owned_ports().await.unwrap().len(), 20, "the live pods' ports stay");
+        assert_eq!(client.owned_ports().await.unwrap().len(), 40, "the live pods' ports stay");
 
         // Not the leader: nothing is written.
         let (_, follower) = tokio::sync::watch::channel(false);

@@ -46,9 +46,14 @@ pub struct ControllerArgs {
     /// Where to serve /metrics, /healthz and /readyz (ready = leading).
     #[arg(long, env = "KUBETRON_METRICS_ADDR", default_value = "0.0.0.0:9101")]
     metrics_addr: SocketAddr,
-    /// Do not mirror marked logical switches (`external_ids:kubetron.io/namespaces`) into NADs.
+    /// Do not mirror marked logical switches (`external_ids:kubetron.io/namespaces`), or with the
+    /// neutron backend Neutron networks tagged `kubetron:expose`, into NADs.
     #[arg(long)]
     no_nad_sync: bool,
+    /// The neutron backend: how often Neutron's tagged networks are listed for the NAD sync
+    /// (Neutron has no watch).
+    #[arg(long, default_value = "10")]
+    neutron_sync_interval_secs: u64,
     /// How often the NAD sync re-checks everything (hand edits, new namespaces for `*`).
     #[arg(long, default_value = "60")]
     nad_resync_secs: u64,
@@ -126,11 +131,14 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
         (Store::Ovn(nb), false) => {
             let settings = k8s::nadsync::SyncSettings::new();
             let resync = Duration::from_secs(a.nad_resync_secs.max(1));
-            Some(tokio::spawn(k8s::nadsync::run(client.clone(), nb.clone(), settings, leader.clone(), Duration::from_millis(200), resync)))
+            let source = k8s::nadsync::OvnSource::new(nb.clone());
+            Some(tokio::spawn(k8s::nadsync::run(client.clone(), source, settings, leader.clone(), Duration::from_millis(200), resync)))
         }
-        (Store::Neutron(..), false) => {
-            tracing::info!("the neutron backend does not sync NADs yet: write them by hand with \"network_id\"");
-            None
+        (Store::Neutron(nc, _), false) => {
+            let settings = k8s::nadsync::SyncSettings { source: k8s::nadsync::SYNCED_NEUTRON, ..Default::default() };
+            let resync = Duration::from_secs(a.nad_resync_secs.max(1));
+            let source = k8s::nadsync::NeutronSource::new(nc.clone(), Duration::from_secs(a.neutron_sync_interval_secs.max(1)));
+            Some(tokio::spawn(k8s::nadsync::run(client.clone(), source, settings, leader.clone(), Duration::from_millis(200), resync)))
         }
         (_, true) => None,
     };

@@ -8,8 +8,10 @@
 //! UID, readable name, `binding:host_id` its node), a static request gets its MAC and IP; the
 //! hand-off names the port's UUID, signed; the shim's ADD plugs it and the two pods ping across
 //! chassis; once Neutron says ACTIVE the pod gets network-status; a pod asking for an
-//! `ipam-claim-reference` gets a Warning Event and no port; a deleted pod's port goes; a
-//! leaked kubetron port (its pod gone) is garbage-collected while another owner's port stays.
+//! `ipam-claim-reference` gets a Warning Event and no port; a network tagged `kubetron:expose` and
+//! `kubetron:ns=<ns>` in Neutron appears as a NAD (`network_id`, label synced-from=neutron) that a
+//! pod then uses; a deleted pod's port goes; a leaked kubetron port (its pod gone) is
+//! garbage-collected while another owner's port stays.
 //!
 //! Gated: `KUBETRON_KUBE_TESTS=1` and `KUBETRON_NEUTRON_TESTS=1` (scripts/test.sh sets both).
 
@@ -72,7 +74,7 @@ fn neutron_backend_plugs_pods_into_neutron_ports() {
         "nb-controller",
         &["--backend", "neutron", "--neutron-url", &url, "--neutron-auth", "noauth", "--handoff-key-file", &key_arg]
             .into_iter()
-            .chain(["--neutron-gc-grace-secs", "0"])
+            .chain(["--neutron-gc-grace-secs", "0", "--neutron-sync-interval-secs", "1"])
             .collect::<Vec<_>>(),
     );
     let mut nodes: Vec<Node> =
@@ -155,6 +157,28 @@ fn neutron_backend_plugs_pods_into_neutron_ports() {
         .await;
         assert!(ev.message.as_deref().unwrap_or("").contains("ipam-claim-reference"), "{ev:?}");
         assert!(nc.ports_of_device(&claimer_uid).await.unwrap().is_empty(), "no port for a refused pod");
+
+        // NAD sync: a network tagged in Neutron becomes a NAD of the namespace, and pods use it.
+        let blue = nc.create_network("blue", json!({})).await.expect("network blue");
+        nc.create_subnet(&blue.id, "10.78.0.0/24", json!({})).await.expect("subnet blue");
+        nc.set_network_tags(&blue.id, &["kubetron:expose", &format!("kubetron:ns={ns}")]).await.expect("tag blue");
+        let nads: Api<NetworkAttachmentDefinition> = Api::namespaced(admin.clone(), &ns);
+        let synced = wait_for("NAD blue synced from Neutron", wait, || async { nads.get("blue").await.ok() }).await;
+        assert_eq!(synced.metadata.labels.as_ref().and_then(|l| l.get("kubetron.io/synced-from")).map(String::as_str), Some("neutron"));
+        let config: Value = serde_json::from_str(&synced.spec.config).unwrap();
+        assert_eq!((config["network_id"].as_str(), config["subnet"].as_str()), (Some(blue.id.as_str()), Some("10.78.0.0/24")), "{config}");
+        let c_uid = pods.create(&pp, &pod_on("web-c", &nodes[0].name, "blue")).await.expect("create web-c").metadata.uid.unwrap();
+        let h = wait_for("the hand-off of web-c", wait, || async {
+            let a = pods.get("web-c").await.ok()?.metadata.annotations?;
+            model::handoff::parse(a.get(model::handoff::ANNOTATION)?).ok()?.handoff().cloned()
+        })
+        .await;
+        let port = nc.port(&h.interfaces[0].logical_port).await.unwrap().expect("web-c's port");
+        assert_eq!((port.network_id.as_str(), port.device_id.as_str()), (blue.id.as_str(), c_uid.as_str()));
+        assert!(h.interfaces[0].ips[0].to_string().starts_with("10.78.0."), "{h:?}");
+        // Untagged again: the NAD goes.
+        nc.set_network_tags(&blue.id, &[]).await.expect("untag blue");
+        wait_for("NAD blue removed", wait, || async { nads.get("blue").await.is_err().then_some(()) }).await;
 
         // A deleted pod's port goes.
         let a_uid = pods.get("web-a").await.unwrap().metadata.uid.unwrap();

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use crate::coalesce::Coalescer;
 use crate::types::{ErrorBody, Network, NewPort, Port, Subnet, DEVICE_OWNER};
 use crate::Error;
 
@@ -33,6 +34,12 @@ pub struct ClientConfig {
     pub backoff: Duration,
     /// How requests are authenticated.
     pub auth: Auth,
+    /// Lookups of a pod's ports and creates of ports without static addresses arriving within this
+    /// window are sent as one request each (a bulk POST, one GET naming many devices);
+    /// `Duration::ZERO`: every request alone. See [`crate::coalesce`].
+    pub coalesce_window: Duration,
+    /// At most this many in one coalesced request.
+    pub coalesce_max: usize,
 }
 
 /// How the client authenticates: not at all (Neutron's `noauth`), or with a Keystone v3 token
@@ -99,6 +106,8 @@ impl ClientConfig {
             tries: 6,
             backoff: Duration::from_millis(200),
             auth: Auth::None,
+            coalesce_window: Duration::from_millis(20),
+            coalesce_max: 50,
         }
     }
 }
@@ -116,6 +125,14 @@ struct Inner {
     /// The current token; the lock makes concurrent callers wait for one renewal.
     token: tokio::sync::Mutex<Option<Token>>,
     token_requests: std::sync::atomic::AtomicU64,
+    /// Started on first use (inside the runtime).
+    batches: std::sync::OnceLock<Batches>,
+}
+
+/// The coalescers of [`ClientConfig::coalesce_window`].
+struct Batches {
+    lookups: Coalescer<String, Vec<Port>>,
+    creates: Coalescer<NewPort, Port>,
 }
 
 impl std::fmt::Debug for Client {
@@ -138,7 +155,47 @@ impl Client {
         let http = HttpClient::builder(TokioExecutor::new()).build_http();
         let writes = Semaphore::new(cfg.write_concurrency.max(1));
         let (token, token_requests) = (tokio::sync::Mutex::new(None), Default::default());
-        Ok(Client { inner: Arc::new(Inner { cfg, http, writes, token, token_requests }) })
+        let batches = std::sync::OnceLock::new();
+        Ok(Client { inner: Arc::new(Inner { cfg, http, writes, token, token_requests, batches }) })
+    }
+
+    /// The coalescers, started on first use; `None` when coalescing is off. Their tasks hold the
+    /// client weakly: they end with the last clone.
+    fn batches(&self) -> Option<&Batches> {
+        let cfg = &self.inner.cfg;
+        if cfg.coalesce_window.is_zero() {
+            return None;
+        }
+        Some(self.inner.batches.get_or_init(|| {
+            let (window, max) = (cfg.coalesce_window, cfg.coalesce_max);
+            let weak = Arc::downgrade(&self.inner);
+            let lookups = Coalescer::start(window, max, move |ids: Vec<String>| {
+                let inner = weak.upgrade();
+                async move {
+                    let Some(inner) = inner else { return Vec::new() };
+                    let found = Client { inner }.ports_of_devices(&ids).await.ok();
+                    ids.iter().map(|id| found.as_ref().map(|all| all.iter().filter(|p| &p.device_id == id).cloned().collect())).collect()
+                }
+            });
+            let weak = Arc::downgrade(&self.inner);
+            let creates = Coalescer::start(window, max, move |want: Vec<NewPort>| {
+                let inner = weak.upgrade();
+                async move {
+                    let Some(inner) = inner else { return Vec::new() };
+                    let made = Client { inner }.create_ports(&want).await;
+                    match made {
+                        Ok(made) => {
+                            want.iter().map(|w| made.iter().find(|p| p.device_id == w.device_id && p.name == w.name).cloned()).collect()
+                        }
+                        Err(e) => {
+                            warn!(ports = want.len(), "a bulk create failed ({e}); each port is made alone");
+                            Vec::new()
+                        }
+                    }
+                }
+            });
+            Batches { lookups, creates }
+        }))
     }
 
     /// How many tokens this client asked Keystone for.
@@ -310,10 +367,24 @@ impl Client {
         }
     }
 
-    /// kubetron's ports (`device_owner` [`DEVICE_OWNER`]) of device `device_id` (a pod UID).
+    /// kubetron's ports (`device_owner` [`DEVICE_OWNER`]) of device `device_id` (a pod UID);
+    /// coalesced with other lookups ([`ClientConfig::coalesce_window`]).
     pub async fn ports_of_device(&self, device_id: &str) -> Result<Vec<Port>, Error> {
-        let path = format!("/v2.0/ports?device_id={}&device_owner={}", encode(device_id), encode(DEVICE_OWNER));
-        let v: Value = self.retried("listing a pod's ports", || self.call(Method::GET, &path, None)).await?;
+        if let Some(b) = self.batches() {
+            if let Some(found) = b.lookups.call(device_id.to_string()).await {
+                return Ok(found);
+            }
+        }
+        self.ports_of_devices(&[device_id.to_string()]).await
+    }
+
+    /// kubetron's ports of any of `device_ids`, in one request.
+    pub async fn ports_of_devices(&self, device_ids: &[String]) -> Result<Vec<Port>, Error> {
+        let mut path = format!("/v2.0/ports?device_owner={}", encode(DEVICE_OWNER));
+        for id in device_ids {
+            path.push_str(&format!("&device_id={}", encode(id)));
+        }
+        let v: Value = self.retried("listing pods' ports", || self.call(Method::GET, &path, None)).await?;
         field(&v, "ports", &path)
     }
 
@@ -343,12 +414,43 @@ impl Client {
         field(&v, "port", "/v2.0/ports")
     }
 
+    /// Creates `ports` in one bulk POST (`{"ports": [..]}`, all or none), within the write bound;
+    /// never retried. The answer lists them in the order asked.
+    pub async fn create_ports(&self, ports: &[NewPort]) -> Result<Vec<Port>, Error> {
+        let _permit = self.inner.writes.acquire().await.expect("the write semaphore is never closed");
+        let body = json!({ "ports": ports });
+        let v: Value = self.call(Method::POST, "/v2.0/ports", Some(&body)).await?;
+        field(&v, "ports", "/v2.0/ports")
+    }
+
     /// The port of `want` (same `device_id` and `name`), made if there is none; `true` when this
     /// call made it. A transient failure of the create (no answer, 5xx, Neutron's own conflicts)
     /// is followed by a lookup before any second create, so retries never make a second port; if
     /// two exist anyway (a create still running inside Neutron when the lookup ran), the oldest is
     /// kept and the others deleted.
     pub async fn ensure_port(&self, want: &NewPort) -> Result<(Port, bool), Error> {
+        if let Some(p) = self.existing(want).await? {
+            return Ok((p, false));
+        }
+        self.create_missing_port(want).await
+    }
+
+    /// [`Client::ensure_port`] for a port the caller just looked up and did not find: made at once
+    /// (coalesced into a bulk create when it asks for no static address), then as
+    /// [`Client::ensure_port`] does (looked up again before every further create).
+    pub async fn create_missing_port(&self, want: &NewPort) -> Result<(Port, bool), Error> {
+        let dynamic = want.fixed_ips.is_empty() && want.mac_address.is_none();
+        if let (true, Some(b)) = (dynamic, self.batches()) {
+            if let Some(p) = b.creates.call(want.clone()).await {
+                return Ok((p, true));
+            }
+        } else {
+            match self.create_port(want).await {
+                Ok(p) => return Ok((p, true)),
+                Err(e) if e.is_transient() => warn!(port = %want.name, "creating a Neutron port: {e}; looking it up before trying again"),
+                Err(e) => return Err(e),
+            }
+        }
         let tries = self.inner.cfg.tries.max(1);
         let mut pauses = self.pauses();
         let mut last = None;

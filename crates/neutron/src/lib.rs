@@ -17,6 +17,7 @@
 pub mod types;
 
 mod client;
+mod coalesce;
 mod error;
 
 pub use client::{Auth, Client, ClientConfig};

@@ -34,11 +34,14 @@ struct Args {
     ports: usize,
     workers: u32,
     rounds: usize,
+    /// The client's coalescing (`None`: its defaults).
+    window_ms: Option<u64>,
+    coalesce_max: Option<usize>,
 }
 
 fn parse_args() -> Result<Args> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-    let mut a = Args { ports: 100, workers: cores, rounds: 1 };
+    let mut a = Args { ports: 100, workers: cores, rounds: 1, window_ms: None, coalesce_max: None };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().ok_or_else(|| anyhow!("{k} needs a value"));
@@ -46,7 +49,9 @@ fn parse_args() -> Result<Args> {
             "--ports" => a.ports = v()?.parse()?,
             "--api-workers" => a.workers = v()?.parse()?,
             "--rounds" => a.rounds = v()?.parse()?,
-            _ => bail!("usage: neutron_bench [--ports N] [--api-workers W] [--rounds R]"),
+            "--window-ms" => a.window_ms = Some(v()?.parse()?),
+            "--coalesce-max" => a.coalesce_max = Some(v()?.parse()?),
+            _ => bail!("usage: neutron_bench [--ports N] [--api-workers W] [--rounds R] [--window-ms MS] [--coalesce-max N]"),
         }
     }
     if a.ports == 0 || a.rounds == 0 || a.workers == 0 {
@@ -113,6 +118,8 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn main() -> Result<()> {
     let a = parse_args()?;
+    // Warnings (a bulk create that failed, retries) go to stderr.
+    telemetry::init_logging("warn");
     if !daemons::neutron::available() {
         bail!("neutron-server and PostgreSQL 15 are not installed (scripts/install-deps.sh with KUBETRON_NEUTRON=1)");
     }
@@ -121,7 +128,15 @@ fn main() -> Result<()> {
     let world = Deployment::start_with(tmp.path(), NODE, &netns, None, a.workers).context("OVN, PostgreSQL and neutron-server")?;
     let port = world.stack.server.port();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let client = neutron::Client::new(neutron::ClientConfig::new(&world.stack.server.url()))?;
+    let mut cfg = neutron::ClientConfig::new(&world.stack.server.url());
+    if let Some(ms) = a.window_ms {
+        cfg.coalesce_window = Duration::from_millis(ms);
+    }
+    if let Some(n) = a.coalesce_max {
+        cfg.coalesce_max = n;
+    }
+    let (window, max) = (cfg.coalesce_window, cfg.coalesce_max);
+    let client = neutron::Client::new(cfg)?;
     let net = rt.block_on(async {
         let net = client.create_network("red", json!({})).await?;
         client.create_subnet(&net.id, "10.91.0.0/20", json!({})).await?;
@@ -135,7 +150,7 @@ fn main() -> Result<()> {
     let backend = Arc::new(NeutronBackend::new(client.clone(), Arc::new(nads), leader, settings));
 
     println!(
-        "neutron-server: {} API workers; {} ports per series; kubetron: {PODS_AT_ONCE} pods at once, 8 writes in flight",
+        "neutron-server: {} API workers; {} ports per series; kubetron: {PODS_AT_ONCE} pods at once, 8 writes in flight, coalescing {window:?} up to {max}",
         a.workers, a.ports
     );
     println!("{:<6} {:<10} {:>8} {:>9} {:>8} {:>5}", "round", "client", "ports", "seconds", "ports/s", "dups");

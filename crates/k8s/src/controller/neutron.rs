@@ -263,7 +263,7 @@ impl Backend for NeutronBackend {
         let made = futures::future::join_all(want.iter().map(|w| async {
             match existing.iter().find(|p| p.name == w.port_name && p.network_id == w.network_id) {
                 Some(p) => Ok((p.clone(), false)),
-                None => self.client.ensure_port(&w.new_port(&pr, host, project)).await,
+                None => self.client.create_missing_port(&w.new_port(&pr, host, project)).await,
             }
         }))
         .await;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
 
-use super::{SYNCED_LABEL, SYNCED_VALUE};
+use super::SYNCED_LABEL;
 use crate::nad::NetworkAttachmentDefinition;
 
 /// What one sync changed, as `namespace/name` lists.
@@ -33,10 +33,11 @@ fn same(a: &NetworkAttachmentDefinition, b: &NetworkAttachmentDefinition) -> boo
 }
 
 /// Creates the desired NADs that are missing, updates synced NADs that differ, deletes synced NADs
-/// no longer desired. NADs without the sync label are never changed.
+/// no longer desired (whatever source synced them: one backend per cluster, and a NAD synced from
+/// the other one is stale). NADs without the sync label are never changed.
 pub async fn apply(client: &Client, desired: &[NetworkAttachmentDefinition]) -> Result<SyncReport, kube::Error> {
     let all: Api<NetworkAttachmentDefinition> = Api::all(client.clone());
-    let selector = format!("{SYNCED_LABEL}={SYNCED_VALUE}");
+    let selector = SYNCED_LABEL.to_string();
     let mut existing: BTreeMap<(String, String), NetworkAttachmentDefinition> =
         all.list(&ListParams::default().labels(&selector)).await?.items.into_iter().map(|n| (key(&n), n)).collect();
     let mut report = SyncReport::default();

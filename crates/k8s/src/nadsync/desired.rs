@@ -21,11 +21,14 @@ pub const NAD_NAME_KEY: &str = "kubetron.io/nad-name";
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncSettings {
     pub cni_version: String,
+    /// The value of [`SYNCED_LABEL`] on the NADs made ([`SYNCED_VALUE`] or
+    /// [`super::SYNCED_NEUTRON`]): where the networks came from.
+    pub source: &'static str,
 }
 
 impl SyncSettings {
     pub fn new() -> SyncSettings {
-        SyncSettings { cni_version: "1.0.0".into() }
+        SyncSettings { cni_version: "1.0.0".into(), source: SYNCED_VALUE }
     }
 }
 
@@ -71,6 +74,8 @@ pub struct MarkedSwitch {
     /// Whether an IPAMClaim's addresses may live in a port of their own on it (NAD
     /// `allowPersistentIPs`): switches with a subnet kubetron allocates from.
     pub persistent_ips: bool,
+    /// The Neutron network behind the switch (NAD config `network_id`), for the neutron backend.
+    pub network_id: Option<String>,
 }
 
 /// A switch name made a valid object name (RFC 1123 subdomain): lower case, other characters to
@@ -114,7 +119,7 @@ pub fn marked_switches(view: &NbView) -> Vec<MarkedSwitch> {
         let subnet = other.get("subnet").filter(|v| !v.is_empty()).cloned();
         let exclude_ips = other.get("exclude_ips").filter(|v| !v.is_empty()).cloned();
         let persistent_ips = subnet.is_some();
-        out.push(MarkedSwitch { switch, nad_name, targets, physnet, vlan, subnet, exclude_ips, persistent_ips });
+        out.push(MarkedSwitch { switch, nad_name, targets, physnet, vlan, subnet, exclude_ips, persistent_ips, network_id: None });
     }
     out.sort_by(|a, b| a.switch.cmp(&b.switch));
     out
@@ -135,6 +140,7 @@ pub fn desired_nads(switches: &[MarkedSwitch], all_namespaces: &[String], settin
             subnet: s.subnet.clone(),
             exclude_ips: s.exclude_ips.clone(),
             allow_persistent_ips: s.persistent_ips,
+            network_id: s.network_id.clone(),
             ..KubetronNetConf::default()
         };
         let mut config = Map::from_iter([
@@ -155,7 +161,7 @@ pub fn desired_nads(switches: &[MarkedSwitch], all_namespaces: &[String], settin
                 continue;
             }
             let mut nad = new_nad(ns, &s.nad_name, &config, &annotations);
-            nad.metadata.labels = Some([(SYNCED_LABEL.to_string(), SYNCED_VALUE.to_string())].into());
+            nad.metadata.labels = Some([(SYNCED_LABEL.to_string(), settings.source.to_string())].into());
             out.insert(key, nad);
         }
     }
@@ -196,6 +202,7 @@ mod tests {
                 subnet: Some("10.1.0.0/24".into()),
                 exclude_ips: Some("10.1.0.1..10.1.0.9".into()),
                 persistent_ips: true,
+                network_id: None,
             },
             MarkedSwitch {
                 switch: "phys".into(),
@@ -206,6 +213,7 @@ mod tests {
                 subnet: None,
                 exclude_ips: None,
                 persistent_ips: false,
+                network_id: None,
             },
             // Same NAD name as the first in namespace x: the first by switch name wins.
             MarkedSwitch {
@@ -217,6 +225,7 @@ mod tests {
                 subnet: None,
                 exclude_ips: None,
                 persistent_ips: false,
+                network_id: None,
             },
         ];
         let nads = desired_nads(&switches, &["x".to_string(), "z".to_string()], &settings);

@@ -10,17 +10,19 @@
 //! - [`desired`]: the Northbound view -> the NADs that should exist (pure).
 //! - [`neutron`]: the same from Neutron networks marked with tags (the Neutron backend).
 //! - [`apply`]: makes the API match: creates, updates and deletes NADs that carry the sync label.
-//! - [`run`]: re-syncs on every Northbound change, on namespace and synced-NAD events (a new
-//!   namespace for `*`, a synced NAD edited or deleted by hand), and periodically, while this
-//!   replica leads.
+//! - [`run`]: re-syncs on every change of its [`Source`] (the Northbound replica, [`OvnSource`];
+//!   Neutron's networks polled, [`NeutronSource`]: Neutron has no watch), on namespace and
+//!   synced-NAD events (a new namespace for `*`, a synced NAD edited or deleted by hand), and
+//!   periodically, while this replica leads.
 //!
-//! Reads OVN, never writes it. Must not touch NADs without [`SYNCED_LABEL`] (hand-made ones win a
+//! Reads OVN or Neutron, never writes them. Must not touch NADs without [`SYNCED_LABEL`] (hand-made ones win a
 //! name clash; the clash is logged and reported).
 
 mod apply;
 mod desired;
 pub mod neutron;
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -40,6 +42,8 @@ pub use desired::{desired_nads, marked_switches, nad_name, MarkedSwitch, SyncSet
 /// Label on every NAD the sync made (value [`SYNCED_VALUE`]); the sync owns exactly these.
 pub const SYNCED_LABEL: &str = "kubetron.io/synced-from";
 pub const SYNCED_VALUE: &str = "ovn";
+/// [`SYNCED_LABEL`]'s value on NADs synced from Neutron networks.
+pub const SYNCED_NEUTRON: &str = "neutron";
 /// Annotation on a synced NAD naming its logical switch.
 pub const SWITCH_ANNOTATION: &str = "kubetron.io/logical-switch";
 
@@ -49,35 +53,103 @@ async fn namespaces(client: &Client) -> Result<Vec<String>, kube::Error> {
     Ok(list.items.into_iter().filter_map(|n| n.metadata.name).collect())
 }
 
-/// One sync: the desired NADs from the current Northbound view, applied.
-pub async fn sync_once(client: &Client, nb: &Nb, settings: &SyncSettings) -> Result<SyncReport, kube::Error> {
-    let switches = marked_switches(&nb.view());
-    let all = if switches.iter().any(|s| s.targets == Targets::All) { namespaces(client).await? } else { Vec::new() };
-    apply(client, &desired_nads(&switches, &all, settings)).await
+/// Where marked networks come from.
+pub trait Source: Send {
+    /// The marked switches now.
+    fn marked(&mut self) -> impl Future<Output = Result<Vec<MarkedSwitch>, String>> + Send;
+    /// Resolves when the marked switches may have changed; `false`: they never will again.
+    fn changed(&mut self) -> impl Future<Output = bool> + Send;
 }
 
-/// Keeps NADs in sync with the marked switches: after every Northbound change, every namespace
-/// or synced-NAD event (coalesced over `debounce`), and every `resync`, while `leader` is true.
-/// Failures are logged and retried at the next trigger.
-pub async fn run(client: Client, nb: Nb, settings: SyncSettings, mut leader: watch::Receiver<bool>, debounce: Duration, resync: Duration) {
-    let mut changes = nb.replica().subscribe();
+/// Logical switches marked in the Northbound database ([`marked_switches`]), re-read on every
+/// replica change.
+pub struct OvnSource {
+    nb: Nb,
+    changes: watch::Receiver<ovsdb::replica::Snapshot>,
+}
+
+impl OvnSource {
+    pub fn new(nb: Nb) -> OvnSource {
+        let changes = nb.replica().subscribe();
+        OvnSource { nb, changes }
+    }
+}
+
+impl Source for OvnSource {
+    async fn marked(&mut self) -> Result<Vec<MarkedSwitch>, String> {
+        Ok(marked_switches(&self.nb.view()))
+    }
+    async fn changed(&mut self) -> bool {
+        self.changes.changed().await.is_ok()
+    }
+}
+
+/// Neutron networks tagged for exposure ([`neutron::marked_networks`]), listed every `poll`.
+pub struct NeutronSource {
+    client: ::neutron::Client,
+    poll: Duration,
+}
+
+impl NeutronSource {
+    pub fn new(client: ::neutron::Client, poll: Duration) -> NeutronSource {
+        NeutronSource { client, poll }
+    }
+}
+
+impl Source for NeutronSource {
+    async fn marked(&mut self) -> Result<Vec<MarkedSwitch>, String> {
+        let networks = self.client.networks(neutron::EXPOSED_QUERY).await.map_err(|e| e.to_string())?;
+        let ids: Vec<String> = networks.iter().map(|n| n.id.clone()).collect();
+        let subnets = self.client.subnets_of(&ids).await.map_err(|e| e.to_string())?;
+        Ok(neutron::marked_networks(&networks, &subnets))
+    }
+    async fn changed(&mut self) -> bool {
+        tokio::time::sleep(self.poll).await;
+        true
+    }
+}
+
+/// One sync: the desired NADs from the current Northbound view, applied.
+pub async fn sync_once(client: &Client, nb: &Nb, settings: &SyncSettings) -> Result<SyncReport, kube::Error> {
+    sync_switches(client, &marked_switches(&nb.view()), settings).await
+}
+
+/// The NADs `switches` call for, applied.
+pub async fn sync_switches(client: &Client, switches: &[MarkedSwitch], settings: &SyncSettings) -> Result<SyncReport, kube::Error> {
+    let all = if switches.iter().any(|s| s.targets == Targets::All) { namespaces(client).await? } else { Vec::new() };
+    apply(client, &desired_nads(switches, &all, settings)).await
+}
+
+/// Keeps NADs in sync with the marked switches of `source`: after every change it reports, every
+/// namespace or synced-NAD event (coalesced over `debounce`), and every `resync`, while `leader`
+/// is true. Failures are logged and retried at the next trigger.
+pub async fn run<S: Source>(
+    client: Client,
+    mut source: S,
+    settings: SyncSettings,
+    mut leader: watch::Receiver<bool>,
+    debounce: Duration,
+    resync: Duration,
+) {
     // Kubernetes events that call for a full sync; what they carry does not matter.
     let namespaces = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()).default_backoff().map(|_| ());
-    let synced = watcher(
-        Api::<NetworkAttachmentDefinition>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{SYNCED_LABEL}={SYNCED_VALUE}")),
-    )
-    .default_backoff()
-    .map(|_| ());
+    let synced = watcher(Api::<NetworkAttachmentDefinition>::all(client.clone()), watcher::Config::default().labels(SYNCED_LABEL))
+        .default_backoff()
+        .map(|_| ());
     let mut kube_events = futures::stream::select(namespaces, synced).boxed();
     let mut last: Option<Vec<MarkedSwitch>> = None;
     let mut next_full = tokio::time::Instant::now();
     loop {
-        if *leader.borrow() {
-            let now = marked_switches(&nb.view());
+        let marked = if *leader.borrow() { Some(source.marked().await) } else { None };
+        if let Some(Err(e)) = &marked {
+            tracing::warn!("NAD sync: reading the marked networks failed (retrying): {e}");
+            last = None;
+            next_full = tokio::time::Instant::now() + debounce.max(Duration::from_secs(1));
+        }
+        if let Some(Ok(now)) = marked {
             let due = tokio::time::Instant::now() >= next_full;
             if due || last.as_ref() != Some(&now) {
-                match sync_once(&client, &nb, &settings).await {
+                match sync_switches(&client, &now, &settings).await {
                     Ok(r) => {
                         if !r.is_empty() {
                             tracing::info!(created = ?r.created, updated = ?r.updated, deleted = ?r.deleted, conflicts = ?r.conflicts, "NAD sync");
@@ -97,8 +169,8 @@ pub async fn run(client: Client, nb: Nb, settings: SyncSettings, mut leader: wat
         }
         let wait = next_full.saturating_duration_since(tokio::time::Instant::now());
         tokio::select! {
-            r = changes.changed() => {
-                if r.is_err() {
+            more = source.changed() => {
+                if !more {
                     return;
                 }
                 tokio::time::sleep(debounce).await;

@@ -56,6 +56,7 @@ pub fn marked_networks(networks: &[Network], subnets: &[Subnet]) -> Vec<MarkedSw
             subnet,
             exclude_ips: None,
             persistent_ips: false,
+            network_id: Some(n.id.clone()),
         });
     }
     out.sort_by(|a, b| a.switch.cmp(&b.switch));
