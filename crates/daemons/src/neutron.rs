@@ -215,6 +215,11 @@ impl NeutronServer {
     }
 }
 
+/// The pid file of a [`Stack`]'s neutron-server under its directory.
+const SERVER_PIDFILE: &str = "neutron/server.pid";
+/// A [`Stack`]'s PostgreSQL data directory under its directory.
+const PG_DATA: &str = "pg/data";
+
 /// Starts neutron-server with `files` in its own process group (the workers it forks are stopped
 /// with it) and waits until its version list answers on `port` (no token needed; under Keystone,
 /// /v2.0/networks is 401).
@@ -272,6 +277,26 @@ impl Stack {
         self.server.stop()?;
         self.pg.stop()
     }
+
+    /// Leaves both running (a sandbox keeps them after its `up` exits): [`stop_left_in`] stops them.
+    pub fn detach(self) {
+        let Stack { server, mut pg } = self;
+        server.leader.detach();
+        pg.stopped = true;
+    }
+}
+
+/// Stops a [`Stack`] left running in `dir` ([`Stack::detach`]): neutron-server's process group by
+/// its pid file, then PostgreSQL with `pg_ctl stop` (nothing when they are not running).
+pub fn stop_left_in(dir: &Path) -> Result<(), Error> {
+    crate::process::stop_group_pidfile(&dir.join(SERVER_PIDFILE), Duration::from_secs(20))?;
+    let data = dir.join(PG_DATA);
+    if data.join("postmaster.pid").exists() {
+        let bin = Path::new(PG_BIN).join("pg_ctl").display().to_string();
+        let data = data.display().to_string();
+        run("runuser", &["-u", "postgres", "--", &bin, "-D", &data, "-m", "fast", "-w", "-t", "60", "stop"])?;
+    }
+    Ok(())
 }
 
 /// A whole test deployment in one directory: OVN central (NB and SB also on TCP), one chassis,

@@ -137,7 +137,15 @@ fn tail(path: &Path, lines: usize) -> String {
 /// Reads a pid file; `None` if it does not exist.
 pub fn read_pidfile(path: &Path) -> Result<Option<i32>, Error> {
     match std::fs::read_to_string(path) {
-        Ok(s) => s.trim().parse::<i32>().map(Some).map_err(|_| Error::NotReady(format!("bad pid file {}: {s:?}", path.display()))),
+        // The first line (PostgreSQL's postmaster.pid has more lines after the pid).
+        Ok(s) => s
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .parse::<i32>()
+            .map(Some)
+            .map_err(|_| Error::NotReady(format!("bad pid file {}: {s:?}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Io { path: path.to_path_buf(), source: e }),
     }
@@ -243,6 +251,22 @@ pub fn wait_for_tcp(port: u16, timeout: Duration) -> Result<(), Error> {
     }
 }
 
+/// Stops the process group led by the pid in `pidfile` (a [`GroupLeader`] left running by a
+/// spawner that exited, [`GroupLeader::detach`]): SIGTERM to the group, up to `grace` for the
+/// leader to exit, then SIGKILL to what is left. Only when that pid still leads its own group (a
+/// reused pid is left alone).
+pub fn stop_group_pidfile(pidfile: &Path, grace: Duration) -> Result<(), Error> {
+    let Some(pid) = read_pidfile(pidfile)? else { return Ok(()) };
+    let leader = Pid::from_raw(pid);
+    if !is_running(pid) || nix::unistd::getpgid(Some(leader)).ok() != Some(leader) {
+        return Ok(());
+    }
+    let _ = nix::sys::signal::killpg(leader, Signal::SIGTERM);
+    wait_stopped(pid, grace);
+    let _ = nix::sys::signal::killpg(leader, Signal::SIGKILL);
+    Ok(())
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_tcp_port() -> Result<u16, Error> {
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| Error::Io { path: PathBuf::from("127.0.0.1:0"), source: e })?;
@@ -276,6 +300,11 @@ impl GroupLeader {
         let leader = GroupLeader { name, child, grace, stopped: false };
         std::fs::write(pidfile, format!("{}\n", leader.pid())).map_err(|e| Error::Io { path: pidfile.into(), source: e })?;
         Ok(leader)
+    }
+
+    /// Leaves the group running (its pid file stays; [`stop_group_pidfile`] stops it later).
+    pub fn detach(mut self) {
+        self.stopped = true;
     }
 
     /// The leader's pid (the group's ID).

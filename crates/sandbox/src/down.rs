@@ -10,6 +10,10 @@ use crate::Error;
 
 pub fn down(dir: &Path) -> Result<(), Error> {
     let st = SandboxState::load(dir)?;
+    // neutron-server (its process group) and its PostgreSQL, if this sandbox ran them.
+    if st.as_ref().is_some_and(|s| s.neutron_url.is_some()) {
+        daemons::neutron::stop_left_in(dir)?;
+    }
     // qemu first (by its pid file), before its launcher netns and the bridges go.
     if let Some(v) = st.as_ref().and_then(|s| s.vm.as_ref()) {
         crate::vm::stop(dir, v);

@@ -183,9 +183,10 @@ impl Drop for Daemon {
 
 /// `kubetron controller`, detached, its pid in `<dir>/controller.pid`: the only process given the
 /// Northbound address.
-pub fn start_controller(plugin: &Path, dir: &Path, kubeconfig: &Path, nb_remote: &str, metrics_addr: &str) -> Result<Daemon, Error> {
+pub fn start_controller(plugin: &Path, dir: &Path, kubeconfig: &Path, backend: &[String], metrics_addr: &str) -> Result<Daemon, Error> {
     let mut cmd = Command::new(plugin);
-    cmd.args(["controller", "--nb", nb_remote, "--metrics-addr", metrics_addr, "--identity", "sandbox", "--gc-interval-secs", "30"])
+    cmd.args(["controller", "--metrics-addr", metrics_addr, "--identity", "sandbox", "--gc-interval-secs", "30"])
+        .args(backend)
         .env("KUBECONFIG", kubeconfig);
     let d = Daemon::spawn(CONTROLLER_PID.trim_end_matches(".pid"), dir, cmd)?;
     std::thread::sleep(Duration::from_millis(300));
@@ -208,6 +209,8 @@ pub struct AgentSpec<'a> {
     pub socket_dir: &'a Path,
     pub device_plugin_dir: &'a Path,
     pub metrics_addr: &'a str,
+    /// The cluster's hand-off key file (the neutron backend signs its port IDs with it).
+    pub handoff_key: Option<&'a Path>,
 }
 
 /// `kubetron node` for one chassis (cluster mode), detached, its pid in `<dir>/agent-<node>.pid`. It
@@ -223,6 +226,7 @@ pub fn start_agent(plugin: &Path, dir: &Path, kubeconfig: &Path, spec: &AgentSpe
         .args(["--metrics-addr", spec.metrics_addr])
         .arg("--host-netns")
         .arg(Path::new("/run/netns").join(spec.netns))
+        .args(spec.handoff_key.map(|k| ["--handoff-key-file".as_ref(), k.as_os_str()]).into_iter().flatten())
         .env("KUBECONFIG", kubeconfig);
     Daemon::spawn(&format!("{AGENT_PREFIX}{}", spec.node), dir, cmd)
 }

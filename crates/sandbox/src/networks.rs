@@ -50,3 +50,27 @@ pub async fn ensure(nb: &Client) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// The same networks made in Neutron through its API (a network and a /24 subnet with DHCP each,
+/// `.1` the gateway), tagged `kubetron:expose` and `kubetron:ns=default` for the controller's NAD
+/// sync. Returns the Neutron network IDs by name.
+pub async fn ensure_in_neutron(client: &neutron::Client) -> Result<BTreeMap<String, String>, Error> {
+    let step = |what: &str, e: neutron::Error| Error::Step(format!("Neutron: {what}: {e}"));
+    let mut out = BTreeMap::new();
+    let existing = client.networks("").await.map_err(|e| step("listing networks", e))?;
+    for net in &NETWORKS {
+        let id = match existing.iter().find(|n| n.name == net.name) {
+            Some(n) => n.id.clone(),
+            None => {
+                let n = client.create_network(net.name, serde_json::json!({})).await.map_err(|e| step("creating a network", e))?;
+                let p = net.prefix;
+                let extra = serde_json::json!({"gateway_ip": format!("{p}.1"), "allocation_pools": [{"start": format!("{p}.10"), "end": format!("{p}.250")}]});
+                client.create_subnet(&n.id, &format!("{p}.0/24"), extra).await.map_err(|e| step("creating a subnet", e))?;
+                n.id
+            }
+        };
+        client.set_network_tags(&id, &["kubetron:expose", "kubetron:ns=default"]).await.map_err(|e| step("tagging a network", e))?;
+        out.insert(net.name.to_string(), id);
+    }
+    Ok(out)
+}

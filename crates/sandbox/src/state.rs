@@ -23,6 +23,9 @@ pub struct Options {
     /// Also a VM the way KubeVirt runs one (launcher pod, bridge binding, qemu), on red and blue;
     /// with two nodes, one live migration node1 -> node2 ([`crate::vm`]).
     pub vm: bool,
+    /// The networks come from a real neutron-server (ML2/OVN, noauth, private PostgreSQL) through
+    /// its API, and the controller runs with `--backend neutron` (implies `with_kube`).
+    pub neutron: bool,
 }
 
 /// File name of the cluster-mode CNI shim, built next to the kubetron binary.
@@ -52,7 +55,7 @@ pub fn find_kubetron(explicit: Option<&Path>, exe: &Path) -> Result<PathBuf, Err
 
 impl Options {
     pub fn new(dir: impl Into<PathBuf>, prefix: &str, nodes: usize, plugin: impl Into<PathBuf>) -> Options {
-        Options { dir: dir.into(), prefix: prefix.to_string(), nodes, plugin: plugin.into(), with_kube: false, vm: false }
+        Options { dir: dir.into(), prefix: prefix.to_string(), nodes, plugin: plugin.into(), with_kube: false, vm: false, neutron: false }
     }
     /// With (or without) the VM.
     pub fn with_vm(mut self, on: bool) -> Options {
@@ -66,6 +69,12 @@ impl Options {
     /// With (or without) the Kubernetes API server, the controller and the node agents.
     pub fn with_kube(mut self, on: bool) -> Options {
         self.with_kube = on;
+        self
+    }
+    /// With (or without) Neutron (and then the Kubernetes side too).
+    pub fn with_neutron(mut self, on: bool) -> Options {
+        self.neutron = on;
+        self.with_kube |= on;
         self
     }
 }
@@ -138,6 +147,10 @@ pub struct SandboxState {
     /// Present with `--vm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm: Option<crate::vm::VmState>,
+    /// Present with `--neutron`: neutron-server's API endpoint (its PostgreSQL and pid file live
+    /// under the state directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neutron_url: Option<String>,
 }
 
 impl SandboxState {

@@ -81,7 +81,9 @@ pub fn print(_dir: &Path, st: &SandboxState) -> Result<(), Error> {
     for pod in &st.pods {
         for i in &pod.interfaces {
             let lsp = model::names::pod_port("default", &pod.name, &i.ifname);
-            let state = match ports.iter().find(|p| p.name == lsp) {
+            // kubetron's port by name, or (Neutron's ports are named by UUID) by the interface's MAC.
+            let own_mac = |p: &&LogicalSwitchPort| p.addresses.iter().any(|a| a.split_whitespace().next() == Some(i.mac.as_str()));
+            let state = match ports.iter().find(|p| p.name == lsp).or_else(|| ports.iter().find(own_mac)) {
                 Some(p) if p.up == Some(true) => "up",
                 Some(_) => "down",
                 None => "missing",

@@ -18,15 +18,29 @@ const INSTALL_SCRIPT: &str = include_str!("../../../scripts/install-deps.sh");
 const PODS: usize = 2;
 /// The agent's socket file in its `--cni-socket-dir`.
 const AGENT_SOCKET_NAME: &str = "kubetron.sock";
+/// The hand-off key file (`--neutron`) in the state directory.
+const HANDOFF_KEY: &str = "handoff.key";
+
+/// 32 random bytes (the hand-off key).
+fn random_key() -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut k = vec![0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut k))
+        .map_err(|e| Error::Io { path: "/dev/urandom".into(), source: e })?;
+    Ok(k)
+}
+
 /// How long one plugin run may take before it is killed (its own deadlines are shorter).
 const PLUGIN_BOUND: Duration = Duration::from_secs(120);
 
-fn install_packages(with_kube: bool, vm: bool) -> Result<(), Error> {
+fn install_packages(with_kube: bool, vm: bool, neutron: bool) -> Result<(), Error> {
     use std::io::Write;
     let mut child = std::process::Command::new("bash")
         .arg("-s")
         .env("KUBETRON_KUBE", if with_kube { "1" } else { "0" })
         .env("KUBETRON_VM", if vm { "1" } else { "0" })
+        .env("KUBETRON_NEUTRON", if neutron { "1" } else { "0" })
         .stdin(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| Error::Step(format!("running bash: {e}")))?;
@@ -53,6 +67,9 @@ pub fn up(opts: &Options) -> Result<SandboxState, Error> {
         }
         println!("A stopped sandbox was left in {}: cleaning it up first.", opts.dir.display());
         crate::down(&opts.dir)?;
+    }
+    if opts.vm && opts.neutron {
+        return Err(Error::Step("--vm and --neutron do not go together (yet)".into()));
     }
     if opts.vm && opts.with_kube {
         return Err(Error::Step("--vm plugs its launcher pod with the standalone plugin: not with --with-kube (yet)".into()));
@@ -84,15 +101,16 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
         return Err(Error::Missing { path: shim, hint });
     }
     let vm_steps = if opts.vm { 3 + usize::from(opts.nodes == 2) } else { 0 };
-    let mut p = Progress::new(if opts.with_kube { 11 } else { 6 } + vm_steps);
+    let mut p = Progress::new(if opts.with_kube { 11 } else { 6 } + vm_steps + 2 * usize::from(opts.neutron));
     let pkgs = if opts.vm {
         "Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, qemu-system-x86, ...)"
     } else {
         "Checking the Debian packages (openvswitch-switch, ovn-central, ovn-host, ...)"
     };
-    p.step(pkgs, || install_packages(opts.with_kube, opts.vm))?;
+    p.step(pkgs, || install_packages(opts.with_kube, opts.vm, opts.neutron))?;
     let central = p.step("Starting OVN central: Northbound and Southbound ovsdb-servers, ovn-northd", || {
-        Central::start(&dir.join("central"), false)
+        // neutron-server reaches NB and SB over TCP (127.0.0.1).
+        Central::start(&dir.join("central"), opts.neutron)
     })?;
     let sb = central.sb_remote();
     let chassis = p.step(
@@ -115,12 +133,39 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
         },
     )?;
     let nb_remote = central.nb_remote();
-    p.step("Creating networks red (10.10.1.0/24) and blue (10.10.2.0/24) with OVN native DHCP", || {
-        runtime()?.block_on(async {
-            let nb = ovsdb::Client::connect_to(&nb_remote).await?;
-            networks::ensure(&nb).await
-        })
-    })?;
+    let mut neutron = None;
+    if opts.neutron {
+        let stack = p.step(
+            "Starting PostgreSQL and neutron-server (Debian's, ML2/OVN on this OVN, noauth; the first start migrates its database)",
+            || {
+                // PostgreSQL runs as `postgres`: it must get through the state directory.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+                    .map_err(|e| Error::Io { path: dir.clone(), source: e })?;
+                let mut stack = daemons::neutron::Stack::start(dir, &central, None)?;
+                for c in &chassis {
+                    stack.wait_agent_alive(c.name(), Duration::from_secs(90))?;
+                }
+                Ok::<_, Error>(stack)
+            },
+        )?;
+        let url = stack.server.url();
+        let client = neutron::Client::new(neutron::ClientConfig::new(&url)).map_err(|e| Error::Step(e.to_string()))?;
+        p.step(
+            "Creating networks red (10.10.1.0/24) and blue (10.10.2.0/24) with Neutron's API, tagged kubetron:expose, kubetron:ns=default",
+            || runtime()?.block_on(networks::ensure_in_neutron(&client)),
+        )?;
+        std::fs::write(dir.join(HANDOFF_KEY), random_key()?).map_err(|e| Error::Io { path: dir.join(HANDOFF_KEY), source: e })?;
+        neutron = Some((stack, url, client));
+    } else {
+        p.step("Creating networks red (10.10.1.0/24) and blue (10.10.2.0/24) with OVN native DHCP", || {
+            runtime()?.block_on(async {
+                let nb = ovsdb::Client::connect_to(&nb_remote).await?;
+                networks::ensure(&nb).await
+            })
+        })?;
+    }
+    let handoff_key = opts.neutron.then(|| dir.join(HANDOFF_KEY));
 
     let mut state = SandboxState {
         prefix: opts.prefix.clone(),
@@ -133,6 +178,7 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
         pods: Vec::new(),
         kube: None,
         vm: None,
+        neutron_url: neutron.as_ref().map(|(_, url, _)| url.clone()),
     };
     let names: Vec<String> = (0..PODS).map(|i| format!("pod{}", i + 1)).collect();
     // With --with-kube: the API server, the controller, one node agent per chassis, and the pods as
@@ -152,7 +198,17 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
             "Installing the NAD CRD; starting kubetron controller, whose NAD sync mirrors red and blue into namespace default",
             || {
                 crate::kube::install(&kubeconfig)?;
-                let c = crate::kube::start_controller(&opts.plugin, dir, &kubeconfig, &nb_remote, &metrics_addr)?;
+                let backend: Vec<String> = match &neutron {
+                    None => vec!["--nb".into(), nb_remote.clone()],
+                    Some((_, url, _)) => {
+                        ["--backend", "neutron", "--neutron-url", url, "--neutron-auth", "noauth", "--neutron-sync-interval-secs", "2"]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .chain(["--handoff-key-file".to_string(), dir.join(HANDOFF_KEY).display().to_string()])
+                            .collect()
+                    }
+                };
+                let c = crate::kube::start_controller(&opts.plugin, dir, &kubeconfig, &backend, &metrics_addr)?;
                 let nads = crate::kube::wait_for_synced_nads(&kubeconfig)?;
                 Ok::<_, Error>((c, nads))
             },
@@ -176,6 +232,7 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
                         socket_dir: &socket_dir,
                         device_plugin_dir: &dp_dir,
                         metrics_addr: &metrics,
+                        handoff_key: handoff_key.as_deref(),
                     };
                     let agent = crate::kube::start_agent(&opts.plugin, dir, &kubeconfig, &spec)?;
                     out.push(AgentState {
@@ -257,6 +314,15 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
     std::mem::forget(guards);
     std::mem::forget(chassis);
     std::mem::forget(central);
+    let neutron_ports = match &neutron {
+        Some((_, _, client)) => {
+            Some(runtime()?.block_on(client.owned_ports()).map_err(|e| Error::Step(format!("Neutron: listing ports: {e}")))?)
+        }
+        None => None,
+    };
+    if let Some((stack, _, _)) = neutron {
+        stack.detach();
+    }
     if let Some((kas, controller)) = kube_side {
         controller.keep();
         for a in agents {
@@ -269,6 +335,13 @@ fn build(opts: &Options) -> Result<SandboxState, Error> {
     for a in &statuses {
         println!("\n{} {}: {}", a.name, model::status::NETWORK_STATUS_ANNOTATION, a.network_status);
         println!("{} {}: {}", a.name, model::status::INTERFACES_ANNOTATION, a.handoff);
+    }
+    if let (Some(ports), Some(url)) = (&neutron_ports, &state.neutron_url) {
+        println!("\nThe pods' ports in Neutron ({url}/v2.0/ports?device_owner=compute:kubetron):");
+        println!("{:<38} {:<28} {:<38} {:<8} STATUS", "ID", "NAME", "DEVICE_ID (pod UID)", "HOST");
+        for p in ports {
+            println!("{:<38} {:<28} {:<38} {:<8} {}", p.id, p.name, p.device_id, p.host_id.as_deref().unwrap_or(""), p.status);
+        }
     }
     if let Some(v) = &state.vm {
         let vm_ip = v.interfaces[0].ip.split('/').next().unwrap_or("");

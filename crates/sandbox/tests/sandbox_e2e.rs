@@ -213,3 +213,64 @@ fn sandbox_with_kube() {
     assert_all_gone(&dir, &pids, &prefix);
     assert!(agent_pids.iter().all(|p| !daemons::process::is_running(*p)));
 }
+
+/// `up --neutron`: the seeds' demo. red and blue are made in a real neutron-server (ML2/OVN, on the
+/// sandbox's OVN) through its API and tagged; the controller runs with `--backend neutron`, its NAD
+/// sync mirrors them, the pods get Neutron ports, are plugged and ping; the ports are listed from
+/// Neutron, ACTIVE, named after the pods; `status` shows every daemon running (neutron-server and
+/// PostgreSQL too); `down` stops them all. Gated: `KUBETRON_KUBE_TESTS=1` and
+/// `KUBETRON_NEUTRON_TESTS=1` (scripts/test.sh sets both).
+#[cfg_attr(
+    not(all(kube_tests, neutron_tests)),
+    ignore = "needs KUBETRON_KUBE_TESTS=1, KUBETRON_NEUTRON_TESTS=1 and KUBE_APISERVER_BIN (scripts/test.sh sets them)"
+)]
+#[test]
+fn sandbox_with_neutron() {
+    daemons::neutron::require("sandbox_with_neutron");
+    sibling("kubetron");
+    sibling("kubetron-cni");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sbx");
+    let dir_s = dir.to_str().unwrap();
+    let prefix = format!("ktsn{}", std::process::id() % 100000);
+    struct Down(String);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            kubetron_sandbox(&["down", "--dir", &self.0]);
+        }
+    }
+    let _down = Down(dir_s.to_string());
+    let (code, out) = kubetron_sandbox(&["up", "--dir", dir_s, "--neutron", "--prefix", &prefix]);
+    let log = |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+    assert_eq!(code, 0, "sandbox up --neutron failed:\n{out}\ncontroller log:\n{}\nagent log:\n{}", log("controller"), log("agent-node1"));
+    assert!(out.contains("with Neutron's API"), "{out}");
+    assert!(out.contains("red pod1 -> pod2") && out.contains("blue pod1 -> pod2"), "{out}");
+    let rows: Vec<Vec<&str>> =
+        out.lines().filter(|l| l.starts_with("pod") && !l.contains(": ")).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    assert!(rows.iter().all(|r| r[6] == "up"), "{out}");
+    // The ports as Neutron lists them: one per pod interface, ACTIVE, on node1.
+    let ports: Vec<Vec<&str>> =
+        out.lines().filter(|l| l.contains(" kubetron/default/pod")).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(ports.len(), 4, "{out}");
+    for p in &ports {
+        assert_eq!((p[3], p[4]), ("node1", "ACTIVE"), "{out}");
+    }
+    for pod in ["pod1", "pod2"] {
+        let line = out.lines().find(|l| l.starts_with(&format!("{pod} kubetron.io/interfaces: "))).unwrap_or_else(|| panic!("{out}"));
+        let h = model::handoff::parse(line.split_once(": ").unwrap().1).unwrap();
+        for a in &h.handoff().unwrap().interfaces {
+            assert!(a.logical_switch.starts_with("neutron-") && a.sig.is_some(), "{a:?}");
+            assert!(ports.iter().any(|p| p[0] == a.logical_port), "{} is a Neutron port: {out}", a.logical_port);
+        }
+    }
+    let (code, st) = kubetron_sandbox(&["status", "--dir", dir_s]);
+    assert_eq!(code, 0, "{st}");
+    assert!(st.contains("neutron/server") && st.contains("pg/data/postmaster"), "{st}");
+    let pids = running_pids(&st);
+    // 3 central + 3 chassis + neutron-server + PostgreSQL + etcd + kube-apiserver + controller + agent.
+    assert_eq!(pids.len(), 12, "{st}");
+    let (code, out) = kubetron_sandbox(&["down", "--dir", dir_s]);
+    assert_eq!(code, 0, "{out}");
+    assert_all_gone(&dir, &pids, &prefix);
+}

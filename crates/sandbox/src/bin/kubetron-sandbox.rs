@@ -43,6 +43,11 @@ enum Cmd {
         /// `--nodes 2`, one live migration node1 -> node2 while pod1 pings it (needs qemu: installed when missing).
         #[arg(long)]
         vm: bool,
+        /// The networks from a real neutron-server (Debian's, ML2/OVN, no Keystone, a private
+        /// PostgreSQL): red and blue made with Neutron's API and tagged for the NAD sync, the
+        /// controller with `--backend neutron`; implies --with-kube.
+        #[arg(long)]
+        neutron: bool,
         /// The kubetron binary (CNI plugin, controller, node agent); without it, the `kubetron` next to this executable.
         #[arg(long = "kubetron", env = "KUBETRON_BIN", value_name = "PATH")]
         kubetron: Option<PathBuf>,
@@ -81,10 +86,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Cmd::Up { at, nodes, prefix, with_kube, vm, kubetron } => {
+        Cmd::Up { at, nodes, prefix, with_kube, vm, neutron, kubetron } => {
             let exe = std::env::current_exe().context("finding the kubetron-sandbox executable")?;
             let plugin = sandbox::find_kubetron(kubetron.as_deref(), &exe)?;
-            let opts = sandbox::Options::new(at.dir, &prefix, nodes, plugin).with_kube(with_kube).with_vm(vm);
+            let opts = sandbox::Options::new(at.dir, &prefix, nodes, plugin).with_kube(with_kube).with_vm(vm).with_neutron(neutron);
             sandbox::up(&opts).context("sandbox up")?;
         }
         Cmd::Cluster { dir, images, no_wait } => cluster(dir, images, no_wait)?,
