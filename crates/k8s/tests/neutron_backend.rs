@@ -10,22 +10,30 @@
 //!
 //! Ignored without `KUBETRON_NEUTRON_TESTS=1` (scripts/test.sh sets it).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daemons::neutron::Deployment;
 use futures::StreamExt;
-use k8s::controller::neutron::{NeutronBackend, NeutronSettings};
+use k8s::controller::neutron::{
+    NeutronBackend, NeutronSettings, ALLOWED_SECURITY_GROUPS_ANNOTATION, PROJECT_ANNOTATION, SECURITY_GROUPS_ANNOTATION,
+};
 use k8s::controller::{Backend, NadMap, PodError, PodRef, Report};
 use k8s::nad::new_nad;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
 fn pod(name: &str, uid: &str, node: &str) -> Pod {
+    pod_in("team-a", name, uid, node, json!({}))
+}
+
+/// A pod of `namespace` asking for `red`, with more `annotations`.
+fn pod_in(namespace: &str, name: &str, uid: &str, node: &str, annotations: serde_json::Value) -> Pod {
+    let mut a = json!({"k8s.v1.cni.cncf.io/networks": "red"});
+    a.as_object_mut().unwrap().extend(annotations.as_object().unwrap().clone());
     serde_json::from_value(json!({
-        "metadata": {"namespace": "team-a", "name": name, "uid": uid,
-                     "annotations": {"k8s.v1.cni.cncf.io/networks": "red"}},
+        "metadata": {"namespace": namespace, "name": name, "uid": uid, "annotations": a},
         "spec": {"nodeName": node, "containers": []}
     }))
     .unwrap()
@@ -65,6 +73,7 @@ fn neutron_backend_survives_restarts_and_races() {
     let mut nads = NadMap::default();
     let conf = json!({"cniVersion": "1.0.0", "type": "kubetron", "name": "red", "network_id": net.id});
     nads.insert(new_nad("team-a", "red", &conf.to_string(), &[]));
+    nads.insert(new_nad("team-b", "red", &conf.to_string(), &[]));
     let (_, leader) = tokio::sync::watch::channel(true);
     let mut settings = NeutronSettings::new(Arc::from(vec![7u8; 32]));
     settings.gc_grace = Duration::ZERO;
@@ -155,6 +164,36 @@ fn neutron_backend_survives_restarts_and_races() {
         }
         assert!(client.ports_of_device("uid-racer").await.unwrap().is_empty(), "the racer's port is gone");
         assert_eq!(client.owned_ports().await.unwrap().len(), 40, "the live pods' ports stay");
+
+        // team-b's ports go to its project; its pods may name the security groups it allows.
+        let web = client.create_security_group("web", Some("proj-b")).await.expect("group web");
+        client.create_security_group("db", Some("proj-b")).await.expect("group db");
+        let team_b: HashMap<String, BTreeMap<String, String>> = HashMap::from([(
+            "team-b".to_string(),
+            BTreeMap::from([
+                (PROJECT_ANNOTATION.to_string(), "proj-b".to_string()),
+                (ALLOWED_SECURITY_GROUPS_ANNOTATION.to_string(), "web".to_string()),
+            ]),
+        )]);
+        let b = NeutronBackend::new(client.clone(), nads.clone(), leader.clone(), settings.clone()).with_namespaces(Arc::new(team_b));
+        let plain = pod_in("team-b", "plain", "uid-b-plain", node, json!({}));
+        reconciled(&b, &plain).await;
+        let port = &client.ports_of_device("uid-b-plain").await.unwrap()[0];
+        assert_eq!(port.project_id.as_deref(), Some("proj-b"), "{port:?}");
+        assert_eq!(port.security_groups.len(), 1, "the project's default group: {port:?}");
+        assert_ne!(port.security_groups[0], web.id);
+        let webbed = pod_in("team-b", "webbed", "uid-b-web", node, json!({SECURITY_GROUPS_ANNOTATION: r#"{"net1": ["web"]}"#}));
+        reconciled(&b, &webbed).await;
+        assert_eq!(client.ports_of_device("uid-b-web").await.unwrap()[0].security_groups, [web.id.clone()]);
+        let dbbed = pod_in("team-b", "dbbed", "uid-b-db", node, json!({SECURITY_GROUPS_ANNOTATION: r#"{"net1": ["db"]}"#}));
+        match b.reconcile(&dbbed).await {
+            Err(e @ PodError::SecurityGroupNotAllowed { .. }) => assert_eq!(e.reason(), "SecurityGroupNotAllowed"),
+            other => panic!("{other:?}"),
+        }
+        assert!(client.ports_of_device("uid-b-db").await.unwrap().is_empty(), "no port for a refused pod");
+        for uid in ["uid-b-plain", "uid-b-web"] {
+            b.delete_pod(&PodRef { namespace: "team-b".into(), name: String::new(), uid: uid.into() }).await.unwrap();
+        }
 
         // Not the leader: nothing is written.
         let (_, follower) = tokio::sync::watch::channel(false);

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::coalesce::Coalescer;
-use crate::types::{ErrorBody, Network, NewPort, Port, Subnet, DEVICE_OWNER};
+use crate::types::{ErrorBody, Network, NewPort, Port, SecurityGroup, Subnet, DEVICE_OWNER};
 use crate::Error;
 
 /// How to reach Neutron and how hard to try.
@@ -355,6 +355,33 @@ impl Client {
         let path = format!("/v2.0/subnets?{}", q.join("&"));
         let v: Value = self.retried("listing subnets", || self.call(Method::GET, &path, None)).await?;
         field(&v, "subnets", &path)
+    }
+
+    /// Security groups matching `query` (e.g. `name=web&project_id=P`; empty: all visible).
+    pub async fn security_groups(&self, query: &str) -> Result<Vec<SecurityGroup>, Error> {
+        let path = if query.is_empty() { "/v2.0/security-groups".to_string() } else { format!("/v2.0/security-groups?{query}") };
+        let v: Value = self.retried("listing security groups", || self.call(Method::GET, &path, None)).await?;
+        field(&v, "security_groups", &path)
+    }
+
+    /// The security groups whose name or ID is `name_or_id` (in `project` when given).
+    pub async fn security_groups_named(&self, name_or_id: &str, project: Option<&str>) -> Result<Vec<SecurityGroup>, Error> {
+        let scope = project.map(|p| format!("&project_id={}", encode(p))).unwrap_or_default();
+        let mut found = self.security_groups(&format!("name={}{scope}", encode(name_or_id))).await?;
+        if found.is_empty() {
+            found = self.security_groups(&format!("id={}{scope}", encode(name_or_id))).await?;
+        }
+        Ok(found)
+    }
+
+    /// Creates a security group (setup: tests, the sandbox) in `project` (noauth) or the token's.
+    pub async fn create_security_group(&self, name: &str, project: Option<&str>) -> Result<SecurityGroup, Error> {
+        let mut sg = json!({"name": name});
+        if let Some(p) = project {
+            sg["project_id"] = json!(p);
+        }
+        let v: Value = self.call(Method::POST, "/v2.0/security-groups", Some(&json!({ "security_group": sg }))).await?;
+        field(&v, "security_group", "/v2.0/security-groups")
     }
 
     /// The port `id`, if it exists.

@@ -22,4 +22,4 @@ mod error;
 
 pub use client::{Auth, Client, ClientConfig};
 pub use error::Error;
-pub use types::{FixedIp, Network, NewPort, Port, Subnet, DEVICE_OWNER};
+pub use types::{FixedIp, Network, NewPort, Port, SecurityGroup, Subnet, DEVICE_OWNER};

@@ -48,6 +48,16 @@ pub struct FixedIp {
     pub ip_address: Option<String>,
 }
 
+/// A security group (the fields kubetron reads).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub project_id: Option<String>,
+}
+
 /// A port.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Port {
@@ -74,6 +84,8 @@ pub struct Port {
     pub project_id: Option<String>,
     #[serde(default)]
     pub created_at: Option<String>,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
 }
 
 /// What a pod attachment's port is made with. `device_id` (the pod UID) and `name` identify it:

@@ -44,6 +44,7 @@ pub struct Stores {
     pub nads: Store<NetworkAttachmentDefinition>,
     pub pods: Store<Pod>,
     pub claims: Store<IPAMClaim>,
+    pub namespaces: Store<k8s_openapi::api::core::v1::Namespace>,
 }
 
 /// Where attachments are made. Every write happens only while [`Backend::is_leader`].

@@ -67,6 +67,12 @@ pub enum PodError {
     NotNeutronNetwork { network: NetworkRef },
     #[error("interface {interface}: {what} is not supported by the neutron backend")]
     Unsupported { interface: String, what: &'static str },
+    #[error("interface {interface} asks for security group {group:?}, which namespace {namespace} does not allow (its annotation kubetron.io/allowed-security-groups)")]
+    SecurityGroupNotAllowed { namespace: String, interface: String, group: String },
+    #[error("interface {interface} asks for security group {group:?}, which does not exist in OpenStack project {project}")]
+    SecurityGroupNotFound { interface: String, group: String, project: String },
+    #[error("annotation kubetron.io/security-groups: {0}")]
+    BadSecurityGroups(String),
     #[error("not the leader: writes are stopped")]
     NotLeader,
     #[error("the controller is stopping")]
@@ -97,6 +103,9 @@ impl PodError {
             PodError::Neutron(_) => "NeutronRequestFailed",
             PodError::NotNeutronNetwork { .. } => "NotANeutronNetwork",
             PodError::Unsupported { .. } => "NotSupported",
+            PodError::SecurityGroupNotAllowed { .. } => "SecurityGroupNotAllowed",
+            PodError::SecurityGroupNotFound { .. } => "SecurityGroupNotFound",
+            PodError::BadSecurityGroups(_) => "InvalidSecurityGroupsAnnotation",
             PodError::NotLeader => "NotLeader",
             PodError::Stopped => "Stopped",
         }

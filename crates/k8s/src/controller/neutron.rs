@@ -16,9 +16,17 @@
 //!   second sighting at least [`NeutronSettings::gc_grace`] apart (a port made for a pod deleted
 //!   meanwhile). Ports of other owners are never touched.
 //!
+//! - Projects and security groups: a namespace's ports are made in the OpenStack project its
+//!   annotation [`PROJECT_ANNOTATION`] names (else [`NeutronSettings::project`], else the token's).
+//!   A pod may name security groups per interface ([`SECURITY_GROUPS_ANNOTATION`],
+//!   `{"net1": ["web", "db"]}`, names or IDs, looked up in the port's project); each must be listed
+//!   in its namespace's [`ALLOWED_SECURITY_GROUPS_ANNOTATION`] (only cluster admins write namespace
+//!   metadata), else the pod gets no port and an Event. Without the annotation Neutron gives the
+//!   port its project's default group. Groups are set when the port is made.
+//!
 //! Not supported here (refused with an Event): `ipam-claim-reference` (persistent IPs).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +34,7 @@ use std::time::{Duration, Instant};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use model::handoff::{self, Attachment, Handoff};
 use model::request::NetworkRef;
 use neutron::{FixedIp, NewPort, Port, Subnet};
@@ -36,6 +44,53 @@ use super::backend::{Backend, Report, Stores};
 use super::desired::{pod_is_active, NadLookup, PodRef};
 use super::{PodError, PodStatus};
 use crate::nad::{authorize, check_capabilities};
+
+/// Namespace annotation: the OpenStack project (ID) of the namespace's ports.
+pub const PROJECT_ANNOTATION: &str = "kubetron.io/openstack-project";
+/// Pod annotation: security groups per interface, `{"net1": ["web", "db"]}`.
+pub const SECURITY_GROUPS_ANNOTATION: &str = "kubetron.io/security-groups";
+/// Namespace annotation: the security groups (names or IDs, comma-separated) its pods may name.
+pub const ALLOWED_SECURITY_GROUPS_ANNOTATION: &str = "kubetron.io/allowed-security-groups";
+
+/// A namespace's annotations, by name.
+pub trait NamespaceLookup: Send + Sync {
+    fn annotations(&self, namespace: &str) -> BTreeMap<String, String>;
+}
+
+impl NamespaceLookup for kube::runtime::reflector::Store<Namespace> {
+    fn annotations(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.get(&kube::runtime::reflector::ObjectRef::new(namespace)).and_then(|n| n.metadata.annotations.clone()).unwrap_or_default()
+    }
+}
+
+impl NamespaceLookup for HashMap<String, BTreeMap<String, String>> {
+    fn annotations(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.get(namespace).cloned().unwrap_or_default()
+    }
+}
+
+/// The security groups `pod` names per interface ([`SECURITY_GROUPS_ANNOTATION`]), checked
+/// against `interfaces` (those it asks for) and against what its namespace allows (`allowed`:
+/// the namespace's [`ALLOWED_SECURITY_GROUPS_ANNOTATION`]). Pure.
+pub fn requested_groups(pod: &Pod, interfaces: &[&str], allowed: Option<&str>) -> Result<BTreeMap<String, Vec<String>>, PodError> {
+    let Some(raw) = pod.metadata.annotations.as_ref().and_then(|a| a.get(SECURITY_GROUPS_ANNOTATION)) else { return Ok(BTreeMap::new()) };
+    let asked: BTreeMap<String, Vec<String>> = serde_json::from_str(raw).map_err(|e| {
+        PodError::BadSecurityGroups(format!("{e}; expected an object of interface -> group names, like {{\"net1\": [\"web\"]}}"))
+    })?;
+    let allowed: Vec<&str> = allowed.unwrap_or("").split(',').map(str::trim).filter(|g| !g.is_empty()).collect();
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    for (ifname, groups) in &asked {
+        if !interfaces.contains(&ifname.as_str()) {
+            return Err(PodError::BadSecurityGroups(format!(
+                "it names interface {ifname:?}, which the pod does not ask for (it has {interfaces:?})"
+            )));
+        }
+        if let Some(g) = groups.iter().find(|g| !allowed.contains(&g.as_str())) {
+            return Err(PodError::SecurityGroupNotAllowed { namespace, interface: ifname.clone(), group: g.clone() });
+        }
+    }
+    Ok(asked)
+}
 
 /// How long a network's subnets are cached.
 const SUBNET_TTL: Duration = Duration::from_secs(60);
@@ -190,6 +245,7 @@ type CachedSubnets = (Instant, Arc<Vec<Subnet>>);
 pub struct NeutronBackend {
     client: neutron::Client,
     nads: Arc<dyn NadLookup + Send + Sync>,
+    namespaces: Arc<dyn NamespaceLookup>,
     leader: watch::Receiver<bool>,
     settings: NeutronSettings,
     subnets: Mutex<HashMap<String, CachedSubnets>>,
@@ -204,12 +260,40 @@ impl NeutronBackend {
         leader: watch::Receiver<bool>,
         settings: NeutronSettings,
     ) -> NeutronBackend {
-        NeutronBackend { client, nads, leader, settings, subnets: Mutex::default(), orphans: Mutex::default() }
+        let namespaces = Arc::new(HashMap::new());
+        NeutronBackend { client, nads, namespaces, leader, settings, subnets: Mutex::default(), orphans: Mutex::default() }
+    }
+
+    /// Reads namespace annotations (project, allowed security groups) from `namespaces`
+    /// (default: none).
+    pub fn with_namespaces(mut self, namespaces: Arc<dyn NamespaceLookup>) -> NeutronBackend {
+        self.namespaces = namespaces;
+        self
+    }
+
+    /// The IDs of `groups` in `project` (`None`: as the client sees them); an unknown or
+    /// ambiguous name is refused.
+    async fn group_ids(&self, interface: &str, groups: &[String], project: Option<&str>) -> Result<Vec<String>, PodError> {
+        let mut ids = Vec::with_capacity(groups.len());
+        for g in groups {
+            let found = self.client.security_groups_named(g, project).await?;
+            let not_found = || PodError::SecurityGroupNotFound {
+                interface: interface.to_string(),
+                group: g.clone(),
+                project: project.unwrap_or("(the token's)").to_string(),
+            };
+            match found.as_slice() {
+                [one] => ids.push(one.id.clone()),
+                [] => return Err(not_found()),
+                _ => return Err(PodError::BadSecurityGroups(format!("{} security groups are named {g:?}: name it by ID", found.len()))),
+            }
+        }
+        Ok(ids)
     }
 
     /// [`NeutronBackend::new`] reading NADs from the runner's cache.
     pub fn from_stores(client: neutron::Client, stores: &Stores, leader: watch::Receiver<bool>, settings: NeutronSettings) -> Self {
-        NeutronBackend::new(client, Arc::new(stores.nads.clone()), leader, settings)
+        NeutronBackend::new(client, Arc::new(stores.nads.clone()), leader, settings).with_namespaces(Arc::new(stores.namespaces.clone()))
     }
 
     pub fn client(&self) -> &neutron::Client {
@@ -258,12 +342,27 @@ impl Backend for NeutronBackend {
         self.leading()?;
         let existing = self.client.ports_of_device(&pr.uid).await?;
         let host = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
-        let project = self.settings.project.as_deref();
+        let ns = self.namespaces.annotations(&pr.namespace);
+        let project = ns.get(PROJECT_ANNOTATION).map(|p| p.trim()).filter(|p| !p.is_empty()).or(self.settings.project.as_deref());
+        let interfaces: Vec<&str> = want.iter().map(|w| w.interface.as_str()).collect();
+        let asked = requested_groups(pod, &interfaces, ns.get(ALLOWED_SECURITY_GROUPS_ANNOTATION).map(String::as_str))?;
+        // Group names are looked up only for ports still to be made.
+        let mut groups: HashMap<&str, Vec<String>> = HashMap::new();
+        for (ifname, names) in &asked {
+            let missing = want.iter().any(|w| w.interface == *ifname && !existing.iter().any(|p| p.name == w.port_name));
+            if missing {
+                groups.insert(ifname.as_str(), self.group_ids(ifname, names, project).await?);
+            }
+        }
         // Every missing port at once: one pod's ports never queue behind each other.
         let made = futures::future::join_all(want.iter().map(|w| async {
             match existing.iter().find(|p| p.name == w.port_name && p.network_id == w.network_id) {
                 Some(p) => Ok((p.clone(), false)),
-                None => self.client.create_missing_port(&w.new_port(&pr, host, project)).await,
+                None => {
+                    let mut np = w.new_port(&pr, host, project);
+                    np.security_groups = groups.get(w.interface.as_str()).cloned();
+                    self.client.create_missing_port(&np).await
+                }
             }
         }))
         .await;
@@ -405,6 +504,28 @@ mod tests {
         let mut done = pod("red");
         done.status = Some(serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap());
         assert!(wanted(&done, &nads()).unwrap().is_empty(), "a finished pod wants nothing");
+    }
+
+    #[test]
+    fn security_groups_must_be_allowed_by_the_namespace() {
+        let mut p = pod("red");
+        let set = |p: &mut Pod, v: &str| {
+            p.metadata.annotations.get_or_insert_with(Default::default).insert(SECURITY_GROUPS_ANNOTATION.into(), v.into());
+        };
+        assert!(requested_groups(&p, &["net1"], None).unwrap().is_empty(), "no annotation: the project's default");
+        set(&mut p, r#"{"net1": ["web", "db"]}"#);
+        let ok = requested_groups(&p, &["net1"], Some("web, db,ssh")).unwrap();
+        assert_eq!(ok["net1"], ["web", "db"]);
+        match requested_groups(&p, &["net1"], Some("web")) {
+            Err(PodError::SecurityGroupNotAllowed { namespace, interface, group }) => {
+                assert_eq!((namespace.as_str(), interface.as_str(), group.as_str()), ("team-a", "net1", "db"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(requested_groups(&p, &["net1"], None), Err(PodError::SecurityGroupNotAllowed { .. })), "nothing allowed");
+        assert!(matches!(requested_groups(&p, &["net2"], Some("web,db")), Err(PodError::BadSecurityGroups(_))), "no such interface");
+        set(&mut p, "[web]");
+        assert!(matches!(requested_groups(&p, &["net1"], Some("web")), Err(PodError::BadSecurityGroups(_))));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{stream, Stream, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::runtime::controller::{self as krc, Action};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -141,10 +141,21 @@ pub async fn run<B: Backend, W: PodWriter + 'static>(
     let (nad_store, nad_writer) = reflector::store::<NetworkAttachmentDefinition>();
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let (claim_store, claim_writer) = reflector::store::<IPAMClaim>();
-    let backend = backend(&Stores { nads: nad_store.clone(), pods: pod_store.clone(), claims: claim_store.clone() });
+    let (ns_store, ns_writer) = reflector::store::<Namespace>();
+    let mut tasks = Tasks(Vec::new());
+    let backend = backend(&Stores { nads: nad_store.clone(), pods: pod_store.clone(), claims: claim_store.clone(), namespaces: ns_store });
+    // Namespaces are cached for the backend (their annotations: the Neutron project, allowed
+    // security groups); their changes reconcile nothing by themselves.
+    tasks.0.push(tokio::spawn(
+        watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()).default_backoff().reflect(ns_writer).for_each(|ev| {
+            if let Err(e) = ev {
+                tracing::warn!("namespace watch: {e}");
+            }
+            std::future::ready(())
+        }),
+    ));
     let changes = backend.changes();
     let waiting = Arc::new(Mutex::new(HashSet::new()));
-    let mut tasks = Tasks(Vec::new());
     let (nads_listed_tx, nads_listed) = watch::channel(false);
     let (pods_listed_tx, pods_listed) = watch::channel(false);
     let (claims_listed_tx, claims_listed) = watch::channel(false);
