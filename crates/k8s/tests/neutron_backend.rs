@@ -184,7 +184,7 @@ fn neutron_backend_survives_restarts_and_races() {
         assert_ne!(port.security_groups[0], web.id);
         let webbed = pod_in("team-b", "webbed", "uid-b-web", node, json!({SECURITY_GROUPS_ANNOTATION: r#"{"net1": ["web"]}"#}));
         reconciled(&b, &webbed).await;
-        assert_eq!(client.ports_of_device("uid-b-web").await.unwrap()[0].security_groups, [web.id.clone()]);
+        assert_eq!(client.ports_of_device("uid-b-web").await.unwrap()[0].security_groups, [web.id.as_str()]);
         let dbbed = pod_in("team-b", "dbbed", "uid-b-db", node, json!({SECURITY_GROUPS_ANNOTATION: r#"{"net1": ["db"]}"#}));
         match b.reconcile(&dbbed).await {
             Err(e @ PodError::SecurityGroupNotAllowed { .. }) => assert_eq!(e.reason(), "SecurityGroupNotAllowed"),
