@@ -46,6 +46,10 @@ pub struct NeutronArgs {
     /// token's project.
     #[arg(long, env = "KUBETRON_NEUTRON_PROJECT")]
     pub neutron_project: Option<String>,
+    /// CA certificates (PEM) that https:// Neutron and Keystone endpoints must chain to (default:
+    /// the system's).
+    #[arg(long, env = "KUBETRON_NEUTRON_CA_FILE")]
+    pub neutron_ca_file: Option<PathBuf>,
     /// Port creates and deletes in flight at most.
     #[arg(long, env = "KUBETRON_NEUTRON_CONCURRENCY", default_value_t = 8)]
     pub neutron_concurrency: usize,
@@ -80,6 +84,7 @@ impl NeutronArgs {
         let mut cfg = neutron::ClientConfig::new(url);
         cfg.timeout = Duration::from_secs(self.neutron_timeout_secs.max(1));
         cfg.write_concurrency = self.neutron_concurrency.max(1);
+        cfg.ca_file = self.neutron_ca_file.clone();
         cfg.auth = match self.neutron_auth {
             AuthKind::Noauth => {
                 tracing::warn!("Neutron without authentication (--neutron-auth noauth): for test and lab setups only");

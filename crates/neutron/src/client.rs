@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
@@ -40,6 +41,9 @@ pub struct ClientConfig {
     pub coalesce_window: Duration,
     /// At most this many in one coalesced request.
     pub coalesce_max: usize,
+    /// For `https://` endpoints (Neutron's and Keystone's): the CA certificates (PEM) their
+    /// certificates must chain to; `None`: the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// How the client authenticates: not at all (Neutron's `noauth`), or with a Keystone v3 token
@@ -108,6 +112,7 @@ impl ClientConfig {
             auth: Auth::None,
             coalesce_window: Duration::from_millis(20),
             coalesce_max: 50,
+            ca_file: None,
         }
     }
 }
@@ -120,7 +125,7 @@ pub struct Client {
 
 struct Inner {
     cfg: ClientConfig,
-    http: HttpClient<HttpConnector, Full<Bytes>>,
+    http: HttpClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     writes: Semaphore,
     /// The current token; the lock makes concurrent callers wait for one renewal.
     token: tokio::sync::Mutex<Option<Token>>,
@@ -142,17 +147,25 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client of the Neutron at `cfg.url` (plain `http://` for now).
+    /// A client of the Neutron at `cfg.url` (`http://` or `https://`; so may Keystone's be).
     pub fn new(cfg: ClientConfig) -> Result<Client, Error> {
-        if !cfg.url.starts_with("http://") {
-            return Err(Error::Transport {
-                url: cfg.url.clone(),
-                method: String::new(),
-                path: String::new(),
-                what: "only http:// endpoints are supported so far".into(),
-            });
+        let refuse = |what: String| Error::Transport { url: cfg.url.clone(), method: String::new(), path: String::new(), what };
+        if !cfg.url.starts_with("http://") && !cfg.url.starts_with("https://") {
+            return Err(refuse("the endpoint must be an http:// or https:// URL".into()));
         }
-        let http = HttpClient::builder(TokioExecutor::new()).build_http();
+        let https = match &cfg.ca_file {
+            Some(path) => HttpsConnectorBuilder::new().with_tls_config(tls_config(path).map_err(refuse)?),
+            None => match HttpsConnectorBuilder::new().with_native_roots() {
+                Ok(b) => b,
+                // No system roots: https endpoints then fail to verify (naming the missing CA file).
+                Err(e) => {
+                    debug!("no system CA certificates ({e}); https endpoints need ClientConfig::ca_file");
+                    HttpsConnectorBuilder::new().with_tls_config(empty_roots())
+                }
+            },
+        };
+        let connector = https.https_or_http().enable_http1().build();
+        let http = HttpClient::builder(TokioExecutor::new()).build(connector);
         let writes = Semaphore::new(cfg.write_concurrency.max(1));
         let (token, token_requests) = (tokio::sync::Mutex::new(None), Default::default());
         let batches = std::sync::OnceLock::new();
@@ -264,7 +277,7 @@ impl Client {
         }
         let req = req.body(Full::new(bytes)).map_err(|e| transport(e.to_string()))?;
         let answer = async {
-            let resp = self.inner.http.request(req).await.map_err(|e| transport(e.to_string()))?;
+            let resp = self.inner.http.request(req).await.map_err(|e| transport(with_causes(&e)))?;
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             let body = resp.into_body().collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
@@ -552,6 +565,47 @@ impl Client {
         let body = json!({ "tags": tags });
         self.retried("tagging a network", || self.call::<Value>(Method::PUT, &path, Some(&body))).await.map(|_| ())
     }
+}
+
+/// `e` and its causes (hyper's own message is only "client error (Connect)"; the cause says
+/// "connection refused" or "invalid peer certificate: UnknownIssuer").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+/// A TLS client configuration trusting nothing.
+fn empty_roots() -> rustls::ClientConfig {
+    roots_config(rustls::RootCertStore::empty()).expect("ring's default protocol versions")
+}
+
+fn roots_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// A TLS client configuration trusting the CA certificates in PEM file `path`.
+fn tls_config(path: &std::path::Path) -> Result<rustls::ClientConfig, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        roots.add(cert).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("CA file {} holds no certificate", path.display()));
+    }
+    roots_config(roots)
 }
 
 /// Ports per page of a listing.

@@ -95,6 +95,56 @@ fn client_against_a_real_neutron() {
         client.delete_port(&a.id).await.expect("delete");
         client.delete_port(&a.id).await.expect("delete again (absent)");
         assert!(client.port(&a.id).await.unwrap().is_none());
+
+        // TLS: neutron-server behind a TLS terminator (as deployments put haproxy in front of it).
+        let tmp = tempfile::tempdir().unwrap();
+        let (https, ca) = tls_terminator(world.stack.server.port(), tmp.path()).await;
+        let secure = Client::new(ClientConfig { ca_file: Some(ca.clone()), ..ClientConfig::new(&https) }).unwrap();
+        let over_tls = secure.networks("tags=kubetron:expose").await.expect("listing over https with the CA file");
+        assert_eq!(over_tls.len(), 1, "{over_tls:?}");
+        let untrusted = Client::new(ClientConfig { tries: 1, ..ClientConfig::new(&https) }).unwrap();
+        let e = untrusted.networks("").await.expect_err("a certificate no trusted CA signed");
+        assert!(matches!(e, neutron::Error::Transport { .. }), "{e}");
+        assert!(e.to_string().contains("certificate"), "the message says why: {e}");
+        let bad_ca = tmp.path().join("empty.pem");
+        std::fs::write(&bad_ca, "").unwrap();
+        let refused = Client::new(ClientConfig { ca_file: Some(bad_ca), ..ClientConfig::new(&https) }).expect_err("an empty CA file");
+        assert!(refused.to_string().contains("holds no certificate"), "{refused}");
     });
     world.stack.stop().unwrap();
+}
+
+/// A TLS terminator on 127.0.0.1 forwarding to plain `port`, with a certificate for 127.0.0.1
+/// signed by a CA of its own; its URL and the CA's PEM file (in `dir`).
+async fn tls_terminator(port: u16, dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (url, ca_file)
 }
