@@ -111,7 +111,7 @@ impl ClientConfig {
             backoff: Duration::from_millis(200),
             auth: Auth::None,
             coalesce_window: Duration::from_millis(20),
-            coalesce_max: 50,
+            coalesce_max: 25,
             ca_file: None,
         }
     }
