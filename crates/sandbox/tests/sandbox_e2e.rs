@@ -25,6 +25,15 @@ fn kubetron_sandbox(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Takes the sandbox in the directory it names down when dropped (whatever a test did before).
+struct Down(String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        kubetron_sandbox(&["down", "--dir", &self.0]);
+    }
+}
+
 /// The pids `sandbox status` lists as running.
 fn running_pids(status: &str) -> Vec<i32> {
     status.lines().filter(|l| l.contains("running")).filter_map(|l| l.split_whitespace().nth(2)?.parse().ok()).collect()
@@ -124,12 +133,6 @@ fn sandbox_with_kube() {
     let dir_s = dir.to_str().unwrap();
     let prefix = format!("ktsk{}", std::process::id() % 100000);
     // Whatever happens below, the sandbox goes down.
-    struct Down(String);
-    impl Drop for Down {
-        fn drop(&mut self) {
-            kubetron_sandbox(&["down", "--dir", &self.0]);
-        }
-    }
     let _down = Down(dir_s.to_string());
     let (code, out) = kubetron_sandbox(&["up", "--dir", dir_s, "--with-kube", "--nodes", "2", "--prefix", &prefix]);
     let cleanup = || kubetron_sandbox(&["down", "--dir", dir_s]);
@@ -233,12 +236,6 @@ fn sandbox_with_neutron() {
     let dir = tmp.path().join("sbx");
     let dir_s = dir.to_str().unwrap();
     let prefix = format!("ktsn{}", std::process::id() % 100000);
-    struct Down(String);
-    impl Drop for Down {
-        fn drop(&mut self) {
-            kubetron_sandbox(&["down", "--dir", &self.0]);
-        }
-    }
     let _down = Down(dir_s.to_string());
     let (code, out) = kubetron_sandbox(&["up", "--dir", dir_s, "--neutron", "--prefix", &prefix]);
     let log = |name: &str| std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
