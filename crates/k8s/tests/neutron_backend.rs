@@ -6,7 +6,8 @@
 //! request alone, then lookups and creates coalesced into bulk requests) all end with exactly one
 //! port each (nothing lost, nothing duplicated); a reconcile raced by the pod's
 //! deletion leaves no port once garbage collection has run (second sighting); reconciling again is
-//! a no-op (no new port); the hand-off names each pod's own port.
+//! a no-op (no new port); the hand-off names each pod's own port; a namespace's project and allowed
+//! security groups apply (a group it does not allow refuses the pod; a finished pod's port goes).
 //!
 //! Ignored without `KUBETRON_NEUTRON_TESTS=1` (scripts/test.sh sets it).
 
@@ -185,6 +186,11 @@ fn neutron_backend_survives_restarts_and_races() {
         let webbed = pod_in("team-b", "webbed", "uid-b-web", node, json!({SECURITY_GROUPS_ANNOTATION: r#"{"net1": ["web"]}"#}));
         reconciled(&b, &webbed).await;
         assert_eq!(client.ports_of_device("uid-b-web").await.unwrap()[0].security_groups, [web.id.as_str()]);
+        // Finished: its port goes (its groups are not looked at again).
+        let mut done = webbed.clone();
+        done.status = Some(serde_json::from_value(json!({"phase": "Succeeded"})).unwrap());
+        reconciled(&b, &done).await;
+        assert!(client.ports_of_device("uid-b-web").await.unwrap().is_empty(), "a finished pod's port goes");
         let dbbed = pod_in("team-b", "dbbed", "uid-b-db", node, json!({SECURITY_GROUPS_ANNOTATION: r#"{"net1": ["db"]}"#}));
         match b.reconcile(&dbbed).await {
             Err(e @ PodError::SecurityGroupNotAllowed { .. }) => assert_eq!(e.reason(), "SecurityGroupNotAllowed"),

@@ -699,8 +699,10 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_so_far() {
-        assert!(Client::new(ClientConfig::new("https://neutron:9696")).is_err());
+    fn http_and_https_only() {
+        assert!(Client::new(ClientConfig::new("ftp://neutron:9696")).is_err());
+        assert!(Client::new(ClientConfig::new("neutron:9696")).is_err());
+        assert!(Client::new(ClientConfig::new("https://neutron:9696")).is_ok());
         let c = Client::new(ClientConfig::new("http://127.0.0.1:9696/")).unwrap();
         assert_eq!(c.inner.cfg.url, "http://127.0.0.1:9696");
         let pauses: Vec<u128> = c.pauses().take(7).map(|d| d.as_millis()).collect();

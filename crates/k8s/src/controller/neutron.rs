@@ -345,7 +345,12 @@ impl Backend for NeutronBackend {
         let ns = self.namespaces.annotations(&pr.namespace);
         let project = ns.get(PROJECT_ANNOTATION).map(|p| p.trim()).filter(|p| !p.is_empty()).or(self.settings.project.as_deref());
         let interfaces: Vec<&str> = want.iter().map(|w| w.interface.as_str()).collect();
-        let asked = requested_groups(pod, &interfaces, ns.get(ALLOWED_SECURITY_GROUPS_ANNOTATION).map(String::as_str))?;
+        // A pod that wants nothing (finished) only has ports to remove: its groups do not matter.
+        let asked = if want.is_empty() {
+            BTreeMap::new()
+        } else {
+            requested_groups(pod, &interfaces, ns.get(ALLOWED_SECURITY_GROUPS_ANNOTATION).map(String::as_str))?
+        };
         // Group names are looked up only for ports still to be made.
         let mut groups: HashMap<&str, Vec<String>> = HashMap::new();
         for (ifname, names) in &asked {
