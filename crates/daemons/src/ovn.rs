@@ -110,6 +110,13 @@ impl Central {
         v.extend_from_slice(args);
         run("ovn-sbctl", &v)
     }
+    /// Runs `ovn-appctl` against ovn-northd (`inc-engine/recompute`, `stopwatch/show`...).
+    pub fn northd_appctl(&self, args: &[&str]) -> Result<String, Error> {
+        let ctl = self.dir.join("northd.ctl");
+        let mut v = vec!["-t", ctl.to_str().unwrap_or_default()];
+        v.extend_from_slice(args);
+        run("ovn-appctl", &v)
+    }
     /// Stops northd and both databases (idempotent).
     pub fn stop(&mut self) -> Result<(), Error> {
         if self.stopped {

@@ -92,6 +92,12 @@ pub async fn install_ipamclaim_crd(client: &Client, crd_yaml: &str, timeout: Dur
     install_crd::<crate::ipamclaim::IPAMClaim>(client, crd_yaml, "IPAMClaim", timeout).await
 }
 
+/// Creates the MultiNetworkPolicy CRD from `crd_yaml` (`deploy/crd-multinetworkpolicies.yaml`; an
+/// existing one is left as it is) and waits until it is Established and served.
+pub async fn install_mnp_crd(client: &Client, crd_yaml: &str, timeout: Duration) -> Result<CustomResourceDefinition, ClientError> {
+    install_crd::<crate::mnp::MultiNetworkPolicy>(client, crd_yaml, "MultiNetworkPolicy", timeout).await
+}
+
 /// Creates the CRD of `K` from `crd_yaml` (its first document; an existing one is left as it is)
 /// and waits until it is Established and `K`'s API answers a list (Established can come a moment
 /// before the REST endpoint is served). `what` names the kind in timeout errors.

@@ -70,18 +70,6 @@ pub struct IPAMClaimStatus {
 }
 
 impl IPAMClaim {
-    /// Namespace, empty when unset.
-    pub fn namespace_str(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or_default()
-    }
-    /// Name, empty when unset.
-    pub fn name_str(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or_default()
-    }
-    /// UID, empty when unset.
-    pub fn uid_str(&self) -> &str {
-        self.metadata.uid.as_deref().unwrap_or_default()
-    }
     /// `status.ips`, empty when there is no status.
     pub fn status_ips(&self) -> &[String] {
         self.status.as_ref().map(|s| s.ips.as_slice()).unwrap_or_default()
@@ -155,6 +143,7 @@ pub fn crd() -> CustomResourceDefinition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::MetaStr;
 
     #[test]
     fn serde_follows_the_upstream_shape() {

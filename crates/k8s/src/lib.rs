@@ -22,6 +22,8 @@ pub mod annotation;
 pub mod client;
 pub mod controller;
 pub mod ipamclaim;
+pub mod meta;
+pub mod mnp;
 pub mod nad;
 pub mod nadsync;
 pub mod rbac;

@@ -39,6 +39,8 @@ pub const CONTROLLER: &[Permission] = &[
     // IPAMClaims (persistent IPs): read, and `status.ips`/`ownerPod` written through ipamclaims/status.
     cluster("k8s.cni.cncf.io", "ipamclaims", &["get", "list", "watch"]),
     cluster("k8s.cni.cncf.io", "ipamclaims/status", &["patch"]),
+    // MultiNetworkPolicies: read (problems and progress are reported as Events).
+    cluster("k8s.cni.cncf.io", "multi-networkpolicies", &["list", "watch"]),
     Permission {
         api_group: "coordination.k8s.io",
         resource: "leases",

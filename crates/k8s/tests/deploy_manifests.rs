@@ -105,7 +105,7 @@ fn kinds_parse_as_their_types() {
     let expected: BTreeMap<String, usize> = [
         ("Namespace", 1),
         ("ConfigMap", 1),
-        ("CustomResourceDefinition", 2),
+        ("CustomResourceDefinition", 3),
         ("ServiceAccount", 3),
         ("ClusterRole", 3),
         ("ClusterRoleBinding", 3),

@@ -10,6 +10,7 @@ mod kube_e2e_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s::meta::MetaStr;
 use k8s::nad::{new_nad, NetworkAttachmentDefinition, ALLOWED_NAMESPACES_ANNOTATION, RESOURCE_NAME_ANNOTATION};
 use k8s::rbac::{COMPONENTS, WEBHOOK_CONFIGURATION_NAME};
 use k8s::webhook::{register_ca_bundle, NadSource};

@@ -52,6 +52,17 @@ pub const NETNS: &str = "kubetron.io/netns";
 /// the switch to as a NetworkAttachmentDefinition.
 pub const EXPOSE_NAMESPACES: &str = "kubetron.io/namespaces";
 
+/// `external_ids` keys on the rows that carry a MultiNetworkPolicy on one switch (Port_Group,
+/// ACL, Address_Set): the policy (`namespace/name`), its UID, the switch, and the row's identity
+/// ([`ROW_ID`]), which the controller matches desired rows to existing ones by, so a changed
+/// match or address list is an update in place.
+pub const POLICY: &str = "kubetron.io/policy";
+pub const POLICY_UID: &str = "kubetron.io/policy-uid";
+pub const ROW_ID: &str = "kubetron.io/id";
+/// `external_ids` key on policy rows: `policy` (a policy's own rows) or `deny` (a switch's
+/// default-deny groups, shared by every policy on the switch).
+pub const POLICY_KIND: &str = "kubetron.io/kind";
+
 /// The logical switch port name for a CNI attachment that carries no pod identity (a runtime
 /// called the plugin directly): from the container ID and interface name.
 pub fn container_port(container_id: &str, ifname: &str) -> String {

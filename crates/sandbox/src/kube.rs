@@ -25,6 +25,7 @@ use crate::Error;
 
 const CRD_YAML: &str = include_str!("../../../deploy/crd.yaml");
 const IPAMCLAIM_CRD_YAML: &str = include_str!("../../../deploy/crd-ipamclaims.yaml");
+const MNP_CRD_YAML: &str = include_str!("../../../deploy/crd-multinetworkpolicies.yaml");
 /// The namespace the sandbox's pods and NADs live in.
 pub const NAMESPACE: &str = "default";
 /// The networks annotation the sandbox's pods carry (net1 = red, net2 = blue).
@@ -71,7 +72,8 @@ where
     k8s::client::wait_for(what, timeout, Duration::from_millis(200), f).await.map_err(step)
 }
 
-/// The NAD CRD (deploy/crd.yaml), the IPAMClaim CRD (deploy/crd-ipamclaims.yaml) and the namespaces the sandbox uses (`kubetron` holds the
+/// The NAD CRD (deploy/crd.yaml), the IPAMClaim CRD (deploy/crd-ipamclaims.yaml), the MultiNetworkPolicy CRD
+/// (deploy/crd-multinetworkpolicies.yaml) and the namespaces the sandbox uses (`kubetron` holds the
 /// controller's Lease). The NADs themselves come from the controller's NAD sync (the sandbox's
 /// switches are marked `kubetron.io/namespaces=default`), see [`wait_for_synced_nads`].
 pub fn install(kubeconfig: &Path) -> Result<(), Error> {
@@ -79,6 +81,7 @@ pub fn install(kubeconfig: &Path) -> Result<(), Error> {
         let c = client(kubeconfig).await?;
         k8s::client::install_nad_crd(&c, CRD_YAML, Duration::from_secs(30)).await.map_err(step)?;
         k8s::client::install_ipamclaim_crd(&c, IPAMCLAIM_CRD_YAML, Duration::from_secs(30)).await.map_err(step)?;
+        k8s::client::install_mnp_crd(&c, MNP_CRD_YAML, Duration::from_secs(30)).await.map_err(step)?;
         let namespaces: Api<Namespace> = Api::all(c);
         for ns in [NAMESPACE, "kubetron"] {
             let obj: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).map_err(|e| Error::Step(e.to_string()))?;

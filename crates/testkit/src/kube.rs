@@ -78,10 +78,13 @@ pub fn deploy_docs(file: &str) -> Vec<Value> {
     k8s::client::yaml_documents(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
-/// Installs deploy/crd.yaml and deploy/crd-ipamclaims.yaml (idempotent) and waits until both are
-/// Established and served; returns the NAD CRD.
+/// Installs deploy/crd.yaml, deploy/crd-ipamclaims.yaml and deploy/crd-multinetworkpolicies.yaml
+/// (idempotent) and waits until they are Established and served; returns the NAD CRD.
 pub async fn install_crd(client: &Client) -> CustomResourceDefinition {
     install_ipamclaim_crd(client).await;
+    let text = std::fs::read_to_string(deploy_dir().join("crd-multinetworkpolicies.yaml")).expect("deploy/crd-multinetworkpolicies.yaml");
+    assert_eq!(deploy_docs("crd-multinetworkpolicies.yaml").len(), 1, "crd-multinetworkpolicies.yaml holds one CRD");
+    k8s::client::install_mnp_crd(client, &text, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"));
     let text = std::fs::read_to_string(deploy_dir().join("crd.yaml")).expect("deploy/crd.yaml");
     assert_eq!(deploy_docs("crd.yaml").len(), 1, "crd.yaml holds one CRD");
     k8s::client::install_nad_crd(client, &text, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"))

@@ -6,6 +6,8 @@
 //!   waits, deploy/'s CRD, namespace, RBAC and webhook configuration applied as a user applies them).
 //! - `vm` (feature `vm`): real qemu VMs (TCG) for tests: a guest image built from Debian packages, KubeVirt's
 //!   bridge binding, live migration over QMP, a 10 ms pinger, and the machine-wide slot and test gate.
+//! - `probe` (feature `probe`): traffic checks between network namespaces (TCP and UDP servers made inside
+//!   a netns, connect / echo probes with a bound, ICMP through `ping`), for policy tests.
 //! - [`init_tracing`]: test logs through `tracing`; [`poll`]: a bounded wait for a condition.
 //!
 //! Used by the workspace's tests (dev-dependencies only), the benchmarks and the sandbox (a developer
@@ -14,6 +16,8 @@
 pub mod cni;
 #[cfg(feature = "kube")]
 pub mod kube;
+#[cfg(feature = "probe")]
+pub mod probe;
 #[cfg(feature = "vm")]
 pub mod vm;
 

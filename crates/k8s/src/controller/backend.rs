@@ -164,7 +164,8 @@ impl super::ClaimLookup for StoreClaims {
     }
 }
 
-/// [`super::runner::run`] with the `ovn` backend over `nb`.
+/// [`super::runner::run`] with the `ovn` backend over `nb`, and (unless `cfg.policies` is off)
+/// the MultiNetworkPolicy runner ([`super::policy_runner::run`]) over the same `nb`.
 pub async fn run_ovn<W: super::events::PodWriter + 'static>(
     client: kube::Client,
     nb: Nb,
@@ -173,5 +174,17 @@ pub async fn run_ovn<W: super::events::PodWriter + 'static>(
     cfg: super::runner::RunnerConfig,
 ) {
     let (migration, window, l) = (cfg.vm_migration, cfg.batch_window, leader.clone());
-    super::runner::run(client, move |stores| OvnBackend::new(nb, stores, l, migration, window), writer, leader, cfg).await
+    let policies = cfg
+        .policies
+        .then(|| super::policy_runner::run(client.clone(), nb.clone(), leader.clone(), super::events::COMPONENT, Default::default()));
+    let pods = super::runner::run(client, move |stores| OvnBackend::new(nb, stores, l, migration, window), writer, leader, cfg);
+    match policies {
+        Some(policies) => {
+            tokio::select! {
+                _ = pods => {}
+                _ = policies => tracing::warn!("the MultiNetworkPolicy runner ended"),
+            }
+        }
+        None => pods.await,
+    }
 }

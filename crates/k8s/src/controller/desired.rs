@@ -15,6 +15,7 @@ use super::error::PodError;
 use super::nb::SwitchLookup;
 use crate::annotation;
 use crate::ipamclaim::IPAMClaim;
+use crate::meta::MetaStr;
 use crate::nad::{authorize, check_capabilities, NetworkAttachmentDefinition};
 use model::kubevirt::{ChassisOptions, MigrationMode};
 use model::request::{NetworkRef, NetworkSelection};

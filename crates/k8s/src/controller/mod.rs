@@ -10,6 +10,8 @@
 //! - [`runner`]: the Kubernetes side (watchers, reflectors, debounce, backoff).
 //! - [`nb`]: the Northbound client + replica + transaction counter.
 //! - [`vm`]: KubeVirt launcher pods: the pods of one VM and where its ports are bound.
+//! - [`policy`]: MultiNetworkPolicies -> Port_Group, Address_Set and ACL rows, planned against
+//!   the replica ([`policy::plan_policies`]); [`policy_runner`]: their Kubernetes side.
 //! - [`backend`]: the seam the runner sees ([`backend::Backend`]); [`backend::OvnBackend`] is all
 //!   of the above, [`neutron::NeutronBackend`] makes Neutron's ports through Neutron's API instead.
 //!
@@ -25,6 +27,8 @@ pub mod gc;
 pub mod lease;
 pub mod nb;
 pub mod neutron;
+pub mod policy;
+pub mod policy_runner;
 pub mod reconcile;
 pub mod runner;
 pub mod status;

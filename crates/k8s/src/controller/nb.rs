@@ -19,6 +19,9 @@ use ovsdb::Client;
 pub const LS: &str = "Logical_Switch";
 pub const LSP: &str = "Logical_Switch_Port";
 pub const DHCP: &str = "DHCP_Options";
+pub const PG: &str = "Port_Group";
+pub const AS: &str = "Address_Set";
+pub const ACL: &str = "ACL";
 
 /// Northbound access: writes through `client`, reads from `replica`.
 #[derive(Clone)]
@@ -46,11 +49,19 @@ impl Nb {
                 "tag",
             ]))
             .table(MonitorTable::new(DHCP).columns(["cidr", "options"]))
+            .table(MonitorTable::new(PG).columns(["name", "ports", "acls", "external_ids"]))
+            .table(MonitorTable::new(AS).columns(["name", "addresses", "external_ids"]))
+            .table(MonitorTable::new(ACL).columns(["name", "priority", "direction", "match", "action", "external_ids"]))
             .index(LS, "name")
             .index(LSP, "name")
             .index(LSP, "type")
             .index_map_key(LSP, "external_ids", names::POD_UID)
-            .index(DHCP, "cidr");
+            .index(DHCP, "cidr")
+            .index(PG, "name")
+            .index_map_key(PG, "external_ids", names::POLICY)
+            .index_map_key(PG, "external_ids", names::LOGICAL_SWITCH)
+            .index(AS, "name")
+            .index_map_key(AS, "external_ids", names::POLICY);
         let replica = Replica::start(&client, cfg).await?;
         Ok(Nb { client, replica, transactions: Arc::new(AtomicU64::new(0)) })
     }

@@ -38,6 +38,7 @@ use super::desired::{pod_is_active, PodRef};
 use super::events::{EventType, PodWriter};
 use super::PodError;
 use crate::ipamclaim::{self, IPAMClaim};
+use crate::meta::MetaStr;
 use crate::nad::NetworkAttachmentDefinition;
 use crate::status::{write_pod_annotations, WriteOutcome};
 use model::status::ClusterNetwork;
@@ -65,6 +66,8 @@ pub struct RunnerConfig {
     pub default_network_name: Option<String>,
     /// How a VM's ports follow a live migration ([`model::kubevirt::MigrationMode`]).
     pub vm_migration: model::kubevirt::MigrationMode,
+    /// Enforce MultiNetworkPolicies ([`super::policy_runner`]; OVN backend only).
+    pub policies: bool,
 }
 
 impl Default for RunnerConfig {
@@ -79,6 +82,7 @@ impl Default for RunnerConfig {
             batch_window: Duration::from_millis(2),
             default_network_name: None,
             vm_migration: model::kubevirt::MigrationMode::Rarp,
+            policies: true,
         }
     }
 }

@@ -9,6 +9,7 @@ use model::request::NetworkSelection;
 use thiserror::Error;
 
 use super::NetworkAttachmentDefinition;
+use crate::meta::MetaStr;
 
 /// Annotation on a NAD sharing it with other namespaces.
 pub const ALLOWED_NAMESPACES_ANNOTATION: &str = "kubetron.io/allowed-namespaces";

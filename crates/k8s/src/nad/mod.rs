@@ -62,16 +62,6 @@ impl NetworkAttachmentDefinition {
     pub fn physical_network(&self) -> Option<&str> {
         self.resource_name()?.strip_prefix(RESOURCE_PREFIX).filter(|n| !n.is_empty())
     }
-
-    /// Namespace, empty when unset.
-    pub fn namespace_str(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or_default()
-    }
-
-    /// Name, empty when unset.
-    pub fn name_str(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or_default()
-    }
 }
 
 /// The CRD with the permissive schema Multus ships (`spec` preserves unknown fields,

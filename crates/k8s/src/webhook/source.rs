@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use kube::api::Api;
 use thiserror::Error;
 
+use crate::meta::MetaStr;
 use crate::nad::NetworkAttachmentDefinition;
 
 /// A failed lookup (not "not found", which is `Ok(None)`).

@@ -1,0 +1,116 @@
+//! The MultiNetworkPolicy custom resource (`multi-networkpolicies.k8s.cni.cncf.io/v1beta1`,
+//! k8snetworkplumbingwg/multi-networkpolicy): the NetworkPolicy shape ([`policy::PolicySpec`], with
+//! `endPort`), applied to the networks its `k8s.v1.cni.cncf.io/policy-for` annotation names. No
+//! status subresource (upstream has none): the controller reports through Events.
+//!
+//! [`crd()`] is the CRD `deploy/crd-multinetworkpolicies.yaml` holds: upstream's group, version and
+//! names, `spec` kept whole (`x-kubernetes-preserve-unknown-fields`), so no field, `endPort`
+//! included, is pruned by the apiserver; the controller validates ([`policy::validate`]). An
+//! upstream CRD already installed works, except that its v1beta1 schema prunes `endPort` (a range
+//! then allows only its first port): install this one instead, or use single ports.
+
+use crate::meta::MetaStr;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceValidation, JSONSchemaProps,
+};
+use kube::CustomResource;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The CRD's name.
+pub const CRD_NAME: &str = "multi-networkpolicies.k8s.cni.cncf.io";
+
+/// `spec` of a MultiNetworkPolicy.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "k8s.cni.cncf.io",
+    version = "v1beta1",
+    kind = "MultiNetworkPolicy",
+    plural = "multi-networkpolicies",
+    singular = "multi-networkpolicy",
+    shortname = "multi-policy",
+    namespaced,
+    schema = "disabled"
+)]
+pub struct MultiNetworkPolicySpec {
+    #[serde(flatten)]
+    pub policy: policy::PolicySpec,
+}
+
+impl MultiNetworkPolicy {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace_str(), self.name_str())
+    }
+    /// The networks (`(namespace, NAD name)`) its `policy-for` annotation names; empty without one.
+    pub fn policy_for(&self) -> Vec<(String, String)> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(policy::POLICY_FOR))
+            .map(|v| policy::parse_policy_for(v, self.namespace_str()))
+            .unwrap_or_default()
+    }
+}
+
+/// A new policy (tests, sandbox).
+pub fn new_policy(namespace: &str, name: &str, policy_for: &str, spec: policy::PolicySpec) -> MultiNetworkPolicy {
+    let mut p = MultiNetworkPolicy::new(name, MultiNetworkPolicySpec { policy: spec });
+    p.metadata.namespace = Some(namespace.to_string());
+    p.metadata.annotations = Some([(policy::POLICY_FOR.to_string(), policy_for.to_string())].into_iter().collect());
+    p
+}
+
+/// The CRD kubetron ships (`deploy/crd-multinetworkpolicies.yaml`).
+pub fn crd() -> CustomResourceDefinition {
+    let mut crd = <MultiNetworkPolicy as kube::CustomResourceExt>::crd();
+    let schema: JSONSchemaProps = serde_json::from_value(json!({
+        "description": "MultiNetworkPolicy: a NetworkPolicy for the networks named by the k8s.v1.cni.cncf.io/policy-for annotation.",
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "description": "The NetworkPolicy spec (podSelector, policyTypes, ingress, egress; ports may carry endPort).",
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true
+            }
+        }
+    }))
+    .unwrap_or_default();
+    for v in &mut crd.spec.versions {
+        v.schema = Some(CustomResourceValidation { open_api_v3_schema: Some(schema.clone()) });
+    }
+    crd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_follows_the_upstream_shape() {
+        let v = json!({"apiVersion": "k8s.cni.cncf.io/v1beta1", "kind": "MultiNetworkPolicy",
+            "metadata": {"name": "web", "namespace": "team", "uid": "u1", "annotations": {"k8s.v1.cni.cncf.io/policy-for": "red, other/blue"}},
+            "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{"ports": [{"port": 8000, "endPort": 8010}]}]}});
+        let p: MultiNetworkPolicy = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(p.key(), "team/web");
+        assert_eq!(p.policy_for(), [("team".to_string(), "red".to_string()), ("other".to_string(), "blue".to_string())]);
+        assert_eq!(p.spec.policy.ingress.as_ref().unwrap()[0].ports.as_ref().unwrap()[0].end_port, Some(8010));
+        assert_eq!(serde_json::to_value(&p).unwrap()["spec"], v["spec"]);
+    }
+
+    #[test]
+    fn deploy_file_is_crd() {
+        let c = crd();
+        assert_eq!(c.metadata.name.as_deref(), Some(CRD_NAME));
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/crd-multinetworkpolicies.yaml")).unwrap();
+        let from_file: CustomResourceDefinition = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_file).unwrap(),
+            serde_json::to_value(&c).unwrap(),
+            "deploy/crd-multinetworkpolicies.yaml is crd()"
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! MultiNetworkPolicy rows against a real OVN Northbound database (ovsdb-server + northd): a
+//! policy's group, sets and ACLs are created, kept current as peers come and go (only the set
+//! changes), updated in place, and deleted with nothing left behind; a second policy on the same
+//! switch shares the default-deny groups; a row of the same name kubetron does not own is refused
+//! and left alone; orphaned rows are found; northd turns every ACL into logical flows.
+
+mod controller_support;
+
+use std::collections::{BTreeMap, HashSet};
+
+use controller_support::*;
+use k8s::controller::nb::NbView;
+use k8s::controller::policy::{orphaned_policies, plan_policies, PolicyItem, PolicyPlanError};
+use k8s::controller::Nb;
+use policy::{Mode, PodView, PolicyRef, PolicySpec, PortView, World};
+use serde_json::json;
+
+fn lsp(ovn: &Ovn, switch: &str, name: &str, ip: &str) {
+    let last: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
+    ovn.nbctl(&["lsp-add", switch, name, "--", "lsp-set-addresses", name, &format!("0a:00:00:00:00:{last:02x} {ip}")]);
+}
+
+fn pod(ns: &str, name: &str, app: &str, ports: &[(&str, &str)]) -> PodView {
+    PodView {
+        namespace: ns.into(),
+        name: name.into(),
+        labels: [("app".to_string(), app.to_string())].into_iter().collect(),
+        container_ports: vec![],
+        ports: ports
+            .iter()
+            .map(|(switch, ip)| PortView {
+                switch: switch.to_string(),
+                lsp: format!("{ns}_{name}_{switch}"),
+                ips: vec![ip.parse().unwrap()],
+            })
+            .collect(),
+    }
+}
+
+fn world(pods: Vec<PodView>) -> World {
+    World::new([("team".to_string(), BTreeMap::new())], pods)
+}
+
+/// Plans, writes, and waits until the replica shows the write (planning again yields nothing).
+async fn apply(nb: &Nb, world: &World, items: &[PolicyItem<'_>]) -> usize {
+    let plan = plan_policies(&nb.view(), world, items, Mode::AddressSets).expect("plan");
+    let n = plan.writes();
+    if n > 0 {
+        nb.transact(plan.ops.clone()).await.expect("transact");
+    }
+    nb.replica().wait_until(WAIT, |s| plan.shown_in(s)).await.expect("replica shows the write");
+    // Planning again changes nothing.
+    assert!(plan_policies(&nb.view(), world, items, Mode::AddressSets).unwrap().is_noop(), "the plan converged in one transaction");
+    n
+}
+
+fn count(ovn: &Ovn, table: &str, cond: &str) -> usize {
+    ovn.nbctl(&["--bare", "--columns=_uuid", "find", table, cond]).lines().filter(|l| !l.is_empty()).count()
+}
+
+fn ours(ovn: &Ovn) -> usize {
+    ["Port_Group", "Address_Set", "ACL"].iter().map(|t| count(ovn, t, "external_ids:\"kubetron.io/owner\"=controller")).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_rows_follow_pods_and_policies_and_leave_nothing_behind() {
+    let ovn = Ovn::start();
+    ovn.plain_switch("red");
+    ovn.plain_switch("blue");
+    for (name, ip) in [
+        ("team_web_red", "10.0.0.10"),
+        ("team_client_red", "10.0.0.11"),
+        ("team_client2_red", "10.0.0.12"),
+        ("team_other_red", "10.0.0.13"),
+    ] {
+        lsp(&ovn, "red", name, ip);
+    }
+    lsp(&ovn, "blue", "team_web_blue", "10.0.1.10");
+    // An admin's group and ACL, which kubetron must never touch.
+    ovn.nbctl(&["pg-add", "admin_pg", "team_other_red"]);
+    ovn.nbctl(&["acl-add", "admin_pg", "to-lport", "2000", "outport == @admin_pg && tcp.dst == 22", "drop"]);
+    let nb = ovn.nb().await;
+
+    let web = pod("team", "web", "web", &[("red", "10.0.0.10"), ("blue", "10.0.1.10")]);
+    let client = pod("team", "client", "client", &[("red", "10.0.0.11")]);
+    let other = pod("team", "other", "other", &[("red", "10.0.0.13")]);
+    let ingress: PolicySpec = serde_json::from_value(json!({
+        "podSelector": {"matchLabels": {"app": "web"}},
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 80}]}]
+    }))
+    .unwrap();
+    let a = PolicyRef { namespace: "team", name: "a", uid: "uid-a" };
+    let red = vec!["red".to_string()];
+    let w1 = world(vec![web.clone(), client.clone(), other.clone()]);
+    apply(&nb, &w1, &[PolicyItem { policy: a, spec: Some(&ingress), switches: &red }]).await;
+
+    let pg = policy::port_group_name("team/a", "red");
+    let (deny_in, deny_out) = policy::deny_group_names("red");
+    assert_eq!(
+        ovn.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", &pg]),
+        ovn.nbctl(&["--bare", "--columns=_uuid", "list", "Logical_Switch_Port", "team_web_red"])
+    );
+    assert_eq!(count(&ovn, "ACL", "external_ids:\"kubetron.io/policy\"=\"team/a\""), 1);
+    let set = ovn.nbctl(&["--bare", "--columns=name", "find", "Address_Set", "external_ids:\"kubetron.io/policy\"=\"team/a\""]);
+    assert_eq!(ovn.nbctl(&["--bare", "--columns=addresses", "list", "Address_Set", &set]), "10.0.0.11");
+    let m = ovn.nbctl(&["--bare", "--columns=match", "find", "ACL", "external_ids:\"kubetron.io/policy\"=\"team/a\""]);
+    assert_eq!(m, format!("outport == @{pg} && ip4.src == ${set} && tcp && tcp.dst == 80"));
+    assert_eq!(
+        ovn.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", &deny_in]),
+        ovn.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", &pg])
+    );
+    assert_eq!(ovn.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", &deny_out]), "", "nothing isolated for egress");
+    // blue is not in policy-for: nothing there.
+    assert_eq!(count(&ovn, "Port_Group", "external_ids:\"kubetron.io/logical-switch\"=blue"), 0);
+
+    // Planning again changes nothing.
+    assert_eq!(apply(&nb, &w1, &[PolicyItem { policy: a, spec: Some(&ingress), switches: &red }]).await, 0);
+
+    // A second client: only the set changes.
+    let client2 = pod("team", "client2", "client", &[("red", "10.0.0.12")]);
+    let w2 = world(vec![web.clone(), client.clone(), client2.clone(), other.clone()]);
+    let plan =
+        plan_policies(&nb.view(), &w2, &[PolicyItem { policy: a, spec: Some(&ingress), switches: &red }], Mode::AddressSets).unwrap();
+    assert_eq!(plan.writes(), 1, "one update of the address set: {:?}", plan.ops);
+    let acl_uuid = ovn.nbctl(&["--bare", "--columns=_uuid", "find", "ACL", "external_ids:\"kubetron.io/policy\"=\"team/a\""]);
+    apply(&nb, &w2, &[PolicyItem { policy: a, spec: Some(&ingress), switches: &red }]).await;
+    assert_eq!(ovn.nbctl(&["--bare", "--columns=addresses", "list", "Address_Set", &set]), "10.0.0.11 10.0.0.12");
+
+    // A changed port list: the same ACL row, updated in place.
+    let mut ingress2 = ingress.clone();
+    ingress2.ingress.as_mut().unwrap()[0].ports = Some(serde_json::from_value(json!([{"port": 443}])).unwrap());
+    apply(&nb, &w2, &[PolicyItem { policy: a, spec: Some(&ingress2), switches: &red }]).await;
+    assert_eq!(ovn.nbctl(&["--bare", "--columns=_uuid", "find", "ACL", "external_ids:\"kubetron.io/policy\"=\"team/a\""]), acl_uuid);
+    assert!(ovn.nbctl(&["get", "ACL", &acl_uuid, "match"]).contains("tcp.dst == 443"));
+
+    // A second policy on red, egress for the clients: the deny groups are shared.
+    let egress: PolicySpec = serde_json::from_value(json!({
+        "podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/24", "except": ["10.0.0.13/32"]}}]}]
+    }))
+    .unwrap();
+    let b = PolicyRef { namespace: "team", name: "b", uid: "uid-b" };
+    apply(&nb, &w2, &[PolicyItem { policy: b, spec: Some(&egress), switches: &red }]).await;
+    assert_eq!(ovn.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", &deny_out]).split_whitespace().count(), 2);
+    assert_eq!(ovn.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", &deny_in]).split_whitespace().count(), 1);
+
+    // northd turned each of our ACLs into logical flows.
+    ovn.nbctl(&["--wait=sb", "sync"]);
+    let flows = |stage: &str| {
+        ovn.central.sbctl(&["--bare", "--columns=match", "find", "Logical_Flow", &format!("external_ids:stage-name={stage}")]).unwrap()
+    };
+    let (sb, sb_in) = (flows("ls_out_acl"), flows("ls_in_acl"));
+    assert!(sb.contains(&format!("ip4.src == ${set}")), "ingress allow in SB: {sb}");
+    assert!(sb.contains(&format!("outport == @{deny_in}")), "ingress deny in SB");
+    assert!(sb_in.contains("ip4.dst == 10.0.0.0/24 && ip4.dst != {10.0.0.13/32}"), "egress allow in SB: {sb_in}");
+
+    // A name kubetron does not own is refused, and left alone.
+    let c = PolicyRef { namespace: "team", name: "c", uid: "uid-c" };
+    let c_pg = policy::port_group_name("team/c", "red");
+    ovn.nbctl(&["pg-add", &c_pg]);
+    nb.replica().wait_until(WAIT, |s| NbView(s.clone()).snapshot().find_one("Port_Group", "name", c_pg.as_str()).is_some()).await.unwrap();
+    match plan_policies(&nb.view(), &w2, &[PolicyItem { policy: c, spec: Some(&ingress), switches: &red }], Mode::AddressSets) {
+        Err(PolicyPlanError::NameTaken { table: "Port_Group", name, .. }) => assert_eq!(name, c_pg),
+        other => panic!("expected NameTaken, got {other:?}"),
+    }
+    ovn.nbctl(&["pg-del", &c_pg]);
+
+    // Policy a is deleted while nobody watched: it is found as an orphan, and removed.
+    let live: HashSet<String> = ["team/b".to_string()].into();
+    let orphans = orphaned_policies(&nb.view(), &live);
+    assert_eq!(orphans.into_iter().collect::<Vec<_>>(), ["team/a"]);
+    apply(&nb, &w2, &[PolicyItem { policy: a, spec: None, switches: &[] }]).await;
+    assert_eq!(count(&ovn, "Port_Group", "external_ids:\"kubetron.io/policy\"=\"team/a\""), 0);
+    assert_eq!(count(&ovn, "Address_Set", "external_ids:\"kubetron.io/policy\"=\"team/a\""), 0);
+    assert_eq!(count(&ovn, "ACL", "external_ids:\"kubetron.io/policy\"=\"team/a\""), 0, "ACLs go with their group");
+    assert_eq!(ovn.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", &deny_in]), "", "nothing isolated for ingress any more");
+
+    // b leaves red (policy-for changed to blue only): red's rows go, deny groups too.
+    let blue = vec!["blue".to_string()];
+    apply(&nb, &w2, &[PolicyItem { policy: b, spec: Some(&egress), switches: &blue }]).await;
+    assert_eq!(count(&ovn, "Port_Group", "external_ids:\"kubetron.io/logical-switch\"=red"), 0);
+    assert_eq!(count(&ovn, "Port_Group", "external_ids:\"kubetron.io/logical-switch\"=blue"), 3, "b's group and blue's deny groups");
+    apply(&nb, &w2, &[PolicyItem { policy: b, spec: None, switches: &[] }]).await;
+    assert_eq!(ours(&ovn), 0, "no ACL, Port_Group or Address_Set of kubetron left");
+    // The admin's rows are untouched.
+    assert_eq!(count(&ovn, "Port_Group", "name=admin_pg"), 1);
+    assert_eq!(ovn.nbctl(&["--bare", "--columns=match", "list", "ACL"]), "outport == @admin_pg && tcp.dst == 22");
+}
