@@ -411,6 +411,7 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
             ex(outsider, server, "red", Tcp(7999), false),
             ex(outsider, server, "red", Tcp(8011), false),
             ex(outsider, server, "red", Udp(5353), false),
+            ex(outsider, server, "red", Icmp, false),
             ex(client, server, "red", Tcp(8080), false),
         ],
     );
@@ -420,7 +421,12 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
     let fp = fingerprint(&world);
     let late = attach("late", &ns_b, &nodes[1], "other", "red");
     landed(&world, &fp);
-    converge(&world, "new pod in a selected namespace", t, &[ex(&late, server, "red", Tcp(8080), true)]);
+    converge(
+        &world,
+        "new pod in a selected namespace",
+        t,
+        &[ex(&late, server, "red", Tcp(8080), true), ex(&late, server, "red", Udp(5353), false), ex(&late, server, "red", Icmp, false)],
+    );
     let t = Instant::now();
     let fp = fingerprint(&world);
     rt.block_on(Api::<Namespace>::all(admin.clone()).patch(
@@ -455,6 +461,7 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
             ex(outsider, server, "red", Tcp(8011), true),
             ex(outsider, server, "red", Udp(5353), true),
             ex(client, server, "red", Tcp(8080), false),
+            ex(client, server, "red", Udp(5353), false),
             ex(client, server, "red", Icmp, false),
         ],
     );
@@ -474,6 +481,7 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         ex(client, server, "red", Tcp(8000), false),
         ex(client, stranger, "red", Tcp(8080), false),
         ex(client, server, "red", Icmp, false),
+        ex(client, server, "red", Udp(5353), false),
         // Others still open connections to the client: its replies pass.
         ex(stranger, client, "red", Tcp(8080), true),
         ex(client, stranger, "blue", Tcp(8080), true),

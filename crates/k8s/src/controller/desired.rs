@@ -243,6 +243,9 @@ pub struct DesiredPort {
     /// `options` keys the controller manages that must be absent (removed from an existing port):
     /// the live-migration keys of a VM's port when its placement does not want them.
     pub unset_options: Vec<String>,
+    /// The security profile (an administrator's Port_Group offered to the pod's namespace) the
+    /// port joins; it leaves every other offered Port_Group.
+    pub security_profile: Option<String>,
 }
 
 impl DesiredPort {
@@ -503,6 +506,7 @@ fn desired_port(
         iface_id_ver: None,
         vm: None,
         unset_options: Vec::new(),
+        security_profile: sel.security_profile.clone(),
     }))
 }
 

@@ -71,6 +71,10 @@ pub enum PodError {
     SecurityGroupNotAllowed { namespace: String, interface: String, group: String },
     #[error("interface {interface} asks for security group {group:?}, which does not exist in OpenStack project {project}")]
     SecurityGroupNotFound { interface: String, group: String, project: String },
+    #[error("interface {interface} asks for security profile {profile:?}, which no OVN Port_Group offered to namespaces (external_ids:kubetron.io/namespaces) is named")]
+    SecurityProfileNotFound { interface: String, profile: String },
+    #[error("interface {interface} asks for security profile {profile:?}, which is not offered to namespace {namespace} (its external_ids:kubetron.io/namespaces)")]
+    SecurityProfileNotOffered { interface: String, profile: String, namespace: String },
     #[error("annotation kubetron.io/security-groups: {0}")]
     BadSecurityGroups(String),
     #[error("not the leader: writes are stopped")]
@@ -105,6 +109,8 @@ impl PodError {
             PodError::Unsupported { .. } => "NotSupported",
             PodError::SecurityGroupNotAllowed { .. } => "SecurityGroupNotAllowed",
             PodError::SecurityGroupNotFound { .. } => "SecurityGroupNotFound",
+            PodError::SecurityProfileNotFound { .. } => "SecurityProfileNotFound",
+            PodError::SecurityProfileNotOffered { .. } => "SecurityProfileNotOffered",
             PodError::BadSecurityGroups(_) => "InvalidSecurityGroupsAnnotation",
             PodError::NotLeader => "NotLeader",
             PodError::Stopped => "Stopped",

@@ -172,6 +172,13 @@ pub fn wanted(pod: &Pod, nads: &dyn NadLookup) -> Result<Vec<Wanted>, PodError> 
         if sel.ipam_claim_reference.is_some() {
             return Err(PodError::Unsupported { interface: sel.interface.clone(), what: "ipam-claim-reference (persistent IPs)" });
         }
+        if sel.security_profile.is_some() {
+            // Neutron's own: security groups (kubetron.io/security-groups).
+            return Err(PodError::Unsupported {
+                interface: sel.interface.clone(),
+                what: "kubetron.io/security-profile (use security groups)",
+            });
+        }
         authorize(&pr.namespace, &sel, &nad)?;
         check_capabilities(&sel, &config)?;
         let network_id = config.kubetron.network_id.clone().ok_or_else(|| PodError::NotNeutronNetwork { network: network.clone() })?;

@@ -29,7 +29,7 @@ use model::addressing::{self, AddressError, Claim, Holder, PortHolding, SwitchRu
 use ovn::columns::map_datum;
 use ovn::names;
 use ovn::nb::NewPort;
-use ovsdb::datum::{Datum, Row, Uuid};
+use ovsdb::datum::{Atom, Datum, Row, Uuid};
 use ovsdb::ops::{Condition, Mutation, Operation, WaitUntil, Where};
 
 use super::desired::Addressing;
@@ -218,7 +218,9 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                     ..Default::default()
                 };
                 guard_switch(&mut ops, &mut guarded, d);
-                ops.extend(ovn::nb::add_port(d.switch, &new, &uuid_name()));
+                let row_name = uuid_name();
+                ops.extend(ovn::nb::add_port(d.switch, &new, &row_name));
+                profile_ops(view, pod, d, Datum::named_uuid(&row_name), None, &mut ops)?;
                 if !changes.replaced.contains(&d.name) {
                     changes.created.push(d.name.clone());
                 }
@@ -239,7 +241,9 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                         ..Default::default()
                     };
                     guard_switch(&mut ops, &mut guarded, d);
-                    ops.extend(ovn::nb::add_port(d.switch, &new, &uuid_name()));
+                    let row_name = uuid_name();
+                    ops.extend(ovn::nb::add_port(d.switch, &new, &row_name));
+                    profile_ops(view, pod, d, Datum::named_uuid(&row_name), None, &mut ops)?;
                     claiming.push(d);
                     if adopt {
                         changes.adopted.push(d.name.clone());
@@ -270,7 +274,9 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                     update.insert("options", map_datum(&options));
                 }
                 let moved = !view.switch_has_port(&d.switch, &uuid);
-                let touched = moved || !update.is_empty();
+                let before = ops.len();
+                profile_ops(view, pod, d, Datum::uuid(uuid), Some(uuid), &mut ops)?;
+                let touched = moved || !update.is_empty() || ops.len() > before;
                 if !update.is_empty() {
                     ops.push(Operation::update(LSP, Where::uuid(uuid)).row(update));
                 }
@@ -303,6 +309,46 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
         ops.push(Operation::comment(format!("kubetron: pod {pod} ({})", pod.uid)));
     }
     Ok(PodPlan { pod: pod.clone(), ops, changes, guards })
+}
+
+/// Security profiles: the port `port` (`existing`: the row it is now, if it exists) joins the
+/// offered Port_Group (`external_ids:kubetron.io/namespaces`) its interface asks for, and leaves
+/// every other offered group it is in. Only its own membership changes: the administrator's
+/// groups, ACLs and other ports are never written. A profile that does not exist or is not offered
+/// to the pod's namespace refuses the pod.
+fn profile_ops(
+    view: &NbView,
+    pod: &PodRef,
+    d: &DesiredPort,
+    port: Datum,
+    existing: Option<Uuid>,
+    ops: &mut Vec<Operation>,
+) -> Result<(), PodError> {
+    let mut found = false;
+    for (pg, row) in view.snapshot().rows(super::nb::PG) {
+        let Some(offered) = row.map_str("external_ids", names::EXPOSE_NAMESPACES) else { continue };
+        let name = row.str("name");
+        let member = existing.is_some_and(|u| row.get("ports").is_some_and(|p| p.contains(&Atom::Uuid(u))));
+        if d.security_profile.as_deref() == Some(name) {
+            found = true;
+            if !crate::nadsync::Targets::parse(offered).includes(&pod.namespace) {
+                return Err(PodError::SecurityProfileNotOffered {
+                    interface: d.interface.clone(),
+                    profile: name.to_string(),
+                    namespace: pod.namespace.clone(),
+                });
+            }
+            if !member {
+                ops.push(Operation::mutate(super::nb::PG, Where::uuid(*pg)).mutation(Mutation::insert("ports", port.clone())));
+            }
+        } else if let (true, Some(u)) = (member, existing) {
+            ops.push(Operation::mutate(super::nb::PG, Where::uuid(*pg)).mutation(Mutation::delete("ports", Datum::uuid(u))));
+        }
+    }
+    match &d.security_profile {
+        Some(profile) if !found => Err(PodError::SecurityProfileNotFound { interface: d.interface.clone(), profile: profile.clone() }),
+        _ => Ok(()),
+    }
 }
 
 /// Removes port `port` from every switch that lists it (which deletes the port row).

@@ -55,6 +55,13 @@ impl Targets {
             Targets::Some(names)
         }
     }
+    /// Whether namespace `ns` is one of them.
+    pub fn includes(&self, ns: &str) -> bool {
+        match self {
+            Targets::All => true,
+            Targets::Some(names) => names.contains(ns),
+        }
+    }
 }
 
 /// A switch marked for sync, as read from the Northbound view.

@@ -124,6 +124,12 @@ fn parse_element(item: Value) -> Result<NetworkRequest, RequestProblem> {
     };
     let bandwidth = opt_object(&mut obj, "bandwidth")?;
     let cni_args = opt_object(&mut obj, "cni-args")?;
+    let security_profile = opt_string(&mut obj, super::SECURITY_PROFILE_KEY)?;
+    if let Some(p) = &security_profile {
+        if !is_port_group_name(p) || p.starts_with("kt_") {
+            return Err(RequestProblem::SecurityProfile(super::shorten(p, 80)));
+        }
+    }
     Ok(NetworkRequest {
         name,
         namespace,
@@ -137,8 +143,15 @@ fn parse_element(item: Value) -> Result<NetworkRequest, RequestProblem> {
         port_mappings,
         bandwidth,
         cni_args,
+        security_profile,
         extra: obj.into_iter().collect(),
     })
+}
+
+/// An OVN Port_Group name (ovn-nb(5)): `[a-zA-Z_.][a-zA-Z_.0-9]*`.
+fn is_port_group_name(s: &str) -> bool {
+    let ok = |b: u8, first: bool| b.is_ascii_alphabetic() || b == b'_' || b == b'.' || (!first && b.is_ascii_digit());
+    !s.is_empty() && s.bytes().enumerate().all(|(i, b)| ok(b, i == 0))
 }
 
 /// Take an optional object field; `null` counts as absent.

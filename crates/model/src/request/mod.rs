@@ -24,6 +24,8 @@
 //!     capability requests, checked for shape here; whether the network can honour them is
 //!     checked against the NAD (`k8s::nad::check_capabilities`);
 //!   - `cni-args` (object): passed through;
+//!   - `kubetron.io/security-profile` (string, kubetron's): an administrator's OVN Port_Group
+//!     offered to the pod's namespace that the attachment's port joins;
 //!   - any other key is kept verbatim in [`NetworkRequest::extra`] (the spec reserves keys
 //!     without a dot for itself and gives dotted keys to implementations).
 //!
@@ -57,6 +59,10 @@ pub use crate::names::{
     RESERVED_IFNAMES,
 };
 pub use resolve::resolve;
+
+/// kubetron's key in a JSON element: the security profile (an OVN Port_Group an administrator made
+/// and offered to namespaces with `external_ids:kubetron.io/namespaces`) the attachment joins.
+pub const SECURITY_PROFILE_KEY: &str = "kubetron.io/security-profile";
 
 /// The annotation a pod uses to ask for extra networks.
 pub const NETWORKS_ANNOTATION: &str = "k8s.v1.cni.cncf.io/networks";
@@ -101,6 +107,10 @@ pub struct NetworkRequest {
     /// Extra CNI args (NPWG `cni-args`), passed through.
     #[serde(default, rename = "cni-args", skip_serializing_if = "Option::is_none")]
     pub cni_args: Option<serde_json::Map<String, Value>>,
+    /// The security profile (an administrator's OVN Port_Group offered to the pod's namespace)
+    /// this attachment joins (kubetron's key [`SECURITY_PROFILE_KEY`]).
+    #[serde(default, rename = "kubetron.io/security-profile", skip_serializing_if = "Option::is_none")]
+    pub security_profile: Option<String>,
     /// Every other key of the JSON form, kept verbatim.
     #[serde(flatten, default)]
     pub extra: BTreeMap<String, Value>,
@@ -146,6 +156,9 @@ pub struct NetworkSelection {
     /// Extra CNI args.
     #[serde(default, rename = "cni-args", skip_serializing_if = "Option::is_none")]
     pub cni_args: Option<serde_json::Map<String, Value>>,
+    /// The security profile this attachment joins ([`SECURITY_PROFILE_KEY`]).
+    #[serde(default, rename = "kubetron.io/security-profile", skip_serializing_if = "Option::is_none")]
+    pub security_profile: Option<String>,
     /// Other keys of the JSON form, verbatim.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, Value>,
@@ -241,6 +254,11 @@ pub enum RequestProblem {
     /// Nothing between two commas.
     #[error("is empty")]
     Empty,
+    /// A security profile that is not an OVN Port_Group name, or is one of kubetron's own.
+    #[error(
+        "asks for security profile \"{0}\", which is not an OVN Port_Group name ([a-zA-Z_.][a-zA-Z_.0-9]*) or is kubetron's own (kt_...)"
+    )]
+    SecurityProfile(String),
     /// Bad network name.
     #[error("has network name \"{value}\" which {why}; network names are NetworkAttachmentDefinition names, DNS-1123 subdomains (lowercase letters, digits, '-' and '.', at most 253)")]
     Name {

@@ -46,6 +46,7 @@ pub fn resolve(requests: Vec<NetworkRequest>, pod_namespace: &str) -> Result<Vec
             port_mappings: r.port_mappings,
             bandwidth: r.bandwidth,
             cni_args: r.cni_args,
+            security_profile: r.security_profile,
             extra: r.extra,
         });
     }

@@ -357,3 +357,17 @@ fn from_a_pods_annotations() {
     let a: BTreeMap<String, String> = [(NETWORKS_ANNOTATION.to_string(), "a@x,b@x".to_string())].into();
     assert!(matches!(from_annotations(Some("team"), Some(&a)), Err(AnnotationError::DuplicateInterface { .. })));
 }
+
+#[test]
+fn security_profile_key() {
+    let got = parse(r#"[{"name":"a","kubetron.io/security-profile":"web_tier.v2"},{"name":"b"}]"#, "ns").unwrap();
+    assert_eq!(got[0].security_profile.as_deref(), Some("web_tier.v2"));
+    assert!(got[0].extra.is_empty(), "the key is typed, not extra");
+    assert_eq!(got[1].security_profile, None, "absent: none");
+    for bad in ["9web", "web-tier", "kt_mnp_0123", "a b"] {
+        let value = format!(r#"[{{"name":"a","kubetron.io/security-profile":"{bad}"}}]"#);
+        assert_eq!(problem(&value), (1, RequestProblem::SecurityProfile(bad.to_string())), "{bad}");
+    }
+    let value = r#"[{"name":"a","kubetron.io/security-profile":7}]"#;
+    assert!(matches!(problem(value), (1, RequestProblem::WrongType { .. })));
+}
