@@ -92,6 +92,36 @@ pub async fn install_ipamclaim_crd(client: &Client, crd_yaml: &str, timeout: Dur
     install_crd::<crate::ipamclaim::IPAMClaim>(client, crd_yaml, "IPAMClaim", timeout).await
 }
 
+/// The CRD of `K` (kube's derive) with an OpenAPI v3 schema on every version: an object of
+/// `apiVersion`, `kind`, `metadata`, the given `spec` and, when given, `status` (which also turns
+/// on the status subresource). `deploy/crd*.yaml` hold what these give (tests compare).
+pub fn crd_with_schema<K: kube::CustomResourceExt>(description: &str, spec: Value, status: Option<Value>) -> CustomResourceDefinition {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        CustomResourceSubresourceStatus, CustomResourceSubresources, CustomResourceValidation, JSONSchemaProps,
+    };
+    let mut crd = K::crd();
+    let mut properties = serde_json::json!({
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": spec,
+    });
+    if let Some(st) = &status {
+        properties["status"] = st.clone();
+    }
+    let schema: JSONSchemaProps =
+        serde_json::from_value(serde_json::json!({"description": description, "type": "object", "properties": properties}))
+            .unwrap_or_default();
+    for v in &mut crd.spec.versions {
+        v.schema = Some(CustomResourceValidation { open_api_v3_schema: Some(schema.clone()) });
+        if status.is_some() {
+            v.subresources =
+                Some(CustomResourceSubresources { status: Some(CustomResourceSubresourceStatus(serde_json::json!({}))), scale: None });
+        }
+    }
+    crd
+}
+
 /// Creates the MultiNetworkPolicy CRD from `crd_yaml` (`deploy/crd-multinetworkpolicies.yaml`; an
 /// existing one is left as it is) and waits until it is Established and served.
 pub async fn install_mnp_crd(client: &Client, crd_yaml: &str, timeout: Duration) -> Result<CustomResourceDefinition, ClientError> {

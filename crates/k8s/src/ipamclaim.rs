@@ -12,9 +12,7 @@
 //! 1.20), so the immutability of `spec` is not enforced by the apiserver. An upstream CRD already
 //! installed (by ipam-extensions) works unchanged: same group, version and fields.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, CustomResourceSubresourceStatus, CustomResourceSubresources, CustomResourceValidation, JSONSchemaProps,
-};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -105,39 +103,26 @@ pub fn status_patch_object_owner(ips: &[String], owner_pod: &str) -> Value {
 /// The CRD kubetron ships (`deploy/crd-ipamclaims.yaml`): v1alpha1, namespaced, status
 /// subresource, upstream's fields, no CEL (works on Kubernetes 1.20).
 pub fn crd() -> CustomResourceDefinition {
-    let mut crd = <IPAMClaim as kube::CustomResourceExt>::crd();
-    let schema: JSONSchemaProps = serde_json::from_value(json!({
-        "description": "IPAMClaim: the persistent addresses of a pod interface (NPWG multi-network spec v1.3, section 8.2).",
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": {
-                "type": "object",
-                "required": ["network"],
-                "properties": {
-                    "network": {"description": "The CNI network name (the NAD config's name).", "type": "string"},
-                    "interface": {"description": "The pod interface name (may be empty or absent).", "type": "string", "nullable": true},
-                    "ipRequests": {"description": "Addresses asked for (CIDRs).", "type": "array", "maxItems": 2, "items": {"type": "string"}}
-                }
-            },
-            "status": {
-                "type": "object",
-                "properties": {
-                    "ips": {"description": "The addresses the claim holds (CIDRs).", "type": "array", "maxItems": 2, "items": {"type": "string"}},
-                    "ownerPod": {"description": "The pod the addresses were handed to.", "type": "string"},
-                    "conditions": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
-                }
+    crate::client::crd_with_schema::<IPAMClaim>(
+        "IPAMClaim: the persistent addresses of a pod interface (NPWG multi-network spec v1.3, section 8.2).",
+        json!({
+            "type": "object",
+            "required": ["network"],
+            "properties": {
+                "network": {"description": "The CNI network name (the NAD config's name).", "type": "string"},
+                "interface": {"description": "The pod interface name (may be empty or absent).", "type": "string", "nullable": true},
+                "ipRequests": {"description": "Addresses asked for (CIDRs).", "type": "array", "maxItems": 2, "items": {"type": "string"}}
             }
-        }
-    }))
-    .unwrap_or_default();
-    for v in &mut crd.spec.versions {
-        v.schema = Some(CustomResourceValidation { open_api_v3_schema: Some(schema.clone()) });
-        v.subresources = Some(CustomResourceSubresources { status: Some(CustomResourceSubresourceStatus(json!({}))), scale: None });
-    }
-    crd
+        }),
+        Some(json!({
+            "type": "object",
+            "properties": {
+                "ips": {"description": "The addresses the claim holds (CIDRs).", "type": "array", "maxItems": 2, "items": {"type": "string"}},
+                "ownerPod": {"description": "The pod the addresses were handed to.", "type": "string"},
+                "conditions": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+            }
+        })),
+    )
 }
 
 #[cfg(test)]

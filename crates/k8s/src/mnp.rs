@@ -10,9 +10,7 @@
 //! then allows only its first port): install this one instead, or use single ports.
 
 use crate::meta::MetaStr;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, CustomResourceValidation, JSONSchemaProps,
-};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -63,26 +61,15 @@ pub fn new_policy(namespace: &str, name: &str, policy_for: &str, spec: policy::P
 
 /// The CRD kubetron ships (`deploy/crd-multinetworkpolicies.yaml`).
 pub fn crd() -> CustomResourceDefinition {
-    let mut crd = <MultiNetworkPolicy as kube::CustomResourceExt>::crd();
-    let schema: JSONSchemaProps = serde_json::from_value(json!({
-        "description": "MultiNetworkPolicy: a NetworkPolicy for the networks named by the k8s.v1.cni.cncf.io/policy-for annotation.",
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": {
-                "description": "The NetworkPolicy spec (podSelector, policyTypes, ingress, egress; ports may carry endPort).",
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true
-            }
-        }
-    }))
-    .unwrap_or_default();
-    for v in &mut crd.spec.versions {
-        v.schema = Some(CustomResourceValidation { open_api_v3_schema: Some(schema.clone()) });
-    }
-    crd
+    crate::client::crd_with_schema::<MultiNetworkPolicy>(
+        "MultiNetworkPolicy: a NetworkPolicy for the networks named by the k8s.v1.cni.cncf.io/policy-for annotation.",
+        json!({
+            "description": "The NetworkPolicy spec (podSelector, policyTypes, ingress, egress; ports may carry endPort).",
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true
+        }),
+        None,
+    )
 }
 
 #[cfg(test)]

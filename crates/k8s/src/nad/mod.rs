@@ -11,9 +11,7 @@
 
 mod expose;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, CustomResourceValidation, JSONSchemaProps,
-};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResource;
 use model::netconf::{NadConfig, NadConfigError};
 use serde::{Deserialize, Serialize};
@@ -67,29 +65,18 @@ impl NetworkAttachmentDefinition {
 /// The CRD with the permissive schema Multus ships (`spec` preserves unknown fields,
 /// `spec.config` is a string); `deploy/crd.yaml` is this object.
 pub fn crd() -> CustomResourceDefinition {
-    let mut crd = <NetworkAttachmentDefinition as kube::CustomResourceExt>::crd();
-    let schema: JSONSchemaProps = serde_json::from_value(serde_json::json!({
-        "description": "A network a pod can attach to through the k8s.v1.cni.cncf.io/networks annotation.",
-        "type": "object",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": {
-                "description": "The CNI configuration of the network.",
-                "type": "object",
-                "x-kubernetes-preserve-unknown-fields": true,
-                "properties": {
-                    "config": {"description": "CNI configuration (a JSON document, as a string).", "type": "string"}
-                }
+    crate::client::crd_with_schema::<NetworkAttachmentDefinition>(
+        "A network a pod can attach to through the k8s.v1.cni.cncf.io/networks annotation.",
+        serde_json::json!({
+            "description": "The CNI configuration of the network.",
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {
+                "config": {"description": "CNI configuration (a JSON document, as a string).", "type": "string"}
             }
-        }
-    }))
-    .unwrap_or_default();
-    for v in &mut crd.spec.versions {
-        v.schema = Some(CustomResourceValidation { open_api_v3_schema: Some(schema.clone()) });
-    }
-    crd
+        }),
+        None,
+    )
 }
 
 /// Build a NAD value (handy for tests and in-memory sources).
