@@ -250,11 +250,17 @@ pub fn create_dhcp_options(
 /// claim of the same address, concurrent or not) changes the set, so of two concurrent claims
 /// checked against the same ports exactly one commits. See [`is_guard_failure`].
 pub fn guard_switch_ports(switch: Uuid, ports: &[Uuid]) -> Operation {
-    Operation::wait("Logical_Switch")
-        .filter(Condition::uuid(switch))
-        .columns(["ports"])
+    guard_refs("Logical_Switch", switch, "ports", ports.iter().copied())
+}
+
+/// A `wait` (timeout 0) that fails the transaction unless row `row` of `table` still has exactly
+/// `refs` in its set column `column` (see [`guard_switch_ports`], [`is_guard_failure`]).
+pub fn guard_refs(table: &str, row: Uuid, column: &str, refs: impl IntoIterator<Item = Uuid>) -> Operation {
+    Operation::wait(table)
+        .filter(Condition::uuid(row))
+        .columns([column])
         .until(WaitUntil::Equal)
-        .row(Row::new().with("ports", Datum::set(ports.iter().copied())))
+        .row(Row::new().with(column, Datum::set(refs)))
         .timeout_ms(0)
 }
 

@@ -257,14 +257,7 @@ impl Planner<'_> {
         // With `guard`, the write (or the decision not to write) holds only if the set is still
         // what was read.
         if guard {
-            self.ops.push(
-                Operation::wait(PG)
-                    .filter(Condition::uuid(uuid))
-                    .columns(["ports"])
-                    .until(WaitUntil::Equal)
-                    .row(Row::new().with("ports", Datum::set(have.iter().copied())))
-                    .timeout_ms(0),
-            );
+            self.ops.push(ovn::nb::guard_refs(PG, uuid, "ports", have.iter().copied()));
         }
         if have != *ports {
             update.insert("ports", Datum::set(ports.iter().copied()));
