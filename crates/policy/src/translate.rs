@@ -142,6 +142,26 @@ fn address_set(
     name
 }
 
+/// The L3 parts (identity key, match) that admit `ips` (family `family`, as source or destination
+/// per `side`): one Address_Set of identity `set_id`, or in [`Mode::Naive`] one match per address.
+fn peer_matches(
+    mode: Mode,
+    sets: &mut Vec<AddressSetRow>,
+    ids: &dyn Fn(String) -> BTreeMap<String, String>,
+    set_id: &str,
+    family: &str,
+    side: &str,
+    ips: &BTreeSet<IpAddr>,
+) -> Vec<(String, String)> {
+    match mode {
+        Mode::AddressSets => {
+            let name = address_set(sets, ids(set_id.to_string()), set_id, family, ips);
+            vec![(format!("pods-{family}"), format!("{family}.{side} == ${name}"))]
+        }
+        Mode::Naive => ips.iter().map(|ip| (format!("pod-{ip}"), format!("{family}.{side} == {ip}"))).collect(),
+    }
+}
+
 /// The peers of a rule: everyone, or the pods its selector peers name (`None` without selector
 /// peers) and its IP blocks (with their index among the peers).
 type Peers<'a> = (bool, Option<Vec<&'a PodView>>, Vec<(usize, &'a IpBlock)>);
@@ -294,17 +314,9 @@ pub fn translate(policy: PolicyRef, spec: &PolicySpec, switch: &str, world: &Wor
                             acl(l3_key, l4_key, join(&[&own, l3, l4_match]));
                         }
                         for (f, ips) in &selector_ips {
-                            match mode {
-                                Mode::AddressSets => {
-                                    let set_id = format!("{rule_id}:pods-{f}");
-                                    let name = address_set(&mut sets, with_id(set_id.clone()), &set_id, f, ips);
-                                    acl(&format!("pods-{f}"), l4_key, join(&[&own, &format!("{f}.{ip_side} == ${name}"), l4_match]));
-                                }
-                                Mode::Naive => {
-                                    for ip in ips {
-                                        acl(&format!("pod-{ip}"), l4_key, join(&[&own, &format!("{f}.{ip_side} == {ip}"), l4_match]));
-                                    }
-                                }
+                            let set_id = format!("{rule_id}:pods-{f}");
+                            for (l3_key, l3) in peer_matches(mode, &mut sets, &with_id, &set_id, f, ip_side, ips) {
+                                acl(&l3_key, l4_key, join(&[&own, &l3, l4_match]));
                             }
                         }
                     }
@@ -328,23 +340,10 @@ pub fn translate(policy: PolicyRef, spec: &PolicySpec, switch: &str, world: &Wor
                                         acl(l3_key, &format!("{l4_key}:{n}"), join(&[&target, l3, &l4m]));
                                     }
                                     for (f, ips) in &selector_ips {
-                                        if mode == Mode::Naive {
-                                            for ip in ips {
-                                                acl(
-                                                    &format!("pod-{ip}"),
-                                                    &format!("{l4_key}:{n}"),
-                                                    join(&[&target, &format!("{f}.src == {ip}"), &l4m]),
-                                                );
-                                            }
-                                            continue;
-                                        }
                                         let set_id = format!("{rule_id}:pods-{f}");
-                                        let name = address_set(&mut sets, with_id(set_id.clone()), &set_id, f, ips);
-                                        acl(
-                                            &format!("pods-{f}"),
-                                            &format!("{l4_key}:{n}"),
-                                            join(&[&target, &format!("{f}.src == ${name}"), &l4m]),
-                                        );
+                                        for (l3_key, l3) in peer_matches(mode, &mut sets, &with_id, &set_id, f, "src", ips) {
+                                            acl(&l3_key, &format!("{l4_key}:{n}"), join(&[&target, &l3, &l4m]));
+                                        }
                                     }
                                 }
                             }
@@ -368,23 +367,10 @@ pub fn translate(policy: PolicyRef, spec: &PolicySpec, switch: &str, world: &Wor
                                 for (n, pods) in by_number {
                                     for (f, ips) in peer_ips(&pods) {
                                         let l4m = format!("{f4} && {f4}.dst == {n}");
-                                        if mode == Mode::Naive {
-                                            for ip in ips {
-                                                acl(
-                                                    &format!("pod-{ip}"),
-                                                    &format!("{l4_key}:{n}"),
-                                                    join(&[&own, &format!("{f}.dst == {ip}"), &l4m]),
-                                                );
-                                            }
-                                            continue;
-                                        }
                                         let set_id = format!("{rule_id}:{l4_key}:{n}:pods-{f}");
-                                        let name = address_set(&mut sets, with_id(set_id.clone()), &set_id, f, &ips);
-                                        acl(
-                                            &format!("pods-{f}"),
-                                            &format!("{l4_key}:{n}"),
-                                            join(&[&own, &format!("{f}.dst == ${name}"), &l4m]),
-                                        );
+                                        for (l3_key, l3) in peer_matches(mode, &mut sets, &with_id, &set_id, f, "dst", &ips) {
+                                            acl(&l3_key, &format!("{l4_key}:{n}"), join(&[&own, &l3, &l4m]));
+                                        }
                                     }
                                 }
                             }

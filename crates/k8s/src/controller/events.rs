@@ -70,7 +70,7 @@ impl KubePodWriter {
 }
 
 /// Kubernetes caps Event notes at 1 KiB.
-fn clip(message: &str) -> String {
+pub(super) fn clip(message: &str) -> String {
     if message.len() <= 1024 {
         return message.to_string();
     }

@@ -24,7 +24,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Pod};
 use kube::runtime::controller::{self as krc, Action};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -35,13 +35,15 @@ use policy::{ContainerPort, Mode, PodView, PolicyRef, PortView, Protocol, World}
 use tokio::sync::{mpsc, watch};
 
 use super::desired::pod_is_active;
-use super::events::COMPONENT;
-use super::nb::{ips_in, NbView, SwitchLookup};
+use super::events::{clip, COMPONENT};
+use super::nb::{NbView, SwitchLookup};
 use super::policy::{orphaned_policies, plan_policies, PolicyItem, PolicyPlanError};
+use super::runner::{leader_gained, Tasks};
 use super::Nb;
 use crate::meta::MetaStr;
 use crate::mnp::{self, MultiNetworkPolicy};
 use crate::nad::NetworkAttachmentDefinition;
+use ovn::columns::Model;
 
 /// Timing of the policy runner.
 #[derive(Debug, Clone)]
@@ -150,7 +152,7 @@ pub async fn run(client: kube::Client, nb: Nb, leader: watch::Receiver<bool>, in
         reported: Mutex::new(HashMap::new()),
     });
     let deletions = tokio::spawn(removals(deleted_rx, ctx.clone(), policy_store.clone(), leader.clone()));
-    let _abort = AbortOnDrop(deletions);
+    let _tasks = Tasks(vec![deletions]);
 
     let (s1, s2, s3) = (policy_store.clone(), policy_store.clone(), policy_store.clone());
     krc::Controller::for_stream(policies, policy_store)
@@ -177,24 +179,6 @@ fn mark<K>(tx: &Arc<watch::Sender<[bool; 3]>>, i: usize, what: &'static str) -> 
         Err(e) => tracing::warn!("{what} watch (policies): {e}"),
         _ => {}
     }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn leader_gained(rx: watch::Receiver<bool>) -> impl futures::Stream<Item = ()> + Send + 'static {
-    stream::unfold(rx, |mut rx| async move {
-        loop {
-            rx.changed().await.ok()?;
-            if *rx.borrow_and_update() {
-                return Some(((), rx));
-            }
-        }
-    })
 }
 
 fn has_namespace_selector(p: &MultiNetworkPolicy) -> bool {
@@ -245,14 +229,10 @@ pub fn build_world(view: &NbView, pods: &[Arc<Pod>], namespaces: &[Arc<Namespace
             .into_iter()
             .filter_map(|(uuid, row)| {
                 let switch = on_switch.get(&uuid)?;
-                let mut ips: Vec<std::net::IpAddr> =
-                    ovn::columns::string_set(&row, "addresses").iter().flat_map(|a| ips_in(a).collect::<Vec<_>>()).collect();
-                if let Some(d) = row.get("dynamic_addresses").and_then(|d| d.as_str()) {
-                    ips.extend(ips_in(d));
-                }
-                ips.sort();
-                ips.dedup();
-                Some(PortView { switch: switch.to_string(), lsp: row.str("name").to_string(), ips })
+                let port = ovn::nb::LogicalSwitchPort::from_row(&row);
+                let ips =
+                    port.effective_addresses().map(|(_, ips)| ips.iter().filter_map(|ip| ip.parse().ok()).collect()).unwrap_or_default();
+                Some(PortView { switch: switch.to_string(), lsp: port.name, ips })
             })
             .collect();
         if ports.is_empty() {
@@ -348,15 +328,7 @@ impl Ctx {
             uid: p.metadata.uid.clone(),
             ..Default::default()
         };
-        let mut note = note;
-        if note.len() > 1000 {
-            let mut end = 1000;
-            while !note.is_char_boundary(end) {
-                end -= 1;
-            }
-            note.truncate(end);
-        }
-        let ev = Event { type_, reason: reason.into(), note: Some(note), action: "ApplyPolicy".into(), secondary: None };
+        let ev = Event { type_, reason: reason.into(), note: Some(clip(&note)), action: "ApplyPolicy".into(), secondary: None };
         if let Err(e) = recorder.publish(&ev, &regarding).await {
             tracing::warn!(policy = %p.key(), "event: {e}");
         }

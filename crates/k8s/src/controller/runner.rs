@@ -100,7 +100,7 @@ struct Retry {
 /// Aborts the runner's helper tasks when the runner is dropped, so that cancelling [`run`]
 /// (shutdown) stops everything it started. (The controller's own reconciles are aborted by
 /// kube-runtime when its stream is dropped.)
-struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+pub(super) struct Tasks(pub(super) Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for Tasks {
     fn drop(&mut self) {
@@ -308,7 +308,7 @@ async fn claim_deletions<B: Backend, W: PodWriter>(mut rx: mpsc::UnboundedReceiv
 }
 
 /// Yields `()` each time leadership goes from false to true.
-fn leader_gained(rx: watch::Receiver<bool>) -> impl Stream<Item = ()> + Send + 'static {
+pub(super) fn leader_gained(rx: watch::Receiver<bool>) -> impl Stream<Item = ()> + Send + 'static {
     stream::unfold(rx, |mut rx| async move {
         loop {
             rx.changed().await.ok()?;
