@@ -11,6 +11,7 @@
 //! - [`nad`]: the NetworkAttachmentDefinition CRD type, reading kubetron's config in it
 //!   (`model::netconf`), exposure rules.
 //! - [`nadsync`]: logical switches marked in OVN -> NetworkAttachmentDefinitions in chosen namespaces.
+//! - [`profiles`]: Port_Groups offered as security profiles, published for the webhook (a ConfigMap).
 //! - [`controller`]: pods + NADs -> OVN Northbound logical switch ports (reconcile, GC, status, leader election).
 //! - [`status`]: writing the `k8s.v1.cni.cncf.io/network-status` and `kubetron.io/interfaces`
 //!   annotations (their types and merge rules are `model::status` and `model::handoff`).
@@ -26,6 +27,7 @@ pub mod meta;
 pub mod mnp;
 pub mod nad;
 pub mod nadsync;
+pub mod profiles;
 pub mod rbac;
 pub mod status;
 pub mod webhook;

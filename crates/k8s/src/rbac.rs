@@ -27,7 +27,7 @@ pub const CONTROLLER_LEASE_NAME: &str = "kubetron-controller";
 
 /// Controller: watches pods and writes their status annotations (through `pods/status`), records events, manages NADs (and
 /// lists namespaces for switches exposed to `*`, see [`crate::nadsync`]), elects a leader with a
-/// Lease in its namespace.
+/// Lease in its namespace, publishes the offered security profiles there ([`crate::profiles`]).
 pub const CONTROLLER: &[Permission] = &[
     cluster("", "pods", &["get", "list", "watch"]),
     // Status annotations (network-status, kubetron.io/interfaces) go through pods/status.
@@ -49,12 +49,28 @@ pub const CONTROLLER: &[Permission] = &[
         own_namespace_only: true,
         resource_names: &[],
     },
+    // The offered security profiles, published for the webhook (server-side apply: patch, and
+    // create the first time; the API server checks create with the object's name).
+    Permission {
+        api_group: "",
+        resource: "configmaps",
+        verbs: &["get", "create", "patch"],
+        own_namespace_only: true,
+        resource_names: &[crate::profiles::CONFIGMAP],
+    },
 ];
 
-/// Webhook: reads NADs ([`crate::webhook::NadSource`] for `kube::Client`) and publishes its
-/// generated CA ([`crate::webhook::register_ca_bundle`]).
+/// Webhook: reads NADs and the offered security profiles ([`crate::webhook::KubeSource`]) and
+/// publishes its generated CA ([`crate::webhook::register_ca_bundle`]).
 pub const WEBHOOK: &[Permission] = &[
     cluster("k8s.cni.cncf.io", "network-attachment-definitions", &["get", "list", "watch"]),
+    Permission {
+        api_group: "",
+        resource: "configmaps",
+        verbs: &["get"],
+        own_namespace_only: true,
+        resource_names: &[crate::profiles::CONFIGMAP],
+    },
     Permission {
         api_group: "admissionregistration.k8s.io",
         resource: "mutatingwebhookconfigurations",

@@ -13,7 +13,7 @@ use std::time::Duration;
 use k8s::meta::MetaStr;
 use k8s::nad::{new_nad, NetworkAttachmentDefinition, ALLOWED_NAMESPACES_ANNOTATION, RESOURCE_NAME_ANNOTATION};
 use k8s::rbac::{COMPONENTS, WEBHOOK_CONFIGURATION_NAME};
-use k8s::webhook::{register_ca_bundle, NadSource};
+use k8s::webhook::{register_ca_bundle, KubeSource, NadSource};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -85,9 +85,10 @@ fn crd_from_deploy_serves_typed_nads() {
         assert!(all.items.iter().any(|n| n.namespace_str() == other && n.kubetron_config() == Ok(None)));
 
         // The webhook's kube-backed NadSource reads the same objects.
-        let via_source = NadSource::get(&admin, &ns, "blue").await.expect("source get").expect("found");
+        let source = KubeSource::new(admin.clone(), KUBETRON_NS);
+        let via_source = source.get(&ns, "blue").await.expect("source get").expect("found");
         assert_eq!(via_source.spec, got.spec);
-        assert!(NadSource::get(&admin, &ns, "nope").await.expect("source get").is_none());
+        assert!(source.get(&ns, "nope").await.expect("source get").is_none());
 
         // Update, then the new config is served.
         let mut updated = got.clone();

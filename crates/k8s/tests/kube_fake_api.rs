@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use k8s::webhook::{register_ca_bundle, NadSource};
+use k8s::webhook::{register_ca_bundle, KubeSource, NadSource};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -52,6 +52,12 @@ fn answer(method: &str, path: &str) -> (StatusCode, Value) {
                    "webhooks": [{"name": "pods.kubetron.io", "sideEffects": "None", "admissionReviewVersions": ["v1"],
                                  "clientConfig": {"service": {"name": "kubetron-webhook", "namespace": "kubetron"}}}]}),
         ),
+        ("GET", "/api/v1/namespaces/kubetron/configmaps/kubetron-security-profiles") => (
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "kubetron-security-profiles", "namespace": "kubetron"},
+                   "data": {"web_tier": "team-a,team-b"}}),
+        ),
         _ => not_found(path),
     }
 }
@@ -93,6 +99,7 @@ async fn fake_api() -> (kube::Client, Log) {
 #[tokio::test]
 async fn client_nad_source_uses_the_crd_paths() {
     let (client, log) = fake_api().await;
+    let client = KubeSource::new(client, "kubetron");
     let nad = client.get("team-a", "blue").await.unwrap().expect("found");
     assert_eq!(nad.kubetron_config().unwrap().unwrap().name, "blue");
     assert!(client.get("team-a", "nope").await.unwrap().is_none(), "404 is Ok(None)");
@@ -102,6 +109,16 @@ async fn client_nad_source_uses_the_crd_paths() {
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|s| s.method == "GET"));
     assert_eq!(seen[0].path, "/apis/k8s.cni.cncf.io/v1/namespaces/team-a/network-attachment-definitions/blue");
+}
+
+#[tokio::test]
+async fn client_source_reads_the_published_profiles() {
+    let (client, log) = fake_api().await;
+    let offers = KubeSource::new(client.clone(), "kubetron").offered_profiles().await.unwrap().expect("published");
+    assert_eq!(offers.get("web_tier").map(String::as_str), Some("team-a,team-b"));
+    assert_eq!(KubeSource::new(client, "elsewhere").offered_profiles().await.unwrap(), None, "404 is Ok(None)");
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(seen[0].path, "/api/v1/namespaces/kubetron/configmaps/kubetron-security-profiles");
 }
 
 #[tokio::test]

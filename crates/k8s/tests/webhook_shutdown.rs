@@ -37,6 +37,9 @@ impl NadSource for GatedNads {
         let _permit = self.gate.acquire().await.expect("gate");
         self.nads.get(namespace, name).await
     }
+    async fn offered_profiles(&self) -> Result<Option<k8s::profiles::Offers>, NadSourceError> {
+        self.nads.offered_profiles().await
+    }
 }
 
 async fn connect(addr: std::net::SocketAddr, connector: &TlsConnector) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {

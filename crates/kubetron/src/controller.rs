@@ -32,7 +32,8 @@ pub struct ControllerArgs {
     nb: crate::nb_args::NbArgs,
     #[command(flatten)]
     neutron: crate::neutron_args::NeutronArgs,
-    /// Namespace and name of the coordination.k8s.io Lease the replicas elect a leader with.
+    /// kubetron's namespace: the coordination.k8s.io Lease the replicas elect a leader with (and
+    /// its name, below), and the ConfigMap of offered security profiles (ovn backend).
     #[arg(long, env = "KUBETRON_NAMESPACE", default_value = "kubetron")]
     lease_namespace: String,
     #[arg(long, default_value = "kubetron-controller")]
@@ -142,6 +143,12 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
         }
         (_, true) => None,
     };
+    // Offered security profiles, for the webhook (profiles are an OVN feature: not with Neutron).
+    let profiles = store.nb().map(|nb| {
+        let resync = Duration::from_secs(a.nad_resync_secs.max(1));
+        let ns = a.lease_namespace.clone();
+        tokio::spawn(k8s::profiles::run(client.clone(), nb.clone(), ns, leader.clone(), Duration::from_millis(200), resync))
+    });
     let writer = KubePodWriter::new(client.clone(), identity);
     let runner = async {
         match store {
@@ -160,7 +167,7 @@ pub async fn main(a: ControllerArgs, shutdown: telemetry::CancellationToken) -> 
     tracing::info!("controller stopping");
     // Writers first (the runner was dropped above), then the Lease: whoever takes over never
     // overlaps with a write of ours.
-    if let Some(n) = nadsync {
+    for n in [nadsync, profiles].into_iter().flatten() {
         n.abort();
         let _ = n.await;
     }

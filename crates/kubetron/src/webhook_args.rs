@@ -26,6 +26,10 @@ pub struct WebhookArgs {
     /// Put a generated CA into this MutatingWebhookConfiguration's caBundle at start.
     #[arg(long, env = "KUBETRON_WEBHOOK_CONFIGURATION")]
     pub register: Option<String>,
+    /// kubetron's namespace: where the controller publishes the security profiles it offers
+    /// (ConfigMap kubetron-security-profiles).
+    #[arg(long, env = "KUBETRON_NAMESPACE", default_value = "kubetron")]
+    pub namespace: String,
 }
 
 impl WebhookArgs {
@@ -35,7 +39,7 @@ impl WebhookArgs {
             (Some(cert), Some(key)) => TlsSource::Files { cert, key },
             _ => TlsSource::Generate { dns_names: self.dns_names, ca_out: self.ca_out },
         };
-        WebhookSettings { server: WebhookConfig { listen: self.listen, tls }, register: self.register }
+        WebhookSettings { server: WebhookConfig { listen: self.listen, tls }, register: self.register, namespace: self.namespace }
     }
 }
 

@@ -2,7 +2,9 @@
 //! kube-apiserver (+ etcd) and a real OVN (central + one chassis): a pod asking for network `red` is admitted
 //! and mutated by the webhook, gets a logical switch port and `kubetron.io/interfaces` from the controller,
 //! is plugged by the CNI plugin with exactly those addresses, then gets `network-status`; a bad request is
-//! refused at create; deleting the pod removes its port.
+//! refused at create; the controller publishes the security profiles offered (OVN Port_Groups), the webhook
+//! refuses one not offered to the namespace, the pod's port joins the one it asked for; deleting the pod
+//! removes its port.
 //!
 //! Gated: `KUBETRON_KUBE_TESTS=1` (else prints "skipped"). Needs the kube-apiserver (see daemons::kube),
 //! etcd, ovsdb-server, ovn-northd, ovn-controller, ovs-vswitchd.
@@ -18,7 +20,7 @@ use daemons::{Central, Chassis, ChassisConfig};
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube_support::*;
 use model::status::{parse_network_status, INTERFACES_ANNOTATION, NETWORK_STATUS_ANNOTATION};
@@ -62,6 +64,12 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
     let nbctl = |args: &[&str]| central.nbctl(args).unwrap_or_else(|e| panic!("ovn-nbctl {args:?}: {e}")).trim().to_string();
     nbctl(&["ls-add", "red"]);
     nbctl(&["set", "Logical_Switch", "red", &format!("other_config:subnet={SUBNET}"), "other_config:exclude_ips=10.61.0.1"]);
+    // Security profiles: Port_Groups the administrator offers to namespaces.
+    let ns = format!("kb-{}", std::process::id());
+    nbctl(&["pg-add", "web_tier"]);
+    nbctl(&["set", "Port_Group", "web_tier", &format!("external_ids:kubetron.io/namespaces={ns}")]);
+    nbctl(&["pg-add", "db_tier"]);
+    nbctl(&["set", "Port_Group", "db_tier", "external_ids:kubetron.io/namespaces=someone-else"]);
     let nb = central.nb_remote();
     let port_row = |name: &str| -> Option<String> {
         let out = nbctl(&["--if-exists", "list", "Logical_Switch_Port", name]);
@@ -69,7 +77,6 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
     };
 
     let rt = runtime();
-    let ns = format!("kb-{}", std::process::id());
     let label = "kubetron-test/binaries";
     let nad_config = json!({
         "cniVersion": "1.0.0", "name": "red", "type": "kubetron", "logical_switch": "red", "nb": nb,
@@ -166,8 +173,25 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         let unknown = pods.create(&pp, &pod("ghost", "nope")).await;
         assert!(matches!(&unknown, Err(kube::Error::Api(s)) if s.message.contains("nope")), "{unknown:?}");
 
-        // The good pod: stored with the webhook's env var.
-        let created = pods.create(&pp, &pod("web", "red")).await.expect("create pod web");
+        // The controller publishes the offered profiles; the webhook refuses one not offered here.
+        let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), KUBETRON_NS);
+        let offers = wait_for("the offered security profiles ConfigMap", wait, || async {
+            cms.get_opt(k8s::profiles::CONFIGMAP).await.ok().flatten().and_then(|c| c.data).filter(|d| d.len() == 2)
+        })
+        .await;
+        assert_eq!(offers.get("web_tier"), Some(&ns), "{offers:?}");
+        let refused = pods.create(&pp, &pod("db", r#"[{"name":"red","kubetron.io/security-profile":"db_tier"}]"#)).await;
+        match refused {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 403, "{s:?}");
+                assert!(s.message.contains(&format!("\"db_tier\" is not offered to namespace {ns}")), "{}", s.message);
+            }
+            other => panic!("a profile not offered was admitted: {other:?}"),
+        }
+
+        // The good pod, in the web_tier profile: stored with the webhook's env var.
+        let created =
+            pods.create(&pp, &pod("web", r#"[{"name":"red","kubetron.io/security-profile":"web_tier"}]"#)).await.expect("create pod web");
         let uid = created.metadata.uid.clone().expect("uid");
         let stored = pods.get("web").await.expect("get web");
         let env = stored.spec.as_ref().unwrap().containers[0].env.clone().unwrap_or_default();
@@ -180,6 +204,8 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         })
         .await;
         assert!(row.contains(&uid), "port tagged with the pod UID: {row}");
+        let port_uuid = nbctl(&["get", "Logical_Switch_Port", &port, "_uuid"]);
+        assert!(nbctl(&["get", "Port_Group", "web_tier", "ports"]).contains(&port_uuid), "the port joined its profile");
         let value = wait_for("kubetron.io/interfaces", wait, || async {
             pods.get("web").await.ok()?.metadata.annotations?.get(INTERFACES_ANNOTATION).cloned()
         })
@@ -246,6 +272,7 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         // Deleting the pod removes its port; the runtime's DEL then succeeds and unplugs.
         pods.delete("web", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("delete web");
         wait_for(&format!("port {port} to leave NB"), wait, || async { port_row(&port).is_none().then_some(()) }).await;
+        assert_eq!(nbctl(&["get", "Port_Group", "web_tier", "ports"]), "[]", "the profile keeps no dangling member");
         let del = cni("DEL");
         assert_eq!(del.exit_code, 0, "CNI DEL: {} {}", del.json, del.stderr);
         let bridge = chassis.vsctl(&["list-ports", "br-int"]).unwrap();

@@ -9,7 +9,9 @@
 //!   requests the network cannot honour (`portMappings`, `bandwidth`, `infiniband-guid` without
 //!   a chained plugin declaring that capability; `ipam-claim-reference` on a network whose config
 //!   does not set `"allowPersistentIPs": true`) are refused (403,
-//!   [`crate::nad::check_capabilities`]) instead of being silently ignored.
+//!   [`crate::nad::check_capabilities`]) instead of being silently ignored;
+//! - a security profile (`kubetron.io/security-profile`) must be offered to the pod's namespace,
+//!   per what the controller published ([`crate::profiles::check`], 403).
 //!
 //! NADs of other CNI plugins are Multus's business: they are neither authorized nor given env
 //! vars. If every problem is collected, the message lists them all, separated by `; `.
@@ -103,6 +105,9 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
         }
         ours.push(sel.clone());
     }
+    if let Some(p) = profile_problem(namespace, &ours, nads).await {
+        problems.push(p);
+    }
 
     if !problems.is_empty() {
         let code = problems.iter().map(|(c, _)| *c).max().unwrap_or(403);
@@ -128,6 +133,24 @@ pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionR
         }
     }
     resp
+}
+
+/// The first security profile among `ours` not offered to `namespace` (the published offers are
+/// read only when a profile is asked for).
+async fn profile_problem<S: NadSource>(namespace: &str, ours: &[NetworkSelection], nads: &S) -> Option<(u16, String)> {
+    let asked: Vec<(&NetworkSelection, &str)> = ours.iter().filter_map(|s| s.security_profile.as_deref().map(|p| (s, p))).collect();
+    if asked.is_empty() {
+        return None;
+    }
+    let offers = match nads.offered_profiles().await {
+        Ok(o) => o,
+        Err(e) => return Some((500, format!("could not check security profiles: {e}"))),
+    };
+    asked.into_iter().find_map(|(sel, profile)| {
+        crate::profiles::check(offers.as_ref(), profile, namespace)
+            .err()
+            .map(|m| (403, format!("network {}, interface {}: {m}", sel.network(), sel.interface)))
+    })
 }
 
 /// Static IPs the network can never give, when the NAD's kubetron config names the switch's

@@ -228,3 +228,37 @@ fn static_ips_the_nad_subnet_cannot_give_are_refused() {
     // Without a subnet in the NAD the webhook cannot know: the controller and the plugin decide.
     assert!(ask("nosub", "10.6.0.5/24").allowed);
 }
+
+#[test]
+fn security_profiles_must_be_offered_to_the_namespace() {
+    let rt = runtime();
+    let m = nads();
+    let ask = |element: &str| {
+        let a = format!("[{element}]");
+        rt.block_on(admit(
+            &request(json!({"metadata": {"annotations": {NETWORKS_ANNOTATION: a}}, "spec": {"containers": [{"name": "c"}]}})),
+            &m,
+        ))
+    };
+    let web = r#"{"name":"blue","kubetron.io/security-profile":"web_tier"}"#;
+    // Nothing published yet: refused, and the message says why.
+    let r = ask(web);
+    assert!(!r.allowed);
+    let st = r.status.unwrap();
+    assert_eq!(st.code, 403);
+    assert!(st.message.contains("interface net1") && st.message.contains("ConfigMap kubetron-security-profiles"), "{}", st.message);
+
+    m.set_profiles(Some([("web_tier".to_string(), "app".to_string()), ("db_tier".to_string(), "other".to_string())].into()));
+    assert!(ask(web).allowed, "offered to the pod's namespace");
+    let r = ask(r#"{"name":"blue","kubetron.io/security-profile":"db_tier"}"#);
+    let st = r.status.expect("refused");
+    assert_eq!(st.code, 403);
+    assert!(st.message.contains("\"db_tier\" is not offered to namespace app"), "{}", st.message);
+    let r = ask(r#"{"name":"blue","kubetron.io/security-profile":"nope"}"#);
+    assert!(r.status.expect("refused").message.contains("\"nope\" is not offered to any namespace"));
+    // Another plugin's NAD: its element's kubetron keys are not kubetron's business.
+    assert!(ask(r#"{"name":"mv","kubetron.io/security-profile":"nope"}"#).allowed);
+    // No profile asked: the offers are never needed.
+    m.set_profiles(None);
+    assert!(ask(r#"{"name":"blue"}"#).allowed);
+}

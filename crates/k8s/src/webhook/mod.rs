@@ -1,7 +1,8 @@
 //! The mutating admission webhook for pods (AdmissionReview v1 over HTTPS, rustls).
 //!
 //! - [`admit`]: the decision and JSONPatch for one request (see its module doc for the rules).
-//! - [`NadSource`]: where NADs are looked up (`kube::Client`, or [`MemoryNads`] in tests).
+//! - [`NadSource`]: where NADs and offered security profiles are looked up ([`KubeSource`], or
+//!   [`MemoryNads`] in tests).
 //! - [`serve`] / [`WebhookServer`]: the HTTPS server, `POST /mutate` and `GET /healthz`.
 //!
 //! The certificate comes from PEM files or is generated at start ([`TlsSource`]); a generated
@@ -31,7 +32,7 @@ pub use register::{ca_bundle_patch, register_ca_bundle};
 pub use review::{AdmissionRequest, AdmissionResponse, AdmissionReview, GroupVersionKind, ResponseStatus, ADMISSION_API_VERSION};
 pub use run::{run, WebhookSettings};
 pub use server::{review_bytes, WebhookConfig, WebhookMetrics, WebhookServer, MAX_BODY};
-pub use source::{MemoryNads, NadSource, NadSourceError};
+pub use source::{KubeSource, MemoryNads, NadSource, NadSourceError};
 pub use tls::{generate as generate_certificate, load as load_tls, GeneratedCert, TlsError, TlsSource};
 
 /// Webhook server failures.

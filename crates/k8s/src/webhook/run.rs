@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{register::register_ca_bundle, WebhookConfig, WebhookError, WebhookServer};
+use super::{register::register_ca_bundle, KubeSource, WebhookConfig, WebhookError, WebhookServer};
 
 /// What [`run`] serves: the server's settings and, optionally, the MutatingWebhookConfiguration a
 /// generated CA is published into at start.
@@ -14,9 +14,13 @@ pub struct WebhookSettings {
     /// Name of the MutatingWebhookConfiguration whose `caBundle` gets a generated CA (ignored when
     /// the certificate comes from files: there is no CA to publish).
     pub register: Option<String>,
+    /// kubetron's namespace, where the controller publishes the offered security profiles
+    /// ([`crate::profiles::CONFIGMAP`]).
+    pub namespace: String,
 }
 
-/// Run the webhook in a cluster: NADs are read with the in-cluster (or kubeconfig) client; a
+/// Run the webhook in a cluster: NADs and the offered security profiles are read with the
+/// in-cluster (or kubeconfig) client ([`KubeSource`]); a
 /// generated CA is published to [`WebhookSettings::register`] when given. Serves until `shutdown`
 /// completes (the binary passes SIGTERM/SIGINT), then drains the requests in flight and returns.
 pub async fn run(settings: WebhookSettings, shutdown: impl std::future::Future<Output = ()>) -> Result<(), WebhookError> {
@@ -25,7 +29,7 @@ pub async fn run(settings: WebhookSettings, shutdown: impl std::future::Future<O
         _ = &mut shutdown => return Ok(()),
         c = kube::Client::try_default() => c.map_err(|e| WebhookError::Kube(e.to_string()))?,
     };
-    let server = WebhookServer::bind(&settings.server, client.clone()).await?;
+    let server = WebhookServer::bind(&settings.server, KubeSource::new(client.clone(), settings.namespace.as_str())).await?;
     if let (Some(name), Some(ca)) = (&settings.register, server.ca_pem()) {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),

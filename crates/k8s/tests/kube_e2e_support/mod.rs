@@ -12,7 +12,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use daemons::kube::{find_apiserver_bin, KubeApiServer, KubeConfig};
-use k8s::webhook::{TlsSource, WebhookConfig, WebhookServer};
+use k8s::webhook::{KubeSource, TlsSource, WebhookConfig, WebhookServer};
 use kube::Client;
 
 pub use testkit::init_tracing;
@@ -163,7 +163,7 @@ impl Harness {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 tls: TlsSource::Generate { dns_names: dns_names.iter().map(|n| n.to_string()).collect(), ca_out: None },
             };
-            let server = WebhookServer::bind(&config, client).await.expect("bind webhook");
+            let server = WebhookServer::bind(&config, KubeSource::new(client, KUBETRON_NS)).await.expect("bind webhook");
             let port = server.local_addr().expect("addr").port();
             let ca = server.ca_pem().expect("generated CA").to_string();
             (server, port, ca)

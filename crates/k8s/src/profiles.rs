@@ -1,0 +1,150 @@
+//! Security profiles offered to namespaces, published for the admission webhook.
+//!
+//! A security profile is an OVN Port_Group an administrator made (with its ACLs) and marked
+//! `external_ids:kubetron.io/namespaces="ns1,ns2"` (or `"*"`), as switches are marked for the NAD
+//! sync. A pod asks for one per network element (`kubetron.io/security-profile`,
+//! [`model::request::SECURITY_PROFILE_KEY`]); the controller puts the pod's port in the group.
+//!
+//! The webhook never opens the Northbound database, so the controller publishes which groups are
+//! offered to which namespaces as the ConfigMap [`CONFIGMAP`] in its own namespace (one key per
+//! group, the value the group's `kubetron.io/namespaces`), and the webhook reads it ([`check`])
+//! to refuse a profile that is not offered at create time, where the user sees it.
+//!
+//! - [`offered`]: the Northbound view -> the offers (pure).
+//! - [`publish`] / [`run`]: the ConfigMap made to match (server-side apply), on every change
+//!   while this replica leads.
+//!
+//! Reads OVN, never writes it; writes only the ConfigMap [`CONFIGMAP`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+use kube::Client;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::controller::{nb::PG, Nb, NbView};
+use crate::nadsync::Targets;
+use ovn::names;
+
+/// Name of the ConfigMap (in the controller's namespace) listing the offered profiles.
+pub const CONFIGMAP: &str = "kubetron-security-profiles";
+/// Field manager of the controller's apply.
+const FIELD_MANAGER: &str = "kubetron-controller";
+
+/// Offered profiles: Port_Group name -> the namespaces it is offered to (`"ns1,ns2"` or `"*"`).
+pub type Offers = BTreeMap<String, String>;
+
+/// The Port_Groups of `view` marked `external_ids:kubetron.io/namespaces`.
+pub fn offered(view: &NbView) -> Offers {
+    view.snapshot()
+        .rows(PG)
+        .filter_map(|(_, row)| {
+            row.map_str("external_ids", names::EXPOSE_NAMESPACES).map(|ns| (row.str("name").to_string(), ns.to_string()))
+        })
+        .collect()
+}
+
+/// Whether `profile` may be asked for in `namespace`, per `offers` (`None`: nothing published).
+/// The error is the user's message.
+pub fn check(offers: Option<&Offers>, profile: &str, namespace: &str) -> Result<(), String> {
+    match offers.and_then(|o| o.get(profile)) {
+        Some(targets) if Targets::parse(targets).includes(namespace) => Ok(()),
+        Some(_) => Err(format!(
+            "security profile {profile:?} is not offered to namespace {namespace} (its Port_Group's external_ids:kubetron.io/namespaces)"
+        )),
+        None => Err(format!(
+            "security profile {profile:?} is not offered to any namespace (no Port_Group of that name marked external_ids:kubetron.io/namespaces{})",
+            if offers.is_none() { format!("; the controller has not published ConfigMap {CONFIGMAP}") } else { String::new() }
+        )),
+    }
+}
+
+/// The offers as the ConfigMap's data (read back by the webhook).
+pub fn from_configmap(cm: &ConfigMap) -> Offers {
+    cm.data.clone().unwrap_or_default()
+}
+
+/// Makes ConfigMap `namespace`/[`CONFIGMAP`] hold exactly `offers` (server-side apply; keys of
+/// groups no longer offered are removed).
+pub async fn publish(client: &Client, namespace: &str, offers: &Offers) -> Result<(), kube::Error> {
+    let cm = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": CONFIGMAP,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "kubetron"},
+            "annotations": {"kubetron.io/description": "OVN Port_Groups offered as security profiles: name -> namespaces (written by the controller)"},
+        },
+        "data": offers,
+    });
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    api.patch(CONFIGMAP, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&cm)).await.map(drop)
+}
+
+/// Keeps the ConfigMap in `namespace` equal to the offers of `nb` while `leader` is true: after
+/// every Northbound change that alters them (coalesced over `debounce`), on gaining leadership,
+/// and every `resync` (a hand edit or deletion is undone). Failures are logged and retried.
+pub async fn run(client: Client, nb: Nb, namespace: String, mut leader: watch::Receiver<bool>, debounce: Duration, resync: Duration) {
+    let mut changes = nb.replica().subscribe();
+    let mut last: Option<Offers> = None;
+    let mut next_full = tokio::time::Instant::now();
+    loop {
+        if *leader.borrow() {
+            let now = offered(&nb.view());
+            if tokio::time::Instant::now() >= next_full || last.as_ref() != Some(&now) {
+                match publish(&client, &namespace, &now).await {
+                    Ok(()) => {
+                        tracing::info!(profiles = now.len(), "published the offered security profiles");
+                        last = Some(now);
+                        next_full = tokio::time::Instant::now() + resync;
+                    }
+                    Err(e) => {
+                        tracing::warn!("publishing ConfigMap {namespace}/{CONFIGMAP} failed (retrying): {e}");
+                        last = None;
+                        next_full = tokio::time::Instant::now() + debounce.max(Duration::from_secs(1));
+                    }
+                }
+            }
+        } else {
+            last = None;
+        }
+        let wait = next_full.saturating_duration_since(tokio::time::Instant::now());
+        tokio::select! {
+            r = changes.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                tokio::time::sleep(debounce).await;
+            }
+            r = leader.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                next_full = tokio::time::Instant::now();
+            }
+            _ = tokio::time::sleep(wait), if *leader.borrow() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_offers() {
+        let offers: Offers = [("web".to_string(), "a, b".to_string()), ("any".to_string(), "*".to_string())].into();
+        assert_eq!(check(Some(&offers), "web", "a"), Ok(()));
+        assert_eq!(check(Some(&offers), "any", "zzz"), Ok(()));
+        let e = check(Some(&offers), "web", "c").unwrap_err();
+        assert!(e.contains("not offered to namespace c"), "{e}");
+        let e = check(Some(&offers), "db", "a").unwrap_err();
+        assert!(e.contains("\"db\" is not offered to any namespace") && !e.contains("ConfigMap"), "{e}");
+        let e = check(None, "db", "a").unwrap_err();
+        assert!(e.contains(CONFIGMAP), "{e}");
+    }
+}
