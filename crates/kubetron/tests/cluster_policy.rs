@@ -18,7 +18,11 @@
 //!   discovery still works after its cache is flushed), and still answers others;
 //! - a bad policy gets a Warning Event `PolicyRejected` naming the field, and no OVN rows;
 //! - every policy deleted: everything passes again, and no ACL, Port_Group or Address_Set of
-//!   kubetron is left.
+//!   kubetron is left;
+//! - a security profile (an administrator's Port_Group with a drop ACL, offered to the namespace):
+//!   a pod asking for it on red is denied TCP 8080 and UDP 5353 there (other ports, ICMP and blue
+//!   pass); when its element stops asking, its port leaves the group and the traffic passes; the
+//!   group and its ACL are left as the administrator made them.
 //!
 //! Gated: `KUBETRON_KUBE_TESTS=1` (scripts/test.sh sets it).
 
@@ -323,11 +327,11 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         let mut ips = BTreeMap::new();
         let mut macs = BTreeMap::new();
         let mut lsps = BTreeMap::new();
-        for (i, net) in networks.split(',').map(str::trim).enumerate() {
-            let ifname = format!("net{}", i + 1);
-            let att = h.interface(&ifname).unwrap_or_else(|| panic!("{name}: {ifname} handed over"));
+        for sel in model::request::parse(networks, ns).expect("networks annotation") {
+            let (net, ifname) = (sel.name.as_str(), sel.interface.as_str());
+            let att = h.interface(ifname).unwrap_or_else(|| panic!("{name}: {ifname} handed over"));
             let add = pod
-                .call(&world, &shim_path, node.index, "ADD", &ifname, &conf(net, node))
+                .call(&world, &shim_path, node.index, "ADD", ifname, &conf(net, node))
                 .args(&cni_args(ns, name, &uid, &pod.id))
                 .run()
                 .expect("shim");
@@ -527,7 +531,57 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
     );
     testkit::poll("no ACL, Port_Group or Address_Set of kubetron left", CONVERGE, || (kubetron_rows(&world) == 0).then_some(()));
 
+    // Security profiles: the administrator's Port_Group web_tier (offered to namespace a) drops
+    // TCP 8080 and UDP 5353 to its members; a pod asking for it on red is a member there only.
+    let t = Instant::now();
+    world.nbctl(&["pg-add", "web_tier"]);
+    world.nbctl(&["set", "Port_Group", "web_tier", &format!("external_ids:kubetron.io/namespaces={ns_a}")]);
+    world.nbctl(&["acl-add", "web_tier", "to-lport", "2000", "outport == @web_tier && (tcp.dst == 8080 || udp.dst == 5353)", "drop"]);
+    let members_of = |pg: &str| world.nbctl(&["get", "Port_Group", pg, "ports"]).trim().to_string();
+    let guarded =
+        attach("guarded", &ns_a, &nodes[0], "guarded", r#"[{"name":"red","kubetron.io/security-profile":"web_tier"},{"name":"blue"}]"#);
+    let _guarded_servers = Servers::start(guarded.pod.ns.netns(), &[8080, 8000], &[5353]);
+    let red_port = world.nbctl(&["get", "Logical_Switch_Port", &guarded.lsps["red"], "_uuid"]).trim().to_string();
+    testkit::poll("the guarded pod's red port in web_tier", CONVERGE, || (members_of("web_tier") == format!("[{red_port}]")).then_some(()));
+    world.nbctl(&["--timeout=60", "--wait=hv", "sync"]);
+    converge(
+        &world,
+        "security profile joined",
+        t,
+        &[
+            ex(stranger, &guarded, "red", Tcp(8080), false),
+            ex(stranger, &guarded, "red", Udp(5353), false),
+            ex(outsider, &guarded, "red", Tcp(8080), false),
+            ex(stranger, &guarded, "red", Tcp(8000), true),
+            ex(stranger, &guarded, "red", Icmp, true),
+            // The profile was asked for on red only.
+            ex(stranger, &guarded, "blue", Tcp(8080), true),
+            ex(&guarded, stranger, "red", Tcp(8080), true),
+        ],
+    );
+    // The element stops asking: the port leaves the group, the traffic passes.
+    let t = Instant::now();
+    let pods_a: Api<Pod> = Api::namespaced(admin.clone(), &ns_a);
+    rt.block_on(pods_a.patch(
+        "guarded",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"k8s.v1.cni.cncf.io/networks": r#"[{"name":"red"},{"name":"blue"}]"#}}})),
+    ))
+    .expect("patch guarded");
+    testkit::poll("the guarded pod to leave web_tier", CONVERGE, || (members_of("web_tier") == "[]").then_some(()));
+    world.nbctl(&["--timeout=60", "--wait=hv", "sync"]);
+    converge(
+        &world,
+        "security profile left",
+        t,
+        &[ex(stranger, &guarded, "red", Tcp(8080), true), ex(stranger, &guarded, "red", Udp(5353), true)],
+    );
+    // The group and its ACL are the administrator's: kubetron wrote only the membership.
+    assert_eq!(world.nbctl(&["--bare", "--columns=acls", "list", "Port_Group", "web_tier"]).split_whitespace().count(), 1);
+    assert_eq!(kubetron_rows(&world), 0);
+
     controller.assert_running();
+    drop(_guarded_servers);
     drop(_servers);
     controller.stop();
     for n in &mut nodes {
