@@ -8,14 +8,15 @@
 //! - no policy: everything passes;
 //! - ingress, pod selector + ports (TCP, UDP): the selected client passes on those ports only
 //!   (ICMP and other ports denied), another pod of the namespace and a pod of another namespace
-//!   are denied; on `blue` (not in `policy-for`) nothing changes; the isolated server still opens
-//!   connections to others (replies pass: stateful);
-//! - changed in place: a namespace selector and a named port (`http`, resolved in the server) and
-//!   a port range (edges 7999/8000/8010/8011);
+//!   are denied; on `blue` (not in `policy-for`) and on the pods' own `eth0` (a veth outside OVN)
+//!   nothing changes; the isolated server still opens connections to others (replies pass: stateful);
+//! - changed in place: a namespace selector, a named port (`http`, resolved in the server), a port
+//!   range (edges 7999/8000/8010/8011) and UDP 5353 (5354 denied);
 //! - a pod created in the selected namespace is covered; a namespace labelled later is covered;
 //! - ipBlock with except, no ports (ICMP too);
-//! - egress: the isolated client reaches only the allowed destination and port (neighbour
-//!   discovery still works after its cache is flushed), and still answers others;
+//! - egress: the isolated client reaches only the allowed destination and ports (TCP and UDP), and
+//!   anything on a peer allowed without ports (ICMP too); neighbour discovery still works after its
+//!   cache is flushed; it still answers others;
 //! - a bad policy gets a Warning Event `PolicyRejected` naming the field, and no OVN rows;
 //! - every policy deleted: everything passes again, and no ACL, Port_Group or Address_Set of
 //!   kubetron is left;
@@ -208,6 +209,25 @@ fn converge(world: &World, what: &str, since: Instant, expects: &[Expect]) -> Du
     panic!("{what}: not applied within {CONVERGE:?}: {last:?}");
 }
 
+/// Links pod `a` and pod `b` of `members` with a veth pair named eth0 in both (10.69.0.1/24 and
+/// .2/24), the way a cluster's default network would give them an eth0 kubetron never touches.
+fn eth0_between(members: &mut [Member], a: usize, b: usize) {
+    let (ta, tb) = (format!("kte0a{}", std::process::id() % 100_000), format!("kte0b{}", std::process::id() % 100_000));
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip").args(args).output().expect("ip");
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    ip(&["link", "add", &ta, "type", "veth", "peer", "name", &tb]);
+    for (i, tmp, addr) in [(a, &ta, "10.69.0.1/24"), (b, &tb, "10.69.0.2/24")] {
+        let ns = members[i].pod.ns.name().to_string();
+        ip(&["link", "set", tmp, "netns", &ns]);
+        ip(&["-n", &ns, "link", "set", tmp, "name", "eth0"]);
+        ip(&["-n", &ns, "addr", "add", addr, "dev", "eth0"]);
+        ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        members[i].ips.insert("eth0".to_string(), addr.split('/').next().unwrap().parse().unwrap());
+    }
+}
+
 fn pod_json(name: &str, node: &str, labels: Value, networks: &str) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": labels, "annotations": {"k8s.v1.cni.cncf.io/networks": networks}},
@@ -342,10 +362,13 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         }
         Member { name: name.to_string(), pod, ips, macs, lsps, node: node.index }
     };
-    let members: Vec<Member> = plan.iter().map(|(name, ns, node, app, networks)| attach(name, ns, &nodes[*node], app, networks)).collect();
+    let mut members: Vec<Member> =
+        plan.iter().map(|(name, ns, node, app, networks)| attach(name, ns, &nodes[*node], app, networks)).collect();
+    // The pods' own "eth0" (not kubetron's): a veth between server and stranger, outside OVN.
+    eth0_between(&mut members, 0, 2);
     let [server, client, stranger, outsider] = &members[..] else { unreachable!() };
     let _servers: Vec<Servers> = vec![
-        Servers::start(server.pod.ns.netns(), &[8080, 7999, 8000, 8010, 8011], &[5353]),
+        Servers::start(server.pod.ns.netns(), &[8080, 7999, 8000, 8010, 8011], &[5353, 5354]),
         Servers::start(client.pod.ns.netns(), &[8080], &[]),
         Servers::start(stranger.pod.ns.netns(), &[8080], &[]),
     ];
@@ -385,6 +408,10 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
             ex(stranger, server, "red", Tcp(8080), false),
             ex(stranger, server, "red", Udp(5353), false),
             ex(outsider, server, "red", Tcp(8080), false),
+            // eth0 is not kubetron's: untouched.
+            ex(stranger, server, "eth0", Tcp(8080), true),
+            ex(stranger, server, "eth0", Udp(5353), true),
+            ex(stranger, server, "eth0", Icmp, true),
             // blue is not in policy-for.
             ex(stranger, server, "blue", Tcp(8080), true),
             ex(stranger, server, "blue", Icmp, true),
@@ -393,11 +420,12 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         ],
     );
 
-    // Changed in place: peers from namespaces labelled team=b, the named port http and 8000-8010.
+    // Changed in place: peers from namespaces labelled team=b, the named port http, 8000-8010, UDP 5353.
     let t = Instant::now();
     let fp = fingerprint(&world);
     let web2 = spec(json!({"podSelector": {"matchLabels": {"app": "server"}},
-        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "b"}}}], "ports": [{"port": "http"}, {"port": 8000, "endPort": 8010}]}]}));
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "b"}}}],
+                     "ports": [{"port": "http"}, {"port": 8000, "endPort": 8010}, {"protocol": "UDP", "port": 5353}]}]}));
     rt.block_on(async {
         let mut p = policies.get("web").await.expect("get web");
         p.spec.policy = web2;
@@ -414,9 +442,11 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
             ex(outsider, server, "red", Tcp(8010), true),
             ex(outsider, server, "red", Tcp(7999), false),
             ex(outsider, server, "red", Tcp(8011), false),
-            ex(outsider, server, "red", Udp(5353), false),
+            ex(outsider, server, "red", Udp(5353), true),
+            ex(outsider, server, "red", Udp(5354), false),
             ex(outsider, server, "red", Icmp, false),
             ex(client, server, "red", Tcp(8080), false),
+            ex(client, server, "red", Udp(5353), false),
         ],
     );
 
@@ -429,7 +459,7 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         &world,
         "new pod in a selected namespace",
         t,
-        &[ex(&late, server, "red", Tcp(8080), true), ex(&late, server, "red", Udp(5353), false), ex(&late, server, "red", Icmp, false)],
+        &[ex(&late, server, "red", Tcp(8080), true), ex(&late, server, "red", Udp(5354), false), ex(&late, server, "red", Icmp, false)],
     );
     let t = Instant::now();
     let fp = fingerprint(&world);
@@ -470,10 +500,12 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         ],
     );
 
-    // Egress: the client may reach the server's 8080 only.
+    // Egress: the client may reach the server's TCP 8080 and UDP 5353 only, and the stranger on
+    // anything (a rule without ports).
     let t = Instant::now();
     let egress = spec(json!({"podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
-        "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "server"}}}], "ports": [{"port": 8080}]}]}));
+        "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "server"}}}], "ports": [{"port": 8080}, {"protocol": "UDP", "port": 5353}]},
+                   {"to": [{"podSelector": {"matchLabels": {"app": "stranger"}}}]}]}));
     let fp = fingerprint(&world);
     rt.block_on(policies.create(&pp, &new_policy(&ns_a, "out", "red", egress))).expect("create policy out");
     landed(&world, &fp);
@@ -482,10 +514,13 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
     landed(&world, &fp);
     let egress_expects = [
         ex(client, server, "red", Tcp(8080), true),
+        ex(client, server, "red", Udp(5353), true),
         ex(client, server, "red", Tcp(8000), false),
-        ex(client, stranger, "red", Tcp(8080), false),
+        ex(client, server, "red", Udp(5354), false),
         ex(client, server, "red", Icmp, false),
-        ex(client, server, "red", Udp(5353), false),
+        ex(client, stranger, "red", Tcp(8080), true),
+        ex(client, stranger, "red", Icmp, true),
+        ex(client, outsider, "red", Icmp, false),
         // Others still open connections to the client: its replies pass.
         ex(stranger, client, "red", Tcp(8080), true),
         ex(client, stranger, "blue", Tcp(8080), true),
