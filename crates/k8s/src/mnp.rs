@@ -4,10 +4,12 @@
 //! status subresource (upstream has none): the controller reports through Events.
 //!
 //! [`crd()`] is the CRD `deploy/crd-multinetworkpolicies.yaml` holds: upstream's group, version and
-//! names, `spec` kept whole (`x-kubernetes-preserve-unknown-fields`), so no field, `endPort`
-//! included, is pruned by the apiserver; the controller validates ([`policy::validate`]). An
-//! upstream CRD already installed works, except that its v1beta1 schema prunes `endPort` (a range
-//! then allows only its first port): install this one instead, or use single ports.
+//! names, and a structural schema of the NetworkPolicy shape with `endPort`, so the apiserver
+//! refuses a policy of the wrong shape (a watch of policies must be able to read every one) and
+//! prunes no field kubetron uses; what a schema cannot say is checked by the webhook and the
+//! controller ([`policy::validate`]). An upstream CRD already installed works, except that its
+//! v1beta1 schema prunes `endPort` (a range then allows only its first port): install this one
+//! instead, or use single ports.
 
 use crate::meta::MetaStr;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -61,12 +63,52 @@ pub fn new_policy(namespace: &str, name: &str, policy_for: &str, spec: policy::P
 
 /// The CRD kubetron ships (`deploy/crd-multinetworkpolicies.yaml`).
 pub fn crd() -> CustomResourceDefinition {
+    let selector = json!({
+        "type": "object",
+        "properties": {
+            "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "matchExpressions": {"type": "array", "items": {
+                "type": "object",
+                "required": ["key", "operator"],
+                "properties": {
+                    "key": {"type": "string"},
+                    "operator": {"type": "string"},
+                    "values": {"type": "array", "items": {"type": "string"}}
+                }
+            }}
+        }
+    });
+    let ports = json!({"type": "array", "items": {
+        "type": "object",
+        "properties": {
+            "protocol": {"type": "string"},
+            "port": {"x-kubernetes-int-or-string": true},
+            "endPort": {"type": "integer", "format": "int32"}
+        }
+    }});
+    let peers = json!({"type": "array", "items": {
+        "type": "object",
+        "properties": {
+            "podSelector": selector,
+            "namespaceSelector": selector,
+            "ipBlock": {
+                "type": "object",
+                "required": ["cidr"],
+                "properties": {"cidr": {"type": "string"}, "except": {"type": "array", "items": {"type": "string"}}}
+            }
+        }
+    }});
     crate::client::crd_with_schema::<MultiNetworkPolicy>(
         "MultiNetworkPolicy: a NetworkPolicy for the networks named by the k8s.v1.cni.cncf.io/policy-for annotation.",
         json!({
             "description": "The NetworkPolicy spec (podSelector, policyTypes, ingress, egress; ports may carry endPort).",
             "type": "object",
-            "x-kubernetes-preserve-unknown-fields": true
+            "properties": {
+                "podSelector": selector,
+                "policyTypes": {"type": "array", "items": {"type": "string"}},
+                "ingress": {"type": "array", "items": {"type": "object", "properties": {"ports": ports, "from": peers}}},
+                "egress": {"type": "array", "items": {"type": "object", "properties": {"ports": ports, "to": peers}}}
+            }
         }),
         None,
     )
@@ -86,6 +128,19 @@ mod tests {
         assert_eq!(p.policy_for(), [("team".to_string(), "red".to_string()), ("other".to_string(), "blue".to_string())]);
         assert_eq!(p.spec.policy.ingress.as_ref().unwrap()[0].ports.as_ref().unwrap()[0].end_port, Some(8010));
         assert_eq!(serde_json::to_value(&p).unwrap()["spec"], v["spec"]);
+    }
+
+    #[test]
+    fn schema_is_typed_all_the_way_down() {
+        let v = serde_json::to_value(crd()).unwrap();
+        let spec = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert!(spec.get("x-kubernetes-preserve-unknown-fields").is_none(), "{spec}");
+        let port = &spec["properties"]["ingress"]["items"]["properties"]["ports"]["items"]["properties"];
+        assert_eq!(port["port"]["x-kubernetes-int-or-string"], true, "{port}");
+        assert_eq!(port["endPort"]["type"], "integer");
+        let peer = &spec["properties"]["egress"]["items"]["properties"]["to"]["items"]["properties"];
+        assert_eq!(peer["ipBlock"]["required"], json!(["cidr"]));
+        assert_eq!(peer["namespaceSelector"]["properties"]["matchLabels"]["additionalProperties"]["type"], "string");
     }
 
     #[test]

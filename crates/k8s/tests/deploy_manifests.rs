@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodSpec, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -263,26 +264,34 @@ fn webhook_wiring_is_consistent() {
     let docs = docs();
     let mwc: MutatingWebhookConfiguration = find(&docs, "MutatingWebhookConfiguration", WEBHOOK_CONFIGURATION_NAME).typed();
     let hooks = mwc.webhooks.unwrap();
-    assert_eq!(hooks.len(), 1);
-    let h = &hooks[0];
-    // Never blocks a pod when the webhook is down: the controller enforces the same rules.
-    assert_eq!(h.failure_policy.as_deref(), Some("Ignore"));
-    let exprs = h.namespace_selector.as_ref().and_then(|s| s.match_expressions.clone()).unwrap_or_default();
-    let system = exprs.iter().find(|e| e.key == "kubernetes.io/metadata.name").expect("system namespaces excluded");
-    assert_eq!(system.operator, "NotIn");
-    for ns in ["kube-system", "kubetron"] {
-        assert!(system.values.as_ref().is_some_and(|v| v.iter().any(|x| x == ns)), "{ns} excluded");
+    let names: Vec<&str> = hooks.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["pods.kubetron.io", "multinetworkpolicies.kubetron.io"]);
+    for h in &hooks {
+        // Never blocks a pod or a policy when the webhook is down: the controller enforces the same rules.
+        assert_eq!(h.failure_policy.as_deref(), Some("Ignore"));
+        let exprs = h.namespace_selector.as_ref().and_then(|s| s.match_expressions.clone()).unwrap_or_default();
+        let system = exprs.iter().find(|e| e.key == "kubernetes.io/metadata.name").expect("system namespaces excluded");
+        assert_eq!(system.operator, "NotIn");
+        for ns in ["kube-system", "kubetron"] {
+            assert!(system.values.as_ref().is_some_and(|v| v.iter().any(|x| x == ns)), "{ns} excluded");
+        }
+        assert_eq!(h.side_effects, "None");
+        assert_eq!(h.admission_review_versions, vec!["v1"]);
+        assert_eq!(h.client_config.service.as_ref().unwrap().path.as_deref(), Some("/mutate"));
+        assert_eq!(h.client_config.service, hooks[0].client_config.service, "one server");
     }
-    assert_eq!(h.side_effects, "None");
-    assert_eq!(h.admission_review_versions, vec!["v1"]);
-    let rules = h.rules.as_ref().unwrap();
+    let rules = hooks[0].rules.as_ref().unwrap();
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].operations.as_deref(), Some(&["CREATE".to_string()][..]));
     assert_eq!(rules[0].resources.as_deref(), Some(&["pods".to_string()][..]));
     assert_eq!(rules[0].api_groups.as_deref(), Some(&["".to_string()][..]));
-    let svc_ref = h.client_config.service.as_ref().unwrap();
-    assert_eq!(svc_ref.path.as_deref(), Some("/mutate"));
-
+    let rules = hooks[1].rules.as_ref().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].operations.as_deref(), Some(&["CREATE".to_string(), "UPDATE".to_string()][..]));
+    assert_eq!(rules[0].resources.as_deref(), Some(&[k8s::mnp::MultiNetworkPolicy::plural(&()).to_string()][..]));
+    assert_eq!(rules[0].api_groups.as_deref(), Some(&[k8s::mnp::MultiNetworkPolicy::group(&()).to_string()][..]));
+    assert_eq!(rules[0].api_versions.as_deref(), Some(&[k8s::mnp::MultiNetworkPolicy::version(&()).to_string()][..]));
+    let svc_ref = hooks[0].client_config.service.as_ref().unwrap();
     let svc: Service = find(&docs, "Service", &svc_ref.name).typed();
     assert_eq!(svc.metadata.namespace.as_deref(), Some(svc_ref.namespace.as_str()));
     let port = &svc.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
@@ -302,11 +311,13 @@ fn webhook_wiring_is_consistent() {
     assert_eq!((probe.path.as_deref(), probe.scheme.as_deref()), (Some("/healthz"), Some("HTTPS")));
     // The webhook's own namespace is skipped so that it can start while it is down.
     let ns: Namespace = find(&docs, "Namespace", NS).typed();
-    let sel = h.namespace_selector.as_ref().unwrap().match_expressions.as_ref().unwrap();
-    let key = &sel[0].key;
-    assert_eq!(sel[0].operator, "NotIn");
-    let value = ns.metadata.labels.as_ref().unwrap().get(key).unwrap();
-    assert!(sel[0].values.as_ref().unwrap().contains(value));
+    for h in &hooks {
+        let sel = h.namespace_selector.as_ref().unwrap().match_expressions.as_ref().unwrap();
+        let key = &sel[0].key;
+        assert_eq!(sel[0].operator, "NotIn");
+        let value = ns.metadata.labels.as_ref().unwrap().get(key).unwrap();
+        assert!(sel[0].values.as_ref().unwrap().contains(value));
+    }
 }
 
 /// kubectl 1.20 (kustomize v2.0, the oldest a user of deploy/ may have), built with the cluster binaries.

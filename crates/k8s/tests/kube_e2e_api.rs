@@ -480,9 +480,11 @@ fn deploy_rbac_grants_exactly_what_the_code_uses() {
         register_ca_bundle(wh.clone(), WEBHOOK_CONFIGURATION_NAME, &ca, Duration::from_secs(5)).await.expect("webhook registers its CA");
         let now = mwcs.get(WEBHOOK_CONFIGURATION_NAME).await.unwrap();
         let hooks = now.webhooks.unwrap();
-        assert_eq!(hooks.len(), 1, "strategic merge kept one webhook");
-        assert_eq!(hooks[0].client_config.ca_bundle.as_ref().map(|b| b.0.clone()), Some(ca.into_bytes()));
-        assert_eq!(hooks[0].client_config.url.as_deref(), Some("https://127.0.0.1:1/mutate"), "the rest is untouched");
+        assert_eq!(hooks.len(), 2, "strategic merge kept both webhooks");
+        for hook in &hooks {
+            assert_eq!(hook.client_config.ca_bundle.as_ref().map(|b| b.0.clone()), Some(ca.clone().into_bytes()), "{}", hook.name);
+            assert_eq!(hook.client_config.url.as_deref(), Some("https://127.0.0.1:1/mutate"), "the rest is untouched");
+        }
         let other = format!("kubetron-e2e-{ns}");
         let mut cfg2 = cfg.clone();
         cfg2.metadata.name = Some(other.clone());

@@ -2,7 +2,8 @@
 //! kube-apiserver (+ etcd) and a real OVN (central + one chassis): a pod asking for network `red` is admitted
 //! and mutated by the webhook, gets a logical switch port and `kubetron.io/interfaces` from the controller,
 //! is plugged by the CNI plugin with exactly those addresses, then gets `network-status`; a bad request is
-//! refused at create; the controller publishes the security profiles offered (OVN Port_Groups), the webhook
+//! refused at create; a MultiNetworkPolicy of the wrong shape is refused by the CRD's schema, one with a bad
+//! port range by the webhook (with its path); the controller publishes the security profiles offered (OVN Port_Groups), the webhook
 //! refuses one not offered to the namespace, the pod's port joins the one it asked for; deleting the pod
 //! removes its port.
 //!
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use daemons::kube::{KubeApiServer, KubeConfig};
 use daemons::{Central, Chassis, ChassisConfig};
+use k8s::mnp::{new_policy, MultiNetworkPolicy};
 use k8s::nad::{new_nad, NetworkAttachmentDefinition};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -172,6 +174,43 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         // An unknown network is refused too.
         let unknown = pods.create(&pp, &pod("ghost", "nope")).await;
         assert!(matches!(&unknown, Err(kube::Error::Api(s)) if s.message.contains("nope")), "{unknown:?}");
+
+        // MultiNetworkPolicies: the CRD's schema refuses a wrong shape, the webhook what a schema cannot say.
+        let mnps: Api<MultiNetworkPolicy> = Api::namespaced(admin.clone(), &ns);
+        let raw = |spec: serde_json::Value| -> MultiNetworkPolicy {
+            let mut p = new_policy(&ns, "web", "red", Default::default());
+            p.spec = serde_json::from_value(spec).unwrap_or_default();
+            p
+        };
+        // (In a namespace the webhook does not see, as when it is down: mutating webhooks run first.)
+        let unwatched = format!("{ns}-nowh");
+        create_namespace(&admin, &unwatched, &[]).await;
+        let shape: Result<MultiNetworkPolicy, _> = kube::api::Api::<kube::api::DynamicObject>::namespaced_with(
+            admin.clone(),
+            &unwatched,
+            &kube::api::ApiResource::erase::<MultiNetworkPolicy>(&()),
+        )
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"apiVersion": "k8s.cni.cncf.io/v1beta1", "kind": "MultiNetworkPolicy",
+                "metadata": {"name": "shape"}, "spec": {"podSelector": "web"}}))
+            .unwrap(),
+        )
+        .await
+        .map(|o| serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap());
+        assert!(matches!(&shape, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("spec.podSelector")), "{shape:?}");
+        let bad = mnps.create(&pp, &raw(json!({"podSelector": {}, "ingress": [{"ports": [{"port": 9000, "endPort": 8000}]}]}))).await;
+        match bad {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 400, "{s:?}");
+                assert!(s.message.contains("multinetworkpolicies.kubetron.io"), "{}", s.message);
+                assert!(s.message.contains("spec.ingress[0].ports[0].endPort: 8000 is below port 9000"), "{}", s.message);
+            }
+            other => panic!("a bad policy was admitted: {other:?}"),
+        }
+        let good = raw(json!({"podSelector": {}, "ingress": [{"ports": [{"port": 8000, "endPort": 9000}]}]}));
+        mnps.create(&pp, &good).await.expect("a good policy is admitted");
+        mnps.delete("web", &DeleteParams::default()).await.expect("delete policy");
 
         // The controller publishes the offered profiles; the webhook refuses one not offered here.
         let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), KUBETRON_NS);

@@ -129,10 +129,12 @@ pub fn webhook_configuration(name: &str, url: &str, ca_pem: impl AsRef<[u8]>, la
     assert_eq!(doc["metadata"]["name"], WEBHOOK_CONFIGURATION_NAME);
     doc["metadata"]["name"] = json!(name);
     let hooks = doc["webhooks"].as_array_mut().expect("webhooks");
-    assert_eq!(hooks.len(), 1);
-    assert_eq!(hooks[0]["clientConfig"]["service"]["path"], "/mutate", "the server's path");
-    assert_eq!(hooks[0]["failurePolicy"], "Ignore");
-    hooks[0]["clientConfig"] = json!({"url": url, "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem)});
-    hooks[0]["namespaceSelector"] = json!({"matchLabels": {label: id}});
+    assert_eq!(hooks.len(), 2, "pods and MultiNetworkPolicies");
+    for hook in hooks {
+        assert_eq!(hook["clientConfig"]["service"]["path"], "/mutate", "the server's path");
+        assert_eq!(hook["failurePolicy"], "Ignore");
+        hook["clientConfig"] = json!({"url": url, "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem.as_ref())});
+        hook["namespaceSelector"] = json!({"matchLabels": {label: id}});
+    }
     serde_json::from_value(doc).expect("typed MutatingWebhookConfiguration")
 }

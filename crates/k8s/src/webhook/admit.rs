@@ -16,6 +16,8 @@
 //! NADs of other CNI plugins are Multus's business: they are neither authorized nor given env
 //! vars. If every problem is collected, the message lists them all, separated by `; `.
 //!
+//! MultiNetworkPolicies on CREATE and UPDATE are checked by [`super::policy`].
+//!
 //! Admitted pods with kubetron networks get a JSONPatch: `NETWORK_INTERFACE_<NET>` variables
 //! (see [`model::env`]) on every container and init container, and for physical networks the
 //! resource `kubetron.io/<network>: "1"` in the first container's requests and limits.
@@ -36,6 +38,10 @@ use model::request::{self, NetworkSelection, NETWORKS_ANNOTATION};
 /// Decide on one request.
 pub async fn admit<S: NadSource>(req: &AdmissionRequest, nads: &S) -> AdmissionResponse {
     let uid = req.uid.as_str();
+    if req.kind.group == "k8s.cni.cncf.io" && req.kind.kind == "MultiNetworkPolicy" && matches!(req.operation.as_str(), "CREATE" | "UPDATE")
+    {
+        return super::policy::admit_policy(req, nads).await;
+    }
     if req.operation != "CREATE" || req.kind.kind != "Pod" || !req.kind.group.is_empty() {
         return AdmissionResponse::allow(uid);
     }

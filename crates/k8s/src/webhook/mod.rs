@@ -1,6 +1,8 @@
-//! The mutating admission webhook for pods (AdmissionReview v1 over HTTPS, rustls).
+//! The mutating admission webhook for pods, which also validates MultiNetworkPolicies
+//! (AdmissionReview v1 over HTTPS, rustls).
 //!
-//! - [`admit`]: the decision and JSONPatch for one request (see its module doc for the rules).
+//! - [`admit`]: the decision and JSONPatch for one request (see its module doc for the rules);
+//!   MultiNetworkPolicies are validated too (the rules the controller applies, before they land).
 //! - [`NadSource`]: where NADs and offered security profiles are looked up ([`KubeSource`], or
 //!   [`MemoryNads`] in tests).
 //! - [`serve`] / [`WebhookServer`]: the HTTPS server, `POST /mutate` and `GET /healthz`.
@@ -15,6 +17,7 @@
 
 mod admit;
 mod patch;
+mod policy;
 mod register;
 mod review;
 mod run;
