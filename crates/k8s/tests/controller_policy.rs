@@ -186,3 +186,81 @@ async fn policy_rows_follow_pods_and_policies_and_leave_nothing_behind() {
     assert_eq!(count(&ovn, "Port_Group", "name=admin_pg"), 1);
     assert_eq!(ovn.nbctl(&["--bare", "--columns=match", "list", "ACL"]), "outport == @admin_pg && tcp.dst == 22");
 }
+
+/// The world the policy runner builds from pods and the replica: a pod's own ports, and a VM's
+/// persistent-IP port (no pod UID on it) for every living launcher pod of that VM (both during a
+/// live migration); not for a finished launcher, another VM, or a port of another VMI UID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_world_gives_launcher_pods_their_vms_persistent_ip_ports() {
+    use k8s::controller::policy_runner::build_world;
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use std::sync::Arc;
+
+    let ovn = Ovn::start();
+    ovn.plain_switch("red");
+    lsp(&ovn, "red", "team_web_red", "10.0.0.10");
+    ovn.nbctl(&["set", "Logical_Switch_Port", "team_web_red", "external_ids:\"kubetron.io/pod-uid\"=u-web"]);
+    for (port, ip, vm, vmi) in [
+        ("claim_vm1", "10.0.0.20", "team/vm1", "vmi-1"),
+        ("claim_vm2", "10.0.0.21", "team/vm2", "vmi-1"),
+        ("claim_old", "10.0.0.22", "team/vm1", "vmi-0"),
+    ] {
+        lsp(&ovn, "red", port, ip);
+        ovn.nbctl(&[
+            "set",
+            "Logical_Switch_Port",
+            port,
+            &format!("external_ids:\"kubetron.io/vm\"=\"{vm}\""),
+            &format!("external_ids:\"kubetron.io/vmi-uid\"={vmi}"),
+        ]);
+    }
+    let nb = ovn.nb().await;
+    nb.replica().wait_until(WAIT, |s| s.rows("Logical_Switch_Port").count() == 4).await.expect("replica has the ports");
+
+    let launcher = |name: &str, uid: &str| -> Pod {
+        let mut p = controller_support::pod("team", name, uid, "red");
+        p.metadata.labels = Some(
+            [("kubevirt.io", "virt-launcher"), ("kubevirt.io/created-by", "vmi-1"), ("app", "vm")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        p.metadata.annotations.get_or_insert_with(Default::default).insert("kubevirt.io/domain".into(), "vm1".into());
+        p
+    };
+    let pods: Vec<Arc<Pod>> = vec![
+        Arc::new(controller_support::pod("team", "web", "u-web", "red")),
+        Arc::new(launcher("virt-launcher-vm1-src", "u-src")),
+        Arc::new(launcher("virt-launcher-vm1-dst", "u-dst")),
+        Arc::new(finished(launcher("virt-launcher-vm1-old", "u-old"))),
+    ];
+    let namespaces: Vec<Arc<Namespace>> = vec![Arc::new(serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap())];
+    let world = build_world(&nb.view(), &pods, &namespaces, &["red".to_string()].into());
+    let got: Vec<(String, Vec<String>)> =
+        world.pods().iter().map(|p| (p.name.clone(), p.ports.iter().map(|x| format!("{} {:?}", x.lsp, x.ips)).collect())).collect();
+    assert_eq!(
+        got,
+        [
+            ("web".to_string(), vec!["team_web_red [10.0.0.10]".to_string()]),
+            ("virt-launcher-vm1-src".to_string(), vec!["claim_vm1 [10.0.0.20]".to_string()]),
+            ("virt-launcher-vm1-dst".to_string(), vec!["claim_vm1 [10.0.0.20]".to_string()]),
+        ]
+    );
+
+    // A policy selecting the VM holds its port once; a policy with the VM as peer has its IP once.
+    let spec: PolicySpec = serde_json::from_value(json!({
+        "podSelector": {"matchLabels": {"app": "vm"}},
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "vm"}}}]}]
+    }))
+    .unwrap();
+    let red = vec!["red".to_string()];
+    let a = PolicyRef { namespace: "team", name: "vm", uid: "uid-vm" };
+    apply(&nb, &world, &[PolicyItem { policy: a, spec: Some(&spec), switches: &red }]).await;
+    let pg = policy::port_group_name("team/vm", "red");
+    assert_eq!(
+        ovn.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", &pg]),
+        ovn.nbctl(&["--bare", "--columns=_uuid", "list", "Logical_Switch_Port", "claim_vm1"])
+    );
+    let set = ovn.nbctl(&["--bare", "--columns=name", "find", "Address_Set", "external_ids:\"kubetron.io/policy\"=\"team/vm\""]);
+    assert_eq!(ovn.nbctl(&["--bare", "--columns=addresses", "list", "Address_Set", &set]), "10.0.0.20");
+}

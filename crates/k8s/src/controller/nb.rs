@@ -56,6 +56,7 @@ impl Nb {
             .index(LSP, "name")
             .index(LSP, "type")
             .index_map_key(LSP, "external_ids", names::POD_UID)
+            .index_map_key(LSP, "external_ids", names::VMI_UID)
             .index(DHCP, "cidr")
             .index(PG, "name")
             .index_map_key(PG, "external_ids", names::POLICY)
@@ -127,6 +128,13 @@ impl NbView {
     /// Ports tagged with pod UID `uid`.
     pub fn ports_of_pod(&self, uid: &str) -> Vec<(Uuid, Arc<Row>)> {
         self.0.find_map(LSP, "external_ids", names::POD_UID, uid)
+    }
+    /// The persistent-IP ports of VM `vm` (`namespace/name`, [`super::desired::VmIdentity`]) whose
+    /// VMI UID is `vmi_uid`: they belong to the VM's launcher pods, not to one pod UID.
+    pub fn ports_of_vm(&self, vm: &str, vmi_uid: &str) -> Vec<(Uuid, Arc<Row>)> {
+        let mut ports = self.0.find_map(LSP, "external_ids", names::VMI_UID, vmi_uid);
+        ports.retain(|(_, row)| row.map_str("external_ids", names::VM) == Some(vm));
+        ports
     }
     pub fn port(&self, uuid: &Uuid) -> Option<Arc<Row>> {
         self.0.get(LSP, uuid)

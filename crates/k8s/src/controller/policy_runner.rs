@@ -34,7 +34,7 @@ use kube::Api;
 use policy::{ContainerPort, Mode, PodView, PolicyRef, PortView, Protocol, World};
 use tokio::sync::{mpsc, watch};
 
-use super::desired::pod_is_active;
+use super::desired::{pod_is_active, PodRef, VmIdentity};
 use super::events::{clip, COMPONENT};
 use super::nb::{NbView, SwitchLookup};
 use super::policy::{orphaned_policies, plan_policies, PolicyItem, PolicyPlanError};
@@ -211,7 +211,8 @@ pub fn policies_for_nad(policies: &[Arc<MultiNetworkPolicy>], nad: &NetworkAttac
 
 /// The world of a plan over `switches`: namespaces with their labels, and the active pods with
 /// ports on those switches (names, IPs from the replica; labels and named container ports from
-/// the pod).
+/// the pod). A pod's ports are those tagged with its UID and, for a VM (a KubeVirt launcher pod,
+/// or a pod with persistent IPs), the IPAMClaim ports of that VM.
 pub fn build_world(view: &NbView, pods: &[Arc<Pod>], namespaces: &[Arc<Namespace>], switches: &BTreeSet<String>) -> World {
     let mut on_switch: HashMap<ovsdb::datum::Uuid, &str> = HashMap::new();
     for name in switches {
@@ -223,9 +224,13 @@ pub fn build_world(view: &NbView, pods: &[Arc<Pod>], namespaces: &[Arc<Namespace
     }
     let mut views = Vec::new();
     for pod in pods.iter().filter(|p| pod_is_active(p)) {
-        let Some(uid) = pod.metadata.uid.as_deref() else { continue };
-        let ports: Vec<PortView> = view
-            .ports_of_pod(uid)
+        let Some(pod_ref) = PodRef::of(pod) else { continue };
+        // The pod's own ports, and its VM's persistent-IP ports (every living launcher pod of
+        // the VM has them: both during a live migration).
+        let vm = VmIdentity::of(pod, &pod_ref);
+        let mut rows = view.ports_of_pod(&pod_ref.uid);
+        rows.extend(view.ports_of_vm(&format!("{}/{}", pod_ref.namespace, vm.name), &vm.uid));
+        let ports: Vec<PortView> = rows
             .into_iter()
             .filter_map(|(uuid, row)| {
                 let switch = on_switch.get(&uuid)?;
