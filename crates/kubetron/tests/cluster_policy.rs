@@ -8,7 +8,8 @@
 //! - no policy: everything passes;
 //! - ingress, pod selector + ports (TCP, UDP): the selected client passes on those ports only
 //!   (ICMP and other ports denied), another pod of the namespace and a pod of another namespace
-//!   are denied; on `blue` (not in `policy-for`) and on the pods' own `eth0` (a veth outside OVN)
+//!   are denied; a rule without ports for a namespace selector AND a pod selector lets the one pod
+//!   matching both through on everything (ICMP too), not its neighbour matching only one; on `blue` (not in `policy-for`) and on the pods' own `eth0` (a veth outside OVN)
 //!   nothing changes; the isolated server still opens connections to others (replies pass: stateful);
 //! - changed in place: a namespace selector, a named port (`http`, resolved in the server), a port
 //!   range (edges 7999/8000/8010/8011) and UDP 5353 (5354 denied);
@@ -324,6 +325,7 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         ("client", &ns_a, 1, "client", "red, blue"),
         ("stranger", &ns_a, 1, "stranger", "red, blue"),
         ("outsider", &ns_b, 0, "client", "red"),
+        ("pinger", &ns_b, 1, "pinger", "red"),
     ];
     let attach = |name: &str, ns: &str, node: &Node, app: &str, networks: &str| -> Member {
         let pods: Api<Pod> = Api::namespaced(admin.clone(), ns);
@@ -366,7 +368,7 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         plan.iter().map(|(name, ns, node, app, networks)| attach(name, ns, &nodes[*node], app, networks)).collect();
     // The pods' own "eth0" (not kubetron's): a veth between server and stranger, outside OVN.
     eth0_between(&mut members, 0, 2);
-    let [server, client, stranger, outsider] = &members[..] else { unreachable!() };
+    let [server, client, stranger, outsider, pinger] = &members[..] else { unreachable!() };
     let _servers: Vec<Servers> = vec![
         Servers::start(server.pod.ns.netns(), &[8080, 7999, 8000, 8010, 8011], &[5353, 5354]),
         Servers::start(client.pod.ns.netns(), &[8080], &[]),
@@ -389,10 +391,12 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         ],
     );
 
-    // Ingress from app=client of the namespace, TCP 8080 and UDP 5353, on red only.
+    // Ingress from app=client of the namespace, TCP 8080 and UDP 5353, on red only; and anything
+    // (no ports) from app=pinger pods of namespaces labelled team=b (both selectors must match).
     let t = Instant::now();
     let web = spec(json!({"podSelector": {"matchLabels": {"app": "server"}},
-        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 8080}, {"protocol": "UDP", "port": 5353}]}]}));
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}], "ports": [{"port": 8080}, {"protocol": "UDP", "port": 5353}]},
+                    {"from": [{"namespaceSelector": {"matchLabels": {"team": "b"}}, "podSelector": {"matchLabels": {"app": "pinger"}}}]}]}));
     let fp = fingerprint(&world);
     rt.block_on(policies.create(&pp, &new_policy(&ns_a, "web", "red", web))).expect("create policy web");
     landed(&world, &fp);
@@ -408,6 +412,10 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
             ex(stranger, server, "red", Tcp(8080), false),
             ex(stranger, server, "red", Udp(5353), false),
             ex(outsider, server, "red", Tcp(8080), false),
+            ex(outsider, server, "red", Icmp, false),
+            ex(pinger, server, "red", Icmp, true),
+            ex(pinger, server, "red", Tcp(8000), true),
+            ex(pinger, server, "red", Udp(5354), true),
             // eth0 is not kubetron's: untouched.
             ex(stranger, server, "eth0", Tcp(8080), true),
             ex(stranger, server, "eth0", Udp(5353), true),
