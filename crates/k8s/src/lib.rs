@@ -24,6 +24,7 @@ pub mod client;
 pub mod controller;
 pub mod ipamclaim;
 pub mod meta;
+mod mirror;
 pub mod mnp;
 pub mod nad;
 pub mod nadsync;

@@ -26,6 +26,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::controller::{nb::PG, Nb, NbView};
+use crate::mirror::Mirror;
 use crate::nadsync::Targets;
 use ovn::names;
 
@@ -90,29 +91,26 @@ pub async fn publish(client: &Client, namespace: &str, offers: &Offers) -> Resul
 /// and every `resync` (a hand edit or deletion is undone). Failures are logged and retried.
 pub async fn run(client: Client, nb: Nb, namespace: String, mut leader: watch::Receiver<bool>, debounce: Duration, resync: Duration) {
     let mut changes = nb.replica().subscribe();
-    let mut last: Option<Offers> = None;
-    let mut next_full = tokio::time::Instant::now();
+    let mut mirror = Mirror::new(resync, debounce.max(Duration::from_secs(1)));
     loop {
         if *leader.borrow() {
             let now = offered(&nb.view());
-            if tokio::time::Instant::now() >= next_full || last.as_ref() != Some(&now) {
+            if mirror.due(&now) {
                 match publish(&client, &namespace, &now).await {
                     Ok(()) => {
                         tracing::info!(profiles = now.len(), "published the offered security profiles");
-                        last = Some(now);
-                        next_full = tokio::time::Instant::now() + resync;
+                        mirror.written(now);
                     }
                     Err(e) => {
                         tracing::warn!("publishing ConfigMap {namespace}/{CONFIGMAP} failed (retrying): {e}");
-                        last = None;
-                        next_full = tokio::time::Instant::now() + debounce.max(Duration::from_secs(1));
+                        mirror.failed();
                     }
                 }
             }
         } else {
-            last = None;
+            mirror.forget();
         }
-        let wait = next_full.saturating_duration_since(tokio::time::Instant::now());
+        let wait = mirror.wait();
         tokio::select! {
             r = changes.changed() => {
                 if r.is_err() {
@@ -124,7 +122,7 @@ pub async fn run(client: Client, nb: Nb, namespace: String, mut leader: watch::R
                 if r.is_err() {
                     return;
                 }
-                next_full = tokio::time::Instant::now();
+                mirror.resync_now();
             }
             _ = tokio::time::sleep(wait), if *leader.borrow() => {}
         }

@@ -35,6 +35,7 @@ use tokio::sync::watch;
 use crate::nad::NetworkAttachmentDefinition;
 
 use crate::controller::Nb;
+use crate::mirror::Mirror;
 
 pub use apply::{apply, SyncReport};
 pub use desired::{desired_nads, marked_switches, nad_name, MarkedSwitch, SyncSettings, Targets};
@@ -137,37 +138,29 @@ pub async fn run<S: Source>(
         .default_backoff()
         .map(|_| ());
     let mut kube_events = futures::stream::select(namespaces, synced).boxed();
-    let mut last: Option<Vec<MarkedSwitch>> = None;
-    let mut next_full = tokio::time::Instant::now();
+    let mut mirror = Mirror::new(resync, debounce.max(Duration::from_secs(1)));
     loop {
-        let marked = if *leader.borrow() { Some(source.marked().await) } else { None };
-        if let Some(Err(e)) = &marked {
-            tracing::warn!("NAD sync: reading the marked networks failed (retrying): {e}");
-            last = None;
-            next_full = tokio::time::Instant::now() + debounce.max(Duration::from_secs(1));
-        }
-        if let Some(Ok(now)) = marked {
-            let due = tokio::time::Instant::now() >= next_full;
-            if due || last.as_ref() != Some(&now) {
-                match sync_switches(&client, &now, &settings).await {
-                    Ok(r) => {
-                        if !r.is_empty() {
-                            tracing::info!(created = ?r.created, updated = ?r.updated, deleted = ?r.deleted, conflicts = ?r.conflicts, "NAD sync");
-                        }
-                        last = Some(now);
-                        next_full = tokio::time::Instant::now() + resync;
-                    }
-                    Err(e) => {
-                        tracing::warn!("NAD sync failed (retrying): {e}");
-                        last = None;
-                        next_full = tokio::time::Instant::now() + debounce.max(Duration::from_secs(1));
-                    }
-                }
+        match if *leader.borrow() { Some(source.marked().await) } else { None } {
+            Some(Err(e)) => {
+                tracing::warn!("NAD sync: reading the marked networks failed (retrying): {e}");
+                mirror.failed();
             }
-        } else {
-            last = None;
+            Some(Ok(now)) if mirror.due(&now) => match sync_switches(&client, &now, &settings).await {
+                Ok(r) => {
+                    if !r.is_empty() {
+                        tracing::info!(created = ?r.created, updated = ?r.updated, deleted = ?r.deleted, conflicts = ?r.conflicts, "NAD sync");
+                    }
+                    mirror.written(now);
+                }
+                Err(e) => {
+                    tracing::warn!("NAD sync failed (retrying): {e}");
+                    mirror.failed();
+                }
+            },
+            Some(Ok(_)) => {}
+            None => mirror.forget(),
         }
-        let wait = next_full.saturating_duration_since(tokio::time::Instant::now());
+        let wait = mirror.wait();
         tokio::select! {
             more = source.changed() => {
                 if !more {
@@ -182,7 +175,7 @@ pub async fn run<S: Source>(
                 tokio::time::sleep(debounce).await;
                 // Take what else arrived meanwhile, then sync everything.
                 while futures::FutureExt::now_or_never(kube_events.next()).flatten().is_some() {}
-                next_full = tokio::time::Instant::now();
+                mirror.resync_now();
             }
             r = leader.changed() => {
                 if r.is_err() {
