@@ -11,6 +11,9 @@ use tokio::time::Instant;
 pub(crate) struct Mirror<T> {
     last: Option<T>,
     next_full: Instant,
+    /// After a failure, nothing is due before this (a persistent failure is not retried at the
+    /// pace of the changes that wake the loop).
+    not_before: Option<Instant>,
     resync: Duration,
     retry: Duration,
 }
@@ -18,11 +21,14 @@ pub(crate) struct Mirror<T> {
 impl<T: PartialEq> Mirror<T> {
     /// A mirror written first at once, then every `resync`, `retry` after a failure.
     pub(crate) fn new(resync: Duration, retry: Duration) -> Mirror<T> {
-        Mirror { last: None, next_full: Instant::now(), resync, retry }
+        Mirror { last: None, next_full: Instant::now(), not_before: None, resync, retry }
     }
 
     /// Whether `now` must be written.
     pub(crate) fn due(&self, now: &T) -> bool {
+        if self.not_before.is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
         Instant::now() >= self.next_full || self.last.as_ref() != Some(now)
     }
 
@@ -30,12 +36,14 @@ impl<T: PartialEq> Mirror<T> {
     pub(crate) fn written(&mut self, now: T) {
         self.last = Some(now);
         self.next_full = Instant::now() + self.resync;
+        self.not_before = None;
     }
 
     /// A write (or the read before it) failed: write again after the retry delay.
     pub(crate) fn failed(&mut self) {
         self.last = None;
         self.next_full = Instant::now() + self.retry;
+        self.not_before = Some(self.next_full);
     }
 
     /// What was written is unknown (leadership lost): write whatever comes next.
@@ -66,8 +74,12 @@ mod tests {
         assert!(!m.due(&1) && m.due(&2), "only a change is due");
         assert!(m.wait() > Duration::from_secs(59));
         m.failed();
-        assert!(m.due(&1), "a failure forgets what was written");
+        assert!(!m.due(&1) && !m.due(&2), "nothing is due before the retry delay");
         assert!(m.wait() <= Duration::from_secs(1));
+        let mut f = Mirror::new(Duration::from_secs(60), Duration::ZERO);
+        f.written(1);
+        f.failed();
+        assert!(f.due(&1), "after the retry delay: a failure forgot what was written");
         m.written(1);
         m.forget();
         assert!(m.due(&1));

@@ -98,7 +98,7 @@ pub fn crd() -> CustomResourceDefinition {
             }
         }
     }});
-    crate::client::crd_with_schema::<MultiNetworkPolicy>(
+    let mut crd = crate::client::crd_with_schema::<MultiNetworkPolicy>(
         "MultiNetworkPolicy: a NetworkPolicy for the networks named by the k8s.v1.cni.cncf.io/policy-for annotation.",
         json!({
             "description": "The NetworkPolicy spec (podSelector, policyTypes, ingress, egress; ports may carry endPort).",
@@ -111,7 +111,14 @@ pub fn crd() -> CustomResourceDefinition {
             }
         }),
         None,
-    )
+    );
+    // A policy without a spec could not be read by a typed watch (one would stall them all).
+    for v in &mut crd.spec.versions {
+        if let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            schema.required = Some(vec!["spec".to_string()]);
+        }
+    }
+    crd
 }
 
 #[cfg(test)]
@@ -135,6 +142,7 @@ mod tests {
         let v = serde_json::to_value(crd()).unwrap();
         let spec = &v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
         assert!(spec.get("x-kubernetes-preserve-unknown-fields").is_none(), "{spec}");
+        assert_eq!(v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["required"], json!(["spec"]));
         let port = &spec["properties"]["ingress"]["items"]["properties"]["ports"]["items"]["properties"];
         assert_eq!(port["port"]["x-kubernetes-int-or-string"], true, "{port}");
         assert_eq!(port["endPort"]["type"], "integer");

@@ -38,14 +38,36 @@ const FIELD_MANAGER: &str = "kubetron-controller";
 /// Offered profiles: Port_Group name -> the namespaces it is offered to (`"ns1,ns2"` or `"*"`).
 pub type Offers = BTreeMap<String, String>;
 
-/// The Port_Groups of `view` marked `external_ids:kubetron.io/namespaces`.
+/// The Port_Groups of `view` marked `external_ids:kubetron.io/namespaces`. A group whose name
+/// cannot be a ConfigMap key, or is one of kubetron's own (`kt_...`), is left out (and logged):
+/// one such name must not stop every other offer from being published.
 pub fn offered(view: &NbView) -> Offers {
-    view.snapshot()
-        .rows(PG)
-        .filter_map(|(_, row)| {
-            row.map_str("external_ids", names::EXPOSE_NAMESPACES).map(|ns| (row.str("name").to_string(), ns.to_string()))
-        })
-        .collect()
+    let mut offers = Offers::new();
+    for (_, row) in view.snapshot().rows(PG) {
+        let Some(ns) = row.map_str("external_ids", names::EXPOSE_NAMESPACES) else { continue };
+        let name = row.str("name");
+        if publishable(name) {
+            offers.insert(name.to_string(), ns.to_string());
+        } else {
+            tracing::warn!(
+                port_group = name,
+                "not offered as a security profile: kubetron's own group, or a name that cannot be a ConfigMap key"
+            );
+        }
+    }
+    offers
+}
+
+/// Whether Port_Group `name` can be offered: a ConfigMap key (`[-._a-zA-Z0-9]`, at most 253
+/// characters, not `.`, `..` or starting with `..`) and not kubetron's (`kt_`, which a pod may
+/// not ask for either).
+pub fn publishable(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name != "."
+        && !name.starts_with("..")
+        && !name.starts_with("kt_")
 }
 
 /// Whether `profile` may be asked for in `namespace`, per `offers` (`None`: nothing published).
@@ -68,8 +90,10 @@ pub fn from_configmap(cm: &ConfigMap) -> Offers {
     cm.data.clone().unwrap_or_default()
 }
 
-/// Makes ConfigMap `namespace`/[`CONFIGMAP`] hold exactly `offers` (server-side apply; keys of
-/// groups no longer offered are removed).
+/// Makes ConfigMap `namespace`/[`CONFIGMAP`] hold `offers` (server-side apply: the keys the
+/// controller wrote for groups no longer offered go; a key added by hand is not the controller's
+/// and stays: only administrators can write in kubetron's namespace, and the controller's own
+/// check still refuses a group that is not offered).
 pub async fn publish(client: &Client, namespace: &str, offers: &Offers) -> Result<(), kube::Error> {
     let cm = json!({
         "apiVersion": "v1",
@@ -132,6 +156,16 @@ pub async fn run(client: Client, nb: Nb, namespace: String, mut leader: watch::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publishable_names() {
+        for ok in ["web", "web_tier.v2", "a-b", "_x", ".x"] {
+            assert!(publishable(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "..x", "kt_mnp_1", "a/b", "a b", &"x".repeat(254)] {
+            assert!(!publishable(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn check_offers() {

@@ -189,7 +189,8 @@ async fn policy_rows_follow_pods_and_policies_and_leave_nothing_behind() {
 
 /// The world the policy runner builds from pods and the replica: a pod's own ports, and a VM's
 /// persistent-IP port (no pod UID on it) for every living launcher pod of that VM (both during a
-/// live migration); not for a finished launcher, another VM, or a port of another VMI UID.
+/// live migration); not for a finished or terminating launcher, another VM, or a port of another
+/// VMI UID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_world_gives_launcher_pods_their_vms_persistent_ip_ports() {
     use k8s::controller::policy_runner::build_world;
@@ -233,6 +234,11 @@ async fn the_world_gives_launcher_pods_their_vms_persistent_ip_ports() {
         Arc::new(launcher("virt-launcher-vm1-src", "u-src")),
         Arc::new(launcher("virt-launcher-vm1-dst", "u-dst")),
         Arc::new(finished(launcher("virt-launcher-vm1-old", "u-old"))),
+        Arc::new({
+            let mut p = launcher("virt-launcher-vm1-going", "u-going");
+            p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()));
+            p
+        }),
     ];
     let namespaces: Vec<Arc<Namespace>> = vec![Arc::new(serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap())];
     let world = build_world(&nb.view(), &pods, &namespaces, &["red".to_string()].into());
@@ -263,4 +269,104 @@ async fn the_world_gives_launcher_pods_their_vms_persistent_ip_ports() {
     );
     let set = ovn.nbctl(&["--bare", "--columns=name", "find", "Address_Set", "external_ids:\"kubetron.io/policy\"=\"team/vm\""]);
     assert_eq!(ovn.nbctl(&["--bare", "--columns=addresses", "list", "Address_Set", &set]), "10.0.0.20");
+}
+
+/// A pod a policy selects is isolated from the moment its port exists: the port is made in the
+/// same transaction that puts it into the policy's group and the switch's default-deny group
+/// (`StorePolicies` over the reflected policies and NADs), before the policy runner ever sees it.
+/// A pod the policy does not select joins nothing; the policy runner then finds nothing to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_ports_join_their_policy_groups_in_their_own_transaction() {
+    use k8s::controller::policy_runner::StorePolicies;
+    use k8s::mnp::{new_policy, MultiNetworkPolicy};
+    use k8s::nad::NetworkAttachmentDefinition;
+    use kube::runtime::{reflector, watcher};
+    use std::sync::Arc;
+
+    let ovn = Ovn::start();
+    standard_switches(&ovn);
+    let nb = ovn.nb().await;
+    let spec: PolicySpec = serde_json::from_value(json!({
+        "podSelector": {"matchLabels": {"app": "web"}},
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]}]
+    }))
+    .unwrap();
+    let (policies, mut pw) = reflector::store::<MultiNetworkPolicy>();
+    let mut p = new_policy("ns1", "iso", "red", spec.clone());
+    p.metadata.uid = Some("uid-iso".into());
+    pw.apply_watcher_event(&watcher::Event::Apply(p));
+    // Another namespace's policy selecting the same labels: not this pod's business.
+    pw.apply_watcher_event(&watcher::Event::Apply(new_policy("ns2", "other", "ns1/red", spec.clone())));
+    let (nads_store, mut nw) = reflector::store::<NetworkAttachmentDefinition>();
+    for (name, switch) in [("red", "red"), ("blue", "blue")] {
+        let config = format!(r#"{{"cniVersion":"1.0.0","type":"kubetron","logical_switch":"{switch}"}}"#);
+        nw.apply_watcher_event(&watcher::Event::Apply(k8s::nad::new_nad("ns1", name, &config, &[])));
+    }
+
+    // The policy's rows exist (no pod selected yet).
+    let red = vec!["red".to_string()];
+    let iso = PolicyRef { namespace: "ns1", name: "iso", uid: "uid-iso" };
+    apply(
+        &nb,
+        &World::new([("ns1".to_string(), BTreeMap::new())], vec![]),
+        &[PolicyItem { policy: iso, spec: Some(&spec), switches: &red }],
+    )
+    .await;
+    let pg = policy::port_group_name("ns1/iso", "red");
+    let (deny_in, deny_out) = policy::deny_group_names("red");
+    let members = |group: &str| ovn.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", group]);
+    assert_eq!(members(&pg), "");
+
+    let ctl = controller(&nb).with_policies(Arc::new(StorePolicies { policies, nads: nads_store }));
+    let labelled = |name: &str, uid: &str, app: &str| {
+        let mut pod = controller_support::pod("ns1", name, uid, "red, blue");
+        pod.metadata.labels = Some([("app".to_string(), app.to_string())].into());
+        pod
+    };
+    let web = labelled("web", "uid-web", "web");
+    let done = ctl.reconcile_pod(&web).await.expect("reconcile web");
+    assert_eq!(done.desired.iter().find(|d| d.switch_name == "red").unwrap().policy_groups, [deny_in.clone(), pg.clone()]);
+    assert!(done.desired.iter().find(|d| d.switch_name == "blue").unwrap().policy_groups.is_empty(), "blue is not in policy-for");
+    let port = ovn.nbctl(&["--bare", "--columns=_uuid", "list", "Logical_Switch_Port", &model::names::pod_port("ns1", "web", "net1")]);
+    assert_eq!(members(&pg), port, "in the policy's group");
+    assert_eq!(members(&deny_in), port, "isolated for ingress");
+    assert_eq!(members(&deny_out), "", "not for egress");
+    let client = labelled("client", "uid-client", "client");
+    ctl.reconcile_pod(&client).await.expect("reconcile client");
+    assert_eq!(members(&pg), port, "a pod the policy does not select joins nothing");
+
+    // The policy runner's plan with both pods holds the same membership (its sets get the client).
+    let world = World::new(
+        [("ns1".to_string(), BTreeMap::new())],
+        vec![
+            PodView {
+                namespace: "ns1".into(),
+                name: "web".into(),
+                labels: [("app".to_string(), "web".to_string())].into(),
+                container_ports: vec![],
+                ports: vec![PortView { switch: "red".into(), lsp: model::names::pod_port("ns1", "web", "net1"), ips: vec![] }],
+            },
+            PodView {
+                namespace: "ns1".into(),
+                name: "client".into(),
+                labels: [("app".to_string(), "client".to_string())].into(),
+                container_ports: vec![],
+                ports: vec![PortView {
+                    switch: "red".into(),
+                    lsp: model::names::pod_port("ns1", "client", "net1"),
+                    ips: vec!["10.20.0.9".parse().unwrap()],
+                }],
+            },
+        ],
+    );
+    let plan =
+        plan_policies(&nb.view(), &world, &[PolicyItem { policy: iso, spec: Some(&spec), switches: &red }], Mode::AddressSets).unwrap();
+    let writes_ports = |op: &ovsdb::Operation| {
+        let d = format!("{op:?}");
+        (d.starts_with("Update") || d.starts_with("Mutate"))
+            && d.contains("table: \"Port_Group\"")
+            && (d.contains("(\"ports\"") || d.contains("column: \"ports\""))
+    };
+    assert!(plan.ops.iter().any(|op| format!("{op:?}").starts_with("Insert { table: \"Address_Set\"")), "the client's set: {:?}", plan.ops);
+    assert!(!plan.ops.iter().any(writes_ports), "no group membership to change: {:?}", plan.ops);
 }

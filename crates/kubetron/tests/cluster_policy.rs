@@ -11,6 +11,8 @@
 //!   are denied; a rule without ports for a namespace selector AND a pod selector lets the one pod
 //!   matching both through on everything (ICMP too), not its neighbour matching only one; on `blue` (not in `policy-for`) and on the pods' own `eth0` (a veth outside OVN)
 //!   nothing changes; the isolated server still opens connections to others (replies pass: stateful);
+//! - a pod the policy selects, created later, is in the policy's group and the default-deny group
+//!   by the time its hand-off is written (before any CNI ADD: isolated before it starts);
 //! - changed in place: a namespace selector, a named port (`http`, resolved in the server), a port
 //!   range (edges 7999/8000/8010/8011) and UDP 5353 (5354 denied);
 //! - a pod created in the selected namespace is covered; a namespace labelled later is covered;
@@ -210,23 +212,26 @@ fn converge(world: &World, what: &str, since: Instant, expects: &[Expect]) -> Du
     panic!("{what}: not applied within {CONVERGE:?}: {last:?}");
 }
 
-/// Links pod `a` and pod `b` of `members` with a veth pair named eth0 in both (10.69.0.1/24 and
-/// .2/24), the way a cluster's default network would give them an eth0 kubetron never touches.
-fn eth0_between(members: &mut [Member], a: usize, b: usize) {
+/// Links two pods' network namespaces with a veth pair named eth0 in both (10.69.0.1/24 and
+/// .2/24), the way a cluster's default network gives pods an eth0 before any secondary network is
+/// added: kubetron's CNI ADD and its policies must leave it alone. Returns both addresses.
+fn eth0_between(a: &PodNetns, b: &PodNetns) -> [IpAddr; 2] {
     let (ta, tb) = (format!("kte0a{}", std::process::id() % 100_000), format!("kte0b{}", std::process::id() % 100_000));
     let ip = |args: &[&str]| {
         let out = std::process::Command::new("ip").args(args).output().expect("ip");
         assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     ip(&["link", "add", &ta, "type", "veth", "peer", "name", &tb]);
-    for (i, tmp, addr) in [(a, &ta, "10.69.0.1/24"), (b, &tb, "10.69.0.2/24")] {
-        let ns = members[i].pod.ns.name().to_string();
+    let mut addrs = Vec::new();
+    for (pod, tmp, addr) in [(a, &ta, "10.69.0.1/24"), (b, &tb, "10.69.0.2/24")] {
+        let ns = pod.ns.name().to_string();
         ip(&["link", "set", tmp, "netns", &ns]);
         ip(&["-n", &ns, "link", "set", tmp, "name", "eth0"]);
         ip(&["-n", &ns, "addr", "add", addr, "dev", "eth0"]);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-        members[i].ips.insert("eth0".to_string(), addr.split('/').next().unwrap().parse().unwrap());
+        addrs.push(addr.split('/').next().unwrap().parse().unwrap());
     }
+    [addrs[0], addrs[1]]
 }
 
 fn pod_json(name: &str, node: &str, labels: Value, networks: &str) -> Pod {
@@ -327,7 +332,8 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         ("outsider", &ns_b, 0, "client", "red"),
         ("pinger", &ns_b, 1, "pinger", "red"),
     ];
-    let attach = |name: &str, ns: &str, node: &Node, app: &str, networks: &str| -> Member {
+    // `pod`: the pod's network namespace, when it was made before (with an eth0).
+    let attach_in = |pod: PodNetns, name: &str, ns: &str, node: &Node, app: &str, networks: &str| -> Member {
         let pods: Api<Pod> = Api::namespaced(admin.clone(), ns);
         let (uid, h) = rt.block_on(async {
             let uid = pods
@@ -345,7 +351,6 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
             .await;
             (uid, h)
         });
-        let pod = PodNetns::new();
         let mut ips = BTreeMap::new();
         let mut macs = BTreeMap::new();
         let mut lsps = BTreeMap::new();
@@ -364,10 +369,19 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
         }
         Member { name: name.to_string(), pod, ips, macs, lsps, node: node.index }
     };
-    let mut members: Vec<Member> =
-        plan.iter().map(|(name, ns, node, app, networks)| attach(name, ns, &nodes[*node], app, networks)).collect();
-    // The pods' own "eth0" (not kubetron's): a veth between server and stranger, outside OVN.
-    eth0_between(&mut members, 0, 2);
+    let attach = |name: &str, ns: &str, node: &Node, app: &str, networks: &str| attach_in(PodNetns::new(), name, ns, node, app, networks);
+    // Server and stranger have an eth0 (a veth between them, outside OVN) before kubetron adds anything.
+    let mut netns: BTreeMap<&str, PodNetns> = [("server", PodNetns::new()), ("stranger", PodNetns::new())].into();
+    let eth0 = eth0_between(&netns["server"], &netns["stranger"]);
+    let mut members: Vec<Member> = plan
+        .iter()
+        .map(|(name, ns, node, app, networks)| {
+            attach_in(netns.remove(name).unwrap_or_else(PodNetns::new), name, ns, &nodes[*node], app, networks)
+        })
+        .collect();
+    for (i, ip) in [(0, eth0[0]), (2, eth0[1])] {
+        members[i].ips.insert("eth0".to_string(), ip);
+    }
     let [server, client, stranger, outsider, pinger] = &members[..] else { unreachable!() };
     let _servers: Vec<Servers> = vec![
         Servers::start(server.pod.ns.netns(), &[8080, 7999, 8000, 8010, 8011], &[5353, 5354]),
@@ -416,7 +430,7 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
             ex(pinger, server, "red", Icmp, true),
             ex(pinger, server, "red", Tcp(8000), true),
             ex(pinger, server, "red", Udp(5354), true),
-            // eth0 is not kubetron's: untouched.
+            // eth0 is not kubetron's: the ADDs and the policy leave it alone.
             ex(stranger, server, "eth0", Tcp(8080), true),
             ex(stranger, server, "eth0", Udp(5353), true),
             ex(stranger, server, "eth0", Icmp, true),
@@ -427,6 +441,31 @@ fn multi_network_policies_with_real_traffic_across_two_chassis() {
             ex(server, stranger, "red", Tcp(8080), true),
         ],
     );
+
+    // A pod the policy selects is isolated before it starts: when its hand-off appears (the
+    // controller writes it after the port's transaction, before any CNI ADD), its port is already
+    // in the policy's group and the default-deny group.
+    {
+        let pods: Api<Pod> = Api::namespaced(admin.clone(), &ns_a);
+        let pg = policy::port_group_name(&format!("{ns_a}/web"), "red");
+        let (deny_in, _) = policy::deny_group_names("red");
+        let members = |group: &str| world.nbctl(&["--bare", "--columns=ports", "list", "Port_Group", group]);
+        let before = members(&pg);
+        let lsp = rt.block_on(async {
+            pods.create(&pp, &pod_json("early", &nodes[1].name, json!({"app": "server"}), "red")).await.expect("create early");
+            wait_for("the hand-off of early", wait, || async {
+                let a = pods.get("early").await.ok()?.metadata.annotations?;
+                Some(model::handoff::parse(a.get(model::handoff::ANNOTATION)?).ok()?.handoff()?.interface("net1")?.logical_port.clone())
+            })
+            .await
+        });
+        let uuid = world.nbctl(&["--bare", "--columns=_uuid", "list", "Logical_Switch_Port", &lsp]).trim().to_string();
+        assert!(members(&pg).contains(&uuid), "{lsp} in the policy's group when handed over: {}", members(&pg));
+        assert!(members(&deny_in).contains(&uuid), "{lsp} isolated when handed over: {}", members(&deny_in));
+        rt.block_on(pods.delete("early", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })).expect("delete early");
+        testkit::poll("early's port to leave the group", CONVERGE, || (members(&pg) == before).then_some(()));
+        world.nbctl(&["--timeout=60", "--wait=hv", "sync"]);
+    }
 
     // Changed in place: peers from namespaces labelled team=b, the named port http, 8000-8010, UDP 5353.
     let t = Instant::now();

@@ -179,26 +179,23 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         let mnps: Api<MultiNetworkPolicy> = Api::namespaced(admin.clone(), &ns);
         let raw = |spec: serde_json::Value| -> MultiNetworkPolicy {
             let mut p = new_policy(&ns, "web", "red", Default::default());
-            p.spec = serde_json::from_value(spec).unwrap_or_default();
+            p.spec = serde_json::from_value(spec).expect("a MultiNetworkPolicy spec");
             p
         };
         // (In a namespace the webhook does not see, as when it is down: mutating webhooks run first.)
         let unwatched = format!("{ns}-nowh");
         create_namespace(&admin, &unwatched, &[]).await;
-        let shape: Result<MultiNetworkPolicy, _> = kube::api::Api::<kube::api::DynamicObject>::namespaced_with(
+        let dynamic = kube::api::Api::<kube::api::DynamicObject>::namespaced_with(
             admin.clone(),
             &unwatched,
             &kube::api::ApiResource::erase::<MultiNetworkPolicy>(&()),
-        )
-        .create(
-            &pp,
-            &serde_json::from_value(json!({"apiVersion": "k8s.cni.cncf.io/v1beta1", "kind": "MultiNetworkPolicy",
-                "metadata": {"name": "shape"}, "spec": {"podSelector": "web"}}))
-            .unwrap(),
-        )
-        .await
-        .map(|o| serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap());
-        assert!(matches!(&shape, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("spec.podSelector")), "{shape:?}");
+        );
+        for (name, body, path) in [("shape", json!({"spec": {"podSelector": "web"}}), "spec.podSelector"), ("nospec", json!({}), "spec")] {
+            let mut obj = json!({"apiVersion": "k8s.cni.cncf.io/v1beta1", "kind": "MultiNetworkPolicy", "metadata": {"name": name}});
+            obj.as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
+            let r = dynamic.create(&pp, &serde_json::from_value(obj).unwrap()).await;
+            assert!(matches!(&r, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains(path)), "{name}: {r:?}");
+        }
         let bad = mnps.create(&pp, &raw(json!({"podSelector": {}, "ingress": [{"ports": [{"port": 9000, "endPort": 8000}]}]}))).await;
         match bad {
             Err(kube::Error::Api(s)) => {
@@ -311,7 +308,6 @@ fn controller_webhook_and_cni_binaries_against_real_apiserver_and_ovn() {
         // Deleting the pod removes its port; the runtime's DEL then succeeds and unplugs.
         pods.delete("web", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("delete web");
         wait_for(&format!("port {port} to leave NB"), wait, || async { port_row(&port).is_none().then_some(()) }).await;
-        assert_eq!(nbctl(&["get", "Port_Group", "web_tier", "ports"]), "[]", "the profile keeps no dangling member");
         let del = cni("DEL");
         assert_eq!(del.exit_code, 0, "CNI DEL: {} {}", del.json, del.stderr);
         let bridge = chassis.vsctl(&["list-ports", "br-int"]).unwrap();

@@ -83,7 +83,8 @@ impl Drop for OvnBackend {
 }
 
 impl OvnBackend {
-    /// The backend over `nb`, reading NADs, IPAMClaims and launcher pods from `stores`;
+    /// The backend over `nb`, reading NADs, IPAMClaims and launcher pods from `stores`, and the
+    /// MultiNetworkPolicies from `policies` (new ports join their groups at once);
     /// reconciles arriving within `batch_window` share a snapshot and transactions.
     pub fn new(
         nb: Nb,
@@ -91,9 +92,13 @@ impl OvnBackend {
         leader: watch::Receiver<bool>,
         vm_migration: model::kubevirt::MigrationMode,
         batch_window: Duration,
+        policies: Option<Store<crate::mnp::MultiNetworkPolicy>>,
     ) -> OvnBackend {
         let claims = StoreClaims { claims: stores.claims.clone(), pods: stores.pods.clone(), migration: vm_migration };
-        let ctl = Controller::new(nb, Arc::new(stores.nads.clone())).with_claims(Arc::new(claims)).with_leadership(leader);
+        let mut ctl = Controller::new(nb, Arc::new(stores.nads.clone())).with_claims(Arc::new(claims)).with_leadership(leader);
+        if let Some(policies) = policies {
+            ctl = ctl.with_policies(Arc::new(super::policy_runner::StorePolicies { policies, nads: stores.nads.clone() }));
+        }
         let (batcher, batching) = Batcher::start(ctl.clone(), batch_window);
         OvnBackend { ctl, batcher, batching }
     }
@@ -174,10 +179,21 @@ pub async fn run_ovn<W: super::events::PodWriter + 'static>(
     cfg: super::runner::RunnerConfig,
 ) {
     let (migration, window, l) = (cfg.vm_migration, cfg.batch_window, leader.clone());
-    let policies = cfg
-        .policies
-        .then(|| super::policy_runner::run(client.clone(), nb.clone(), leader.clone(), super::events::COMPONENT, Default::default()));
-    let pods = super::runner::run(client, move |stores| OvnBackend::new(nb, stores, l, migration, window), writer, leader, cfg);
+    // One policy reflector: the policy runner's, read by the pod side too (new ports join their
+    // policy groups as they are made).
+    let (mnps, mnp_writer) = kube::runtime::reflector::store();
+    let read = cfg.policies.then(|| mnps.clone());
+    let policies = cfg.policies.then(|| {
+        super::policy_runner::run(
+            client.clone(),
+            nb.clone(),
+            leader.clone(),
+            super::events::COMPONENT,
+            Default::default(),
+            (mnps, mnp_writer),
+        )
+    });
+    let pods = super::runner::run(client, move |stores| OvnBackend::new(nb, stores, l, migration, window, read), writer, leader, cfg);
     match policies {
         Some(policies) => {
             tokio::select! {

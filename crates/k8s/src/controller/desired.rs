@@ -246,6 +246,26 @@ pub struct DesiredPort {
     /// The security profile (an administrator's Port_Group offered to the pod's namespace) the
     /// port joins; it leaves every other offered Port_Group.
     pub security_profile: Option<String>,
+    /// The MultiNetworkPolicy groups (`kt_...` Port_Groups: the groups of the policies that
+    /// select the pod on this switch, and the switch's default-deny groups for the directions
+    /// they isolate) a new port of this pod joins when it is made ([`PolicyGroups`]).
+    pub policy_groups: Vec<String>,
+}
+
+/// Which MultiNetworkPolicy groups a new port joins at once (the policy runner implements it
+/// over its policies; none by default).
+pub trait PolicyGroups {
+    /// The groups for a port of `pod` on logical switch `switch`.
+    fn policy_groups(&self, pod: &Pod, switch: &str) -> Vec<String>;
+}
+
+/// No policies.
+pub struct NoPolicies;
+
+impl PolicyGroups for NoPolicies {
+    fn policy_groups(&self, _: &Pod, _: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl DesiredPort {
@@ -507,6 +527,7 @@ fn desired_port(
         vm: None,
         unset_options: Vec::new(),
         security_profile: sel.security_profile.clone(),
+        policy_groups: Vec::new(),
     }))
 }
 

@@ -43,8 +43,8 @@ use tokio::sync::watch;
 
 pub use backend::{Backend, OvnBackend, Report, Stores};
 pub use desired::{
-    desired, desired_with_claims, Addressing, ClaimBinding, ClaimLookup, ClaimMap, DesiredPort, NadLookup, NadMap, NoClaims, PodRef,
-    VmIdentity,
+    desired, desired_with_claims, Addressing, ClaimBinding, ClaimLookup, ClaimMap, DesiredPort, NadLookup, NadMap, NoClaims, NoPolicies,
+    PodRef, PolicyGroups, VmIdentity,
 };
 pub use error::PodError;
 pub use nb::{Nb, NbView};
@@ -73,6 +73,7 @@ pub struct Controller {
     nb: Nb,
     nads: Arc<dyn NadLookup + Send + Sync>,
     claims: Arc<dyn ClaimLookup + Send + Sync>,
+    policies: Arc<dyn PolicyGroups + Send + Sync>,
     leader: watch::Receiver<bool>,
     collector: Arc<gc::Collector>,
 }
@@ -82,7 +83,21 @@ impl Controller {
     pub fn new(nb: Nb, nads: Arc<dyn NadLookup + Send + Sync>) -> Controller {
         // A receiver keeps the last value after its sender is gone.
         let (_, leader) = watch::channel(true);
-        Controller { nb, nads, claims: Arc::new(NoClaims), leader, collector: Arc::new(gc::Collector::default()) }
+        Controller {
+            nb,
+            nads,
+            claims: Arc::new(NoClaims),
+            policies: Arc::new(NoPolicies),
+            leader,
+            collector: Arc::new(gc::Collector::default()),
+        }
+    }
+
+    /// New ports join the MultiNetworkPolicy groups `policies` names for them (default: none;
+    /// the policy runner adds them later).
+    pub fn with_policies(mut self, policies: Arc<dyn PolicyGroups + Send + Sync>) -> Controller {
+        self.policies = policies;
+        self
     }
 
     /// Reads IPAMClaims from `claims` (default: none, every `ipam-claim-reference` waits).
@@ -121,6 +136,9 @@ impl Controller {
     /// carries what earlier plans of a batch took).
     fn desired_in(&self, pod: &Pod, view: &NbView, claims: &mut Claims) -> Result<Vec<DesiredPort>, PodError> {
         let mut want = desired_with_claims(pod, self.nads.as_ref(), self.claims.as_ref(), view)?;
+        for d in &mut want {
+            d.policy_groups = self.policies.policy_groups(pod, &d.switch_name);
+        }
         allocate(view, claims, &mut want)?;
         Ok(want)
     }

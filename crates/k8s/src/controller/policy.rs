@@ -255,8 +255,9 @@ impl Planner<'_> {
         let have: BTreeSet<Uuid> = uuid_set(&row, "ports").into_iter().collect();
         let mut update = Row::new();
         // With `guard`, the write (or the decision not to write) holds only if the set is still
-        // what was read.
-        if guard {
+        // what was read. A port set written whole is always guarded: the pod side adds a new port
+        // to its groups meanwhile ([`super::reconcile`]), and that must not be overwritten.
+        if guard || have != *ports {
             self.ops.push(ovn::nb::guard_refs(PG, uuid, "ports", have.iter().copied()));
         }
         if have != *ports {

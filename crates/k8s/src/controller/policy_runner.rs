@@ -34,7 +34,7 @@ use kube::Api;
 use policy::{ContainerPort, Mode, PodView, PolicyRef, PortView, Protocol, World};
 use tokio::sync::{mpsc, watch};
 
-use super::desired::{pod_is_active, PodRef, VmIdentity};
+use super::desired::{pod_is_active, PodRef, PolicyGroups, VmIdentity};
 use super::events::{clip, COMPONENT};
 use super::nb::{NbView, SwitchLookup};
 use super::policy::{orphaned_policies, plan_policies, PolicyItem, PolicyPlanError};
@@ -98,11 +98,20 @@ struct Ctx {
 }
 
 /// Runs the policy side until its watches end (they retry forever). Drop the future to stop it.
-pub async fn run(client: kube::Client, nb: Nb, leader: watch::Receiver<bool>, instance: &str, cfg: PolicyRunnerConfig) {
+/// The policies are reflected into `policies` (made with [`reflector::store`]; its reader also
+/// serves [`StorePolicies`] on the pod side).
+pub async fn run(
+    client: kube::Client,
+    nb: Nb,
+    leader: watch::Receiver<bool>,
+    instance: &str,
+    cfg: PolicyRunnerConfig,
+    policies: (Store<MultiNetworkPolicy>, reflector::store::Writer<MultiNetworkPolicy>),
+) {
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let (ns_store, ns_writer) = reflector::store::<Namespace>();
     let (nad_store, nad_writer) = reflector::store::<NetworkAttachmentDefinition>();
-    let (policy_store, policy_writer) = reflector::store::<MultiNetworkPolicy>();
+    let (policy_store, policy_writer) = policies;
     let (listed_tx, listed) = watch::channel([false; 3]);
     let listed_tx = Arc::new(listed_tx);
     let (m0, m1, m2) = (mark(&listed_tx, 0, "pod"), mark(&listed_tx, 1, "namespace"), mark(&listed_tx, 2, "NetworkAttachmentDefinition"));
@@ -229,7 +238,9 @@ pub fn build_world(view: &NbView, pods: &[Arc<Pod>], namespaces: &[Arc<Namespace
         // the VM has them: both during a live migration).
         let vm = VmIdentity::of(pod, &pod_ref);
         let mut rows = view.ports_of_pod(&pod_ref.uid);
-        rows.extend(view.ports_of_vm(&format!("{}/{}", pod_ref.namespace, vm.name), &vm.uid));
+        if super::vm::is_living(pod) {
+            rows.extend(view.ports_of_vm(&format!("{}/{}", pod_ref.namespace, vm.name), &vm.uid));
+        }
         let ports: Vec<PortView> = rows
             .into_iter()
             .filter_map(|(uuid, row)| {
@@ -337,6 +348,38 @@ impl Ctx {
         if let Err(e) = recorder.publish(&ev, &regarding).await {
             tracing::warn!(policy = %p.key(), "event: {e}");
         }
+    }
+}
+
+/// [`PolicyGroups`] over the reflected policies and NADs: a new port of a pod on switch `s` joins
+/// the group of every valid policy of the pod's namespace that selects the pod and applies to `s`,
+/// and `s`'s default-deny groups for the directions those policies isolate.
+pub struct StorePolicies {
+    pub policies: Store<MultiNetworkPolicy>,
+    pub nads: Store<NetworkAttachmentDefinition>,
+}
+
+impl PolicyGroups for StorePolicies {
+    fn policy_groups(&self, pod: &Pod, switch: &str) -> Vec<String> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let (deny_in, deny_out) = policy::deny_group_names(switch);
+        let mut groups = BTreeSet::new();
+        for p in self.policies.state().iter().filter(|p| p.namespace_str() == ns) {
+            let spec = &p.spec.policy;
+            let applies = || resolve(p, &self.nads).is_ok_and(|s| s.contains(switch));
+            if !spec.pod_selector.matches(&labels) || !policy::validate(spec).is_empty() || !applies() {
+                continue;
+            }
+            groups.insert(policy::port_group_name(&p.key(), switch));
+            if spec.isolates(policy::Direction::Ingress) {
+                groups.insert(deny_in.clone());
+            }
+            if spec.isolates(policy::Direction::Egress) {
+                groups.insert(deny_out.clone());
+            }
+        }
+        groups.into_iter().collect()
     }
 }
 

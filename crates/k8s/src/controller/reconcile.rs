@@ -221,6 +221,7 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                 let row_name = uuid_name();
                 ops.extend(ovn::nb::add_port(d.switch, &new, &row_name));
                 profile_ops(view, pod, d, Datum::named_uuid(&row_name), None, &mut ops)?;
+                policy_group_ops(view, d, Datum::named_uuid(&row_name), &mut ops);
                 if !changes.replaced.contains(&d.name) {
                     changes.created.push(d.name.clone());
                 }
@@ -244,6 +245,7 @@ pub fn plan(view: &NbView, pod: &PodRef, desired: &[DesiredPort], claims: &mut C
                     let row_name = uuid_name();
                     ops.extend(ovn::nb::add_port(d.switch, &new, &row_name));
                     profile_ops(view, pod, d, Datum::named_uuid(&row_name), None, &mut ops)?;
+                    policy_group_ops(view, d, Datum::named_uuid(&row_name), &mut ops);
                     claiming.push(d);
                     if adopt {
                         changes.adopted.push(d.name.clone());
@@ -348,6 +350,19 @@ fn profile_ops(
     match &d.security_profile {
         Some(profile) if !found => Err(PodError::SecurityProfileNotFound { interface: d.interface.clone(), profile: profile.clone() }),
         _ => Ok(()),
+    }
+}
+
+/// A new port row `port` joins, in its own transaction, the MultiNetworkPolicy groups of
+/// [`DesiredPort::policy_groups`] that exist (a policy's group and the switch's default-deny
+/// groups): a pod a policy selects is isolated before it can send or receive anything. From
+/// then on the groups are the policy runner's ([`super::policy_runner`]); a group that does not
+/// exist yet is its business too.
+fn policy_group_ops(view: &NbView, d: &DesiredPort, port: Datum, ops: &mut Vec<Operation>) {
+    for name in &d.policy_groups {
+        if let Some((pg, _)) = view.snapshot().find_one(super::nb::PG, "name", name.as_str()) {
+            ops.push(Operation::mutate(super::nb::PG, Where::uuid(pg)).mutation(Mutation::insert("ports", port.clone())));
+        }
     }
 }
 

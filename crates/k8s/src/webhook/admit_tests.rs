@@ -36,6 +36,7 @@ fn request(pod: Value) -> AdmissionRequest {
         operation: "CREATE".into(),
         object: Some(pod),
         dry_run: Some(false),
+        old_object: None,
     }
 }
 
@@ -272,6 +273,7 @@ fn policy_request(operation: &str, policy: Value) -> AdmissionRequest {
         operation: operation.into(),
         object: Some(policy),
         dry_run: Some(false),
+        old_object: None,
     }
 }
 
@@ -305,10 +307,29 @@ fn multi_network_policies_are_validated_with_paths_and_warned_about() {
     let r = ask("CREATE", Some("ghost, mv, infra/shared"), good.clone());
     assert!(r.allowed);
     assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
-    assert!(r.warnings[0].contains("app/ghost does not exist"), "{:?}", r.warnings);
+    assert!(r.warnings[0].contains("app/ghost does not exist (yet): the policy is applied on none of its networks"), "{:?}", r.warnings);
     assert!(r.warnings[1].contains("app/mv is not a usable kubetron network"), "{:?}", r.warnings);
     let r = ask("CREATE", None, good.clone());
     assert!(r.allowed && r.warnings[0].contains("applies to no network"), "{r:?}");
     // DELETE is none of the webhook's business.
-    assert!(ask("DELETE", Some("blue"), bad).allowed);
+    assert!(ask("DELETE", Some("blue"), bad.clone()).allowed);
+    // A stored bad policy can still be labelled, and finalized while being deleted.
+    let stored = json!({"metadata": {"name": "web"}, "spec": bad.clone()});
+    let mut labelled = stored.clone();
+    labelled["metadata"]["labels"] = json!({"team": "a"});
+    let mut req = policy_request("UPDATE", labelled);
+    req.old_object = Some(stored.clone());
+    assert!(rt.block_on(admit(&req, &m)).allowed, "spec unchanged");
+    let mut deleting = stored.clone();
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-12-01T00:00:00Z");
+    deleting["spec"]["podSelector"] = json!({"matchLabels": {"x": "y"}});
+    let mut req = policy_request("UPDATE", deleting);
+    req.old_object = Some(stored.clone());
+    assert!(rt.block_on(admit(&req, &m)).allowed, "being deleted");
+    // A changed spec is judged again.
+    let mut changed = stored.clone();
+    changed["spec"]["podSelector"] = json!({"matchLabels": {"x": "y"}});
+    let mut req = policy_request("UPDATE", changed);
+    req.old_object = Some(stored);
+    assert!(!rt.block_on(admit(&req, &m)).allowed, "spec changed, still bad");
 }

@@ -2,8 +2,9 @@
 //! checked here so that `kubectl apply` shows it, with the same rules the controller applies
 //! ([`policy::validate`]: every problem with its path, 400). The networks of `policy-for` are not
 //! required to exist yet (a policy may be applied before its network); a missing one, a network of
-//! another plugin, or no `policy-for` at all is admitted with a warning, as the policy does
-//! nothing there until it does.
+//! another plugin, or no `policy-for` at all is admitted with a warning: the controller applies a
+//! policy on none of its networks until every one exists, and never on another plugin's. An
+//! UPDATE that leaves `spec` as it was, and a policy being deleted, pass unjudged.
 
 use serde_json::Value;
 
@@ -17,6 +18,12 @@ pub(super) async fn admit_policy<S: NadSource>(req: &AdmissionRequest, nads: &S)
     let Some(object) = req.object.as_ref() else {
         return AdmissionResponse::deny(uid, 400, "MultiNetworkPolicy review carries no object");
     };
+    // A policy being deleted, or an UPDATE that leaves the spec alone (labels, finalizers), is
+    // not judged again: a stored policy must always be deletable and labelable.
+    let same_spec = req.old_object.as_ref().is_some_and(|old| old.get("spec") == object.get("spec"));
+    if same_spec || object.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()) {
+        return AdmissionResponse::allow(uid);
+    }
     let mut object = object.clone();
     if object.pointer("/metadata/namespace").and_then(Value::as_str).is_none() {
         if let (Some(ns), Some(meta)) = (req.namespace.as_deref(), object.get_mut("metadata").and_then(Value::as_object_mut)) {
@@ -40,7 +47,9 @@ pub(super) async fn admit_policy<S: NadSource>(req: &AdmissionRequest, nads: &S)
     }
     for (ns, name) in networks {
         match nads.get(&ns, &name).await {
-            Ok(None) => resp.warnings.push(format!("network {ns}/{name} does not exist (yet): the policy applies there once it does")),
+            Ok(None) => resp.warnings.push(format!(
+                "network {ns}/{name} does not exist (yet): the policy is applied on none of its networks until every one exists"
+            )),
             Ok(Some(nad)) if !matches!(nad.kubetron_config(), Ok(Some(_))) => resp
                 .warnings
                 .push(format!("network {ns}/{name} is not a usable kubetron network: kubetron does not enforce the policy there")),

@@ -69,6 +69,9 @@ pub struct AdmissionRequest {
     /// The object as submitted.
     #[serde(default)]
     pub object: Option<Value>,
+    /// The object before the change (UPDATE).
+    #[serde(default)]
+    pub old_object: Option<Value>,
     /// True for dry runs.
     #[serde(default)]
     pub dry_run: Option<bool>,
