@@ -38,7 +38,7 @@ use super::desired::{pod_is_active, PodRef, PolicyGroups, VmIdentity};
 use super::events::{clip, COMPONENT};
 use super::nb::{NbView, SwitchLookup};
 use super::policy::{orphaned_policies, plan_policies, PolicyItem, PolicyPlanError};
-use super::runner::{leader_gained, Tasks};
+use super::runner::{leader_gained, Retry, Tasks};
 use super::Nb;
 use crate::meta::MetaStr;
 use crate::mnp::{self, MultiNetworkPolicy};
@@ -80,9 +80,13 @@ pub enum PolicyError {
     Contended,
 }
 
-/// Per policy: the last event sent (no repeats), the generation last reported applied, the
-/// failures in a row.
-type Reported = (Option<String>, Option<i64>, u32);
+/// Per policy: failures in a row and the last Event sent (no repeats), and the generation last
+/// reported applied.
+#[derive(Default)]
+struct Reported {
+    retry: Retry,
+    applied: Option<i64>,
+}
 
 struct Ctx {
     nb: Nb,
@@ -324,10 +328,9 @@ impl Ctx {
             let mut reported = self.reported.lock().expect("reported");
             let entry = reported.entry(p.key()).or_default();
             let text = format!("{reason}: {note}");
-            if entry.0.as_deref() == Some(text.as_str()) {
+            if !entry.retry.is_new_event(&text) {
                 return;
             }
-            entry.0 = Some(text);
         }
         let level = if type_ == EventType::Warning { tracing::Level::WARN } else { tracing::Level::INFO };
         if level == tracing::Level::WARN {
@@ -439,9 +442,9 @@ async fn reconcile(p: Arc<MultiNetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, 
             let new = {
                 let mut reported = ctx.reported.lock().expect("reported");
                 let entry = reported.entry(key).or_default();
-                entry.2 = 0;
-                let new = entry.1 != generation;
-                entry.1 = generation;
+                entry.retry.attempts = 0;
+                let new = entry.applied != generation;
+                entry.applied = generation;
                 new
             };
             if new && !list.is_empty() {
@@ -459,15 +462,15 @@ async fn reconcile(p: Arc<MultiNetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, 
 }
 
 fn error_policy(p: Arc<MultiNetworkPolicy>, err: &PolicyError, ctx: Arc<Ctx>) -> Action {
-    let attempts = {
+    let backoff = {
         let mut reported = ctx.reported.lock().expect("reported");
         let entry = reported.entry(p.key()).or_default();
-        entry.2 += 1;
-        entry.2
+        entry.retry.attempts += 1;
+        entry.retry.backoff(ctx.cfg.backoff_min, ctx.cfg.backoff_max)
     };
     let delay = match err {
         PolicyError::Plan(_) => ctx.cfg.backoff_max,
-        _ => ctx.cfg.backoff_min.saturating_mul(1 << attempts.min(16)).min(ctx.cfg.backoff_max),
+        _ => backoff,
     };
     tracing::warn!(policy = %p.key(), retry_in = ?delay, "{err}");
     Action::requeue(delay)

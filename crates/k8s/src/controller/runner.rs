@@ -89,12 +89,28 @@ impl Default for RunnerConfig {
 
 type Key = ObjectRef<Pod>;
 
-/// Per-pod failure bookkeeping (gone after a success).
+/// Failure bookkeeping of one reconciled object (a pod, a policy): failures in a row, and the
+/// last Event sent, so a repeated one is not sent again.
 #[derive(Debug, Default)]
-struct Retry {
-    attempts: u32,
-    /// The message of the last Warning Event, so a repeated failure is not reported again.
+pub(super) struct Retry {
+    pub(super) attempts: u32,
     last_event: Option<String>,
+}
+
+impl Retry {
+    /// Records `text` as the last Event; false when it repeats the one before.
+    pub(super) fn is_new_event(&mut self, text: &str) -> bool {
+        if self.last_event.as_deref() == Some(text) {
+            return false;
+        }
+        self.last_event = Some(text.to_string());
+        true
+    }
+
+    /// The delay before retrying a transient failure: `min` doubled per attempt, at most `max`.
+    pub(super) fn backoff(&self, min: Duration, max: Duration) -> Duration {
+        min.saturating_mul(1 << self.attempts.min(16)).min(max)
+    }
 }
 
 /// Aborts the runner's helper tasks when the runner is dropped, so that cancelling [`run`]
@@ -418,9 +434,7 @@ async fn reconcile<B: Backend, W: PodWriter>(pod: Arc<Pod>, ctx: Arc<Ctx<B, W>>)
                 let mut retries = ctx.retries.lock().expect("retries");
                 let r = retries.entry(key).or_default();
                 r.attempts += 1;
-                let repeat = r.last_event.as_deref() == Some(msg.as_str());
-                r.last_event = Some(msg.clone());
-                !repeat && !matches!(err, PodError::NotLeader | PodError::Stopped)
+                r.is_new_event(&msg) && !matches!(err, PodError::NotLeader | PodError::Stopped)
             };
             if let (true, Some(pr)) = (report, PodRef::of(&pod)) {
                 if let Err(w) = ctx.writer.emit_event(&pr, EventType::Warning, err.reason(), &msg).await {
@@ -437,12 +451,8 @@ async fn reconcile<B: Backend, W: PodWriter>(pod: Arc<Pod>, ctx: Arc<Ctx<B, W>>)
 /// `backoff_max`, sooner if the pod or a NAD it uses changes.
 fn error_policy<B: Backend, W: PodWriter>(pod: Arc<Pod>, err: &PodError, ctx: Arc<Ctx<B, W>>) -> Action {
     let key = ObjectRef::from_obj(pod.as_ref());
-    let attempts = ctx.retries.lock().expect("retries").get(&key).map_or(1, |r| r.attempts);
-    let delay = if err.is_transient() {
-        ctx.cfg.backoff_min.saturating_mul(1 << attempts.min(16)).min(ctx.cfg.backoff_max)
-    } else {
-        ctx.cfg.backoff_max
-    };
+    let backoff = ctx.retries.lock().expect("retries").get(&key).map(|r| r.backoff(ctx.cfg.backoff_min, ctx.cfg.backoff_max));
+    let delay = if err.is_transient() { backoff.unwrap_or(ctx.cfg.backoff_min.saturating_mul(2)) } else { ctx.cfg.backoff_max };
     tracing::warn!(pod = %key, reason = err.reason(), retry_in = ?delay, "{err}");
     Action::requeue(delay)
 }
@@ -571,5 +581,18 @@ mod tests {
         assert!(pods_using(&pods, &red_b).is_empty());
         let red_a = new_nad("a", "red", "{}", &[]);
         assert_eq!(names(pods_using(&pods, &red_a)), ["a/other-net"]);
+    }
+
+    #[test]
+    fn retry_reports_an_event_once_and_backs_off() {
+        let mut r = Retry::default();
+        assert!(r.is_new_event("a") && !r.is_new_event("a") && r.is_new_event("b") && r.is_new_event("a"));
+        let (min, max) = (Duration::from_millis(500), Duration::from_secs(60));
+        r.attempts = 1;
+        assert_eq!(r.backoff(min, max), Duration::from_secs(1));
+        r.attempts = 3;
+        assert_eq!(r.backoff(min, max), Duration::from_secs(4));
+        r.attempts = 40;
+        assert_eq!(r.backoff(min, max), max);
     }
 }
