@@ -38,24 +38,22 @@ const FIELD_MANAGER: &str = "kubetron-controller";
 /// Offered profiles: Port_Group name -> the namespaces it is offered to (`"ns1,ns2"` or `"*"`).
 pub type Offers = BTreeMap<String, String>;
 
-/// The Port_Groups of `view` marked `external_ids:kubetron.io/namespaces`. A group whose name
-/// cannot be a ConfigMap key, or is one of kubetron's own (`kt_...`), is left out (and logged):
-/// one such name must not stop every other offer from being published.
-pub fn offered(view: &NbView) -> Offers {
+/// The Port_Groups of `view` marked `external_ids:kubetron.io/namespaces`, and the names of
+/// those left out: a name that cannot be a ConfigMap key, or one of kubetron's own (`kt_...`)
+/// (one such name must not stop every other offer from being published). Pure.
+pub fn offered(view: &NbView) -> (Offers, Vec<String>) {
     let mut offers = Offers::new();
+    let mut left_out = Vec::new();
     for (_, row) in view.snapshot().rows(PG) {
         let Some(ns) = row.map_str("external_ids", names::EXPOSE_NAMESPACES) else { continue };
         let name = row.str("name");
         if publishable(name) {
             offers.insert(name.to_string(), ns.to_string());
         } else {
-            tracing::warn!(
-                port_group = name,
-                "not offered as a security profile: kubetron's own group, or a name that cannot be a ConfigMap key"
-            );
+            left_out.push(name.to_string());
         }
     }
-    offers
+    (offers, left_out)
 }
 
 /// Whether Port_Group `name` can be offered: a ConfigMap key (`[-._a-zA-Z0-9]`, at most 253
@@ -67,7 +65,7 @@ pub fn publishable(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && name != "."
         && !name.starts_with("..")
-        && !name.starts_with("kt_")
+        && !name.starts_with(model::names::OWN_GROUP_PREFIX)
 }
 
 /// Whether `profile` may be asked for in `namespace`, per `offers` (`None`: nothing published).
@@ -118,8 +116,11 @@ pub async fn run(client: Client, nb: Nb, namespace: String, mut leader: watch::R
     let mut mirror = Mirror::new(resync, debounce.max(Duration::from_secs(1)));
     loop {
         if *leader.borrow() {
-            let now = offered(&nb.view());
+            let (now, left_out) = offered(&nb.view());
             if mirror.due(&now) {
+                if !left_out.is_empty() {
+                    tracing::warn!(port_groups = ?left_out, "not offered as security profiles: kubetron's own groups, or names that cannot be ConfigMap keys");
+                }
                 match publish(&client, &namespace, &now).await {
                     Ok(()) => {
                         tracing::info!(profiles = now.len(), "published the offered security profiles");

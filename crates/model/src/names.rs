@@ -19,6 +19,11 @@ use thiserror::Error;
 /// the option binds whatever the Interface says.
 pub const IFACE_ID_VER: &str = "iface-id-ver";
 
+/// The prefix of every Port_Group and Address_Set name kubetron makes (MultiNetworkPolicy groups
+/// and sets): an administrator's group offered as a security profile never has it, so a pod can
+/// neither ask for nor be offered one of kubetron's own.
+pub const OWN_GROUP_PREFIX: &str = "kt_";
+
 /// `external_ids` keys naming the pod a port (or OVS Interface) belongs to: `namespace` and
 /// `name`. Conflicts found by [`crate::addressing`] name the pod through them.
 pub const POD_NAMESPACE: &str = "kubetron.io/pod-namespace";

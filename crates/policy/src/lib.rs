@@ -20,5 +20,5 @@ pub use spec::{parse_policy_for, Direction, LabelSelector, PolicySpec, Protocol,
 pub use translate::{
     deny_group_names, deny_rows, port_group_name, translate, AclRow, AddressSetRow, Mode, PolicyRef, PolicyRows, PortGroupRow,
 };
-pub use validate::{validate, Problem};
+pub use validate::{describe, validate, Problem};
 pub use world::{ContainerPort, PodView, PortView, World};

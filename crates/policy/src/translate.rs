@@ -14,6 +14,8 @@
 //! list is an update of the same row.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use model::names::OWN_GROUP_PREFIX;
 use std::net::IpAddr;
 
 use ovn::names;
@@ -99,13 +101,13 @@ pub fn short_hash(s: &str) -> String {
 
 /// The Port_Group name of policy `key` (`namespace/name`) on `switch`.
 pub fn port_group_name(key: &str, switch: &str) -> String {
-    format!("kt_mnp_{}", short_hash(&format!("{key}|{switch}")))
+    format!("{OWN_GROUP_PREFIX}mnp_{}", short_hash(&format!("{key}|{switch}")))
 }
 
 /// The names of the default-deny groups of `switch`: (ingress, egress).
 pub fn deny_group_names(switch: &str) -> (String, String) {
     let h = short_hash(switch);
-    (format!("kt_deny_in_{h}"), format!("kt_deny_out_{h}"))
+    (format!("{OWN_GROUP_PREFIX}deny_in_{h}"), format!("{OWN_GROUP_PREFIX}deny_out_{h}"))
 }
 
 fn acl_name(prefix: &str, key: &str) -> String {
@@ -135,7 +137,7 @@ fn address_set(
     family: &str,
     ips: &BTreeSet<IpAddr>,
 ) -> String {
-    let name = format!("kt_as_{}_{}", short_hash(set_id), if family == "ip4" { "v4" } else { "v6" });
+    let name = format!("{OWN_GROUP_PREFIX}as_{}_{}", short_hash(set_id), if family == "ip4" { "v4" } else { "v6" });
     if !sets.iter().any(|s| s.name == name) {
         sets.push(AddressSetRow { name: name.clone(), addresses: ips.iter().map(IpAddr::to_string).collect(), external_ids });
     }

@@ -21,6 +21,12 @@ impl fmt::Display for Problem {
     }
 }
 
+/// `problems` as users are shown them (an Event, an admission refusal): each with its path,
+/// `; `-separated.
+pub fn describe(problems: &[Problem]) -> String {
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
 /// The problems of `spec`, every one of them (empty: the policy is usable).
 pub fn validate(spec: &PolicySpec) -> Vec<Problem> {
     let mut out = Vec::new();

@@ -417,8 +417,8 @@ async fn reconcile(p: Arc<MultiNetworkPolicy>, ctx: Arc<Ctx>) -> Result<Action, 
     }
     let problems = policy::validate(&p.spec.policy);
     if !problems.is_empty() {
-        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        ctx.event(&p, EventType::Warning, "PolicyRejected", format!("not applied (OVN unchanged): {}", text.join("; "))).await;
+        let text = policy::describe(&problems);
+        ctx.event(&p, EventType::Warning, "PolicyRejected", format!("not applied (OVN unchanged): {text}")).await;
         return Ok(Action::await_change());
     }
     let switches = match resolve(&p, &ctx.nads) {

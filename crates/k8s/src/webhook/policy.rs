@@ -36,9 +36,9 @@ pub(super) async fn admit_policy<S: NadSource>(req: &AdmissionRequest, nads: &S)
     };
     let problems = policy::validate(&p.spec.policy);
     if !problems.is_empty() {
-        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        tracing::info!(policy = %p.key(), problems = %text.join("; "), "refusing policy");
-        return AdmissionResponse::deny(uid, 400, text.join("; "));
+        let text = policy::describe(&problems);
+        tracing::info!(policy = %p.key(), problems = %text, "refusing policy");
+        return AdmissionResponse::deny(uid, 400, text);
     }
     let mut resp = AdmissionResponse::allow(uid);
     let networks = p.policy_for();

@@ -126,7 +126,7 @@ fn parse_element(item: Value) -> Result<NetworkRequest, RequestProblem> {
     let cni_args = opt_object(&mut obj, "cni-args")?;
     let security_profile = opt_string(&mut obj, super::SECURITY_PROFILE_KEY)?;
     if let Some(p) = &security_profile {
-        if !is_port_group_name(p) || p.starts_with("kt_") {
+        if !is_port_group_name(p) || p.starts_with(crate::names::OWN_GROUP_PREFIX) {
             return Err(RequestProblem::SecurityProfile(super::shorten(p, 80)));
         }
     }
