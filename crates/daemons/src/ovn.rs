@@ -288,6 +288,32 @@ impl Chassis {
         crate::process::read_pidfile(&self.controller_pidfile).ok().flatten()
     }
 
+    /// What went wrong with this chassis's daemons, if anything: ovs-vswitchd or ovn-controller no
+    /// longer running, or an emergency in its log (how OVS reports a failed assertion before it
+    /// aborts, e.g. OVS 3.1's userspace conntrack: `conntrack.c:1063: assertion ... failed in
+    /// conn_update_state()`). `None` while both run and neither logged an emergency. Tests call it
+    /// when traffic stops flowing, so the failure names the crash instead of a missing packet.
+    pub fn failure(&self) -> Option<String> {
+        if self.stopped {
+            return None;
+        }
+        let daemons = [("ovs-vswitchd", &self.vswitchd_pidfile), ("ovn-controller", &self.controller_pidfile)];
+        let problems: Vec<String> = daemons
+            .iter()
+            .filter_map(|(name, pidfile)| {
+                let running = crate::process::read_pidfile(pidfile).ok().flatten().is_some_and(crate::process::is_running);
+                let log = std::fs::read_to_string(self.cfg.dir.join(format!("{name}.log"))).unwrap_or_default();
+                let emergencies: Vec<&str> = log.lines().filter(|l| l.contains("|EMER|")).collect();
+                (!running || !emergencies.is_empty()).then(|| {
+                    let state = if running { "runs" } else { "is not running" };
+                    let said = if emergencies.is_empty() { String::new() } else { format!("; its log: {}", emergencies.join(" / ")) };
+                    format!("{name} on {} {state}{said}", self.cfg.name)
+                })
+            })
+            .collect();
+        (!problems.is_empty()).then(|| problems.join("; "))
+    }
+
     /// Runs `ovs-vsctl` against this chassis's database (with a 10 s timeout).
     pub fn vsctl(&self, args: &[&str]) -> Result<String, Error> {
         let db = format!("--db={}", self.conf.unix_remote());

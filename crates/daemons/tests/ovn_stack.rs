@@ -40,6 +40,18 @@ fn two_chassis_register_and_tunnel_then_leave_nothing() {
 
     let pids: Vec<i32> = [&c1, &c2].iter().flat_map(|c| [c.vswitchd_pid(), c.controller_pid()]).flatten().collect();
     assert_eq!(pids.len(), 4);
+
+    // A healthy chassis reports no failure; a dead daemon and an emergency in a log are reported.
+    assert_eq!(c1.failure(), None);
+    assert_eq!(c2.failure(), None);
+    daemons::process::kill_pid(c2.controller_pid().unwrap()).unwrap();
+    let failure = c2.failure().expect("a chassis whose ovn-controller was killed reports it");
+    assert!(failure.contains("ovn-controller on ch2 is not running"), "{failure}");
+    let log = c1.dir().join("ovs-vswitchd.log");
+    let line = "2026-12-01T00:00:00.000Z|00001|util|EMER|lib/conntrack.c:1063: assertion failed (written by this test)\n";
+    std::fs::OpenOptions::new().append(true).open(&log).and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes())).unwrap();
+    let failure = c1.failure().expect("an emergency in ovs-vswitchd's log is reported");
+    assert!(failure.contains("ovs-vswitchd on ch1 runs; its log: ") && failure.contains("conntrack.c:1063"), "{failure}");
     let nb_pid = central.nb().pid().unwrap();
     drop(c1);
     drop(c2);

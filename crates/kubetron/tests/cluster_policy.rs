@@ -163,6 +163,11 @@ fn converge(world: &World, what: &str, since: Instant, expects: &[Expect]) -> Du
     let mut last = Vec::new();
     while Instant::now() < deadline {
         last = mismatches(expects);
+        // A crashed datapath never converges: say so at once (README, Known issues).
+        let crashed: Vec<String> = world.chassis.iter().filter_map(|c| c.failure()).collect();
+        if !crashed.is_empty() {
+            panic!("{what}: a chassis failed while the expectations did not hold ({last:?}): {}", crashed.join("; "));
+        }
         if last.is_empty() {
             let took = since.elapsed();
             let again = mismatches(expects);
@@ -209,7 +214,8 @@ fn converge(world: &World, what: &str, since: Instant, expects: &[Expect]) -> Du
     for m in members {
         eprintln!("--- sockets of {}\n{}", m.name, String::from_utf8_lossy(&m.pod.exec(&["ss", "-tan"]).stdout));
     }
-    panic!("{what}: not applied within {CONVERGE:?}: {last:?}");
+    let crashed: Vec<String> = world.chassis.iter().filter_map(|c| c.failure()).collect();
+    panic!("{what}: not applied within {CONVERGE:?}: {last:?}; chassis failures: {crashed:?}");
 }
 
 /// Links two pods' network namespaces with a veth pair named eth0 in both (10.69.0.1/24 and
