@@ -297,11 +297,11 @@ impl Chassis {
         if self.stopped {
             return None;
         }
-        let daemons = [("ovs-vswitchd", &self.vswitchd_pidfile), ("ovn-controller", &self.controller_pidfile)];
+        let daemons = [("ovs-vswitchd", self.vswitchd_pid()), ("ovn-controller", self.controller_pid())];
         let problems: Vec<String> = daemons
-            .iter()
-            .filter_map(|(name, pidfile)| {
-                let running = crate::process::read_pidfile(pidfile).ok().flatten().is_some_and(crate::process::is_running);
+            .into_iter()
+            .filter_map(|(name, pid)| {
+                let running = pid.is_some_and(crate::process::is_running);
                 let log = std::fs::read_to_string(self.cfg.dir.join(format!("{name}.log"))).unwrap_or_default();
                 let emergencies: Vec<&str> = log.lines().filter(|l| l.contains("|EMER|")).collect();
                 (!running || !emergencies.is_empty()).then(|| {

@@ -163,17 +163,17 @@ fn converge(world: &World, what: &str, since: Instant, expects: &[Expect]) -> Du
     let mut last = Vec::new();
     while Instant::now() < deadline {
         last = mismatches(expects);
-        // A crashed datapath never converges: say so at once (README, Known issues).
-        let crashed: Vec<String> = world.chassis.iter().filter_map(|c| c.failure()).collect();
-        if !crashed.is_empty() {
-            panic!("{what}: a chassis failed while the expectations did not hold ({last:?}): {}", crashed.join("; "));
-        }
         if last.is_empty() {
             let took = since.elapsed();
             let again = mismatches(expects);
             assert!(again.is_empty(), "{what}: flapped after converging: {again:?}");
             eprintln!("{what}: applied_within_ms={}", took.as_millis());
             return took;
+        }
+        // A crashed datapath never converges: say so at once (README, Known issues).
+        let crashed = chassis_failures(world);
+        if !crashed.is_empty() {
+            panic!("{what}: a chassis failed while the expectations did not hold ({last:?}): {}", crashed.join("; "));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -214,8 +214,12 @@ fn converge(world: &World, what: &str, since: Instant, expects: &[Expect]) -> Du
     for m in members {
         eprintln!("--- sockets of {}\n{}", m.name, String::from_utf8_lossy(&m.pod.exec(&["ss", "-tan"]).stdout));
     }
-    let crashed: Vec<String> = world.chassis.iter().filter_map(|c| c.failure()).collect();
-    panic!("{what}: not applied within {CONVERGE:?}: {last:?}; chassis failures: {crashed:?}");
+    panic!("{what}: not applied within {CONVERGE:?}: {last:?}; chassis failures: {:?}", chassis_failures(world));
+}
+
+/// What [`daemons::Chassis::failure`] reports for each chassis that failed.
+fn chassis_failures(world: &World) -> Vec<String> {
+    world.chassis.iter().filter_map(|c| c.failure()).collect()
 }
 
 /// Links two pods' network namespaces with a veth pair named eth0 in both (10.69.0.1/24 and
